@@ -1,0 +1,81 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from accounts.models import Seller, User
+
+
+class UserChangeFormByEmail(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
+class UserCreationFormByEmail(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("email",)
+
+
+class SellerInline(admin.StackedInline):
+    model = Seller
+    extra = 0
+    can_delete = False
+    fields = ("display_name", "slug", "country", "default_currency", "payout_status")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserChangeFormByEmail
+    add_form = UserCreationFormByEmail
+    ordering = ("email",)
+    list_display = ("email", "full_name", "is_staff", "is_active", "date_joined", "last_login")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+    search_fields = ("email", "full_name")
+    readonly_fields = ("date_joined", "last_login")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("full_name",)}),
+        (
+            "Permissions",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+    inlines = [SellerInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only a superuser hands out roles: an operator must not be able to
+        # make anyone (themselves included) staff or superuser.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += ("is_staff", "is_superuser", "groups", "user_permissions")
+        return fields
+
+
+@admin.register(Seller)
+class SellerAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name",
+        "slug",
+        "user",
+        "country",
+        "default_currency",
+        "payout_status",
+        "created_at",
+    )
+    list_filter = ("payout_status", "default_currency", "country")
+    search_fields = ("display_name", "slug", "user__email", "payout_account_id")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "updated_at")
+    prepopulated_fields = {"slug": ("display_name",)}

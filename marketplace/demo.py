@@ -1,0 +1,269 @@
+"""Demo data for a fresh install: an operator, sellers in three currencies,
+customers and a catalog. Running it again changes nothing that exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from accounts import services as account_services
+from accounts.models import Seller, User
+from marketplace.models import Category, Product
+from marketplace.services.products import product_create
+from payments.currencies import to_minor_units
+
+OPERATOR = ("operator@example.com", "operator-demo-pass", "Olivia Operator")
+CUSTOMERS = [
+    ("alice@example.com", "alice-demo-pass", "Alice Customer"),
+    ("bob@example.com", "bob-demo-pass", "Bob Customer"),
+]
+# (email, password, shop name, slug, country, currency)
+SELLERS = [
+    ("books@example.com", "books-demo-pass", "Northwind Books", "northwind-books", "US", "USD"),
+    ("atelier@example.com", "atelier-demo-pass", "Atelier Lumière", "atelier-lumiere", "FR", "EUR"),
+    ("kyoto@example.com", "kyoto-demo-pass", "Kyoto Craft House", "kyoto-craft-house", "JP", "JPY"),
+]
+# (name, slug, parent slug)
+CATEGORIES = [
+    ("Books", "books", None),
+    ("Fiction", "fiction", "books"),
+    ("Non-fiction", "non-fiction", "books"),
+    ("Home & Kitchen", "home-kitchen", None),
+    ("Tableware", "tableware", "home-kitchen"),
+    ("Textiles", "textiles", "home-kitchen"),
+    ("Art & Prints", "art-prints", None),
+    ("Stationery", "stationery", None),
+]
+# seller slug -> [(title, category slug, price as typed, stock, featured, description)]
+PRODUCTS = {
+    "northwind-books": [
+        (
+            "The Lighthouse Keeper",
+            "fiction",
+            "18.99",
+            12,
+            True,
+            "A novel of storms, solitude and a letter that arrives forty years late.",
+        ),
+        (
+            "Salt and Stone",
+            "fiction",
+            "14.50",
+            7,
+            False,
+            "Short stories from a fishing village on the Maine coast.",
+        ),
+        (
+            "The Quiet Orbit",
+            "fiction",
+            "22.00",
+            3,
+            False,
+            "Hard science fiction about the last crewed station around Saturn.",
+        ),
+        (
+            "A Field Guide to Clouds",
+            "non-fiction",
+            "29.95",
+            20,
+            True,
+            "Every cloud type, photographed and explained.",
+        ),
+        (
+            "Bread at Home",
+            "non-fiction",
+            "34.00",
+            9,
+            False,
+            "Sourdough, rye and flatbreads for a home oven.",
+        ),
+        (
+            "Maps of Forgotten Cities",
+            "non-fiction",
+            "45.00",
+            4,
+            False,
+            "Historic city plans with essays on how each city changed.",
+        ),
+        (
+            "Pocket Notebook, Dot Grid",
+            "stationery",
+            "6.75",
+            150,
+            False,
+            "A5, 96 pages of 100 gsm paper, lies flat.",
+        ),
+        (
+            "Letterpress Bookmark Set",
+            "stationery",
+            "9.99",
+            0,
+            False,
+            "Five bookmarks printed on cotton card. Back in stock soon.",
+        ),
+    ],
+    "atelier-lumiere": [
+        (
+            "Linen Tea Towel, Indigo",
+            "textiles",
+            "18.00",
+            40,
+            True,
+            "Stonewashed French linen, hand-dyed with indigo.",
+        ),
+        (
+            "Linen Table Runner",
+            "textiles",
+            "42.50",
+            10,
+            False,
+            "200 cm runner in natural flax linen.",
+        ),
+        (
+            "Stoneware Bowl",
+            "tableware",
+            "24.00",
+            16,
+            True,
+            "Wheel-thrown in Provence, glazed in sea green.",
+        ),
+        (
+            "Espresso Cups, Set of Two",
+            "tableware",
+            "32.00",
+            8,
+            False,
+            "Matte white porcelain with a speckled rim.",
+        ),
+        (
+            "Serving Board, Olive Wood",
+            "tableware",
+            "55.00",
+            5,
+            False,
+            "Cut from one piece of Provençal olive wood.",
+        ),
+        (
+            "Riviera Poster, A3",
+            "art-prints",
+            "27.90",
+            25,
+            False,
+            "Giclée print on 300 gsm archival paper.",
+        ),
+        (
+            "Botanical Print, Lavender",
+            "art-prints",
+            "35.00",
+            12,
+            False,
+            "Hand-coloured etching, limited edition of 100.",
+        ),
+        (
+            "Wax Seal Kit",
+            "stationery",
+            "19.90",
+            30,
+            False,
+            "Brass stamp, three sticks of wax and a spoon.",
+        ),
+    ],
+    "kyoto-craft-house": [
+        ("Hinoki Chopsticks", "tableware", "2800", 60, True, "Hand-planed cypress, five pairs."),
+        (
+            "Tenugui Cloth, Waves",
+            "textiles",
+            "1500",
+            80,
+            False,
+            "Hand-dyed cotton tenugui with a seigaiha pattern.",
+        ),
+        ("Matcha Bowl", "tableware", "6500", 6, True, "Raku-fired chawan from a Kyoto kiln."),
+        ("Washi Notebook", "stationery", "1200", 45, False, "Hand-bound with paper from Echizen."),
+        (
+            "Woodblock Print, Kamo River",
+            "art-prints",
+            "9800",
+            3,
+            False,
+            "Traditional ukiyo-e technique, signed.",
+        ),
+        ("Furoshiki, Indigo", "textiles", "3200", 20, False, "Wrapping cloth, 70 cm square."),
+        ("Cast Iron Teapot", "tableware", "14500", 4, False, "Nambu tekki, 0.6 litres."),
+        ("Brush Pen Set", "stationery", "2200", 0, False, "Three brush pens for calligraphy."),
+    ],
+}
+
+
+@dataclass
+class DemoSeedResult:
+    created: list[str] = field(default_factory=list)
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # role, email, password
+
+
+def _user(email: str, password: str, full_name: str, result: DemoSeedResult) -> User:
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = account_services.user_sign_up(email=email, password=password, full_name=full_name)
+        result.created.append(f"user {email}")
+    return user
+
+
+@transaction.atomic
+def demo_seed() -> DemoSeedResult:
+    """Create the demo data that is missing; existing rows are left as they are."""
+    result = DemoSeedResult()
+
+    operator = _user(*OPERATOR, result)
+    if not operator.is_staff:
+        account_services.operator_grant(user=operator)
+    result.logins.append(("operator", OPERATOR[0], OPERATOR[1]))
+
+    for email, password, full_name in CUSTOMERS:
+        _user(email, password, full_name, result)
+        result.logins.append(("customer", email, password))
+
+    categories: dict[str, Category] = {}
+    for position, (name, slug, parent_slug) in enumerate(CATEGORIES):
+        category, created = Category.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "parent": categories.get(parent_slug) if parent_slug else None,
+                "position": position,
+            },
+        )
+        categories[slug] = category
+        if created:
+            result.created.append(f"category {slug}")
+
+    for email, password, shop, slug, country, currency in SELLERS:
+        user = _user(email, password, shop, result)
+        seller = Seller.objects.filter(user=user).first() or account_services.seller_become(
+            user=user, display_name=shop, slug=slug, country=country, default_currency=currency
+        )
+        if seller.payout_status == Seller.PayoutStatus.NOT_STARTED and currency != "JPY":
+            # Two of the three demo sellers have finished payout onboarding.
+            seller.payout_status = Seller.PayoutStatus.ENABLED
+            seller.save(update_fields=["payout_status"])
+        result.logins.append(("seller", email, password))
+
+        existing = set(Product.objects.filter(seller=seller).values_list("title", flat=True))
+        for title, category_slug, price, stock, featured, description in PRODUCTS[slug]:
+            if title in existing:
+                continue
+            product = product_create(
+                seller=seller,
+                title=title,
+                category=categories[category_slug],
+                description=description,
+                price_minor=to_minor_units(price, currency),
+                currency=currency,
+                stock=stock,
+            )
+            if featured:
+                product.is_featured = True
+                product.save(update_fields=["is_featured"])
+            result.created.append(f"product {product.slug}")
+    return result

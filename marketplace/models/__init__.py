@@ -1,0 +1,3 @@
+from marketplace.models.catalog import Category, Product
+
+__all__ = ["Category", "Product"]

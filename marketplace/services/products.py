@@ -1,0 +1,108 @@
+"""Services that change the catalog. Every web page, admin action and command
+that writes a product goes through these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Seller
+from marketplace.models import Category, Product
+from marketplace.slugs import unique_slug
+
+SLUG_TAKEN = "Another product already uses this address."
+
+# Fields a seller may set on their own product.
+EDITABLE_FIELDS = (
+    "title",
+    "category",
+    "description",
+    "price_minor",
+    "currency",
+    "stock",
+    "slug",
+    "image",
+    "is_active",
+)
+
+
+def _save(product: Product) -> Product:
+    """Validate against the model's rules and constraints, then save, or raise ValidationError."""
+    product.full_clean()
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError as exc:  # another product took the slug between check and save
+        raise ValidationError({"slug": SLUG_TAKEN}) from exc
+    return product
+
+
+def product_create(
+    *,
+    seller: Seller,
+    title: str,
+    category: Category,
+    price_minor: int,
+    currency: str,
+    stock: int,
+    description: str = "",
+    slug: str = "",
+    image: UploadedFile | None = None,
+    is_active: bool = True,
+) -> Product:
+    """List a new product for a seller.
+
+    A blank slug is made from the title; a slug the seller typed that another
+    product uses is refused, never silently changed. Price and stock cannot be
+    negative (the database refuses it too).
+    """
+    product = Product(
+        seller=seller,
+        title=title,
+        category=category,
+        description=description,
+        price_minor=price_minor,
+        currency=currency,
+        stock=stock,
+        slug=slug or unique_slug(Product, title),
+        is_active=is_active,
+    )
+    if image:
+        product.image = image
+    return _save(product)
+
+
+def product_update(*, product: Product, seller: Seller, **changes: Any) -> Product:
+    """Change a seller's own product. Another seller's product is never touched."""
+    if product.seller_id != seller.pk:
+        raise PermissionDenied("You can only change your own products.")
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    if changes.get("slug") == "":
+        changes["slug"] = product.slug
+    if "image" in changes and changes["image"] is None:
+        del changes["image"]  # no new upload keeps the current image
+    for field, value in changes.items():
+        setattr(product, field, value)
+    return _save(product)
+
+
+def product_set_active(*, product: Product, seller: Seller, active: bool) -> Product:
+    """Hide a product from the shop (deactivate) or list it again."""
+    if product.seller_id != seller.pk:
+        raise PermissionDenied("You can only change your own products.")
+    if product.is_active != active:
+        product.is_active = active
+        product.save(update_fields=["is_active", "updated_at"])
+    return product
+
+
+def products_set_active_bulk(*, products: QuerySet[Product], active: bool) -> int:
+    """Operators list or hide many products at once (moderation); returns how many changed."""
+    return products.exclude(is_active=active).update(is_active=active, updated_at=timezone.now())

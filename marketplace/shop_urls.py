@@ -1,0 +1,27 @@
+from django.urls import path
+
+from marketplace.views import seller_products, storefront
+
+app_name = "marketplace"
+
+urlpatterns = [
+    path("", storefront.home, name="home"),
+    path("products/", storefront.product_list, name="product_list"),
+    path("products/<slug:slug>/", storefront.product_detail, name="product_detail"),
+    path("sellers/<slug:slug>/", storefront.seller_storefront, name="seller_storefront"),
+    path("sell/products/", seller_products.product_list, name="seller_product_list"),
+    path("sell/products/new/", seller_products.product_new, name="seller_product_new"),
+    path(
+        "sell/products/<slug:slug>/edit/", seller_products.product_edit, name="seller_product_edit"
+    ),
+    path(
+        "sell/products/<slug:slug>/deactivate/",
+        seller_products.product_deactivate,
+        name="seller_product_deactivate",
+    ),
+    path(
+        "sell/products/<slug:slug>/activate/",
+        seller_products.product_activate,
+        name="seller_product_activate",
+    ),
+]

@@ -1,0 +1,9 @@
+"""Celery tasks of the shop domain."""
+
+from celery import shared_task
+
+
+@shared_task(bind=True)
+def ping(self) -> dict[str, str]:
+    """Answer with the name of the worker that ran it: proves the broker round trip."""
+    return {"pong": "ok", "worker": self.request.hostname}

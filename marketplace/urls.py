@@ -1,0 +1,21 @@
+"""Root URL configuration."""
+
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Marketplace operations"
+admin.site.site_title = "Marketplace admin"
+admin.site.index_title = "Run the marketplace"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("", include("marketplace.shop_urls")),
+]
+
+if settings.DEBUG:
+    # Uploaded product images in development; production serves MEDIA_ROOT
+    # from the web server or object storage (docs/operations.md).
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,68 @@
+"""Public catalog pages: home, product list and search, product page, storefronts."""
+
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from accounts.models import Seller
+from marketplace.filters import ProductFilter
+from marketplace.models import Product
+from marketplace.selectors.catalog import (
+    categories_tree,
+    product_get_for_viewer,
+    products_featured,
+)
+
+PAGE_SIZE = 12
+
+
+def _paginate(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+@require_GET
+def home(request):
+    return render(
+        request,
+        "marketplace/home.html",
+        {"featured": products_featured(), "categories": categories_tree()},
+    )
+
+
+@require_GET
+def product_list(request):
+    filterset = ProductFilter(request.GET, queryset=Product.objects.listed())
+    # An unknown category or a malformed value shows its error and no products.
+    products = filterset.qs if filterset.is_valid() else Product.objects.none()
+    page = _paginate(request, products)
+    querystring = request.GET.copy()
+    querystring.pop("page", None)
+    return render(
+        request,
+        "marketplace/product_list.html",
+        {
+            "filter": filterset,
+            "page_obj": page,
+            "querystring": querystring.urlencode(),
+            "seller": Seller.objects.filter(slug=request.GET.get("seller", "")).first()
+            if request.GET.get("seller")
+            else None,
+        },
+    )
+
+
+@require_GET
+def product_detail(request, slug):
+    product = product_get_for_viewer(slug=slug, user=request.user)
+    return render(request, "marketplace/product_detail.html", {"product": product})
+
+
+@require_GET
+def seller_storefront(request, slug):
+    seller = get_object_or_404(Seller, slug=slug)
+    products = Product.objects.listed().filter(seller=seller)
+    return render(
+        request,
+        "marketplace/seller_storefront.html",
+        {"seller": seller, "page_obj": _paginate(request, products)},
+    )

@@ -1,0 +1,86 @@
+"""Currencies the marketplace trades in, and amounts in their minor units.
+
+Amounts are stored as integers in the currency's minor unit (cents for USD,
+yen for JPY, fils for KWD). The number of decimals of each currency comes from
+CLDR through Babel, a maintained package, rather than a table typed here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_name, get_currency_precision
+from django.utils import translation
+
+# Currencies a seller can price products in. Each one is a real ISO 4217 code
+# that Stripe can settle; the list is short on purpose so that every currency
+# on the site has been looked at (JPY: no decimals, KWD: three).
+SUPPORTED_CURRENCIES: tuple[str, ...] = (
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "CAD",
+    "AUD",
+    "CHF",
+    "SEK",
+    "KWD",
+)
+
+# Largest amount a single price may have, in major units of any currency.
+MAX_MAJOR_UNITS = 10_000_000
+
+
+class AmountError(ValueError):
+    """A decimal amount that cannot be expressed in a currency's minor units."""
+
+
+def currency_choices() -> list[tuple[str, str]]:
+    """(code, "code — name") pairs for a form or model field."""
+    return [
+        (code, f"{code} — {get_currency_name(code, locale='en')}") for code in SUPPORTED_CURRENCIES
+    ]
+
+
+def exponent(currency: str) -> int:
+    """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    if currency not in SUPPORTED_CURRENCIES:
+        raise AmountError(f"{currency!r} is not a currency this marketplace accepts.")
+    return int(get_currency_precision(currency))
+
+
+def to_minor_units(amount: Decimal | str, currency: str) -> int:
+    """Convert a decimal amount in major units to an exact integer of minor units.
+
+    The rule: never round. An amount with more decimals than the currency has
+    (12.345 USD, 100.5 JPY) is refused, as are negative, non-finite and
+    absurdly large amounts.
+    """
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount).strip())
+    except InvalidOperation as exc:
+        raise AmountError("Enter an amount such as 12.50.") from exc
+    if not value.is_finite():
+        raise AmountError("Enter an amount such as 12.50.")
+    if value < 0:
+        raise AmountError("The amount cannot be negative.")
+    if value > MAX_MAJOR_UNITS:
+        raise AmountError(f"The amount cannot be more than {MAX_MAJOR_UNITS:,} {currency}.")
+    places = exponent(currency)
+    minor = value.scaleb(places)
+    if minor != minor.to_integral_value():
+        if places == 0:
+            raise AmountError(f"{currency} amounts have no decimal places.")
+        raise AmountError(f"{currency} amounts have at most {places} decimal places.")
+    return int(minor)
+
+
+def to_major_units(minor: int, currency: str) -> Decimal:
+    """The exact decimal value of an integer amount of minor units."""
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+def format_amount(minor: int, currency: str, locale: str | None = None) -> str:
+    """Display an amount for people, in the active language's conventions."""
+    locale = locale or translation.to_locale(translation.get_language() or "en-us")
+    return format_currency(to_major_units(minor, currency), currency, locale=locale)
