@@ -1,5 +1,6 @@
 """The catalog: categories and the products sellers list in them."""
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -55,10 +56,14 @@ class Product(models.Model):
     )
     description = models.TextField(blank=True)
     price_minor = models.BigIntegerField(
-        "price (minor units)", help_text="In the currency's smallest unit: cents, yen, fils."
+        "price (minor units)",
+        help_text="In the currency's smallest unit: cents, yen, fils.",
+        validators=[MinValueValidator(0, "The price cannot be negative.")],
     )
     currency = models.CharField(max_length=3, choices=currency_choices())
-    stock = models.IntegerField(default=0)
+    stock = models.IntegerField(
+        default=0, validators=[MinValueValidator(0, "Stock cannot be negative.")]
+    )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive products are hidden."
     )
@@ -75,10 +80,14 @@ class Product(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(price_minor__gte=0), name="marketplace_product_price_gte_0"
+                condition=Q(price_minor__gte=0),
+                name="marketplace_product_price_gte_0",
+                violation_error_message="The price cannot be negative.",
             ),
             models.CheckConstraint(
-                condition=Q(stock__gte=0), name="marketplace_product_stock_gte_0"
+                condition=Q(stock__gte=0),
+                name="marketplace_product_stock_gte_0",
+                violation_error_message="Stock cannot be negative.",
             ),
         ]
         indexes = [

@@ -1,0 +1,101 @@
+"""Real-browser fixtures: one Chromium for the session, a fresh context per test.
+
+Playwright's own browser download is not used; Debian's Chromium is launched
+instead. The live server listens on 127.0.0.1 so that no traffic leaves the
+machine, and every test can save full-page screenshots of its steps into
+``test-artifacts/screenshots/`` (git-ignored) with the ``shot`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHROMIUM
+
+# Playwright's sync API runs an asyncio event loop on the main thread for as
+# long as it is started (here: the whole session). Django's ORM sees that
+# running loop and refuses to work ("SynchronousOnlyOperation: You cannot call
+# this from an async context"), which breaks factories and DB assertions in
+# the test body and pytest-django's database flush between transactional
+# tests. Nothing here really runs concurrently with the ORM on that loop, so
+# the check is switched off for the browser tests.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+# pytest-django's live server binds to "localhost" unless told otherwise;
+# keep all browser traffic on the IPv4 loopback address.
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
+
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP_VIEWPORT = {"width": 1280, "height": 900}
+# Fail fast: every page here renders in well under a second.
+TIMEOUT_MS = 5_000
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # the ``browser`` marker skips (or fails) these tests
+    pass
+else:
+    expect.set_options(timeout=TIMEOUT_MS)
+
+Shot = Callable[["Page", str], Path]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Chromium, started once for the whole run."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Remember each phase's report on the test item, so fixtures can see a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _file_stem(request: pytest.FixtureRequest) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+
+
+@pytest.fixture
+def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a new browser context (no cookies carried over), pointed at the live server."""
+    context = browser.new_context(viewport=DESKTOP_VIEWPORT, base_url=live_server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOT_DIR / f"{_file_stem(request)}-FAILED.png", full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Shot:
+    """``shot(page, step)`` saves a full-page screenshot as ``<test name>-<step>.png``."""
+
+    def take(page: Page, step: str) -> Path:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOT_DIR / f"{_file_stem(request)}-{step}.png"
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take

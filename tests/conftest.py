@@ -1,0 +1,81 @@
+"""Test set-up shared by the whole suite.
+
+Tests run on SQLite and the embedded broker by default. Tests marked
+``postgres``, ``redis`` or ``browser`` need that service; without it they are
+skipped, unless ``REQUIRE_SERVICES=1`` (CI), where a missing service fails
+the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cache
+
+import pytest
+from django.conf import settings as django_settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@cache
+def postgres_available() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@cache
+def redis_available() -> bool:
+    url = django_settings.CELERY_BROKER_URL
+    if not url.startswith("redis://"):
+        return False
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception:
+        return False
+    return True
+
+
+@cache
+def chromium_available() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which(CHROMIUM) is not None
+
+
+SERVICE_MARKERS = {
+    "postgres": (postgres_available, "needs PostgreSQL (set DATABASE_URL=postgres://...)"),
+    "redis": (redis_available, "needs a Redis broker (set CELERY_BROKER_URL=redis://...)"),
+    "browser": (chromium_available, f"needs Playwright and Chromium at {CHROMIUM}"),
+}
+
+
+def pytest_sessionstart(session):
+    if not REQUIRE_SERVICES:
+        return
+    missing = [reason for available, reason in SERVICE_MARKERS.values() if not available()]
+    if missing:
+        raise pytest.UsageError("REQUIRE_SERVICES=1 but: " + "; ".join(missing))
+
+
+def pytest_runtest_setup(item):
+    for name, (available, reason) in SERVICE_MARKERS.items():
+        if item.get_closest_marker(name) and not available():
+            if REQUIRE_SERVICES:
+                pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
+            pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings, tmp_path):
+    """Fast password hashing, and uploads written to a temporary folder."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+pytest_plugins = ["tests.fixtures"]

@@ -1,0 +1,54 @@
+"""Fixtures shared across test modules (registered from conftest.py)."""
+
+import pytest
+
+from accounts.services import operator_grant
+from tests.factories import PASSWORD, CategoryFactory, SellerFactory, UserFactory
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory(email="customer@example.com")
+
+
+@pytest.fixture
+def seller(db):
+    return SellerFactory(user__email="seller@example.com", display_name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_seller(db):
+    return SellerFactory(user__email="other@example.com", display_name="Rival", slug="rival")
+
+
+@pytest.fixture
+def operator(db):
+    return operator_grant(user=UserFactory(email="operator@example.com"))
+
+
+@pytest.fixture
+def category(db):
+    return CategoryFactory(name="Books", slug="books")
+
+
+@pytest.fixture
+def seller_client(client, seller):
+    client.force_login(seller.user)
+    return client
+
+
+@pytest.fixture
+def customer_client(client, customer):
+    client.force_login(customer)
+    return client
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client

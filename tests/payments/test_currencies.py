@@ -1,0 +1,100 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payments.currencies import (
+    MAX_MAJOR_UNITS,
+    SUPPORTED_CURRENCIES,
+    AmountError,
+    exponent,
+    format_amount,
+    to_major_units,
+    to_minor_units,
+)
+
+
+@pytest.mark.parametrize(("currency", "places"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3)])
+def test_exponents_come_from_cldr(currency, places):
+    assert exponent(currency) == places
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [
+        ("12.50", "USD", 1250),
+        ("12.5", "USD", 1250),
+        ("0", "USD", 0),
+        ("1500", "JPY", 1500),
+        ("1500.0", "JPY", 1500),
+        ("1.250", "KWD", 1250),
+        ("0.001", "KWD", 1),
+        (" 7.05 ", "EUR", 705),
+    ],
+)
+def test_to_minor_units_is_exact(text, currency, minor):
+    assert to_minor_units(text, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "message"),
+    [
+        ("12.345", "USD", "USD amounts have at most 2 decimal places."),
+        ("100.5", "JPY", "JPY amounts have no decimal places."),
+        ("1.2345", "KWD", "KWD amounts have at most 3 decimal places."),
+        ("-1", "USD", "The amount cannot be negative."),
+        ("abc", "USD", "Enter an amount such as 12.50."),
+        ("NaN", "USD", "Enter an amount such as 12.50."),
+        ("Infinity", "USD", "Enter an amount such as 12.50."),
+        ("", "USD", "Enter an amount such as 12.50."),
+        ("10000000.01", "USD", "The amount cannot be more than 10,000,000 USD."),
+    ],
+)
+def test_to_minor_units_refuses_what_it_cannot_represent(text, currency, message):
+    with pytest.raises(AmountError, match=message.replace(".", r"\.")):
+        to_minor_units(text, currency)
+
+
+def test_an_unsupported_currency_is_refused():
+    with pytest.raises(AmountError):
+        to_minor_units("1", "XBT")
+
+
+@given(
+    currency=st.sampled_from(SUPPORTED_CURRENCIES),
+    minor=st.integers(min_value=0, max_value=MAX_MAJOR_UNITS * 100),
+)
+def test_minor_and_major_units_round_trip_exactly(currency, minor):
+    if to_major_units(minor, currency) > MAX_MAJOR_UNITS:
+        return
+    assert to_minor_units(to_major_units(minor, currency), currency) == minor
+    assert to_minor_units(str(to_major_units(minor, currency)), currency) == minor
+
+
+@given(
+    currency=st.sampled_from(SUPPORTED_CURRENCIES),
+    amount=st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False),
+)
+def test_an_amount_is_accepted_only_when_it_fits_the_minor_unit(currency, amount):
+    fits = amount == amount.quantize(Decimal(1).scaleb(-exponent(currency)))
+    try:
+        minor = to_minor_units(amount, currency)
+    except AmountError:
+        assert not fits
+    else:
+        assert fits
+        assert Decimal(minor).scaleb(-exponent(currency)) == amount
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "locale", "shown"),
+    [
+        (1250, "USD", "en_US", "$12.50"),
+        (1500, "JPY", "en_US", "¥1,500"),
+        (1250, "KWD", "en_US", "KWD1.250"),
+        (123450, "EUR", "fr_FR", "1\u202f234,50\xa0€"),
+    ],
+)
+def test_format_amount_uses_the_locale(minor, currency, locale, shown):
+    assert format_amount(minor, currency, locale=locale) == shown
