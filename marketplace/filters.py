@@ -7,12 +7,21 @@ from marketplace.models import Category, Product
 from marketplace.selectors.catalog import category_and_children_q
 
 
-class StableOrderingFilter(django_filters.OrderingFilter):
-    """Ordering with the primary key as the last tie-breaker, so pages never overlap."""
+class ProductOrderingFilter(django_filters.OrderingFilter):
+    """Orderings that page cleanly and compare prices only within a currency.
+
+    Amounts in different currencies are not comparable (1500 JPY is less than
+    15.00 EUR), so a price sort groups products by currency first. The primary
+    key is the last tie-breaker, so pages never overlap.
+    """
 
     def filter(self, qs, value):
-        qs = super().filter(qs, value)
-        return qs.order_by(*qs.query.order_by, "-id") if qs.query.order_by else qs
+        ordering = list(super().filter(qs, value).query.order_by)
+        if not ordering:
+            return qs
+        if any(field.lstrip("-") == "price_minor" for field in ordering):
+            ordering.insert(0, "currency")
+        return qs.order_by(*ordering, "-id")
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -24,7 +33,7 @@ class ProductFilter(django_filters.FilterSet):
         empty_label="All categories",
     )
     seller = django_filters.CharFilter(field_name="seller__slug", label="Seller", max_length=80)
-    sort = StableOrderingFilter(
+    sort = ProductOrderingFilter(
         label="Sort by",
         fields=(("created_at", "created"), ("price_minor", "price"), ("title", "title")),
         choices=(

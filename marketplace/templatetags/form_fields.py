@@ -7,10 +7,17 @@ register = template.Library()
 
 @register.filter
 def accessible(field):
-    """Render a bound field; with errors it gets ``aria-invalid`` and ``aria-describedby``."""
-    attrs = {}
+    """Render a bound field with ``aria-invalid`` and ``aria-describedby`` set.
+
+    The description names the error first (when there is one), then the help
+    text, matching the ids that templates/includes/form.html gives them.
+    """
+    described_by = []
     if field.errors:
-        attrs = {"aria-invalid": "true", "aria-describedby": f"{field.auto_id}_error"}
-    elif field.help_text:
-        attrs = {"aria-describedby": f"{field.auto_id}_helptext"}
+        described_by.append(f"{field.auto_id}_error")
+    if field.help_text:
+        described_by.append(f"{field.auto_id}_helptext")
+    attrs = {"aria-describedby": " ".join(described_by)} if described_by else {}
+    if field.errors:
+        attrs["aria-invalid"] = "true"
     return field.as_widget(attrs=attrs)

@@ -34,21 +34,16 @@ def product_list(request):
     filterset = ProductFilter(request.GET, queryset=Product.objects.listed())
     # An unknown category or a malformed value shows its error and no products.
     products = filterset.qs if filterset.is_valid() else Product.objects.none()
-    page = _paginate(request, products)
+    seller_slug = request.GET.get("seller")
     querystring = request.GET.copy()
     querystring.pop("page", None)
-    return render(
-        request,
-        "marketplace/product_list.html",
-        {
-            "filter": filterset,
-            "page_obj": page,
-            "querystring": querystring.urlencode(),
-            "seller": Seller.objects.filter(slug=request.GET.get("seller", "")).first()
-            if request.GET.get("seller")
-            else None,
-        },
-    )
+    context = {
+        "filter": filterset,
+        "page_obj": _paginate(request, products),
+        "querystring": querystring.urlencode(),
+        "seller": Seller.objects.filter(slug=seller_slug).first() if seller_slug else None,
+    }
+    return render(request, "marketplace/product_list.html", context)
 
 
 @require_GET

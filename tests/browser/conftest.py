@@ -1,4 +1,4 @@
-"""Real-browser fixtures: one Chromium for the session, a fresh context per test.
+"""Real-browser fixtures: one Chromium per module, a fresh context per test.
 
 Playwright's own browser download is not used; Debian's Chromium is launched
 instead. The live server listens on 127.0.0.1 so that no traffic leaves the
@@ -14,17 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import CHROMIUM
-
-# Playwright's sync API runs an asyncio event loop on the main thread for as
-# long as it is started (here: the whole session). Django's ORM sees that
-# running loop and refuses to work ("SynchronousOnlyOperation: You cannot call
-# this from an async context"), which breaks factories and DB assertions in
-# the test body and pytest-django's database flush between transactional
-# tests. Nothing here really runs concurrently with the ORM on that loop, so
-# the check is switched off for the browser tests.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 # pytest-django's live server binds to "localhost" unless told otherwise;
 # keep all browser traffic on the IPv4 loopback address.
@@ -43,23 +35,32 @@ DESKTOP_VIEWPORT = {"width": 1280, "height": 900}
 # Fail fast: every page here renders in well under a second.
 TIMEOUT_MS = 5_000
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # the ``browser`` marker skips (or fails) these tests
-    pass
-else:
-    expect.set_options(timeout=TIMEOUT_MS)
+expect.set_options(timeout=TIMEOUT_MS)
 
 Shot = Callable[["Page", str], Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Chromium, started once for the whole run."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    """Chromium, started once per test module.
+
+    While Playwright's sync API is started, an asyncio event loop counts as
+    running on the main thread, and Django's ORM refuses to work there
+    ("SynchronousOnlyOperation: You cannot call this from an async context"):
+    factories, database assertions and pytest-django's flush between
+    transactional tests would all fail. Nothing here really shares that loop
+    with the ORM, so DJANGO_ALLOW_ASYNC_UNSAFE switches the check off, but
+    only while Playwright runs: set for the whole process (at import time) it
+    leaks into other tests, e.g. the subprocess of ``check --deploy`` in
+    tests/test_settings.py fails with async.E001. The module scope stops
+    Playwright, and its loop, before the next module's tests run.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -76,7 +77,13 @@ def _file_stem(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A page in a new browser context (no cookies carried over), pointed at the live server."""
+    """A page in a new browser context (no cookies carried over), pointed at the live server.
+
+    The test's screenshots from an earlier run are removed first; a failing
+    test leaves ``<test name>-FAILED.png`` showing where it stopped.
+    """
+    for old in SCREENSHOT_DIR.glob(f"{_file_stem(request)}-*.png"):
+        old.unlink()
     context = browser.new_context(viewport=DESKTOP_VIEWPORT, base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()

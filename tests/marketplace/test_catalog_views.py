@@ -97,6 +97,14 @@ def test_sorting(client, sort, expected):
     assert titles(client.get(LIST, {"sort": sort})) == expected
 
 
+def test_price_sorting_compares_prices_within_a_currency(client):
+    ProductFactory(title="Yen", price_minor=1500, currency="JPY")
+    ProductFactory(title="Euro dear", price_minor=9000, currency="EUR")
+    ProductFactory(title="Euro cheap", price_minor=1000, currency="EUR")
+
+    assert titles(client.get(LIST, {"sort": "price"})) == ["Euro cheap", "Euro dear", "Yen"]
+
+
 def test_pagination_keeps_the_filters_and_never_repeats_a_product(client):
     ProductFactory.create_batch(30, title="Teapot", price_minor=100)
 
