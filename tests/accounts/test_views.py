@@ -225,3 +225,35 @@ def test_profile_shows_roles_and_saves_the_name(seller_client, seller):
 
 def test_profile_needs_a_login(client):
     assert client.get(reverse("accounts:profile")).status_code == 302
+
+
+def test_an_operator_logs_in_to_the_admin_with_their_email(client, operator):
+    response = client.post(
+        reverse("admin:login"),
+        {"username": operator.email.upper(), "password": PASSWORD, "next": "/admin/"},
+    )
+
+    assert response.status_code == 302
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("who", "shown", "hidden"),
+    [
+        ("anonymous", ["Log in", "Sign up"], ["My shop", ">Admin<"]),
+        ("customer", [">Sell<", "Log out"], ["My shop", ">Admin<"]),
+        ("seller", ["My shop", "Log out"], [">Sell<", ">Admin<"]),
+        ("operator", [">Admin<", "Log out"], ["My shop"]),
+    ],
+)
+def test_the_header_shows_what_each_role_can_do(client, request, who, shown, hidden):
+    if who != "anonymous":
+        user = request.getfixturevalue(who)
+        client.force_login(user.user if who == "seller" else user)
+
+    html = client.get(reverse("marketplace:home")).content.decode()
+
+    for text in shown:
+        assert text in html
+    for text in hidden:
+        assert text not in html
