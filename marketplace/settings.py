@@ -190,6 +190,17 @@ if PAYMENTS_PROCESSOR == "stripe":
             f"PAYMENTS_PROCESSOR=stripe needs {', '.join(_missing)} to be set."
         )
 
+# Money policies (docs/money.md). Payout policies per seller come later and
+# take their defaults from here.
+PAYMENTS_HOLD_DAYS = env.int("PAYMENTS_HOLD_DAYS", default=7)
+PAYMENTS_RELEASE_ON_DELIVERY = env.bool("PAYMENTS_RELEASE_ON_DELIVERY", default=False)
+PAYMENTS_REFUND_COMMISSION = env.bool("PAYMENTS_REFUND_COMMISSION", default=True)
+PAYMENTS_PROCESSOR_FEE_PAYER = env.str("PAYMENTS_PROCESSOR_FEE_PAYER", default="platform")
+if PAYMENTS_PROCESSOR_FEE_PAYER not in ("platform", "sellers"):
+    raise ImproperlyConfigured("PAYMENTS_PROCESSOR_FEE_PAYER must be 'platform' or 'sellers'.")
+# Most units of one product in one order.
+ORDER_MAX_QUANTITY = 1000
+
 # --- Celery ----------------------------------------------------------------------
 # The embedded defaults keep queued tasks and results in SQLite files through
 # SQLAlchemy, so a worker and beat run with no broker server.

@@ -50,3 +50,13 @@ class ProductFactory(DjangoModelFactory):
     price_minor = 1250
     currency = factory.SelfAttribute("seller.default_currency")
     stock = 5
+
+
+class CommissionRuleFactory(DjangoModelFactory):
+    class Meta:
+        model = "payments.CommissionRule"
+
+    scope = "default"
+    percentage_bps = 1000
+    fixed_fee_minor = 0
+    currency = ""

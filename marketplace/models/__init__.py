@@ -1,3 +1,4 @@
 from marketplace.models.catalog import Category, Product
+from marketplace.models.orders import Order, OrderLine, SellerOrder
 
-__all__ = ["Category", "Product"]
+__all__ = ["Category", "Order", "OrderLine", "Product", "SellerOrder"]

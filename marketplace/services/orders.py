@@ -1,0 +1,197 @@
+"""Placing and cancelling orders.
+
+``place_order`` never trusts a price from the client: it reads every price
+from the catalog, applies the commission rules in force, reserves stock with
+conditional updates (two customers racing for the last unit: one order, one
+"out of stock"), and writes the order, its seller orders and lines in one
+database transaction, or nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
+from marketplace.models import Order, OrderLine, Product, SellerOrder
+from payments.commission import CommissionRuleBook, line_split
+from payments.models import Refund
+from payments.refunds import refund_create
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    product_id: int
+    quantity: int
+
+
+def _merged(cart_items: Sequence[CartItem]) -> OrderedDict[int, int]:
+    """Quantities per product, validated; the same product twice is one line."""
+    if not cart_items:
+        raise InvalidRequest("The cart is empty.")
+    quantities: OrderedDict[int, int] = OrderedDict()
+    for item in cart_items:
+        quantity = item.quantity
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise InvalidRequest(f"Quantities must be whole numbers above zero, not {quantity!r}.")
+        if isinstance(item.product_id, bool) or not isinstance(item.product_id, int):
+            raise InvalidRequest(f"Unknown product {item.product_id!r}.")
+        quantities[item.product_id] = quantities.get(item.product_id, 0) + quantity
+        if quantities[item.product_id] > settings.ORDER_MAX_QUANTITY:
+            raise InvalidRequest(
+                f"At most {settings.ORDER_MAX_QUANTITY} of one product can be ordered at once."
+            )
+    return quantities
+
+
+@transaction.atomic
+def place_order(
+    *, customer: User, cart_items: Sequence[CartItem], at: datetime | None = None
+) -> Order:
+    """Turn a cart into an order awaiting payment, with stock reserved; see the module docstring."""
+    at = at or timezone.now()
+    quantities = _merged(cart_items)
+    # Lock the products in primary-key order: concurrent checkouts queue up
+    # instead of deadlocking, and prices cannot change under us.
+    products = {
+        p.pk: p
+        for p in Product.objects.select_for_update(of=("self",))
+        .select_related("category", "seller")
+        .filter(pk__in=quantities)
+        .order_by("pk")
+    }
+    for product_id in quantities:
+        product = products.get(product_id)
+        if product is None or not product.is_active:
+            raise InvalidRequest(f"Product {product_id} is not for sale.")
+    currencies = {products[pid].currency for pid in quantities}
+    if len(currencies) > 1:
+        raise InvalidRequest(
+            "One order is paid in one currency; this cart mixes "
+            f"{', '.join(sorted(currencies))}. Check out each currency separately."
+        )
+    currency = currencies.pop()
+
+    for product_id in sorted(quantities):
+        quantity = quantities[product_id]
+        reserved = Product.objects.filter(pk=product_id, stock__gte=quantity).update(
+            stock=F("stock") - quantity
+        )
+        if not reserved:
+            product = products[product_id]
+            product.refresh_from_db(fields=["stock"])
+            raise OutOfStock(
+                f"Only {product.stock} of “{product.title}” left; you asked for {quantity}."
+                if product.stock
+                else f"“{product.title}” is out of stock."
+            )
+
+    rules = CommissionRuleBook(products=products.values(), currency=currency, at=at)
+    splits = {
+        pid: line_split(
+            unit_price_minor=products[pid].price_minor,
+            quantity=quantity,
+            rule=rules.rule_for(products[pid]),
+        )
+        for pid, quantity in quantities.items()
+    }
+    order = Order.objects.create(
+        customer=customer,
+        currency=currency,
+        total_minor=sum(s.gross_minor for s in splits.values()),
+        commission_minor=sum(s.commission_minor for s in splits.values()),
+    )
+    by_seller: OrderedDict[int, list[int]] = OrderedDict()
+    for pid in quantities:
+        by_seller.setdefault(products[pid].seller_id, []).append(pid)
+    seller_orders = SellerOrder.objects.bulk_create(
+        SellerOrder(
+            order=order,
+            seller_id=seller_id,
+            gross_minor=sum(splits[pid].gross_minor for pid in pids),
+            commission_minor=sum(splits[pid].commission_minor for pid in pids),
+            seller_share_minor=sum(splits[pid].seller_share_minor for pid in pids),
+        )
+        for seller_id, pids in by_seller.items()
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            seller_order=seller_order,
+            product=products[pid],
+            title=products[pid].title,
+            unit_price_minor=products[pid].price_minor,
+            quantity=quantities[pid],
+            gross_minor=splits[pid].gross_minor,
+            commission_minor=splits[pid].commission_minor,
+            seller_share_minor=splits[pid].seller_share_minor,
+            commission_rule=splits[pid].rule,
+            rule_percentage_bps=splits[pid].terms.percentage_bps,
+            rule_fixed_fee_minor=splits[pid].terms.fixed_fee_minor,
+            rule_minimum_minor=splits[pid].terms.minimum_minor,
+            rule_maximum_minor=splits[pid].terms.maximum_minor,
+        )
+        for seller_order, pids in zip(seller_orders, by_seller.values(), strict=True)
+        for pid in pids
+    )
+    return order
+
+
+def _restock(lines: Sequence[OrderLine]) -> None:
+    for line in sorted(lines, key=lambda line: line.product_id):
+        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
+
+
+@transaction.atomic
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an order that was never paid and put its stock back. Safe to repeat."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status == Order.Status.CANCELLED:
+        return order
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise InvalidState("A paid order is not cancelled but refunded.")
+    _restock(list(order.lines.all()))
+    order.status = Order.Status.CANCELLED
+    order.save(update_fields=["status"])
+    order.seller_orders.update(status=SellerOrder.Status.CANCELLED)
+    return order
+
+
+@transaction.atomic
+def seller_order_cancel(
+    *, seller_order: SellerOrder, reason: str = "", by: User | None = None
+) -> Refund | None:
+    """Cancel one seller's part of a paid order before it ships.
+
+    That part alone is refunded (whatever of it was not refunded already) and
+    its stock put back; the other sellers' parts are untouched. Safe to repeat.
+    """
+    seller_order = (
+        SellerOrder.objects.select_for_update().select_related("order").get(pk=seller_order.pk)
+    )
+    Status = SellerOrder.Status
+    if seller_order.status == Status.CANCELLED:
+        return None
+    if seller_order.status in (Status.SHIPPED, Status.DELIVERED):
+        raise InvalidState("This part of the order has shipped; ask for a refund instead.")
+    if seller_order.order.status == Order.Status.AWAITING_PAYMENT:
+        raise InvalidState("The order is not paid yet; cancel the whole order instead.")
+    refund = None
+    if seller_order.gross_minor > seller_order.refunded_minor:
+        refund = refund_create(
+            order=seller_order.order,
+            seller_order=seller_order,
+            reason=reason or "Seller's part cancelled before shipping",
+            requested_by=by,
+        )
+    _restock(list(seller_order.lines.all()))
+    SellerOrder.objects.filter(pk=seller_order.pk).update(status=Status.CANCELLED)
+    return refund

@@ -1,0 +1,93 @@
+"""Hold release: a seller's earnings move from pending to available.
+
+A seller order's share is released once, ``PAYMENTS_HOLD_DAYS`` after payment
+or, with ``PAYMENTS_RELEASE_ON_DELIVERY``, once delivered. What moves is what
+the ledger says is still pending for that seller order (its share less any
+refund already posted), line by line, in one transaction keyed
+``hold:<seller order id>``. Refunds after the release come out of available.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from marketplace.errors import InvalidState
+from marketplace.models import SellerOrder
+from payments.ledger import Posting, ledger_post, seller_account
+from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
+
+Kind = LedgerAccount.Kind
+RELEASABLE = (
+    SellerOrder.Status.PAID,
+    SellerOrder.Status.SHIPPED,
+    SellerOrder.Status.DELIVERED,
+    SellerOrder.Status.PARTIALLY_REFUNDED,
+    SellerOrder.Status.REFUNDED,
+    SellerOrder.Status.CANCELLED,
+)
+
+
+@transaction.atomic
+def seller_order_hold_release(
+    *, seller_order: SellerOrder, now: datetime | None = None
+) -> LedgerTransaction | None:
+    """Move what is still pending for a paid seller order to available. Safe to repeat."""
+    seller_order = (
+        SellerOrder.objects.select_for_update(of=("self",))
+        .select_related("order", "seller")
+        .get(pk=seller_order.pk)
+    )
+    key = f"hold:{seller_order.pk}"
+    if seller_order.released_at is not None:
+        existing: LedgerTransaction | None = LedgerTransaction.objects.filter(
+            idempotency_key=key
+        ).first()
+        return existing
+    if seller_order.order.paid_at is None or seller_order.status not in RELEASABLE:
+        raise InvalidState("Only the earnings of a paid order can be released.")
+    currency = seller_order.order.currency
+    pending = seller_account(seller_order.seller, Kind.PENDING, currency)
+    available = seller_account(seller_order.seller, Kind.AVAILABLE, currency)
+    still_pending = (
+        LedgerEntry.objects.filter(account=pending, order_line__seller_order=seller_order)
+        .values_list("order_line_id")
+        .annotate(total=Sum("amount_minor"))
+        .order_by("order_line_id")
+    )
+    postings: list[Posting] = []
+    for line_id, total in still_pending:
+        if total:
+            postings += [Posting(pending, -total, line_id), Posting(available, total, line_id)]
+    txn = None
+    if postings:
+        txn = ledger_post(
+            kind=LedgerTransaction.Kind.HOLD_RELEASED,
+            idempotency_key=key,
+            reference_type="seller_order",
+            reference_id=seller_order.pk,
+            postings=postings,
+            description=f"Earnings of order #{seller_order.order_id} released",
+        )
+    SellerOrder.objects.filter(pk=seller_order.pk).update(released_at=now or timezone.now())
+    return txn
+
+
+def holds_release_due(*, now: datetime | None = None) -> int:
+    """Release every seller order whose hold is over; returns how many were released."""
+    now = now or timezone.now()
+    due = Q(order__paid_at__lte=now - timedelta(days=settings.PAYMENTS_HOLD_DAYS))
+    if settings.PAYMENTS_RELEASE_ON_DELIVERY:
+        due = Q(delivered_at__isnull=False, delivered_at__lte=now)
+    candidates = SellerOrder.objects.filter(
+        due, released_at__isnull=True, order__paid_at__isnull=False, status__in=RELEASABLE
+    ).order_by("pk")
+    released = 0
+    for seller_order in candidates.iterator():
+        seller_order_hold_release(seller_order=seller_order, now=now)
+        released += 1
+    return released

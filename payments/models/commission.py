@@ -1,0 +1,131 @@
+"""Commission rules: how much of each order line the platform keeps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from payments.currencies import currency_choices
+
+
+class CommissionRule(models.Model):
+    """A percentage and/or fixed fee per line, with an optional minimum and maximum.
+
+    The most specific active rule wins: product, then seller, then category
+    (the product's own category, then its parent), then the platform default.
+    A rule with a fixed fee, minimum or maximum is for one currency; a rule
+    with only a percentage and no currency applies to every currency.
+    """
+
+    class Scope(models.TextChoices):
+        DEFAULT = "default", "Platform default"
+        CATEGORY = "category", "Category"
+        SELLER = "seller", "Seller"
+        PRODUCT = "product", "Product"
+
+    name = models.CharField(max_length=120, blank=True)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    category = models.ForeignKey(
+        "marketplace.Category", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    seller = models.ForeignKey(
+        "accounts.Seller", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    product = models.ForeignKey(
+        "marketplace.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    percentage_bps = models.PositiveIntegerField(
+        "percentage (basis points)", default=0, help_text="1000 = 10%."
+    )
+    fixed_fee_minor = models.BigIntegerField("fixed fee per line (minor units)", default=0)
+    minimum_minor = models.BigIntegerField("minimum per line (minor units)", null=True, blank=True)
+    maximum_minor = models.BigIntegerField("maximum per line (minor units)", null=True, blank=True)
+    currency = models.CharField(
+        max_length=3,
+        choices=currency_choices(),
+        blank=True,
+        help_text="Needed with a fixed fee, minimum or maximum; blank applies to all currencies.",
+    )
+    active_from = models.DateTimeField(default=timezone.now)
+    active_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["scope", "-active_from", "-id"]
+        indexes = [models.Index(fields=["scope", "active_from"], name="commission_scope_from_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        scope="default",
+                        category__isnull=True,
+                        seller__isnull=True,
+                        product__isnull=True,
+                    )
+                    | Q(
+                        scope="category",
+                        category__isnull=False,
+                        seller__isnull=True,
+                        product__isnull=True,
+                    )
+                    | Q(
+                        scope="seller",
+                        category__isnull=True,
+                        seller__isnull=False,
+                        product__isnull=True,
+                    )
+                    | Q(
+                        scope="product",
+                        category__isnull=True,
+                        seller__isnull=True,
+                        product__isnull=False,
+                    )
+                ),
+                name="payments_commissionrule_scope_target",
+                violation_error_message="Choose exactly the target the scope names.",
+            ),
+            models.CheckConstraint(
+                condition=Q(percentage_bps__lte=10_000),
+                name="payments_commissionrule_percentage_at_most_100",
+                violation_error_message="The percentage cannot be more than 100%%.",
+            ),
+            models.CheckConstraint(
+                condition=Q(fixed_fee_minor__gte=0)
+                & (Q(minimum_minor__isnull=True) | Q(minimum_minor__gte=0))
+                & (Q(maximum_minor__isnull=True) | Q(maximum_minor__gte=0)),
+                name="payments_commissionrule_amounts_not_negative",
+                violation_error_message="Fees, minimum and maximum cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(minimum_minor__isnull=True)
+                | Q(maximum_minor__isnull=True)
+                | Q(minimum_minor__lte=models.F("maximum_minor")),
+                name="payments_commissionrule_minimum_at_most_maximum",
+                violation_error_message="The minimum cannot be more than the maximum.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(currency="")
+                | Q(fixed_fee_minor=0, minimum_minor__isnull=True, maximum_minor__isnull=True),
+                name="payments_commissionrule_amounts_need_currency",
+                violation_error_message="A fixed fee, minimum or maximum needs a currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(active_until__isnull=True)
+                | Q(active_until__gt=models.F("active_from")),
+                name="payments_commissionrule_period_in_order",
+                violation_error_message="The rule must end after it starts.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.name:
+            return self.name
+        target = self.product or self.seller or self.category
+        parts = [f"{(Decimal(self.percentage_bps) / 100).normalize():f}%"]
+        if self.fixed_fee_minor:
+            parts.append(f"+ {self.fixed_fee_minor} {self.currency} minor")
+        where = f" on {target}" if target else ""
+        return f"{self.get_scope_display()}{where}: {' '.join(parts)}"

@@ -1,0 +1,175 @@
+"""The double-entry ledger: the source of truth for who is owed what.
+
+Sign convention: an entry's amount is positive for money the platform holds
+or spent (the processor account, fees) and negative for money it owes or
+earned (sellers' accounts, commission). Every transaction's entries sum to
+zero per currency. Transactions and entries are append-only: a correction is
+a new transaction, never an edit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.db import models
+from django.db.models import Q
+
+
+class AppendOnlyError(Exception):
+    """A ledger row was about to be changed or deleted."""
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("Ledger rows are never updated; post a correcting transaction.")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("Ledger rows are never deleted; post a correcting transaction.")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows that can be inserted once and never changed through the ORM.
+
+    PostgreSQL enforces the same with a trigger (migration 0002), for anyone
+    who bypasses the ORM.
+    """
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{type(self).__name__} rows are never deleted.")
+
+
+class LedgerAccount(models.Model):
+    """One account per owner (the platform, or a seller), kind and currency.
+
+    ``balance_minor`` is a running total kept for fast reads; it is changed
+    only by the posting service, under a row lock, in the same database
+    transaction as the entries, and ``check_ledger`` proves it equals the sum
+    of the entries.
+    """
+
+    class Kind(models.TextChoices):
+        # The platform's accounts
+        PROCESSOR = "processor", "Cash at the processor"
+        COMMISSION = "commission", "Commission earned"
+        PROCESSOR_FEES = "processor_fees", "Processor fees"
+        # A seller's accounts
+        PENDING = "pending", "Pending (in hold)"
+        AVAILABLE = "available", "Available for payout"
+        IN_TRANSIT = "in_transit", "Payout in transit"
+
+    PLATFORM_KINDS = (Kind.PROCESSOR, Kind.COMMISSION, Kind.PROCESSOR_FEES)
+    SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT)
+
+    seller = models.ForeignKey(
+        "accounts.Seller",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_accounts",
+        help_text="Empty for the platform's own accounts.",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    currency = models.CharField(max_length=3)
+    balance_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["seller_id", "currency", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "kind", "currency"],
+                name="payments_ledgeraccount_one_per_seller_kind_currency",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency"],
+                condition=Q(seller__isnull=True),
+                name="payments_ledgeraccount_one_platform_per_kind_currency",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(seller__isnull=True, kind__in=["processor", "commission", "processor_fees"])
+                    | Q(seller__isnull=False, kind__in=["pending", "available", "in_transit"])
+                ),
+                name="payments_ledgeraccount_kind_fits_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.seller.display_name if self.seller_id and self.seller else "Platform"
+        return f"{owner} · {self.get_kind_display()} · {self.currency}"
+
+
+class LedgerTransaction(AppendOnlyModel):
+    """One business event, posted once: its idempotency key is unique."""
+
+    class Kind(models.TextChoices):
+        PAYMENT_CAPTURED = "payment_captured", "Payment captured"
+        PROCESSOR_FEE = "processor_fee", "Processor fee"
+        HOLD_RELEASED = "hold_released", "Hold released"
+        REFUND = "refund", "Refund"
+        PAYOUT_SENT = "payout_sent", "Payout sent"
+        PAYOUT_PAID = "payout_paid", "Payout paid"
+        PAYOUT_FAILED = "payout_failed", "Payout failed"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    reference_type = models.CharField(
+        max_length=40, help_text="What the event is about: order, refund, payout."
+    )
+    reference_id = models.CharField(max_length=64)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["reference_type", "reference_id"], name="ledgertxn_reference_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.idempotency_key})"
+
+
+class LedgerEntry(AppendOnlyModel):
+    """A signed amount on one account, part of one transaction."""
+
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+    )
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    order_line = models.ForeignKey(
+        "marketplace.OrderLine",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        help_text="The order line this amount comes from, where there is one.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["transaction_id", "id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["account", "created_at"], name="ledgerentry_account_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount_minor=0), name="payments_ledgerentry_amount_not_zero"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor:+d} {self.currency} on {self.account}"

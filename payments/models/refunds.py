@@ -1,0 +1,71 @@
+"""Refunds: money given back to a customer, allocated exactly across lines,
+and across the seller's share and the platform's commission within a line."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Refund(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    order = models.ForeignKey("marketplace.Order", on_delete=models.PROTECT, related_name="refunds")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0), name="payments_refund_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund #{self.pk} of order #{self.order_id}"
+
+
+class RefundLine(models.Model):
+    """The part of a refund that comes from one order line."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="lines")
+    order_line = models.ForeignKey(
+        "marketplace.OrderLine", on_delete=models.PROTECT, related_name="refund_lines"
+    )
+    amount_minor = models.BigIntegerField()
+    seller_amount_minor = models.BigIntegerField()
+    commission_amount_minor = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["refund_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["refund", "order_line"], name="payments_refundline_one_per_line"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    amount_minor__gt=0,
+                    seller_amount_minor__gte=0,
+                    commission_amount_minor__gte=0,
+                    amount_minor=F("seller_amount_minor") + F("commission_amount_minor"),
+                ),
+                name="payments_refundline_parts_add_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor} of line #{self.order_line_id}"

@@ -1,0 +1,53 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from payments.models import LedgerAccount, Refund
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(seller, other_seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 1000, 2), (other_seller, 700, 1)], fee=30)
+    refund_mark_succeeded(refund=refund_create(order=order, amount_minor=500))
+    return order
+
+
+def test_a_consistent_ledger_passes(books, capsys):
+    call_command("check_ledger")
+
+    out = capsys.readouterr().out
+    assert "1 paid orders" in out
+    assert "The ledger is consistent." in out
+
+
+def test_an_empty_ledger_passes(db, capsys):
+    call_command("check_ledger")
+
+    assert "The ledger is consistent." in capsys.readouterr().out
+
+
+def test_a_running_balance_that_drifted_is_reported(books, capsys):
+    LedgerAccount.objects.filter(kind="commission").update(balance_minor=1)
+
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("check_ledger")
+
+    assert "running balance 1 but its entries sum to -220" in capsys.readouterr().err
+
+
+def test_a_refund_marked_succeeded_without_its_posting_is_reported(books, capsys):
+    pending = refund_create(order=books, amount_minor=100)
+    Refund.objects.filter(pk=pending.pk).update(status=Refund.Status.SUCCEEDED)
+
+    with pytest.raises(CommandError):
+        call_command("check_ledger")
+
+    err = capsys.readouterr().err
+    assert (
+        f"Order #{books.pk}: refunds that succeeded add up to 600, the ledger refunded 500." in err
+    )

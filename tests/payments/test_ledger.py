@@ -1,0 +1,162 @@
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from marketplace.errors import Conflict, InvalidRequest
+from payments.balances import platform_balance, seller_balance
+from payments.ledger import (
+    Posting,
+    UnbalancedTransaction,
+    ledger_post,
+    platform_account,
+    seller_account,
+)
+from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.models.ledger import AppendOnlyError
+
+pytestmark = pytest.mark.django_db
+
+Kind = LedgerAccount.Kind
+
+
+def post(key="adjust:1", postings=None, kind="adjustment"):
+    return ledger_post(
+        kind=kind,
+        idempotency_key=key,
+        reference_type="test",
+        reference_id=1,
+        postings=postings,
+    )
+
+
+@pytest.fixture
+def accounts(seller):
+    return (
+        platform_account(Kind.PROCESSOR, "USD"),
+        seller_account(seller, Kind.PENDING, "USD"),
+        platform_account(Kind.COMMISSION, "USD"),
+    )
+
+
+def test_a_balanced_transaction_is_written_with_its_balances(accounts, seller):
+    processor, pending, commission = accounts
+
+    txn = post(
+        postings=[Posting(processor, 1000), Posting(pending, -900), Posting(commission, -100)]
+    )
+
+    assert list(txn.entries.values_list("amount_minor", flat=True)) == [1000, -900, -100]
+    assert seller_balance(seller=seller, currency="USD").pending == 900
+    balance = platform_balance(currency="USD")
+    assert (balance.cash_at_processor, balance.commission_earned) == (1000, 100)
+
+
+def test_posting_the_same_key_again_writes_nothing(accounts):
+    processor, pending, _ = accounts
+    postings = [Posting(processor, 500), Posting(pending, -500)]
+
+    first = post(postings=postings)
+    second = post(postings=postings)
+
+    assert first == second
+    assert LedgerTransaction.objects.count() == 1
+    assert LedgerEntry.objects.count() == 2
+    processor.refresh_from_db()
+    assert processor.balance_minor == 500
+
+
+def test_a_key_reused_for_another_kind_of_event_is_a_conflict(accounts):
+    processor, pending, _ = accounts
+    post(postings=[Posting(processor, 500), Posting(pending, -500)])
+
+    with pytest.raises(Conflict):
+        post(postings=[Posting(processor, 500), Posting(pending, -500)], kind="refund")
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [[100, -99], [100], [100, 0, -100], [100.0, -100.0]],
+    ids=["unbalanced", "single", "zero-entry", "floats"],
+)
+def test_invalid_transactions_are_refused_and_nothing_is_written(accounts, amounts):
+    processor, pending, _ = accounts
+    postings = [Posting(processor if i == 0 else pending, a) for i, a in enumerate(amounts)]
+
+    with pytest.raises(UnbalancedTransaction):
+        post(postings=postings)
+
+    assert not LedgerTransaction.objects.exists()
+    processor.refresh_from_db()
+    assert processor.balance_minor == 0
+
+
+def test_entries_balance_per_currency(seller):
+    usd, eur = platform_account(Kind.PROCESSOR, "USD"), platform_account(Kind.PROCESSOR, "EUR")
+
+    with pytest.raises(UnbalancedTransaction):
+        post(postings=[Posting(usd, 100), Posting(eur, -100)])
+
+
+def test_a_platform_kind_is_not_a_seller_account(seller):
+    with pytest.raises(InvalidRequest):
+        seller_account(seller, Kind.COMMISSION, "USD")
+    with pytest.raises(InvalidRequest):
+        platform_account(Kind.PENDING, "USD")
+
+
+def test_ledger_rows_cannot_be_changed_or_deleted_through_the_orm(accounts):
+    processor, pending, _ = accounts
+    txn = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+    entry = txn.entries.first()
+
+    for action in (
+        lambda: entry.save(),
+        lambda: entry.delete(),
+        lambda: txn.save(),
+        lambda: txn.delete(),
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(amount_minor=1),
+        lambda: LedgerEntry.objects.all().delete(),
+        lambda: LedgerTransaction.objects.all().update(description="x"),
+    ):
+        with pytest.raises(AppendOnlyError):
+            action()
+    assert LedgerEntry.objects.get(pk=entry.pk).amount_minor == 500
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_raw_updates_and_deletes_of_ledger_rows(accounts):
+    processor, pending, _ = accounts
+    txn = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+
+    for sql in (
+        "UPDATE payments_ledgerentry SET amount_minor = 1",
+        "DELETE FROM payments_ledgerentry",
+        "UPDATE payments_ledgertransaction SET description = 'x'",
+        "DELETE FROM payments_ledgertransaction",
+    ):
+        with (
+            pytest.raises(IntegrityError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+    assert txn.entries.count() == 2
+
+
+def test_the_database_refuses_a_zero_entry(accounts):
+    processor, _, _ = accounts
+    txn = LedgerTransaction.objects.create(
+        kind="adjustment", idempotency_key="raw", reference_type="t", reference_id="1"
+    )
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(
+            transaction=txn, account=processor, amount_minor=0, currency="USD"
+        )
+
+
+def test_one_account_per_owner_kind_and_currency(seller):
+    assert platform_account(Kind.PROCESSOR, "USD") == platform_account(Kind.PROCESSOR, "USD")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerAccount.objects.create(kind=Kind.PROCESSOR, currency="USD")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerAccount.objects.create(seller=seller, kind=Kind.PROCESSOR, currency="USD")
