@@ -129,6 +129,9 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     """The processor gave the money back: write the refund to the ledger (once)."""
     refund = Refund.objects.select_for_update().get(pk=refund.pk)
     key = f"refund:{refund.pk}"
+    # Every refund path locks the order before its lines and seller orders,
+    # so concurrent refunds of one order queue up instead of deadlocking.
+    Order.objects.select_for_update().get(pk=refund.order_id)
     if refund.status == Refund.Status.SUCCEEDED:
         return LedgerTransaction.objects.get(idempotency_key=key)
     if refund.status == Refund.Status.FAILED:

@@ -14,6 +14,12 @@ from functools import cache
 
 import pytest
 from django.conf import settings as django_settings
+from hypothesis import settings as hypothesis_settings
+
+# Hypothesis: 100 examples a property locally, more in CI.
+hypothesis_settings.register_profile("ci", max_examples=300)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM = "/usr/bin/chromium"

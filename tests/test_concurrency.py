@@ -6,56 +6,18 @@ loser passes the "is it free?" check and then meets the unique index: the
 outcome is deterministic, not left to timing luck.
 """
 
-import threading
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
 
 from accounts.models import Seller, User
 from accounts.services import EMAIL_TAKEN, SLUG_TAKEN, seller_sign_up, user_sign_up
 from marketplace.models import Product
 from marketplace.services.products import SLUG_TAKEN as PRODUCT_SLUG_TAKEN
 from marketplace.services.products import product_create
+from tests.concurrency import race
 from tests.factories import CategoryFactory, SellerFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(winner, loser):
-    """Run ``winner`` in an open transaction, run ``loser`` meanwhile, then commit.
-
-    Returns what ``loser`` raised (or returned).
-    """
-    started, outcome = threading.Event(), {}
-
-    def first():
-        try:
-            with transaction.atomic():
-                winner()
-                started.set()
-                # Keep the row uncommitted while the loser inserts the same key;
-                # its INSERT waits on our lock until we commit.
-                second_thread.join(timeout=2)
-        finally:
-            connection.close()
-
-    def second():
-        started.wait(10)
-        try:
-            outcome["value"] = loser()
-        except Exception as exc:
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    second_thread = threading.Thread(target=second)
-    first_thread = threading.Thread(target=first)
-    first_thread.start()
-    second_thread.start()
-    first_thread.join(30)
-    second_thread.join(30)
-    return outcome
 
 
 def test_two_sellers_claiming_one_product_slug_at_once():

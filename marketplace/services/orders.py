@@ -79,6 +79,8 @@ def place_order(
             f"{', '.join(sorted(currencies))}. Check out each currency separately."
         )
     currency = currencies.pop()
+    if not any(products[pid].price_minor for pid in quantities):
+        raise InvalidRequest("There is nothing to pay for: every item in the cart is free.")
 
     for product_id in sorted(quantities):
         quantity = quantities[product_id]

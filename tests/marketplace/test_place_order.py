@@ -88,6 +88,7 @@ def test_prices_come_from_the_catalog_and_the_same_product_twice_is_one_line(cus
         ([(999_999, 1)], "Product 999999 is not for sale."),
         ([("inactive", 1)], "is not for sale."),
         ([("p", 1), ("eur", 1)], "One order is paid in one currency; this cart mixes EUR, USD."),
+        ([("free", 2)], "There is nothing to pay for: every item in the cart is free."),
     ],
 )
 def test_bad_carts_are_refused_and_nothing_is_written(customer, items, message):
@@ -95,6 +96,7 @@ def test_bad_carts_are_refused_and_nothing_is_written(customer, items, message):
         "p": ProductFactory(stock=2000),
         "inactive": ProductFactory(is_active=False),
         "eur": ProductFactory(seller=SellerFactory(default_currency="EUR"), currency="EUR"),
+        "free": ProductFactory(price_minor=0),
     }
     cart = [CartItem(products[p].pk if isinstance(p, str) else p, q) for p, q in items]
 

@@ -1,0 +1,131 @@
+"""Money under concurrency, on PostgreSQL with real connections.
+
+Where a test must prove what happens when one request waits for another, the
+first runs inside an open transaction while the second starts (see
+``tests.concurrency.race``); where any interleaving must be safe, threads
+start together behind a barrier.
+"""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from marketplace.errors import InvalidRequest, OutOfStock
+from marketplace.models import Order, Product
+from marketplace.services.orders import CartItem, place_order
+from payments.balances import seller_balance
+from payments.checks import ledger_check
+from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.models import LedgerTransaction, Refund
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.concurrency import race
+from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
+from tests.money_helpers import paid_order
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_posting_one_event_twice_at_once_leaves_one_transaction(seller):
+    processor = platform_account("processor", "USD")
+    pending = seller_account(seller, "pending", "USD")
+
+    def post():
+        return ledger_post(
+            kind="adjustment",
+            idempotency_key="adjust:race",
+            reference_type="test",
+            reference_id=1,
+            postings=[Posting(processor, 500), Posting(pending, -500)],
+        )
+
+    first = {}
+    outcome = race(lambda: first.setdefault("txn", post()), post)
+
+    assert outcome["value"].pk == first["txn"].pk
+    assert LedgerTransaction.objects.count() == 1
+    assert seller_balance(seller=seller, currency="USD").pending == 500
+    assert ledger_check().ok
+
+
+def test_two_refunds_of_one_line_at_once_cannot_exceed_it(seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 1000, 1)])
+    line = order.lines.get()
+
+    outcome = race(
+        lambda: refund_create(order=order, order_line=line, amount_minor=700),
+        lambda: refund_create(order=order, order_line=line, amount_minor=700),
+    )
+
+    assert isinstance(outcome.get("error"), InvalidRequest), outcome
+    assert "At most 300" in str(outcome["error"])
+    assert list(Refund.objects.values_list("amount_minor", flat=True)) == [700]
+    assert Order.objects.get(pk=order.pk).refunded_minor == 700
+
+
+def test_many_refunds_racing_never_refund_more_than_was_paid(seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 1000, 1), (seller, 500, 2)])
+    results = run_together(
+        8, lambda: refund_mark_succeeded(refund=refund_create(order=order, amount_minor=400))
+    )
+
+    refunded = sum(r.amount_minor for r in Refund.objects.all())
+    errors = [r for r in results if isinstance(r, Exception)]
+    # Five refunds of 400 make the 2000 paid; the other three are refused, nothing else fails.
+    assert refunded == 2000, errors
+    assert len(errors) == 3 and all(isinstance(e, InvalidRequest) for e in errors), errors
+    assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED
+    assert ledger_check().ok
+
+
+def test_two_customers_racing_for_the_last_unit(seller):
+    product = ProductFactory(seller=seller, stock=1, title="Last One")
+    alice, bob = UserFactory(), UserFactory()
+
+    outcome = race(
+        lambda: place_order(customer=alice, cart_items=[CartItem(product.pk, 1)]),
+        lambda: place_order(customer=bob, cart_items=[CartItem(product.pk, 1)]),
+    )
+
+    assert isinstance(outcome.get("error"), OutOfStock), outcome
+    assert str(outcome["error"]) == "“Last One” is out of stock."
+    assert list(Order.objects.values_list("customer", flat=True)) == [alice.pk]
+    assert Product.objects.get(pk=product.pk).stock == 0
+
+
+def test_eight_customers_racing_for_three_units(seller):
+    product = ProductFactory(seller=seller, stock=3)
+
+    results = run_together(
+        8, lambda: place_order(customer=UserFactory(), cart_items=[CartItem(product.pk, 1)])
+    )
+
+    assert sum(isinstance(r, Order) for r in results) == 3
+    assert sum(isinstance(r, OutOfStock) for r in results) == 5
+    assert Order.objects.count() == 3
+    assert Product.objects.get(pk=product.pk).stock == 0
+
+
+def run_together(count, work):
+    """Run ``work`` in ``count`` threads released at the same moment; return results or errors."""
+    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait(10)
+            result = work()
+        except Exception as exc:
+            result = exc
+        finally:
+            connection.close()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
