@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from marketplace.models import Category, Product
+from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
 from marketplace.services.products import products_set_active_bulk
 from payments.currencies import format_amount
 
@@ -63,3 +63,98 @@ class ProductAdmin(admin.ModelAdmin):
     def unlist_products(self, request, queryset):
         updated = products_set_active_bulk(products=queryset, active=False)
         self.message_user(request, f"{updated} product(s) hidden.")
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    fields = (
+        "title",
+        "quantity",
+        "unit_price_minor",
+        "gross_minor",
+        "commission_minor",
+        "seller_share_minor",
+        "refunded_minor",
+        "rule_percentage_bps",
+        "rule_fixed_fee_minor",
+        "commission_rule",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class SellerOrderInline(admin.TabularInline):
+    model = SellerOrder
+    extra = 0
+    can_delete = False
+    fields = (
+        "seller",
+        "status",
+        "gross_minor",
+        "commission_minor",
+        "seller_share_minor",
+        "refunded_minor",
+        "released_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders are written by the order, payment and refund services; here they are read."""
+
+    list_display = (
+        "__str__",
+        "customer",
+        "status",
+        "total",
+        "commission",
+        "refunded",
+        "created_at",
+    )
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("id", "customer__email", "seller_orders__seller__display_name")
+    list_select_related = ("customer",)
+    date_hierarchy = "created_at"
+    inlines = [SellerOrderInline, OrderLineInline]
+    readonly_fields = (
+        "customer",
+        "currency",
+        "status",
+        "total_minor",
+        "commission_minor",
+        "refunded_minor",
+        "created_at",
+        "paid_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="total", ordering="total_minor")
+    def total(self, order: Order) -> str:
+        return format_amount(order.total_minor, order.currency)
+
+    @admin.display(description="commission", ordering="commission_minor")
+    def commission(self, order: Order) -> str:
+        return format_amount(order.commission_minor, order.currency)
+
+    @admin.display(description="refunded", ordering="refunded_minor")
+    def refunded(self, order: Order) -> str:
+        return format_amount(order.refunded_minor, order.currency)

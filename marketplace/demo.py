@@ -9,9 +9,15 @@ from django.db import transaction
 
 from accounts import services as account_services
 from accounts.models import Seller, User
-from marketplace.models import Category, Product
+from marketplace.models import Category, Order, Product
+from marketplace.services.orders import CartItem, place_order, seller_order_cancel
 from marketplace.services.products import product_create
+from payments.captures import order_payment_captured
 from payments.currencies import to_minor_units
+from payments.holds import seller_order_hold_release
+from payments.models import CommissionRule
+from payments.money import percentage
+from payments.refunds import refund_create, refund_mark_succeeded
 
 OPERATOR = ("operator@example.com", "operator-demo-pass", "Olivia Operator")
 CUSTOMERS = [
@@ -23,6 +29,7 @@ SELLERS = [
     ("books@example.com", "books-demo-pass", "Northwind Books", "northwind-books", "US", "USD"),
     ("atelier@example.com", "atelier-demo-pass", "Atelier Lumière", "atelier-lumiere", "FR", "EUR"),
     ("kyoto@example.com", "kyoto-demo-pass", "Kyoto Craft House", "kyoto-craft-house", "JP", "JPY"),
+    ("harbor@example.com", "harbor-demo-pass", "Harbor Ceramics", "harbor-ceramics", "US", "USD"),
 ]
 # (name, slug, parent slug)
 CATEGORIES = [
@@ -193,7 +200,60 @@ PRODUCTS = {
         ("Cast Iron Teapot", "tableware", "14500", 4, False, "Nambu tekki, 0.6 litres."),
         ("Brush Pen Set", "stationery", "2200", 0, False, "Three brush pens for calligraphy."),
     ],
+    "harbor-ceramics": [
+        (
+            "Speckled Mug",
+            "tableware",
+            "18.00",
+            50,
+            True,
+            "350 ml stoneware mug with a speckled glaze.",
+        ),
+        ("Pour-over Coffee Set", "tableware", "64.00", 12, False, "Dripper, carafe and two cups."),
+        (
+            "Salt Cellar",
+            "tableware",
+            "22.50",
+            30,
+            False,
+            "Lidded salt cellar with an ash-wood spoon.",
+        ),
+        (
+            "Dinner Plates, Set of Four",
+            "tableware",
+            "96.00",
+            6,
+            False,
+            "27 cm plates, dishwasher safe.",
+        ),
+        ("Bud Vase", "home-kitchen", "28.00", 20, False, "Small vase for a single stem."),
+        ("Ceramic Planter", "home-kitchen", "45.00", 10, False, "Planter with a drainage saucer."),
+        (
+            "Stoneware Candle",
+            "home-kitchen",
+            "32.00",
+            25,
+            False,
+            "Soy wax candle in a reusable cup.",
+        ),
+        (
+            "Glaze Study Print",
+            "art-prints",
+            "15.00",
+            40,
+            False,
+            "A3 print of our glaze test tiles.",
+        ),
+    ],
 }
+# (name, scope, target slug, percentage in basis points, fixed fee typed, currency)
+COMMISSION_RULES = [
+    ("Platform default", "default", None, 1000, None, ""),
+    ("Platform default, USD", "default", None, 1000, "0.30", "USD"),
+    ("Platform default, EUR", "default", None, 1000, "0.25", "EUR"),
+    ("Art & Prints", "category", "art-prints", 1500, None, ""),
+    ("Kyoto Craft House launch rate", "seller", "kyoto-craft-house", 800, None, ""),
+]
 
 
 @dataclass
@@ -266,4 +326,68 @@ def demo_seed() -> DemoSeedResult:
                 product.is_featured = True
                 product.save(update_fields=["is_featured"])
             result.created.append(f"product {product.slug}")
+
+    _commission_rules(categories, result)
+    _orders(result)
     return result
+
+
+def _commission_rules(categories: dict[str, Category], result: DemoSeedResult) -> None:
+    for name, scope, target, bps, fee, currency in COMMISSION_RULES:
+        if CommissionRule.objects.filter(name=name).exists():
+            continue
+        CommissionRule.objects.create(
+            name=name,
+            scope=scope,
+            category=categories[target] if scope == "category" and target else None,
+            seller=Seller.objects.get(slug=target) if scope == "seller" else None,
+            percentage_bps=bps,
+            fixed_fee_minor=to_minor_units(fee, currency) if fee else 0,
+            currency=currency,
+        )
+        result.created.append(f"commission rule {name}")
+
+
+def _demo_fee(total_minor: int) -> int:
+    """A card fee like the processors': 2.9% plus 30 minor units."""
+    return percentage(total_minor, 290) + 30
+
+
+def _order(email: str, items: list[tuple[str, int]]) -> Order:
+    customer = User.objects.get(email=email)
+    cart = [CartItem(Product.objects.get(title=title).pk, quantity) for title, quantity in items]
+    return place_order(customer=customer, cart_items=cart)
+
+
+def _orders(result: DemoSeedResult) -> None:
+    """A few orders in every state money can be in, once."""
+    customers = [email for email, _, _ in CUSTOMERS]
+    if Order.objects.filter(customer__email__in=customers).exists():
+        return
+    # Alice buys from two US shops; one shop's hold is released, then part
+    # of a line is refunded out of its available balance.
+    usd = _order(
+        CUSTOMERS[0][0],
+        [("The Lighthouse Keeper", 1), ("Pocket Notebook, Dot Grid", 2), ("Speckled Mug", 2)],
+    )
+    order_payment_captured(order=usd, processor_fee_minor=_demo_fee(usd.total_minor))
+    books = usd.seller_orders.get(seller__slug="northwind-books")
+    seller_order_hold_release(seller_order=books)
+    notebooks = usd.lines.get(title="Pocket Notebook, Dot Grid")
+    refund_mark_succeeded(
+        refund=refund_create(
+            order=usd, order_line=notebooks, amount_minor=500, reason="Arrived with a bent cover"
+        )
+    )
+    # Bob pays in euros.
+    eur = _order(CUSTOMERS[1][0], [("Stoneware Bowl", 1), ("Riviera Poster, A3", 1)])
+    order_payment_captured(order=eur, processor_fee_minor=_demo_fee(eur.total_minor))
+    # Bob's yen order: the seller cancels before shipping, which refunds it.
+    jpy = _order(CUSTOMERS[1][0], [("Matcha Bowl", 1), ("Hinoki Chopsticks", 1)])
+    order_payment_captured(order=jpy, processor_fee_minor=_demo_fee(jpy.total_minor))
+    refund = seller_order_cancel(seller_order=jpy.seller_orders.get(), reason="Kiln accident")
+    if refund is not None:
+        refund_mark_succeeded(refund=refund)
+    # And one order that is still waiting for its payment.
+    _order(CUSTOMERS[0][0], [("Pour-over Coffee Set", 1)])
+    result.created.append("4 demo orders")

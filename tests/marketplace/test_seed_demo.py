@@ -4,7 +4,8 @@ from django.core.management import call_command
 from accounts.models import Seller, User
 from accounts.roles import is_operator
 from marketplace.demo import CUSTOMERS, OPERATOR, SELLERS
-from marketplace.models import Category, Product
+from marketplace.models import Category, Order, Product
+from payments.checks import ledger_check
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +23,16 @@ def test_seed_demo_creates_the_demo_marketplace_and_prints_the_logins(capsys):
     call_command("seed_demo")
 
     out = capsys.readouterr().out
-    assert counts() == (6, 3, 8, 24)
+    assert counts() == (7, 4, 8, 32)
     assert set(Seller.objects.values_list("default_currency", flat=True)) == {"USD", "EUR", "JPY"}
+    assert Order.objects.count() == 4
+    assert set(Order.objects.values_list("status", flat=True)) == {
+        "paid",
+        "partially_refunded",
+        "refunded",
+        "awaiting_payment",
+    }
+    assert ledger_check().ok, ledger_check().problems
     operator = User.objects.get(email=OPERATOR[0])
     assert is_operator(operator) and not operator.is_superuser
     for email, password, *_ in [OPERATOR, *CUSTOMERS, *SELLERS]:
@@ -45,6 +54,7 @@ def test_seed_demo_twice_changes_nothing(capsys):
     call_command("seed_demo")
 
     assert counts() == before
+    assert Order.objects.count() == 4
     assert Product.objects.get(title="Matcha Bowl").stock == 1
     assert "Demo data: 0 rows created." in capsys.readouterr().out
 

@@ -1,0 +1,143 @@
+"""Operator admin for commission rules, refunds and the (read-only) ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from payments.currencies import format_amount
+from payments.models import (
+    CommissionRule,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Refund,
+    RefundLine,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Rows that nobody edits in the admin: they are written by services only."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CommissionRule)
+class CommissionRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "__str__",
+        "scope",
+        "percentage_bps",
+        "fixed_fee_minor",
+        "minimum_minor",
+        "maximum_minor",
+        "currency",
+        "active_from",
+        "active_until",
+    )
+    list_filter = ("scope", "currency")
+    search_fields = ("name", "seller__display_name", "product__title", "category__name")
+    autocomplete_fields = ("seller", "product")
+    list_select_related = ("seller", "product", "category")
+    fieldsets = (
+        (None, {"fields": ("name", "scope", "category", "seller", "product")}),
+        (
+            "Commission per line",
+            {
+                "fields": (
+                    "percentage_bps",
+                    "fixed_fee_minor",
+                    "minimum_minor",
+                    "maximum_minor",
+                    "currency",
+                )
+            },
+        ),
+        ("Active", {"fields": ("active_from", "active_until")}),
+    )
+
+
+class LedgerEntryInline(ReadOnlyInline):
+    model = LedgerEntry
+    fields = ("account", "amount", "order_line")
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount(self, entry: LedgerEntry) -> str:
+        return format_amount(entry.amount_minor, entry.currency)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
+        return super().get_queryset(request).select_related("account__seller", "order_line")
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "idempotency_key", "reference_type", "reference_id")
+    list_filter = ("kind", "created_at")
+    search_fields = ("idempotency_key", "reference_id", "description")
+    date_hierarchy = "created_at"
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(LedgerAccount)
+class LedgerAccountAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "kind", "currency", "balance")
+    list_filter = ("kind", "currency")
+    search_fields = ("seller__display_name", "seller__slug")
+    list_select_related = ("seller",)
+
+    @admin.display(description="balance", ordering="balance_minor")
+    def balance(self, account: LedgerAccount) -> str:
+        return format_amount(account.balance_minor, account.currency)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "transaction", "account", "amount", "order_line")
+    list_filter = ("account__kind", "currency", "transaction__kind")
+    search_fields = ("transaction__idempotency_key", "account__seller__display_name")
+    list_select_related = ("transaction", "account__seller", "order_line")
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, entry: LedgerEntry) -> str:
+        return format_amount(entry.amount_minor, entry.currency)
+
+
+class RefundLineInline(ReadOnlyInline):
+    model = RefundLine
+    fields = ("order_line", "amount_minor", "seller_amount_minor", "commission_amount_minor")
+    readonly_fields = fields
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "order", "amount", "status", "reason", "created_at", "completed_at")
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("order__id", "reason")
+    list_select_related = ("order",)
+    inlines = [RefundLineInline]
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, refund: Refund) -> str:
+        return format_amount(refund.amount_minor, refund.currency)

@@ -1,0 +1,89 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from payments.models import CommissionRule, LedgerTransaction
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 1000, 2)], fee=30)
+    refund_mark_succeeded(refund=refund_create(order=order, amount_minor=500))
+    return order
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "admin:payments_commissionrule_changelist",
+        "admin:payments_commissionrule_add",
+        "admin:payments_ledgertransaction_changelist",
+        "admin:payments_ledgeraccount_changelist",
+        "admin:payments_ledgerentry_changelist",
+        "admin:payments_refund_changelist",
+        "admin:marketplace_order_changelist",
+    ],
+)
+def test_operators_see_the_money_pages(operator_client, books, url_name):
+    assert operator_client.get(reverse(url_name)).status_code == 200
+
+
+def test_an_order_page_shows_its_seller_orders_and_lines(operator_client, books):
+    response = operator_client.get(reverse("admin:marketplace_order_change", args=[books.pk]))
+
+    assert response.status_code == 200
+    line = response.context["inline_admin_formsets"][1].formset.queryset.get()
+    assert (line.gross_minor, line.commission_minor, line.seller_share_minor) == (2000, 200, 1800)
+    html = response.content.decode()
+    assert "Acme" in html  # the seller order's seller
+    assert re.search(r'field-seller_share_minor">\s*<p>1800</p>', html)
+
+
+def test_ledger_rows_are_read_only_in_the_admin(operator_client, books):
+    txn = LedgerTransaction.objects.first()
+
+    page = operator_client.get(reverse("admin:payments_ledgertransaction_change", args=[txn.pk]))
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert operator_client.get(reverse("admin:payments_ledgertransaction_add")).status_code == 403
+    response = operator_client.post(
+        reverse("admin:payments_ledgertransaction_delete", args=[txn.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert LedgerTransaction.objects.filter(pk=txn.pk).exists()
+
+
+def test_an_operator_adds_a_commission_rule_and_bad_rules_are_refused(operator_client, seller):
+    url = reverse("admin:payments_commissionrule_add")
+    base = {
+        "name": "Acme special",
+        "scope": "seller",
+        "seller": seller.pk,
+        "percentage_bps": "500",
+        "fixed_fee_minor": "0",
+        "currency": "",
+        "active_from_0": "2026-01-01",
+        "active_from_1": "00:00:00",
+    }
+
+    bad = operator_client.post(url, base | {"fixed_fee_minor": "30"})
+    assert bad.status_code == 200
+    assert "A fixed fee, minimum or maximum needs a currency." in bad.content.decode()
+    assert not CommissionRule.objects.exists()
+
+    good = operator_client.post(url, base)
+    assert good.status_code == 302
+    assert CommissionRule.objects.get().seller == seller
+
+
+def test_customers_get_nothing_of_the_money_admin(customer_client, books):
+    response = customer_client.get(reverse("admin:payments_ledgertransaction_changelist"))
+
+    assert response.status_code == 302
