@@ -150,11 +150,15 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     currency = refund.currency
     commission = platform_account(Kind.COMMISSION, currency)
     postings = [Posting(platform_account(Kind.PROCESSOR, currency), -refund.amount_minor)]
+    accounts: dict[tuple[int, str], LedgerAccount] = {}
     for refund_line in refund_lines:
         line = refund_line.order_line
         kind = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
         if refund_line.seller_amount_minor:
-            account = seller_account(line.seller_order.seller, kind, currency)
+            seller = line.seller_order.seller
+            if (seller.pk, kind) not in accounts:
+                accounts[seller.pk, kind] = seller_account(seller, kind, currency)
+            account = accounts[seller.pk, kind]
             postings.append(Posting(account, refund_line.seller_amount_minor, line.pk))
         if refund_line.commission_amount_minor:
             postings.append(Posting(commission, refund_line.commission_amount_minor, line.pk))
