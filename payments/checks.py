@@ -1,32 +1,36 @@
 """Proofs that the ledger is consistent, run by ``manage.py check_ledger``.
 
-1. Every transaction's entries sum to zero in each currency.
+1. Every transaction has entries, and they sum to zero in each currency.
 2. Every entry is in its account's currency.
 3. Every account's running balance equals the sum of its entries.
-4. For every order whose payment was captured: the processor received its
-   total once; the refunds posted equal the refunds that succeeded; and the
-   sellers' shares plus the commission still held for the order equal what
-   was captured less what was refunded.
-5. Refund reservations never exceed an order's total (also a database
-   constraint) and match the refunds that did not fail.
+4. For every order whose payment was captured, the processor received its
+   total once, and for every line, the seller's share and the commission
+   still held in the ledger equal the line's parts less what refunds that
+   succeeded gave back of each.
+5. Every refund that succeeded is in the ledger for its amount, and no other
+   refund is.
+6. The refund counters on lines, seller orders and orders equal the refunds
+   that did not fail.
 
-Each check is a handful of aggregate queries, whatever the size of the ledger.
+The work is a fixed number of queries, whatever the size of the ledger; the
+per-order and per-line comparisons stream over the rows.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from marketplace.models import Order
-from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Refund
+from marketplace.models import Order, OrderLine, SellerOrder
+from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Refund, RefundLine
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
+SALE_KINDS = [TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND]
+SELLER_KINDS = [Kind.PENDING, Kind.AVAILABLE]
 
 
 @dataclass
@@ -42,10 +46,10 @@ class LedgerReport:
         return not self.problems
 
 
-def _sums(queryset: QuerySet[Any], key: str) -> dict[int, int]:
-    """``Sum(amount_minor)`` per value of ``key``."""
-    rows = queryset.values_list(key).annotate(total=Sum("amount_minor")).order_by()
-    return {int(k): int(total) for k, total in rows}
+def _sums(queryset: QuerySet[Any], key: str, value: str = "amount_minor") -> dict[int, int]:
+    """``Sum(value)`` per value of ``key``."""
+    rows = queryset.values_list(key).annotate(total=Sum(value)).order_by()
+    return {int(k): int(total) for k, total in rows if k is not None}
 
 
 def ledger_check() -> LedgerReport:
@@ -54,8 +58,17 @@ def ledger_check() -> LedgerReport:
         entries=LedgerEntry.objects.count(),
         accounts=LedgerAccount.objects.count(),
     )
-    problems = report.problems
+    _check_transactions(report.problems)
+    _check_orders(report)
+    _check_refunds(report.problems)
+    return report
 
+
+def _check_transactions(problems: list[str]) -> None:
+    for key in LedgerTransaction.objects.filter(entries__isnull=True).values_list(
+        "idempotency_key", flat=True
+    ):
+        problems.append(f"Transaction {key} has no entries.")
     unbalanced = (
         LedgerEntry.objects.values_list("transaction__idempotency_key", "currency")
         .annotate(total=Sum("amount_minor"))
@@ -64,14 +77,12 @@ def ledger_check() -> LedgerReport:
     )
     for key, currency, total in unbalanced:
         problems.append(f"Transaction {key} does not balance in {currency}: {total:+d}.")
-
     for entry_id, entry_currency, account_currency in LedgerEntry.objects.exclude(
         currency=F("account__currency")
     ).values_list("pk", "currency", "account__currency"):
         problems.append(
             f"Entry #{entry_id} is in {entry_currency} on a {account_currency} account."
         )
-
     drifted = LedgerAccount.objects.annotate(
         entries_total=Coalesce(Sum("entries__amount_minor"), 0)
     ).exclude(balance_minor=F("entries_total"))
@@ -81,63 +92,96 @@ def ledger_check() -> LedgerReport:
             f"but its entries sum to {account.entries_total}."
         )
 
-    processor = Q(account__kind=Kind.PROCESSOR)
+
+def _check_orders(report: LedgerReport) -> None:
+    problems = report.problems
     captured = {
         int(order_id): int(total)
         for order_id, total in LedgerEntry.objects.filter(
-            processor, transaction__kind=TxnKind.PAYMENT_CAPTURED
+            account__kind=Kind.PROCESSOR, transaction__kind=TxnKind.PAYMENT_CAPTURED
         )
         .values_list("transaction__reference_id")
         .annotate(total=Sum("amount_minor"))
         .order_by()
     }
-    refund_orders = dict(Refund.objects.values_list("pk", "order_id"))
-    refunded_in_ledger: dict[int, int] = defaultdict(int)
-    for refund_id, total in (
-        LedgerEntry.objects.filter(processor, transaction__kind=TxnKind.REFUND)
-        .values_list("transaction__reference_id")
-        .annotate(total=Sum("amount_minor"))
-        .order_by()
-    ):
-        refunded_in_ledger[refund_orders[int(refund_id)]] += -int(total)
-    refunds_succeeded = _sums(Refund.objects.filter(status=Refund.Status.SUCCEEDED), "order_id")
-    refunds_reserved = _sums(Refund.objects.exclude(status=Refund.Status.FAILED), "order_id")
-    still_held = {
-        order_id: -total
-        for order_id, total in _sums(
-            LedgerEntry.objects.filter(
-                transaction__kind__in=[TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND],
-                account__kind__in=[Kind.PENDING, Kind.AVAILABLE, Kind.COMMISSION],
-            ),
-            "order_line__order_id",
-        ).items()
-    }
+    sale_entries = LedgerEntry.objects.filter(transaction__kind__in=SALE_KINDS)
+    held_commission = _sums(sale_entries.filter(account__kind=Kind.COMMISSION), "order_line_id")
+    held_share = _sums(sale_entries.filter(account__kind__in=SELLER_KINDS), "order_line_id")
+    succeeded = RefundLine.objects.filter(refund__status=Refund.Status.SUCCEEDED)
+    refunded_commission = _sums(succeeded, "order_line_id", "commission_amount_minor")
+    refunded_share = _sums(succeeded, "order_line_id", "seller_amount_minor")
 
-    orders = Order.objects.values_list("pk", "total_minor", "refunded_minor", "paid_at")
-    for order_id, total, refunded, paid_at in orders.iterator():
-        if refunds_reserved.get(order_id, 0) != refunded:
-            problems.append(
-                f"Order #{order_id}: {refunded} reserved for refunds, "
-                f"but its refunds that did not fail add up to {refunds_reserved.get(order_id, 0)}."
-            )
+    for order_id, total, paid_at in Order.objects.values_list(
+        "pk", "total_minor", "paid_at"
+    ).iterator():
         if paid_at is None:
             if order_id in captured:
                 problems.append(f"Order #{order_id} is not paid but a payment was posted.")
             continue
         report.orders += 1
-        got = captured.get(order_id, 0)
-        if got != total:
+        if captured.get(order_id, 0) != total:
+            got = captured.get(order_id, 0)
             problems.append(f"Order #{order_id}: total {total}, captured in the ledger {got}.")
-        back = refunded_in_ledger.get(order_id, 0)
-        if back != refunds_succeeded.get(order_id, 0):
+
+    paid_lines = OrderLine.objects.filter(order__paid_at__isnull=False).values_list(
+        "pk", "order_id", "commission_minor", "seller_share_minor"
+    )
+    for line_id, order_id, commission, share in paid_lines.iterator():
+        expected = (
+            commission - refunded_commission.get(line_id, 0),
+            share - refunded_share.get(line_id, 0),
+        )
+        held = (-held_commission.get(line_id, 0), -held_share.get(line_id, 0))
+        if held != expected:
             problems.append(
-                f"Order #{order_id}: refunds that succeeded add up to "
-                f"{refunds_succeeded.get(order_id, 0)}, the ledger refunded {back}."
+                f"Order #{order_id}, line #{line_id}: the ledger holds commission {held[0]} "
+                f"and seller share {held[1]}; expected {expected[0]} and {expected[1]}."
             )
-        held = still_held.get(order_id, 0)
-        if held != got - back:
+
+
+def _check_refunds(problems: list[str]) -> None:
+    posted = {
+        int(refund_id): -int(total)
+        for refund_id, total in LedgerEntry.objects.filter(
+            account__kind=Kind.PROCESSOR, transaction__kind=TxnKind.REFUND
+        )
+        .values_list("transaction__reference_id")
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    }
+    for refund_id, status, amount in Refund.objects.values_list(
+        "pk", "status", "amount_minor"
+    ).iterator():
+        in_ledger = posted.pop(refund_id, None)
+        if status == Refund.Status.SUCCEEDED and in_ledger != amount:
             problems.append(
-                f"Order #{order_id}: seller shares + commission = {held}, "
-                f"but captured - refunded = {got - back}."
+                f"Refund #{refund_id} succeeded for {amount}; "
+                f"the ledger refunded {in_ledger if in_ledger is not None else 'nothing'}."
             )
-    return report
+        if status != Refund.Status.SUCCEEDED and in_ledger is not None:
+            problems.append(f"Refund #{refund_id} is {status} but the ledger refunded {in_ledger}.")
+    for refund_id in posted:
+        problems.append(f"The ledger refunded refund #{refund_id}, which does not exist.")
+
+    reserved = RefundLine.objects.exclude(refund__status=Refund.Status.FAILED)
+    by_line = {
+        line_id: (amount, share, commission)
+        for line_id, amount, share, commission in reserved.values_list("order_line_id")
+        .annotate(Sum("amount_minor"), Sum("seller_amount_minor"), Sum("commission_amount_minor"))
+        .order_by()
+    }
+    lines = OrderLine.objects.filter(
+        Q(refunded_minor__gt=0) | Q(pk__in=reserved.values("order_line_id"))
+    ).values_list("pk", "refunded_minor", "refunded_seller_minor", "refunded_commission_minor")
+    for line_id, *counters in lines.iterator():
+        if tuple(counters) != by_line.get(line_id, (0, 0, 0)):
+            problems.append(
+                f"Line #{line_id}: refund counters {tuple(counters)} "
+                f"but its refunds that did not fail add up to {by_line.get(line_id, (0, 0, 0))}."
+            )
+    for model, label in ((SellerOrder, "Seller order"), (Order, "Order")):
+        mismatched = model.objects.annotate(
+            from_lines=Coalesce(Sum("lines__refunded_minor"), 0)
+        ).exclude(refunded_minor=F("from_lines"))
+        for row in mismatched.values_list("pk", "refunded_minor", "from_lines"):
+            problems.append(f"{label} #{row[0]}: refunded {row[1]}, its lines say {row[2]}.")

@@ -67,12 +67,24 @@ def to_minor_units(amount: Decimal | str, currency: str) -> int:
     if value > MAX_MAJOR_UNITS:
         raise AmountError(f"The amount cannot be more than {MAX_MAJOR_UNITS:,} {currency}.")
     places = exponent(currency)
-    minor = value.scaleb(places)
-    if minor != minor.to_integral_value():
+    # Exact integer arithmetic on the decimal's digits: Decimal operations
+    # round to the context's precision, which would break "never round".
+    _, digits, power = value.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient == 0 or not isinstance(power, int):
+        return 0
+    shift = power + places
+    if shift >= 0:
+        return coefficient * int(10**shift)
+    if -shift > len(digits):
+        remainder = coefficient  # more decimals than the coefficient has digits
+    else:
+        coefficient, remainder = divmod(coefficient, int(10**-shift))
+    if remainder:
         if places == 0:
             raise AmountError(f"{currency} amounts have no decimal places.")
         raise AmountError(f"{currency} amounts have at most {places} decimal places.")
-    return int(minor)
+    return coefficient
 
 
 def to_major_units(minor: int, currency: str) -> Decimal:

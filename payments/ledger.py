@@ -23,6 +23,7 @@ from django.db.models import F
 from accounts.models import Seller
 from marketplace.errors import Conflict, InvalidRequest
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.money import is_whole_number
 
 Kind = LedgerAccount.Kind
 
@@ -42,6 +43,8 @@ class UnbalancedTransaction(InvalidRequest):
 
 def ledger_account(*, kind: str, currency: str, seller: Seller | None = None) -> LedgerAccount:
     """The account of a seller (or of the platform, when ``seller`` is None); made on first use."""
+    if kind not in Kind.values:
+        raise InvalidRequest(f"{kind!r} is not a kind of ledger account.")
     if (seller is None) != (kind in LedgerAccount.PLATFORM_KINDS):
         raise InvalidRequest(
             f"A {kind} account belongs to {'the platform' if seller is None else 'a seller'}."
@@ -64,7 +67,7 @@ def _validate(postings: Sequence[Posting]) -> None:
     totals: dict[str, int] = defaultdict(int)
     for posting in postings:
         amount = posting.amount_minor
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        if not is_whole_number(amount) or amount == 0:
             raise UnbalancedTransaction(f"Entry amounts are non-zero integers, not {amount!r}.")
         totals[posting.account.currency] += amount
     unbalanced = {currency: total for currency, total in totals.items() if total != 0}

@@ -20,6 +20,11 @@ BASIS_POINTS = 10_000
 ROUNDING = ROUND_HALF_UP
 
 
+def is_whole_number(value: object) -> bool:
+    """True for an ``int`` (and not a ``bool``, which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class CurrencyMismatch(TypeError):
     """Two amounts in different currencies were combined."""
 
@@ -32,7 +37,7 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+        if not is_whole_number(self.amount):
             raise TypeError(f"Money amounts are integers of minor units, not {self.amount!r}.")
         exponent(self.currency)  # refuses an unknown currency
 
@@ -68,7 +73,7 @@ class Money:
         return Money(-self.amount, self.currency)
 
     def __mul__(self, factor: int) -> Money:
-        if isinstance(factor, bool) or not isinstance(factor, int):
+        if not is_whole_number(factor):
             raise TypeError("Money can only be multiplied by a whole number.")
         return Money(self.amount * factor, self.currency)
 
@@ -107,7 +112,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     """
     if not weights:
         raise ValueError("allocate needs at least one weight.")
-    if any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in weights):
+    if any(not is_whole_number(w) or w < 0 for w in weights):
         raise ValueError("Weights must be non-negative integers.")
     weight_sum = sum(weights)
     if weight_sum == 0:

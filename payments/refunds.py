@@ -29,10 +29,11 @@ from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.models import LedgerAccount, LedgerTransaction, Refund, RefundLine
-from payments.money import allocate
+from payments.money import allocate, is_whole_number
 
 Kind = LedgerAccount.Kind
 REFUNDABLE_ORDER_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+REASON_MAX_LENGTH = Refund._meta.get_field("reason").max_length or 255
 
 
 def refund_split(line: OrderLine, amount: int) -> tuple[int, int]:
@@ -63,6 +64,8 @@ def refund_create(
     a seller's part or a line; see the module docstring for how it is split."""
     if seller_order is not None and order_line is not None:
         raise InvalidRequest("Refund a seller's part or a line, not both.")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidRequest(f"Keep the reason under {REASON_MAX_LENGTH} characters.")
     order = Order.objects.select_for_update().get(pk=order.pk)
     if order.status not in REFUNDABLE_ORDER_STATUSES:
         raise InvalidState("Only a paid order can be refunded.")
@@ -76,12 +79,12 @@ def refund_create(
         raise InvalidRequest("Nothing in this order matches the refund.")
     left = [line.gross_minor - line.refunded_minor for line in lines]
     refundable = sum(left)
-    if amount_minor is None:
-        amount_minor = refundable
-    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
-        raise InvalidRequest("A refund is a whole number of minor units above zero.")
     if refundable == 0:
         raise InvalidRequest("Everything has been refunded already.")
+    if amount_minor is None:
+        amount_minor = refundable
+    if not is_whole_number(amount_minor) or amount_minor <= 0:
+        raise InvalidRequest("A refund is a whole number of minor units above zero.")
     if amount_minor > refundable:
         raise InvalidRequest(
             f"At most {refundable} (minor units of {order.currency}) can still be refunded."

@@ -24,6 +24,7 @@ from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
 from marketplace.models import Order, OrderLine, Product, SellerOrder
 from payments.commission import CommissionRuleBook, line_split
 from payments.models import Refund
+from payments.money import is_whole_number
 from payments.refunds import refund_create
 
 
@@ -40,9 +41,9 @@ def _merged(cart_items: Sequence[CartItem]) -> OrderedDict[int, int]:
     quantities: OrderedDict[int, int] = OrderedDict()
     for item in cart_items:
         quantity = item.quantity
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        if not is_whole_number(quantity) or quantity <= 0:
             raise InvalidRequest(f"Quantities must be whole numbers above zero, not {quantity!r}.")
-        if isinstance(item.product_id, bool) or not isinstance(item.product_id, int):
+        if not is_whole_number(item.product_id):
             raise InvalidRequest(f"Unknown product {item.product_id!r}.")
         quantities[item.product_id] = quantities.get(item.product_id, 0) + quantity
         if quantities[item.product_id] > settings.ORDER_MAX_QUANTITY:
@@ -173,27 +174,38 @@ def seller_order_cancel(
 ) -> Refund | None:
     """Cancel one seller's part of a paid order before it ships.
 
-    That part alone is refunded (whatever of it was not refunded already) and
-    its stock put back; the other sellers' parts are untouched. Safe to repeat.
+    That part alone is refunded (whatever of it is not refunded or being
+    refunded already) and its stock put back once; the other sellers' parts
+    are untouched. Calling it again after the refund failed starts a new
+    refund for what is still owed; otherwise it changes nothing.
     """
-    seller_order = (
-        SellerOrder.objects.select_for_update().select_related("order").get(pk=seller_order.pk)
-    )
+    # The order first, then its seller order: the lock order of every money path.
+    order = Order.objects.select_for_update().get(pk=seller_order.order_id)
+    seller_order = SellerOrder.objects.select_for_update(of=("self",)).get(pk=seller_order.pk)
     Status = SellerOrder.Status
-    if seller_order.status == Status.CANCELLED:
-        return None
-    if seller_order.status in (Status.SHIPPED, Status.DELIVERED):
+    if (
+        seller_order.shipped_at
+        or seller_order.delivered_at
+        or seller_order.status
+        in (
+            Status.SHIPPED,
+            Status.DELIVERED,
+        )
+    ):
         raise InvalidState("This part of the order has shipped; ask for a refund instead.")
-    if seller_order.order.status == Order.Status.AWAITING_PAYMENT:
+    if order.status == Order.Status.AWAITING_PAYMENT:
         raise InvalidState("The order is not paid yet; cancel the whole order instead.")
+    if order.status == Order.Status.CANCELLED:
+        raise InvalidState("The order was cancelled before payment.")
     refund = None
     if seller_order.gross_minor > seller_order.refunded_minor:
         refund = refund_create(
-            order=seller_order.order,
+            order=order,
             seller_order=seller_order,
             reason=reason or "Seller's part cancelled before shipping",
             requested_by=by,
         )
-    _restock(list(seller_order.lines.all()))
-    SellerOrder.objects.filter(pk=seller_order.pk).update(status=Status.CANCELLED)
+    if seller_order.status != Status.CANCELLED:
+        _restock(list(seller_order.lines.all()))
+        SellerOrder.objects.filter(pk=seller_order.pk).update(status=Status.CANCELLED)
     return refund

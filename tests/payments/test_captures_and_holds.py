@@ -9,6 +9,7 @@ from marketplace.services.orders import CartItem, order_cancel, place_order
 from payments.balances import platform_balance, seller_balance
 from payments.captures import order_payment_captured
 from payments.holds import holds_release_due, seller_order_hold_release
+from payments.ledger import seller_account
 from payments.models import LedgerEntry, LedgerTransaction
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import paid_order
@@ -137,3 +138,30 @@ def test_hold_release_entries_name_their_order_lines(seller):
     released = LedgerEntry.objects.filter(transaction__kind="hold_released")
     assert set(released.values_list("order_line__order", flat=True)) == {order.pk}
     assert released.count() == 4
+
+
+def test_a_fee_borne_by_sellers_leaves_with_the_hold_release(settings, seller):
+    settings.PAYMENTS_PROCESSOR_FEE_PAYER = "sellers"
+    order = paid_order([(seller, 1000, 1)], fee=50)
+
+    seller_order_hold_release(seller_order=order.seller_orders.get())
+
+    balance = seller_balance(seller=seller, currency="USD")
+    assert (balance.pending, balance.available) == (0, 850)
+
+
+def test_a_capture_retried_with_its_fee_records_the_fee_once(seller, customer):
+    product = ProductFactory(seller=seller, price_minor=1000)
+    order = place_order(customer=customer, cart_items=[CartItem(product.pk, 1)])
+    order_payment_captured(order=order)
+
+    order_payment_captured(order=order, processor_fee_minor=59)
+    order_payment_captured(order=order, processor_fee_minor=10**9)  # the fee is known already
+
+    assert platform_balance(currency="USD").processor_fees == 59
+    assert LedgerTransaction.objects.filter(kind="processor_fee").count() == 1
+
+
+def test_an_unknown_account_kind_is_refused(seller):
+    with pytest.raises(InvalidRequest):
+        seller_account(seller, "savings", "USD")

@@ -1,6 +1,8 @@
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 
+from marketplace.models import OrderLine, SellerOrder
 from payments.models import LedgerAccount, Refund
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
@@ -48,6 +50,31 @@ def test_a_refund_marked_succeeded_without_its_posting_is_reported(books, capsys
         call_command("check_ledger")
 
     err = capsys.readouterr().err
+    assert f"Refund #{pending.pk} succeeded for 100; the ledger refunded nothing." in err
+    # Its lines' shares are still in the ledger: the per-line check sees it too.
+    assert f"Order #{books.pk}, line #" in err
+
+
+def test_refund_counters_that_do_not_match_the_refunds_are_reported(books, capsys):
+    seller_order = books.seller_orders.first()
+    SellerOrder.objects.filter(pk=seller_order.pk).update(refunded_minor=300)
+
+    with pytest.raises(CommandError):
+        call_command("check_ledger")
+
     assert (
-        f"Order #{books.pk}: refunds that succeeded add up to 600, the ledger refunded 500." in err
+        f"Seller order #{seller_order.pk}: refunded 300, its lines say" in capsys.readouterr().err
     )
+
+
+def test_a_line_whose_counters_drifted_is_reported(books, capsys):
+    line = books.lines.first()
+    OrderLine.objects.filter(pk=line.pk).update(
+        refunded_seller_minor=F("refunded_seller_minor") + 1,
+        refunded_commission_minor=F("refunded_commission_minor") - 1,
+    )
+
+    with pytest.raises(CommandError):
+        call_command("check_ledger")
+
+    assert f"Line #{line.pk}: refund counters" in capsys.readouterr().err

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 
 from marketplace.errors import InvalidRequest, OutOfStock
-from marketplace.models import Order, Product
-from marketplace.services.orders import CartItem, place_order
+from marketplace.models import Order, Product, SellerOrder
+from marketplace.services.orders import CartItem, place_order, seller_order_cancel
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
@@ -108,11 +108,14 @@ def test_eight_customers_racing_for_three_units(seller):
     assert Product.objects.get(pk=product.pk).stock == 0
 
 
-def run_together(count, work):
-    """Run ``work`` in ``count`` threads released at the same moment; return results or errors."""
+def run_together(count, *works):
+    """Run ``count`` threads released at the same moment; return their results or errors.
+
+    With one ``work`` every thread runs it; with several, thread i runs ``works[i]``.
+    """
     barrier, results, lock = threading.Barrier(count), [], threading.Lock()
 
-    def worker():
+    def worker(work):
         try:
             barrier.wait(10)
             result = work()
@@ -123,9 +126,29 @@ def run_together(count, work):
         with lock:
             results.append(result)
 
-    threads = [threading.Thread(target=worker) for _ in range(count)]
+    threads = [threading.Thread(target=worker, args=(works[i % len(works)],)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
     return results
+
+
+def test_a_seller_cancelling_while_a_refund_is_made_does_not_deadlock(seller, other_seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    for _ in range(5):
+        order = paid_order([(seller, 1000, 1), (other_seller, 500, 1)])
+        mine = order.seller_orders.get(seller=seller)
+
+        results = run_together(
+            2,
+            lambda order=order, mine=mine: seller_order_cancel(seller_order=mine),
+            lambda order=order: refund_create(order=order, amount_minor=100),
+        )
+
+        assert not [r for r in results if isinstance(r, Exception)], results
+        # Whichever ran first, the cancelled part is refunded in full, once.
+        assert SellerOrder.objects.get(pk=mine.pk).refunded_minor == 1000
+        refunds = sum(Refund.objects.filter(order=order).values_list("amount_minor", flat=True))
+        assert Order.objects.get(pk=order.pk).refunded_minor == refunds
+        assert ledger_check().ok

@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 
 import pytest
@@ -98,3 +99,21 @@ def test_an_amount_is_accepted_only_when_it_fits_the_minor_unit(currency, amount
 )
 def test_format_amount_uses_the_locale(minor, currency, locale, shown):
     assert format_amount(minor, currency, locale=locale) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9999999.9999999999999999999999", "USD amounts have at most 2 decimal places."),
+        ("1E-9999999999", "USD amounts have at most 2 decimal places."),
+        ("12.3450000000000000000000000001", "USD amounts have at most 2 decimal places."),
+    ],
+)
+def test_long_or_tiny_decimals_are_refused_never_rounded(text, message):
+    with pytest.raises(AmountError, match=re.escape(message)):
+        to_minor_units(text, "USD")
+
+
+@pytest.mark.parametrize("text", ["0E-9999999999", "0E+9999999999", "0.000", "1.50000000000"])
+def test_zeros_and_trailing_zeros_are_exact_and_fast(text):
+    assert to_minor_units(text, "USD") == (150 if text.startswith("1.5") else 0)

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.utils import timezone
 
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, Product, SellerOrder
@@ -207,3 +208,47 @@ def test_an_unpaid_seller_part_is_cancelled_with_the_whole_order(seller, custome
 
     with pytest.raises(InvalidState, match="cancel the whole order"):
         seller_order_cancel(seller_order=order.seller_orders.get())
+
+
+def test_a_delivered_part_stays_delivered_even_once_refunded(seller):
+    order = paid_order([(seller, 1000, 1)])
+    SellerOrder.objects.filter(order=order).update(
+        status=SellerOrder.Status.DELIVERED, shipped_at=timezone.now(), delivered_at=timezone.now()
+    )
+    refund(order)
+
+    with pytest.raises(InvalidState, match="has shipped"):
+        seller_order_cancel(seller_order=order.seller_orders.get())
+    assert Product.objects.get(seller=seller).stock == 0
+
+
+def test_a_too_long_reason_is_refused_and_nothing_is_written(seller):
+    order = paid_order([(seller, 1000, 1)])
+
+    with pytest.raises(InvalidRequest, match="under 255 characters"):
+        seller_order_cancel(seller_order=order.seller_orders.get(), reason="x" * 256)
+
+    assert not Refund.objects.exists()
+    assert SellerOrder.objects.get(order=order).status == SellerOrder.Status.PAID
+
+
+def test_cancelling_again_after_the_refund_failed_refunds_what_is_still_owed(seller):
+    order = paid_order([(seller, 1000, 2)])
+    seller_order = order.seller_orders.get()
+    refund_mark_failed(refund=seller_order_cancel(seller_order=seller_order))
+
+    retry = seller_order_cancel(seller_order=seller_order)
+    refund_mark_succeeded(refund=retry)
+
+    assert retry.amount_minor == 2000
+    assert Product.objects.get(seller=seller).stock == 2  # restocked once
+    assert seller_order_cancel(seller_order=seller_order) is None
+    assert ledger_check().ok
+
+
+def test_when_everything_is_reserved_the_message_says_so(seller):
+    order = paid_order([(seller, 1000, 1)])
+    refund_create(order=order)
+
+    with pytest.raises(InvalidRequest, match=re.escape("Everything has been refunded already.")):
+        refund_create(order=order)
