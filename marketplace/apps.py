@@ -6,3 +6,10 @@ class MarketplaceConfig(AppConfig):
 
     name = "marketplace"
     verbose_name = "Marketplace"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from marketplace.signals import merge_cart_at_login
+
+        user_logged_in.connect(merge_cart_at_login, dispatch_uid="marketplace.merge_cart")

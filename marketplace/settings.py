@@ -79,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "marketplace.context_processors.cart",
             ],
         },
     },
@@ -178,6 +179,8 @@ if PAYMENTS_PROCESSOR not in PAYMENTS_PROCESSORS:
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# The Connect endpoint (events of connected accounts) has its own signing secret.
+STRIPE_CONNECT_WEBHOOK_SECRET = env.str("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 if PAYMENTS_PROCESSOR == "stripe":
     _missing = [
@@ -198,6 +201,11 @@ PAYMENTS_REFUND_COMMISSION = env.bool("PAYMENTS_REFUND_COMMISSION", default=True
 PAYMENTS_PROCESSOR_FEE_PAYER = env.str("PAYMENTS_PROCESSOR_FEE_PAYER", default="platform")
 if PAYMENTS_PROCESSOR_FEE_PAYER not in ("platform", "sellers"):
     raise ImproperlyConfigured("PAYMENTS_PROCESSOR_FEE_PAYER must be 'platform' or 'sellers'.")
+# Fault injection for the local processor, for tests only: operation name to
+# "timeout_before", "timeout_after" or "unavailable".
+PAYMENTS_LOCAL_FAULTS: dict[str, str] = {}
+# Unpaid orders are cancelled (and their stock released) after this long.
+PAYMENTS_ORDER_EXPIRY_MINUTES = env.int("PAYMENTS_ORDER_EXPIRY_MINUTES", default=30)
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
 

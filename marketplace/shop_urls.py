@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace.views import seller_products, storefront
+from marketplace.views import cart, checkout, seller_products, storefront
 
 app_name = "marketplace"
 
@@ -9,6 +9,14 @@ urlpatterns = [
     path("products/", storefront.product_list, name="product_list"),
     path("products/<slug:slug>/", storefront.product_detail, name="product_detail"),
     path("sellers/<slug:slug>/", storefront.seller_storefront, name="seller_storefront"),
+    path("cart/", cart.cart_detail, name="cart"),
+    path("cart/add/", cart.cart_add_view, name="cart_add"),
+    path("cart/update/", cart.cart_update, name="cart_update"),
+    path("checkout/<str:currency>/", checkout.checkout, name="checkout"),
+    path("orders/", checkout.order_list, name="order_list"),
+    path("orders/<int:pk>/", checkout.order_detail, name="order_detail"),
+    path("orders/<int:pk>/pay/", checkout.order_pay, name="order_pay"),
+    path("orders/<int:pk>/pay/confirm/", checkout.order_pay_confirm, name="order_pay_confirm"),
     path("sell/products/", seller_products.product_list, name="seller_product_list"),
     path("sell/products/new/", seller_products.product_new, name="seller_product_new"),
     path(

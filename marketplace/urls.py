@@ -12,6 +12,7 @@ admin.site.index_title = "Run the marketplace"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("payments/", include("payments.urls")),
     path("", include("marketplace.shop_urls")),
 ]
 

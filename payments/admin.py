@@ -14,8 +14,10 @@ from payments.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    PaymentAttempt,
     Refund,
     RefundLine,
+    WebhookEvent,
 )
 
 
@@ -141,3 +143,59 @@ class RefundAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount_minor")
     def amount(self, refund: Refund) -> str:
         return format_amount(refund.amount_minor, refund.currency)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "processor", "type", "event_id", "status", "attempts")
+    list_filter = ("status", "processor", "type")
+    search_fields = ("event_id", "type", "account")
+    readonly_fields = (
+        "processor",
+        "event_id",
+        "type",
+        "account",
+        "livemode",
+        "status",
+        "attempts",
+        "last_error",
+        "received_at",
+        "processed_at",
+        "payload",
+        "headers",
+    )
+    actions = ("reprocess",)
+
+    @admin.action(description="Process the selected failed events again")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        from payments.webhooks import webhook_event_reprocess
+
+        failed = list(
+            queryset.filter(status=WebhookEvent.Status.FAILED).values_list("pk", flat=True)
+        )
+        for pk in failed:
+            webhook_event_reprocess(webhook_event_id=pk)
+        self.message_user(request, f"{len(failed)} failed event(s) queued again.")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Needed for the action; the form itself is read-only.
+        return request.user.has_perm("payments.change_webhookevent")
+
+
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyAdmin):
+    list_display = (
+        "__str__",
+        "processor",
+        "processor_payment_id",
+        "status",
+        "amount",
+        "created_at",
+    )
+    list_filter = ("status", "processor")
+    search_fields = ("processor_payment_id", "order__id", "idempotency_key")
+    list_select_related = ("order",)
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, attempt: PaymentAttempt) -> str:
+        return format_amount(attempt.amount_minor, attempt.currency)

@@ -19,6 +19,9 @@ failed refund releases its reservation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
@@ -244,3 +247,56 @@ def _refresh_statuses(order_id: int, seller_order_ids: list[int]) -> None:
     status = Order.Status.REFUNDED if done == order.total_minor else Order.Status.PARTIALLY_REFUNDED
     if done and order.status != status:
         Order.objects.filter(pk=order_id).update(status=status)
+
+
+def refund_submit(*, refund: Refund) -> Refund:
+    """Ask the processor to give the money back (key ``refund-<id>``; safe to retry).
+
+    The ledger moves when the processor's refund event confirms it
+    (``refund_sync``); a refusal now releases the reservation at once.
+    """
+    from payments.models import PaymentAttempt
+    from payments.processors import get_processor
+    from payments.processors.base import InvalidProcessorRequest
+
+    refund = Refund.objects.get(pk=refund.pk)
+    if refund.status != Refund.Status.PENDING or refund.processor_refund_id:
+        return refund
+    attempt = PaymentAttempt.objects.filter(
+        order_id=refund.order_id, status=PaymentAttempt.Status.SUCCEEDED
+    ).first()
+    if attempt is None:
+        raise InvalidState("The order has no captured payment to refund.")
+    processor = get_processor(attempt.processor)
+    try:
+        result = processor.refund_create(
+            payment_id=attempt.processor_payment_id,
+            amount_minor=refund.amount_minor,
+            metadata={"refund_id": str(refund.pk), "order_id": str(refund.order_id)},
+            idempotency_key=f"refund-{refund.pk}",
+        )
+    except InvalidProcessorRequest as exc:
+        Refund.objects.filter(pk=refund.pk).update(failure_reason=exc.message[:255])
+        return refund_mark_failed(refund=refund)
+    Refund.objects.filter(pk=refund.pk).update(
+        processor=processor.name, processor_refund_id=result.id
+    )
+    refund.refresh_from_db()
+    return refund
+
+
+def refund_sync(*, processor_name: str, processor_refund_id: str, data: Mapping[str, Any]) -> None:
+    """Apply the processor's refund state to our refund (found by id, or by our metadata)."""
+    refund = Refund.objects.filter(
+        processor=processor_name, processor_refund_id=processor_refund_id
+    ).first()
+    metadata = data.get("metadata") or {}
+    if refund is None and isinstance(metadata, Mapping) and metadata.get("refund_id"):
+        refund = Refund.objects.filter(pk=int(metadata["refund_id"])).first()
+    if refund is None:
+        return  # not one of ours (e.g. a refund made in the processor's dashboard)
+    status = str(data.get("status", ""))
+    if status == "succeeded":
+        refund_mark_succeeded(refund=refund)
+    elif status in ("failed", "canceled"):
+        refund_mark_failed(refund=refund)

@@ -52,3 +52,14 @@ def customer_client(client, customer):
 def operator_client(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process for flow tests (a real worker is tested elsewhere)."""
+    from marketplace.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

@@ -1,4 +1,5 @@
+from marketplace.models.cart import CartItem
 from marketplace.models.catalog import Category, Product
 from marketplace.models.orders import Order, OrderLine, SellerOrder
 
-__all__ = ["Category", "Order", "OrderLine", "Product", "SellerOrder"]
+__all__ = ["CartItem", "Category", "Order", "OrderLine", "Product", "SellerOrder"]

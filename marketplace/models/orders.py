@@ -25,6 +25,12 @@ class Order(models.Model):
     total_minor = models.BigIntegerField(help_text="What the customer pays.")
     commission_minor = models.BigIntegerField(help_text="The platform's part of the total.")
     refunded_minor = models.BigIntegerField(default=0)
+    shipping_name = models.CharField(max_length=150, blank=True)
+    shipping_line1 = models.CharField("address", max_length=200, blank=True)
+    shipping_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
+    shipping_city = models.CharField("city", max_length=100, blank=True)
+    shipping_postal_code = models.CharField("postal code", max_length=20, blank=True)
+    shipping_country = models.CharField("country", max_length=2, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 

@@ -34,6 +34,16 @@ class CartItem:
     quantity: int
 
 
+@dataclass(frozen=True, slots=True)
+class ShippingAddress:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+
 def _merged(cart_items: Sequence[CartItem]) -> OrderedDict[int, int]:
     """Quantities per product, validated; the same product twice is one line."""
     if not cart_items:
@@ -55,7 +65,11 @@ def _merged(cart_items: Sequence[CartItem]) -> OrderedDict[int, int]:
 
 @transaction.atomic
 def place_order(
-    *, customer: User, cart_items: Sequence[CartItem], at: datetime | None = None
+    *,
+    customer: User,
+    cart_items: Sequence[CartItem],
+    shipping: ShippingAddress | None = None,
+    at: datetime | None = None,
 ) -> Order:
     """Turn a cart into an order awaiting payment, with stock reserved; see the module docstring."""
     at = at or timezone.now()
@@ -111,6 +125,18 @@ def place_order(
         currency=currency,
         total_minor=sum(s.gross_minor for s in splits.values()),
         commission_minor=sum(s.commission_minor for s in splits.values()),
+        **(
+            {
+                "shipping_name": shipping.name,
+                "shipping_line1": shipping.line1,
+                "shipping_line2": shipping.line2,
+                "shipping_city": shipping.city,
+                "shipping_postal_code": shipping.postal_code,
+                "shipping_country": shipping.country,
+            }
+            if shipping
+            else {}
+        ),
     )
     by_seller: OrderedDict[int, list[int]] = OrderedDict()
     for pid in quantities:

@@ -1,12 +1,32 @@
+from payments.models.attempts import PaymentAttempt
 from payments.models.commission import CommissionRule
 from payments.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.models.local import (
+    LocalAccount,
+    LocalEvent,
+    LocalPaymentIntent,
+    LocalPayout,
+    LocalRefund,
+    LocalTransfer,
+    LocalTransferReversal,
+)
 from payments.models.refunds import Refund, RefundLine
+from payments.models.webhooks import WebhookEvent
 
 __all__ = [
     "CommissionRule",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "LocalAccount",
+    "LocalEvent",
+    "LocalPaymentIntent",
+    "LocalPayout",
+    "LocalRefund",
+    "LocalTransfer",
+    "LocalTransferReversal",
+    "PaymentAttempt",
     "Refund",
     "RefundLine",
+    "WebhookEvent",
 ]

@@ -24,6 +24,9 @@ class Refund(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    processor = models.CharField(max_length=20, blank=True)
+    processor_refund_id = models.CharField(max_length=100, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -32,6 +35,11 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount_minor__gt=0), name="payments_refund_amount_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["processor", "processor_refund_id"],
+                condition=~Q(processor_refund_id=""),
+                name="payments_refund_processor_id_unique",
             ),
         ]
 

@@ -1,0 +1,91 @@
+"""Forms of the cart and checkout pages."""
+
+from datetime import date
+
+from django import forms
+from django.conf import settings
+from django_countries import countries
+
+
+class CartQuantityForm(forms.Form):
+    product = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    quantity = forms.IntegerField(min_value=0, max_value=settings.ORDER_MAX_QUANTITY, initial=1)
+
+
+class ShippingForm(forms.Form):
+    name = forms.CharField(
+        label="Full name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    line1 = forms.CharField(
+        label="Address",
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "address-line1"}),
+    )
+    line2 = forms.CharField(
+        label="Address (line 2)",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "address-line2"}),
+    )
+    city = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"autocomplete": "address-level2"})
+    )
+    postal_code = forms.CharField(
+        label="Postal code",
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
+    )
+    country = forms.ChoiceField(choices=[("", "Choose a country"), *list(countries)])
+
+
+def luhn_ok(number: str) -> bool:
+    digits = [int(d) for d in reversed(number)]
+    total = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
+    return total % 10 == 0
+
+
+class CardForm(forms.Form):
+    """The local processor's card form (Stripe's Payment Element takes its place with Stripe)."""
+
+    card_number = forms.CharField(
+        label="Card number",
+        max_length=23,
+        widget=forms.TextInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric"}),
+        help_text="Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
+        "4000 0025 0000 3155 asks for a confirmation.",
+    )
+    expiry = forms.CharField(
+        label="Expiry (MM/YY)",
+        max_length=5,
+        widget=forms.TextInput(attrs={"autocomplete": "cc-exp", "placeholder": "MM/YY"}),
+    )
+    cvc = forms.CharField(
+        label="Security code",
+        max_length=4,
+        widget=forms.TextInput(attrs={"autocomplete": "cc-csc", "inputmode": "numeric"}),
+    )
+
+    def clean_card_number(self) -> str:
+        number = "".join(ch for ch in self.cleaned_data["card_number"] if not ch.isspace())
+        if not number.isdigit() or not 12 <= len(number) <= 19 or not luhn_ok(number):
+            raise forms.ValidationError("Enter a valid card number.")
+        return number
+
+    def clean_expiry(self) -> str:
+        value = self.cleaned_data["expiry"].strip()
+        try:
+            month, year = (int(part) for part in value.split("/"))
+        except ValueError as exc:
+            raise forms.ValidationError("Enter the expiry as MM/YY.") from exc
+        if not 1 <= month <= 12:
+            raise forms.ValidationError("Enter the expiry as MM/YY.")
+        today = date.today()
+        if (2000 + year, month) < (today.year, today.month):
+            raise forms.ValidationError("This card has expired.")
+        return value
+
+    def clean_cvc(self) -> str:
+        cvc = self.cleaned_data["cvc"].strip()
+        if not cvc.isdigit() or len(cvc) not in (3, 4):
+            raise forms.ValidationError("Enter the 3 or 4 digits on the back of the card.")
+        return cvc

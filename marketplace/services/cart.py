@@ -1,0 +1,170 @@
+"""The cart: what a customer means to buy, before any price is fixed.
+
+A visitor's cart is kept in their session, a signed-in customer's in the
+database; ``cart_merge`` folds the first into the second at login. The cart
+stores only products and quantities: prices are read from the catalog each
+time it is shown and again, authoritatively, when the order is placed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import Seller, User
+from marketplace.errors import InvalidRequest
+from marketplace.models import CartItem, Product
+from marketplace.services.orders import CartItem as OrderItem
+
+SESSION_KEY = "cart"
+
+
+class CartStorage:
+    """Quantities per product id, for a visitor's session or a signed-in user."""
+
+    def __init__(
+        self, *, user: User | None = None, session: MutableMapping[str, Any] | None = None
+    ):
+        if (user is None) == (session is None):
+            raise ValueError("A cart belongs to a user or to a session.")
+        self.user, self.session = user, session
+
+    def quantities(self) -> dict[int, int]:
+        if self.user is not None:
+            return dict(
+                CartItem.objects.filter(user=self.user).values_list("product_id", "quantity")
+            )
+        assert self.session is not None
+        return {int(pid): int(qty) for pid, qty in self.session.get(SESSION_KEY, {}).items()}
+
+    def set(self, product_id: int, quantity: int) -> None:
+        if self.user is not None:
+            if quantity:
+                CartItem.objects.update_or_create(
+                    user=self.user, product_id=product_id, defaults={"quantity": quantity}
+                )
+            else:
+                CartItem.objects.filter(user=self.user, product_id=product_id).delete()
+            return
+        assert self.session is not None
+        cart = dict(self.session.get(SESSION_KEY, {}))
+        if quantity:
+            cart[str(product_id)] = quantity
+        else:
+            cart.pop(str(product_id), None)
+        self.session[SESSION_KEY] = cart
+
+    def remove(self, product_ids: list[int]) -> None:
+        for product_id in product_ids:
+            self.set(product_id, 0)
+
+    def count(self) -> int:
+        return sum(self.quantities().values())
+
+
+@dataclass
+class CartLine:
+    product: Product
+    quantity: int
+
+    @property
+    def subtotal_minor(self) -> int:
+        return self.product.price_minor * self.quantity
+
+    @property
+    def available(self) -> bool:
+        return self.product.is_active and self.product.stock >= self.quantity
+
+
+@dataclass
+class SellerGroup:
+    seller: Seller
+    lines: list[CartLine] = field(default_factory=list)
+
+    @property
+    def subtotal_minor(self) -> int:
+        return sum(line.subtotal_minor for line in self.lines)
+
+
+@dataclass
+class CurrencyGroup:
+    """One checkout: the cart's products in one currency, grouped by seller."""
+
+    currency: str
+    sellers: list[SellerGroup] = field(default_factory=list)
+
+    @property
+    def total_minor(self) -> int:
+        return sum(group.subtotal_minor for group in self.sellers)
+
+    @property
+    def lines(self) -> list[CartLine]:
+        return [line for group in self.sellers for line in group.lines]
+
+    @property
+    def can_check_out(self) -> bool:
+        return all(line.available for line in self.lines) and self.total_minor > 0
+
+
+def cart_contents(storage: CartStorage) -> list[CurrencyGroup]:
+    """The cart grouped by currency, then seller, at today's catalog prices (two queries)."""
+    quantities = storage.quantities()
+    products = Product.objects.select_related("seller").filter(pk__in=quantities)
+    currencies: OrderedDict[str, OrderedDict[int, SellerGroup]] = OrderedDict()
+    for product in sorted(products, key=lambda p: (p.currency, p.seller.display_name, p.title)):
+        sellers = currencies.setdefault(product.currency, OrderedDict())
+        group = sellers.setdefault(product.seller_id, SellerGroup(product.seller))
+        group.lines.append(CartLine(product, quantities[product.pk]))
+    return [
+        CurrencyGroup(currency, list(sellers.values())) for currency, sellers in currencies.items()
+    ]
+
+
+def cart_set_quantity(*, storage: CartStorage, product: Product, quantity: int) -> int:
+    """Put ``quantity`` of a product in the cart (0 removes it); never more than is in stock."""
+    if quantity < 0 or quantity > settings.ORDER_MAX_QUANTITY:
+        raise InvalidRequest(f"Choose a quantity from 0 to {settings.ORDER_MAX_QUANTITY}.")
+    if quantity and not product.is_active:
+        raise InvalidRequest(f"“{product.title}” is no longer for sale.")
+    if quantity > product.stock:
+        raise InvalidRequest(
+            f"Only {product.stock} of “{product.title}” left."
+            if product.stock
+            else f"“{product.title}” is out of stock."
+        )
+    storage.set(product.pk, quantity)
+    return quantity
+
+
+def cart_add(*, storage: CartStorage, product: Product, quantity: int = 1) -> int:
+    """Add to what is already in the cart."""
+    current = storage.quantities().get(product.pk, 0)
+    return cart_set_quantity(storage=storage, product=product, quantity=current + quantity)
+
+
+def cart_order_items(storage: CartStorage, currency: str) -> list[OrderItem]:
+    """The items of one currency, for ``place_order``."""
+    group = next((g for g in cart_contents(storage) if g.currency == currency), None)
+    if group is None:
+        raise InvalidRequest(f"Your cart has nothing in {currency}.")
+    return [OrderItem(line.product.pk, line.quantity) for line in group.lines]
+
+
+@transaction.atomic
+def cart_merge(*, session: MutableMapping[str, Any], user: User) -> None:
+    """At login: add the visitor's cart to the user's (quantities add up, capped by stock)."""
+    visitor = CartStorage(session=session).quantities()
+    if not visitor:
+        return
+    mine = CartStorage(user=user)
+    saved = mine.quantities()
+    for product in Product.objects.filter(pk__in=visitor, is_active=True):
+        quantity = min(saved.get(product.pk, 0) + visitor[product.pk], product.stock)
+        if quantity > 0:
+            mine.set(product.pk, quantity)
+    session.pop(SESSION_KEY, None)

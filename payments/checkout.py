@@ -1,0 +1,174 @@
+"""Paying for an order at the processor.
+
+An order is paid only when the processor says so through its event
+(``payment_intent.succeeded``), never on the browser's word. Each try is a
+``PaymentAttempt`` with its own idempotency key, ``payment-<order>-<n>``: a
+retry after a timeout reuses the key, so the processor charges once; a new
+card after a decline is a new attempt on the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace.errors import InvalidState
+from marketplace.models import Order
+from payments.captures import order_payment_captured
+from payments.models import PaymentAttempt
+from payments.processors import get_processor
+from payments.processors.base import Payment, PaymentStatus
+
+logger = logging.getLogger(__name__)
+
+Status = PaymentAttempt.Status
+# What a processor status means for an attempt that has not succeeded yet.
+ATTEMPT_STATUS = {
+    PaymentStatus.REQUIRES_ACTION: Status.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING: Status.PROCESSING,
+    PaymentStatus.CANCELED: Status.CANCELED,
+}
+
+
+def payment_start(*, order: Order) -> PaymentAttempt:
+    """The attempt to pay ``order`` with: the open one, or a new one at the processor.
+
+    The attempt row is committed before the processor is called, so a timeout
+    leaves a row whose key the next call reuses.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise InvalidState(f"Order #{order.pk} is not waiting for a payment.")
+        attempt = order.payment_attempts.filter(status__in=PaymentAttempt.OPEN).last()
+        if attempt is None:
+            number = order.payment_attempts.count() + 1
+            processor = get_processor()
+            attempt = PaymentAttempt.objects.create(
+                order=order,
+                number=number,
+                processor=processor.name,
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                idempotency_key=f"payment-{order.pk}-{number}",
+            )
+    if attempt.processor_payment_id:
+        return attempt
+    payment = get_processor(attempt.processor).payment_create(
+        amount_minor=attempt.amount_minor,
+        currency=attempt.currency,
+        transfer_group=f"order-{order.pk}",
+        customer_email=order.customer.email,
+        metadata={"order_id": str(order.pk), "attempt_id": str(attempt.pk)},
+        idempotency_key=attempt.idempotency_key,
+    )
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        processor_payment_id=payment.id, client_secret=payment.client_secret
+    )
+    attempt.refresh_from_db()
+    return attempt
+
+
+def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAttempt:
+    """Reflect what the browser-side confirmation returned; success waits for the event."""
+    if attempt.status == Status.SUCCEEDED:
+        return attempt
+    if payment.status == PaymentStatus.REQUIRES_PAYMENT_METHOD and payment.failure_message:
+        attempt.status, attempt.failure_message = Status.FAILED, payment.failure_message
+    elif payment.status == PaymentStatus.SUCCEEDED:
+        attempt.status = Status.PROCESSING  # until the processor's event is processed
+    else:
+        attempt.status = ATTEMPT_STATUS.get(payment.status, attempt.status)
+    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+    return attempt
+
+
+@transaction.atomic
+def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
+    """The processor's word that a payment succeeded: re-read it, then record the capture once."""
+    attempt = (
+        PaymentAttempt.objects.select_for_update()
+        .select_related("order")
+        .filter(processor=processor_name, processor_payment_id=payment_id)
+        .first()
+    )
+    if attempt is None:
+        logger.warning("No payment attempt for %s payment %s", processor_name, payment_id)
+        return None
+    processor = get_processor(processor_name)
+    payment = processor.payment_get(payment_id=payment_id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return None  # a stale or early event; the next one will tell
+    if attempt.order.status == Order.Status.CANCELLED:
+        # Paid after the order expired and its stock was released: give it back.
+        processor.refund_create(
+            payment_id=payment_id,
+            amount_minor=payment.amount_minor,
+            metadata={"order_id": str(attempt.order_id), "reason": "order_expired"},
+            idempotency_key=f"refund-expired-{attempt.pk}",
+        )
+        attempt.status = Status.CANCELED
+        attempt.failure_message = "Paid after the order had expired; the payment was refunded."
+        attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        return None
+    order_payment_captured(
+        order=attempt.order, processor_fee_minor=payment.fee_minor or 0, captured_at=timezone.now()
+    )
+    attempt.status, attempt.failure_message = Status.SUCCEEDED, ""
+    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+    return attempt.order
+
+
+@transaction.atomic
+def payment_failed(*, payment_id: str, processor_name: str, message: str) -> None:
+    """The processor's word that a try failed: the customer may try another card."""
+    attempt = (
+        PaymentAttempt.objects.select_for_update()
+        .filter(processor=processor_name, processor_payment_id=payment_id)
+        .first()
+    )
+    if attempt is None or attempt.status == Status.SUCCEEDED:
+        return
+    attempt.status = Status.FAILED
+    attempt.failure_message = message[:255] or "The payment failed."
+    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+
+
+def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttempt:
+    """The local processor's card form: confirm the payment with a test card.
+
+    Raises ``CardDeclined`` with a message for the customer; the attempt then
+    shows as failed and the customer can try another card.
+    """
+    from payments.processors.base import CardDeclined
+    from payments.processors.local import LocalProcessor
+
+    if attempt.processor != "local":
+        raise InvalidState("This payment is confirmed in the processor's own form.")
+    try:
+        payment = LocalProcessor().payment_confirm(
+            payment_id=attempt.processor_payment_id, card_number=card_number
+        )
+    except CardDeclined as exc:
+        attempt.status, attempt.failure_message = Status.FAILED, exc.message[:255]
+        attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        raise
+    return attempt_update_from(attempt, payment)
+
+
+def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> PaymentAttempt:
+    """The extra confirmation step of the local processor's ``requires action`` card."""
+    from payments.processors.base import CardDeclined
+    from payments.processors.local import LocalProcessor
+
+    try:
+        payment = LocalProcessor().payment_authenticate(
+            payment_id=attempt.processor_payment_id, approve=approve
+        )
+    except CardDeclined as exc:
+        attempt.status, attempt.failure_message = Status.FAILED, exc.message[:255]
+        attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        raise
+    return attempt_update_from(attempt, payment)

@@ -1,0 +1,564 @@
+"""The ``local`` processor: Stripe Connect in test mode, simulated in our database.
+
+It needs no keys and no network. Payments are confirmed with Stripe's test
+card numbers:
+
+=================== ==========================================================
+4242 4242 4242 4242 succeeds
+4000 0000 0000 0002 is declined ("Your card was declined.")
+4000 0025 0000 3155 needs an extra confirmation step, then succeeds
+4000 0000 0000 0259 succeeds, and is disputed a moment later
+=================== ==========================================================
+
+Every state change emits an event that is signed like Stripe's and delivered
+asynchronously (a Celery task after the commit) to the same webhook service
+the HTTP endpoint uses, so local payments run the production code path.
+
+``PAYMENTS_LOCAL_FAULTS`` makes operations fail for fault tests: a mapping
+from an operation name to ``"timeout_before"`` (nothing happens, then a
+timeout), ``"timeout_after"`` (the work is done, then a timeout, like a lost
+response) or ``"unavailable"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+
+from payments.models.local import (
+    LocalAccount,
+    LocalEvent,
+    LocalPaymentIntent,
+    LocalPayout,
+    LocalRefund,
+    LocalTransfer,
+    LocalTransferReversal,
+    local_id,
+)
+from payments.money import percentage
+from payments.processors.base import (
+    BalanceTransaction,
+    CardDeclined,
+    ConnectedAccount,
+    InvalidProcessorRequest,
+    OnboardingLink,
+    Payment,
+    PaymentStatus,
+    Payout,
+    ProcessorEvent,
+    RefundResult,
+    TemporaryProcessorError,
+    Transfer,
+    TransferReversal,
+    WebhookSignatureError,
+)
+
+SIGNATURE_HEADER = "Local-Signature"
+TOLERANCE_SECONDS = 300
+
+CARD_SUCCEEDS = "4242424242424242"
+CARD_DECLINED = "4000000000000002"
+CARD_REQUIRES_ACTION = "4000002500003155"
+CARD_DISPUTED = "4000000000000259"
+TEST_CARDS = (CARD_SUCCEEDS, CARD_DECLINED, CARD_REQUIRES_ACTION, CARD_DISPUTED)
+
+_M = TypeVar("_M", bound=Model)
+
+
+def webhook_secret() -> str:
+    """The local endpoint's signing secret, derived from SECRET_KEY."""
+    return hmac.new(settings.SECRET_KEY.encode(), b"local-webhooks", hashlib.sha256).hexdigest()
+
+
+def sign(payload: bytes, *, timestamp: int | None = None, secret: str | None = None) -> str:
+    """A signature header value in Stripe's scheme: ``t=<unix time>,v1=<hex HMAC-SHA256>``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new((secret or webhook_secret()).encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def processing_fee(amount_minor: int) -> int:
+    """What the simulated processor keeps of a payment: 2.9% + 30 minor units."""
+    return min(amount_minor, percentage(amount_minor, 290) + 30)
+
+
+class LocalProcessor:
+    name = "local"
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _fault(self, operation: str, when: str) -> None:
+        fault = settings.PAYMENTS_LOCAL_FAULTS.get(operation)
+        if fault == "unavailable" and when == "before":
+            raise TemporaryProcessorError("The local processor is unavailable (simulated).")
+        if fault == f"timeout_{when}":
+            raise TemporaryProcessorError(f"The local processor timed out (simulated, {when}).")
+
+    def _once(
+        self, model: type[_M], idempotency_key: str, create: dict[str, Any]
+    ) -> tuple[_M, bool]:
+        """The object made for this idempotency key: the existing one, or a new one."""
+        existing = model._default_manager.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                return model._default_manager.create(
+                    idempotency_key=idempotency_key, **create
+                ), True
+        except IntegrityError:
+            return model._default_manager.get(idempotency_key=idempotency_key), False
+
+    def _emit(self, type_: str, data: Mapping[str, Any], account: str = "") -> LocalEvent:
+        from payments.tasks import local_event_deliver
+
+        event = LocalEvent.objects.create(
+            id=local_id("evt"), type=type_, account=account, data=dict(data)
+        )
+        transaction.on_commit(lambda: local_event_deliver.delay(event.id))
+        return event
+
+    @staticmethod
+    def _payment(intent: LocalPaymentIntent) -> Payment:
+        return Payment(
+            id=intent.id,
+            status=intent.status,
+            amount_minor=intent.amount_minor,
+            currency=intent.currency,
+            client_secret=intent.client_secret,
+            charge_id=intent.charge_id,
+            failure_message=intent.failure_message,
+            fee_minor=intent.fee_minor,
+        )
+
+    @staticmethod
+    def _payment_data(intent: LocalPaymentIntent) -> dict[str, Any]:
+        return {
+            "object": "payment_intent",
+            "id": intent.id,
+            "status": intent.status,
+            "amount": intent.amount_minor,
+            "currency": intent.currency.lower(),
+            "metadata": intent.metadata,
+            "latest_charge": intent.charge_id or None,
+            "last_payment_error": (
+                {"message": intent.failure_message} if intent.failure_message else None
+            ),
+        }
+
+    @staticmethod
+    def _account(account: LocalAccount) -> ConnectedAccount:
+        done = account.details_submitted
+        return ConnectedAccount(
+            id=account.id,
+            charges_enabled=done,
+            payouts_enabled=done,
+            details_submitted=done,
+            requirements_due=() if done else ("individual.verification", "external_account"),
+        )
+
+    # --- sellers -----------------------------------------------------------------
+
+    def account_create(self, *, email: str, country: str, idempotency_key: str) -> ConnectedAccount:
+        self._fault("account_create", "before")
+        account, _ = self._once(
+            LocalAccount,
+            idempotency_key,
+            {"id": local_id("acct"), "email": email, "country": country},
+        )
+        self._fault("account_create", "after")
+        return self._account(account)
+
+    def account_onboarding_link(
+        self, *, account_id: str, refresh_url: str, return_url: str
+    ) -> OnboardingLink:
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        if not LocalAccount.objects.filter(pk=account_id).exists():
+            raise InvalidProcessorRequest(f"No such account: {account_id}")
+        path = reverse("payments:local_onboarding", args=[account_id])
+        return OnboardingLink(url=f"{path}?{urlencode({'return_url': return_url})}")
+
+    def account_get(self, *, account_id: str) -> ConnectedAccount:
+        account = LocalAccount.objects.filter(pk=account_id).first()
+        if account is None:
+            raise InvalidProcessorRequest(f"No such account: {account_id}")
+        return self._account(account)
+
+    @transaction.atomic
+    def account_complete_onboarding(self, *, account_id: str) -> ConnectedAccount:
+        """What the seller does on the local onboarding page (Stripe's hosted form)."""
+        account = LocalAccount.objects.select_for_update().filter(pk=account_id).first()
+        if account is None:
+            raise InvalidProcessorRequest(f"No such account: {account_id}")
+        if not account.details_submitted:
+            account.details_submitted = True
+            account.save(update_fields=["details_submitted"])
+            self._emit("account.updated", {"object": "account", "id": account.id}, account.id)
+        return self._account(account)
+
+    # --- payments ------------------------------------------------------------------
+
+    def payment_create(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        transfer_group: str,
+        customer_email: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Payment:
+        self._fault("payment_create", "before")
+        if amount_minor <= 0:
+            raise InvalidProcessorRequest("Amount must be positive.")
+        intent, _ = self._once(
+            LocalPaymentIntent,
+            idempotency_key,
+            {
+                "id": local_id("pi"),
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "status": PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                "client_secret": f"local_secret_{secrets.token_hex(12)}",
+                "transfer_group": transfer_group,
+                "customer_email": customer_email,
+                "metadata": dict(metadata),
+            },
+        )
+        self._fault("payment_create", "after")
+        return self._payment(intent)
+
+    def payment_get(self, *, payment_id: str) -> Payment:
+        intent = LocalPaymentIntent.objects.filter(pk=payment_id).first()
+        if intent is None:
+            raise InvalidProcessorRequest(f"No such payment: {payment_id}")
+        return self._payment(intent)
+
+    def payment_confirm(self, *, payment_id: str, card_number: str) -> Payment:
+        """What Stripe.js does in the customer's browser: pay with a (test) card.
+
+        A decline is recorded (and its event emitted) before ``CardDeclined``
+        is raised, as a real processor keeps the failed try.
+        """
+        self._fault("payment_confirm", "before")
+        number = "".join(ch for ch in card_number if ch.isdigit())
+        with transaction.atomic():
+            intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+            if intent is None:
+                raise InvalidProcessorRequest(f"No such payment: {payment_id}")
+            if intent.status in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+                return self._payment(intent)
+            if number not in TEST_CARDS:
+                raise CardDeclined(
+                    "Use one of the local processor's test cards, such as 4242 4242 4242 4242.",
+                    code="invalid_number",
+                )
+            intent.card_last4 = number[-4:]
+            if number == CARD_DECLINED:
+                self._decline(intent, "Your card was declined.")
+            elif number == CARD_REQUIRES_ACTION:
+                intent.status = PaymentStatus.REQUIRES_ACTION
+                intent.failure_message = ""
+                intent.save()
+            else:
+                intent.dispute_on_success = number == CARD_DISPUTED
+                self._succeed(intent)
+        if intent.failure_message:
+            raise CardDeclined(intent.failure_message, code="card_declined")
+        return self._payment(intent)
+
+    def payment_authenticate(self, *, payment_id: str, approve: bool) -> Payment:
+        """The extra confirmation step (3-D Secure) of the ``requires action`` card."""
+        with transaction.atomic():
+            intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+            if intent is None or intent.status != PaymentStatus.REQUIRES_ACTION:
+                raise InvalidProcessorRequest("This payment is not waiting for a confirmation.")
+            if approve:
+                self._succeed(intent)
+            else:
+                self._decline(intent, "The card's confirmation was refused.")
+        if intent.failure_message:
+            raise CardDeclined(intent.failure_message, code="authentication_failed")
+        return self._payment(intent)
+
+    def _decline(self, intent: LocalPaymentIntent, message: str) -> None:
+        intent.status = PaymentStatus.REQUIRES_PAYMENT_METHOD
+        intent.failure_message = message
+        intent.save()
+        self._emit("payment_intent.payment_failed", self._payment_data(intent))
+
+    def _succeed(self, intent: LocalPaymentIntent) -> None:
+        intent.status = PaymentStatus.SUCCEEDED
+        intent.failure_message = ""
+        intent.charge_id = local_id("ch")
+        intent.fee_minor = processing_fee(intent.amount_minor)
+        intent.save()
+        self._emit("payment_intent.succeeded", self._payment_data(intent))
+        if intent.dispute_on_success:
+            self._emit(
+                "charge.dispute.created",
+                {
+                    "object": "dispute",
+                    "id": local_id("dp"),
+                    "charge": intent.charge_id,
+                    "payment_intent": intent.id,
+                    "amount": intent.amount_minor,
+                    "currency": intent.currency.lower(),
+                    "status": "needs_response",
+                    "reason": "fraudulent",
+                },
+            )
+
+    @transaction.atomic
+    def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment:
+        intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+        if intent is None:
+            raise InvalidProcessorRequest(f"No such payment: {payment_id}")
+        if intent.status == PaymentStatus.SUCCEEDED:
+            raise InvalidProcessorRequest("A succeeded payment cannot be canceled; refund it.")
+        if intent.status != PaymentStatus.CANCELED:
+            intent.status = PaymentStatus.CANCELED
+            intent.save()
+            self._emit("payment_intent.canceled", self._payment_data(intent))
+        return self._payment(intent)
+
+    @transaction.atomic
+    def refund_create(
+        self,
+        *,
+        payment_id: str,
+        amount_minor: int,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> RefundResult:
+        self._fault("refund_create", "before")
+        intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+        if intent is None or intent.status != PaymentStatus.SUCCEEDED:
+            raise InvalidProcessorRequest("Only a succeeded payment can be refunded.")
+        refund, created = self._once(
+            LocalRefund,
+            idempotency_key,
+            {
+                "id": local_id("re"),
+                "payment_intent": intent,
+                "amount_minor": amount_minor,
+                "status": "pending",
+                "metadata": dict(metadata),
+            },
+        )
+        if created:
+            already = sum(
+                r.amount_minor
+                for r in LocalRefund.objects.filter(payment_intent=intent, status="succeeded")
+            )
+            refund.status = (
+                "succeeded" if already + amount_minor <= intent.amount_minor else "failed"
+            )
+            refund.save(update_fields=["status"])
+            self._emit("refund.updated", self._refund_data(refund))
+        self._fault("refund_create", "after")
+        return RefundResult(
+            id=refund.id,
+            status=refund.status,
+            amount_minor=refund.amount_minor,
+            currency=intent.currency,
+            failure_reason="" if refund.status == "succeeded" else "amount_too_large",
+        )
+
+    @staticmethod
+    def _refund_data(refund: LocalRefund) -> dict[str, Any]:
+        return {
+            "object": "refund",
+            "id": refund.id,
+            "status": refund.status,
+            "amount": refund.amount_minor,
+            "payment_intent": refund.payment_intent_id,
+            "metadata": refund.metadata,
+        }
+
+    # --- money to sellers ----------------------------------------------------------
+
+    def transfer_create(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        destination: str,
+        transfer_group: str,
+        source_charge: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Transfer:
+        self._fault("transfer_create", "before")
+        if not LocalAccount.objects.filter(pk=destination, details_submitted=True).exists():
+            raise InvalidProcessorRequest(f"{destination} cannot receive transfers yet.")
+        transfer, _ = self._once(
+            LocalTransfer,
+            idempotency_key,
+            {
+                "id": local_id("tr"),
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "destination": destination,
+                "transfer_group": transfer_group,
+                "source_charge": source_charge,
+                "metadata": dict(metadata),
+            },
+        )
+        self._fault("transfer_create", "after")
+        return Transfer(
+            id=transfer.id,
+            amount_minor=transfer.amount_minor,
+            currency=transfer.currency,
+            destination=transfer.destination,
+            reversed_minor=transfer.reversed_minor,
+        )
+
+    @transaction.atomic
+    def transfer_reverse(
+        self, *, transfer_id: str, amount_minor: int, idempotency_key: str
+    ) -> TransferReversal:
+        transfer = LocalTransfer.objects.select_for_update().filter(pk=transfer_id).first()
+        if transfer is None:
+            raise InvalidProcessorRequest(f"No such transfer: {transfer_id}")
+        if transfer.reversed_minor + amount_minor > transfer.amount_minor:
+            raise InvalidProcessorRequest("That is more than is left of the transfer.")
+        reversal, created = self._once(
+            LocalTransferReversal,
+            idempotency_key,
+            {"id": local_id("trr"), "transfer": transfer, "amount_minor": amount_minor},
+        )
+        if created:
+            transfer.reversed_minor += amount_minor
+            transfer.save(update_fields=["reversed_minor"])
+        return TransferReversal(
+            id=reversal.id, transfer_id=transfer.id, amount_minor=reversal.amount_minor
+        )
+
+    def payout_create(
+        self,
+        *,
+        account_id: str,
+        amount_minor: int,
+        currency: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Payout:
+        self._fault("payout_create", "before")
+        payout, created = self._once(
+            LocalPayout,
+            idempotency_key,
+            {
+                "id": local_id("po"),
+                "account": account_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "status": "paid",
+                "metadata": dict(metadata),
+            },
+        )
+        if created:
+            self._emit(
+                "payout.paid",
+                {
+                    "object": "payout",
+                    "id": payout.id,
+                    "status": "paid",
+                    "amount": amount_minor,
+                    "currency": currency.lower(),
+                    "metadata": dict(metadata),
+                },
+                account_id,
+            )
+        self._fault("payout_create", "after")
+        return Payout(
+            id=payout.id,
+            status=payout.status,
+            amount_minor=payout.amount_minor,
+            currency=payout.currency,
+            account=payout.account,
+        )
+
+    # --- events --------------------------------------------------------------------
+
+    @staticmethod
+    def event_payload(event: LocalEvent) -> bytes:
+        body = {
+            "id": event.id,
+            "object": "event",
+            "type": event.type,
+            "created": int(event.created_at.timestamp()),
+            "livemode": False,
+            "account": event.account or None,
+            "data": {"object": event.data},
+        }
+        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+    def webhook_parse(
+        self, *, payload: bytes, headers: Mapping[str, str], endpoint: str = "platform"
+    ) -> ProcessorEvent:
+        header = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
+        parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+        try:
+            timestamp = int(parts.get("t", ""))
+        except ValueError as exc:
+            raise WebhookSignatureError("Missing or malformed signature.") from exc
+        expected = sign(payload, timestamp=timestamp).split("v1=", 1)[1]
+        if not hmac.compare_digest(expected, parts.get("v1", "")):
+            raise WebhookSignatureError("The signature does not match the payload.")
+        if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
+            raise WebhookSignatureError("The signature is too old.")
+        try:
+            body = json.loads(payload)
+            return ProcessorEvent(
+                id=str(body["id"]),
+                type=str(body["type"]),
+                created=datetime.fromtimestamp(int(body["created"]), tz=UTC),
+                livemode=bool(body.get("livemode", False)),
+                data=dict(body["data"]["object"]),
+                account=str(body.get("account") or ""),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WebhookSignatureError("The payload is not an event.") from exc
+
+    def events_list(self, *, since: datetime) -> Sequence[ProcessorEvent]:
+        return [
+            self.webhook_parse(
+                payload=(payload := self.event_payload(event)),
+                headers={SIGNATURE_HEADER: sign(payload)},
+            )
+            for event in LocalEvent.objects.filter(created_at__gte=since)
+        ]
+
+    def balance_transactions_list(
+        self, *, since: datetime, until: datetime
+    ) -> Sequence[BalanceTransaction]:
+        intents = LocalPaymentIntent.objects.filter(
+            status=PaymentStatus.SUCCEEDED, updated_at__gte=since, updated_at__lt=until
+        )
+        return [
+            BalanceTransaction(
+                id=f"txn_{intent.charge_id}",
+                type="charge",
+                amount_minor=intent.amount_minor,
+                fee_minor=intent.fee_minor or 0,
+                net_minor=intent.amount_minor - (intent.fee_minor or 0),
+                currency=intent.currency,
+                source=intent.charge_id,
+                created=intent.updated_at,
+            )
+            for intent in intents
+        ]

@@ -1,0 +1,554 @@
+"""Stripe Connect adapter: separate charges and transfers through ``stripe.StripeClient``.
+
+The only module that imports ``stripe``. Each method wraps one SDK call and
+returns a dataclass of ``base.py``, never an SDK object; SDK errors become the
+errors of ``base.py`` in one place (``_stripe_errors``).
+
+- One PaymentIntent per order (``transfer_group``), one Transfer per seller
+  (``source_transaction``, ``destination``), Express accounts on manual payouts,
+  payouts created on the connected account (``Stripe-Account`` header).
+- The API version is pinned, so a new SDK or a dashboard change cannot change
+  the shape of what we read.
+- Every mutating call sends the caller's idempotency key. The SDK retries
+  connection errors, 409 and 5xx itself (``MAX_NETWORK_RETRIES``) with that same
+  key; it never retries 429, which surfaces as ``TemporaryProcessorError`` for
+  the caller's own (Celery) backoff.
+- Amounts are integer minor units in and out. Currencies are upper-case ISO 4217
+  codes on our side and lower-case on Stripe's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Final, Protocol
+
+import stripe
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from payments.processors.base import (
+    BalanceTransaction,
+    CardDeclined,
+    ConnectedAccount,
+    InvalidProcessorRequest,
+    OnboardingLink,
+    Payment,
+    Payout,
+    ProcessorAuthenticationError,
+    ProcessorError,
+    ProcessorEvent,
+    RefundResult,
+    TemporaryProcessorError,
+    Transfer,
+    TransferReversal,
+    WebhookSignatureError,
+)
+
+logger = logging.getLogger(__name__)
+
+# The API version every request is made with: ``stripe.api_version`` of
+# stripe-python 16.1.0. Change it together with the SDK, deliberately.
+STRIPE_API_VERSION: Final = "2026-10-28.endive"
+# Retries the SDK makes itself on connection errors, 409 and 5xx, each with the
+# same Idempotency-Key. 429 is never retried by the SDK.
+MAX_NETWORK_RETRIES: Final = 2
+# (connect, read) seconds for one HTTP attempt of the default client.
+HTTP_TIMEOUT_SECONDS: Final = (5.0, 30.0)
+# Largest page Stripe's list endpoints return.
+LIST_PAGE_SIZE: Final = 100
+# Oldest webhook signature timestamp accepted, in seconds (Stripe's default).
+WEBHOOK_TOLERANCE_SECONDS: Final = stripe.Webhook.DEFAULT_TOLERANCE
+WEBHOOK_ENDPOINTS: Final = ("platform", "connect")
+# Secret (sk_) and restricted (rk_) keys of live mode.
+LIVE_KEY_PREFIXES: Final = ("sk_live_", "rk_live_")
+
+
+class StripeProcessor:
+    """``PaymentProcessor`` on Stripe Connect (separate charges and transfers)."""
+
+    name = "stripe"
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        webhook_secret: str,
+        connect_webhook_secret: str = "",
+        api_base: str = "https://api.stripe.com",
+        http_client: stripe.HTTPClient | None = None,
+        max_network_retries: int = MAX_NETWORK_RETRIES,
+        timeout: float | tuple[float, float] = HTTP_TIMEOUT_SECONDS,
+    ) -> None:
+        if not secret_key:
+            raise ImproperlyConfigured("The Stripe processor needs STRIPE_SECRET_KEY.")
+        self._webhook_secrets = {
+            "platform": webhook_secret,
+            "connect": connect_webhook_secret,
+        }
+        self.livemode = secret_key.startswith(LIVE_KEY_PREFIXES)
+        self._client = stripe.StripeClient(
+            secret_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": api_base},
+            max_network_retries=max_network_retries,
+            # The timeout belongs to the HTTP client; an injected one brings its own.
+            http_client=http_client or stripe.RequestsClient(timeout=timeout),
+        )
+
+    @classmethod
+    def from_settings(cls, *, http_client: stripe.HTTPClient | None = None) -> StripeProcessor:
+        """The processor configured by ``STRIPE_*`` settings (``http_client`` for tests)."""
+        return cls(
+            secret_key=settings.STRIPE_SECRET_KEY,
+            webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
+            connect_webhook_secret=settings.STRIPE_CONNECT_WEBHOOK_SECRET,
+            api_base=settings.STRIPE_API_BASE,
+            http_client=http_client,
+        )
+
+    # --- Sellers -----------------------------------------------------------------
+
+    def account_create(self, *, email: str, country: str, idempotency_key: str) -> ConnectedAccount:
+        with _stripe_errors("account_create"):
+            account = self._client.v1.accounts.create(
+                {
+                    "type": "express",
+                    "country": country,
+                    "email": email,
+                    "capabilities": {"transfers": {"requested": True}},
+                    # The platform decides when sellers are paid out.
+                    "settings": {"payouts": {"schedule": {"interval": "manual"}}},
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        return _connected_account(account)
+
+    def account_onboarding_link(
+        self, *, account_id: str, refresh_url: str, return_url: str
+    ) -> OnboardingLink:
+        # No idempotency key in the interface: an Account Link is single-use and
+        # short-lived, and a new one is the right answer to a retry. The SDK
+        # sends a random key of its own, so its network retries are still safe.
+        with _stripe_errors("account_onboarding_link"):
+            link = self._client.v1.account_links.create(
+                {
+                    "account": account_id,
+                    "type": "account_onboarding",
+                    "refresh_url": refresh_url,
+                    "return_url": return_url,
+                }
+            )
+        return OnboardingLink(url=link.url, expires_at=_datetime(link.expires_at))
+
+    def account_get(self, *, account_id: str) -> ConnectedAccount:
+        with _stripe_errors("account_get"):
+            account = self._client.v1.accounts.retrieve(account_id)
+        return _connected_account(account)
+
+    # --- Customers' payments ---------------------------------------------------------
+
+    def payment_create(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        transfer_group: str,
+        customer_email: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Payment:
+        with _stripe_errors("payment_create"):
+            intent = self._client.v1.payment_intents.create(
+                {
+                    "amount": _amount(amount_minor),
+                    "currency": currency.lower(),
+                    "transfer_group": transfer_group,
+                    "receipt_email": customer_email,
+                    "metadata": dict(metadata),
+                    "automatic_payment_methods": {"enabled": True},
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        return _payment(intent)
+
+    def payment_get(self, *, payment_id: str) -> Payment:
+        with _stripe_errors("payment_get"):
+            intent = self._client.v1.payment_intents.retrieve(
+                payment_id, {"expand": ["latest_charge.balance_transaction"]}
+            )
+        return _payment(intent)
+
+    def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment:
+        with _stripe_errors("payment_cancel"):
+            intent = self._client.v1.payment_intents.cancel(
+                payment_id, {}, {"idempotency_key": idempotency_key}
+            )
+        return _payment(intent)
+
+    def refund_create(
+        self,
+        *,
+        payment_id: str,
+        amount_minor: int,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> RefundResult:
+        with _stripe_errors("refund_create"):
+            refund = self._client.v1.refunds.create(
+                {
+                    "payment_intent": payment_id,
+                    "amount": _amount(amount_minor),
+                    "metadata": dict(metadata),
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        return RefundResult(
+            id=refund.id,
+            status=refund.status or "pending",
+            amount_minor=refund.amount,
+            currency=refund.currency.upper(),
+            # Present only on a failed refund.
+            failure_reason=_optional_str(refund, "failure_reason"),
+        )
+
+    # --- Moving money to sellers ------------------------------------------------------
+
+    def transfer_create(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        destination: str,
+        transfer_group: str,
+        source_charge: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Transfer:
+        with _stripe_errors("transfer_create"):
+            transfer = self._client.v1.transfers.create(
+                {
+                    "amount": _amount(amount_minor),
+                    "currency": currency.lower(),
+                    "destination": destination,
+                    "transfer_group": transfer_group,
+                    "source_transaction": source_charge,
+                    "metadata": dict(metadata),
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        return Transfer(
+            id=transfer.id,
+            amount_minor=transfer.amount,
+            currency=transfer.currency.upper(),
+            destination=_id_of(transfer.destination),
+            reversed_minor=transfer.amount_reversed,
+        )
+
+    def transfer_reverse(
+        self, *, transfer_id: str, amount_minor: int, idempotency_key: str
+    ) -> TransferReversal:
+        with _stripe_errors("transfer_reverse"):
+            reversal = self._client.v1.transfers.reversals.create(
+                transfer_id,
+                {"amount": _amount(amount_minor)},
+                {"idempotency_key": idempotency_key},
+            )
+        return TransferReversal(
+            id=reversal.id,
+            transfer_id=_id_of(reversal.transfer),
+            amount_minor=reversal.amount,
+        )
+
+    def payout_create(
+        self,
+        *,
+        account_id: str,
+        amount_minor: int,
+        currency: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> Payout:
+        # Made on the connected account: from its balance to its bank account.
+        with _stripe_errors("payout_create"):
+            payout = self._client.v1.payouts.create(
+                {
+                    "amount": _amount(amount_minor),
+                    "currency": currency.lower(),
+                    "metadata": dict(metadata),
+                },
+                {"idempotency_key": idempotency_key, "stripe_account": account_id},
+            )
+        return Payout(
+            id=payout.id,
+            status=payout.status,
+            amount_minor=payout.amount,
+            currency=payout.currency.upper(),
+            account=account_id,
+            failure_message=_optional_str(payout, "failure_message"),
+        )
+
+    # --- Events and reconciliation ------------------------------------------------------
+
+    def webhook_parse(
+        self, *, payload: bytes, headers: Mapping[str, str], endpoint: str = "platform"
+    ) -> ProcessorEvent:
+        """Verify and parse one webhook delivery of the ``platform`` or ``connect`` endpoint."""
+        if endpoint not in WEBHOOK_ENDPOINTS:
+            raise ValueError(f"Unknown Stripe webhook endpoint {endpoint!r}.")
+        secret = self._webhook_secrets[endpoint]
+        if not secret:
+            raise WebhookSignatureError(
+                f"No signing secret is configured for the Stripe {endpoint} webhook endpoint.",
+                code="endpoint_not_configured",
+            )
+        signature = _header(headers, "Stripe-Signature")
+        if not signature:
+            raise WebhookSignatureError("No Stripe-Signature header.", code="missing_signature")
+        try:
+            event = self._client.construct_event(
+                payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            # The SDK's message names the reason, never the header or the secret.
+            logger.warning("Rejected a Stripe %s webhook: %s", endpoint, exc.user_message)
+            raise WebhookSignatureError(
+                f"Invalid Stripe webhook signature: {exc.user_message}", code="invalid_signature"
+            ) from None
+        except ValueError:
+            # Not UTF-8, not JSON, or not a snapshot event.
+            logger.warning("Rejected a Stripe %s webhook: malformed payload", endpoint)
+            raise WebhookSignatureError(
+                "The Stripe webhook payload is not an event.", code="invalid_payload"
+            ) from None
+        if event.livemode != self.livemode:
+            logger.warning(
+                "Rejected Stripe event %s: livemode=%s but our key is %s mode",
+                event.id,
+                event.livemode,
+                "live" if self.livemode else "test",
+            )
+            raise WebhookSignatureError(
+                "The event's livemode does not match our API key.", code="livemode_mismatch"
+            )
+        return _processor_event(event)
+
+    def events_list(self, *, since: datetime) -> Sequence[ProcessorEvent]:
+        """The platform's events created at or after ``since``, oldest first.
+
+        Stripe keeps events for 30 days and lists them newest first.
+        """
+        with _stripe_errors("events_list"):
+            page = self._client.v1.events.list(
+                {"created": {"gte": _timestamp(since)}, "limit": LIST_PAGE_SIZE}
+            )
+            events = [_processor_event(event) for event in page.auto_paging_iter()]
+        events.reverse()
+        return events
+
+    def balance_transactions_list(
+        self, *, since: datetime, until: datetime
+    ) -> Sequence[BalanceTransaction]:
+        """The platform's balance transactions created in ``[since, until)``."""
+        with _stripe_errors("balance_transactions_list"):
+            page = self._client.v1.balance_transactions.list(
+                {
+                    "created": {"gte": _timestamp(since), "lt": _timestamp(until)},
+                    "limit": LIST_PAGE_SIZE,
+                }
+            )
+            transactions = [
+                BalanceTransaction(
+                    id=txn.id,
+                    type=txn.type,
+                    amount_minor=txn.amount,
+                    fee_minor=txn.fee,
+                    net_minor=txn.net,
+                    currency=txn.currency.upper(),
+                    source=_id_of(txn.source),
+                    created=_datetime(txn.created),
+                )
+                for txn in page.auto_paging_iter()
+            ]
+        return transactions
+
+
+# --- Errors ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _stripe_errors(operation: str) -> Iterator[None]:
+    """Turn the SDK's errors raised inside the block into the errors of ``base.py``."""
+    try:
+        yield
+    except stripe.StripeError as exc:
+        raise _processor_error(exc, operation) from exc
+
+
+def _processor_error(exc: stripe.StripeError, operation: str) -> ProcessorError:
+    request_id = exc.request_id or ""
+    message = str(exc.user_message or "") or type(exc).__name__
+    code = exc.code or ""
+
+    if isinstance(exc, stripe.CardError):
+        decline_code = (exc.error.decline_code if exc.error else None) or ""
+        logger.info(
+            "Stripe declined a card in %s: code=%s decline_code=%s request_id=%s",
+            operation,
+            code,
+            decline_code,
+            request_id,
+        )
+        return CardDeclined(message, code=decline_code or code, request_id=request_id)
+
+    if isinstance(exc, stripe.InvalidRequestError | stripe.IdempotencyError):
+        logger.error(
+            "Stripe refused %s as invalid: %s (code=%s param=%s request_id=%s)",
+            operation,
+            message,
+            code,
+            exc.param if isinstance(exc, stripe.InvalidRequestError) else "",
+            request_id,
+        )
+        if isinstance(exc, stripe.IdempotencyError):
+            code = code or "idempotency_error"
+        return InvalidProcessorRequest(message, code=code, request_id=request_id)
+
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        logger.error(
+            "Stripe refused our credentials in %s: %s (request_id=%s)",
+            operation,
+            message,
+            request_id,
+        )
+        return ProcessorAuthenticationError(message, code=code, request_id=request_id)
+
+    if isinstance(exc, stripe.RateLimitError):
+        logger.warning("Stripe rate limited %s (request_id=%s)", operation, request_id)
+        return TemporaryProcessorError(message, code=code or "rate_limit", request_id=request_id)
+
+    if isinstance(exc, stripe.APIConnectionError):
+        logger.warning("Could not reach Stripe for %s: %s", operation, message)
+        return TemporaryProcessorError(
+            message, code=code or "connection_error", request_id=request_id
+        )
+
+    status = exc.http_status
+    if isinstance(exc, stripe.APIError) and (status is None or status >= 500 or status == 409):
+        logger.warning(
+            "Stripe failed %s with HTTP %s (request_id=%s)", operation, status, request_id
+        )
+        return TemporaryProcessorError(message, code=code or "api_error", request_id=request_id)
+
+    logger.error(
+        "Unexpected Stripe error in %s: %s %s (HTTP %s, request_id=%s)",
+        operation,
+        type(exc).__name__,
+        message,
+        status,
+        request_id,
+    )
+    return ProcessorError(message, code=code, request_id=request_id)
+
+
+# --- SDK objects to our dataclasses ---------------------------------------------------------
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def _id_of(value: str | _HasId | None) -> str:
+    """The id of an expandable field, expanded or not."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return value.id
+
+
+def _payment(intent: stripe.PaymentIntent) -> Payment:
+    charge = intent.latest_charge
+    fee_minor: int | None = None
+    if charge is not None and not isinstance(charge, str):
+        balance_transaction = charge.balance_transaction
+        if balance_transaction is not None and not isinstance(balance_transaction, str):
+            # In the balance (settlement) currency, which may differ from ``currency``.
+            fee_minor = balance_transaction.fee
+    error = intent.last_payment_error
+    return Payment(
+        id=intent.id,
+        status=intent.status,
+        amount_minor=intent.amount,
+        currency=intent.currency.upper(),
+        client_secret=intent.client_secret or "",
+        charge_id=_id_of(charge),
+        failure_message=(error.message if error else None) or "",
+        fee_minor=fee_minor,
+    )
+
+
+def _connected_account(account: stripe.Account) -> ConnectedAccount:
+    requirements = account.requirements
+    due = (requirements.currently_due if requirements else None) or []
+    return ConnectedAccount(
+        id=account.id,
+        charges_enabled=bool(account.charges_enabled),
+        payouts_enabled=bool(account.payouts_enabled),
+        details_submitted=bool(account.details_submitted),
+        requirements_due=tuple(due),
+    )
+
+
+def _processor_event(event: stripe.Event) -> ProcessorEvent:
+    # Plain JSON-shaped dicts (no StripeObject, no Decimal) for storage and handlers.
+    raw = event.to_dict(for_json=True)
+    data = raw.get("data") or {}
+    return ProcessorEvent(
+        id=event.id,
+        type=event.type,
+        created=_datetime(event.created),
+        livemode=event.livemode,
+        data=data.get("object") or {},
+        # Present only on events of connected accounts (the Connect endpoint).
+        account=str(raw.get("account") or ""),
+        previous_attributes=data.get("previous_attributes") or {},
+    )
+
+
+# --- Small conversions -------------------------------------------------------------------
+
+
+def _amount(amount_minor: int) -> int:
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
+        raise TypeError(f"Amounts are integer minor units, not {type(amount_minor).__name__}.")
+    return amount_minor
+
+
+def _timestamp(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("Stripe timestamps need an aware datetime.")
+    return int(moment.timestamp())
+
+
+def _datetime(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _optional_str(obj: stripe.StripeObject, field: str) -> str:
+    """A string field that Stripe may send as null or leave out of the object."""
+    # StripeObject raises AttributeError for a field missing from the response.
+    value = getattr(obj, field, None)
+    return value if isinstance(value, str) else ""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """A header by name, whatever its case (Django's ``request.headers`` or a plain dict)."""
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    return value or ""

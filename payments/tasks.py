@@ -1,0 +1,65 @@
+"""Celery tasks of the payments app: thin callers of the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from payments.processors.base import InvalidProcessorRequest
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(Exception,),
+    dont_autoretry_for=(InvalidProcessorRequest,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def webhook_event_process_task(self: Any, webhook_event_id: int) -> str:
+    """Process one stored webhook event; failures are retried with backoff."""
+    from payments.webhooks import webhook_event_process
+
+    return str(webhook_event_process(webhook_event_id=webhook_event_id).status)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=5)
+def local_event_deliver(event_id: str) -> None:
+    """The local processor's event delivery: sign it and hand it to the webhook service."""
+    from payments.models import LocalEvent
+    from payments.processors.local import SIGNATURE_HEADER, LocalProcessor, sign
+    from payments.webhooks import webhook_receive
+
+    event = LocalEvent.objects.get(pk=event_id)
+    payload = LocalProcessor.event_payload(event)
+    webhook_receive(
+        processor_name="local",
+        payload=payload,
+        headers={SIGNATURE_HEADER: sign(payload), "Content-Type": "application/json"},
+    )
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def order_paid_notify_task(order_id: int) -> int:
+    from payments.notifications import order_paid_notify
+
+    return order_paid_notify(order_id=order_id)
+
+
+@shared_task
+def orders_expire_unpaid_task() -> int:
+    """Cancel orders left unpaid past PAYMENTS_ORDER_EXPIRY_MINUTES and release their stock."""
+    from payments.expiry import orders_expire_unpaid
+
+    return orders_expire_unpaid()
+
+
+@shared_task
+def holds_release_due_task() -> int:
+    """Move sellers' earnings whose hold is over from pending to available."""
+    from payments.holds import holds_release_due
+
+    return holds_release_due()

@@ -1,0 +1,164 @@
+"""Incoming processor events: verify, store once, answer fast, process in a task.
+
+``webhook_receive`` is what the HTTP endpoint (and the local processor's
+delivery task) calls: it verifies the signature, stores the raw event once
+per processor and event id (a concurrent duplicate meets the unique
+constraint and is dropped), and queues its processing after the commit.
+
+``webhook_event_process`` routes by event type through ``HANDLERS``. Handlers
+re-read the object from the processor rather than trusting the event's
+snapshot or the order of delivery, and every one of them is idempotent, so an
+event processed twice or out of order changes nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments.models import WebhookEvent
+from payments.processors import get_processor
+from payments.processors.base import ProcessorEvent
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADERS = {"stripe-signature", "local-signature"}
+Handler = Callable[[str, ProcessorEvent], None]
+
+
+def _payment_succeeded(processor: str, event: ProcessorEvent) -> None:
+    from payments.checkout import payment_succeeded
+    from payments.tasks import order_paid_notify_task
+
+    order = payment_succeeded(payment_id=str(event.data["id"]), processor_name=processor)
+    if order is not None:
+        order_id = order.pk
+        transaction.on_commit(lambda: order_paid_notify_task.delay(order_id))
+
+
+def _payment_failed(processor: str, event: ProcessorEvent) -> None:
+    from payments.checkout import payment_failed
+
+    error = event.data.get("last_payment_error") or {}
+    payment_failed(
+        payment_id=str(event.data["id"]),
+        processor_name=processor,
+        message=str(error.get("message", "")) if isinstance(error, Mapping) else "",
+    )
+
+
+def _refund_updated(processor: str, event: ProcessorEvent) -> None:
+    from payments.refunds import refund_sync
+
+    refund_sync(
+        processor_name=processor, processor_refund_id=str(event.data["id"]), data=event.data
+    )
+
+
+def _account_updated(processor: str, event: ProcessorEvent) -> None:
+    from payments.onboarding import seller_account_sync
+
+    seller_account_sync(processor_name=processor, account_id=str(event.data["id"]))
+
+
+HANDLERS: dict[str, Handler] = {
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_failed,
+    "refund.updated": _refund_updated,
+    "refund.created": _refund_updated,
+    "charge.refund.updated": _refund_updated,
+    "account.updated": _account_updated,
+}
+
+
+def webhook_receive(
+    *, processor_name: str, payload: bytes, headers: Mapping[str, str], endpoint: str = "platform"
+) -> WebhookEvent:
+    """Verify and store an event once; raises ``WebhookSignatureError`` for a bad signature."""
+    event = get_processor(processor_name).webhook_parse(
+        payload=payload, headers=headers, endpoint=endpoint
+    )
+    kept_headers = {k: v for k, v in headers.items() if k.lower() not in SIGNATURE_HEADERS}
+    try:
+        with transaction.atomic():
+            stored = WebhookEvent.objects.create(
+                processor=processor_name,
+                event_id=event.id,
+                type=event.type,
+                account=event.account,
+                livemode=event.livemode,
+                payload=payload.decode(),
+                headers=kept_headers,
+            )
+            transaction.on_commit(lambda: _enqueue(stored.pk))
+            return stored
+    except IntegrityError:
+        return WebhookEvent.objects.get(processor=processor_name, event_id=event.id)
+
+
+def _enqueue(webhook_event_id: int) -> None:
+    from payments.tasks import webhook_event_process_task
+
+    webhook_event_process_task.delay(webhook_event_id)
+
+
+def webhook_event_process(*, webhook_event_id: int) -> WebhookEvent:
+    """Process a stored event once. A failure is kept on the row and raised for a retry."""
+    with transaction.atomic():
+        stored = WebhookEvent.objects.select_for_update().get(pk=webhook_event_id)
+        if stored.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+            return stored
+        handler = HANDLERS.get(stored.type)
+        stored.attempts += 1
+        if handler is None:
+            stored.status = WebhookEvent.Status.IGNORED
+            stored.processed_at = timezone.now()
+            stored.save(update_fields=["status", "attempts", "processed_at"])
+            return stored
+        event = _event_from(stored)
+        try:
+            with transaction.atomic():
+                handler(stored.processor, event)
+        except Exception as exc:
+            logger.exception("Processing %s failed", stored)
+            stored.status = WebhookEvent.Status.FAILED
+            stored.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            stored.save(update_fields=["status", "attempts", "last_error"])
+            failure: Exception | None = exc
+        else:
+            stored.status = WebhookEvent.Status.PROCESSED
+            stored.last_error = ""
+            stored.processed_at = timezone.now()
+            stored.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+            failure = None
+    if failure is not None:
+        raise failure
+    return stored
+
+
+def webhook_event_reprocess(*, webhook_event_id: int) -> None:
+    """Operators: queue a failed event again (admin action)."""
+    WebhookEvent.objects.filter(pk=webhook_event_id, status=WebhookEvent.Status.FAILED).update(
+        status=WebhookEvent.Status.RECEIVED
+    )
+    _enqueue(webhook_event_id)
+
+
+def _event_from(stored: WebhookEvent) -> ProcessorEvent:
+    from datetime import UTC, datetime
+
+    body: dict[str, Any] = json.loads(stored.payload)
+    return ProcessorEvent(
+        id=stored.event_id,
+        type=stored.type,
+        created=datetime.fromtimestamp(int(body.get("created", 0)), tz=UTC),
+        livemode=stored.livemode,
+        data=dict(body.get("data", {}).get("object", {})),
+        account=stored.account,
+        previous_attributes=dict(body.get("data", {}).get("previous_attributes") or {}),
+    )

@@ -1,0 +1,263 @@
+"""Whole payment flows on the local processor, through the same webhook code as Stripe."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Seller
+from marketplace.models import Order, Product
+from marketplace.services.orders import CartItem, place_order
+from payments.balances import seller_balance
+from payments.checkout import payment_start
+from payments.checks import ledger_check
+from payments.expiry import orders_expire_unpaid
+from payments.models import LocalEvent, LocalPaymentIntent, PaymentAttempt, Refund, WebhookEvent
+from payments.onboarding import seller_onboarding_start
+from payments.processors.base import CardDeclined, TemporaryProcessorError, WebhookSignatureError
+from payments.processors.local import (
+    CARD_DECLINED,
+    CARD_REQUIRES_ACTION,
+    CARD_SUCCEEDS,
+    SIGNATURE_HEADER,
+    LocalProcessor,
+    processing_fee,
+    sign,
+)
+from payments.refunds import refund_create, refund_submit
+from payments.tasks import local_event_deliver
+from payments.webhooks import webhook_receive
+from tests.factories import CommissionRuleFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+local = LocalProcessor()
+
+
+@pytest.fixture
+def order(customer, seller, other_seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    a = ProductFactory(seller=seller, price_minor=2000, stock=5)
+    b = ProductFactory(seller=other_seller, price_minor=1000, stock=5)
+    return place_order(customer=customer, cart_items=[CartItem(a.pk, 1), CartItem(b.pk, 2)])
+
+
+@pytest.fixture
+def run(eager_celery, django_capture_on_commit_callbacks):
+    """Call something and let every task it queues after commit run, as a worker would."""
+
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def test_a_card_payment_is_paid_through_the_webhook_and_split_in_the_ledger(
+    run, order, seller, other_seller, mailoutbox
+):
+    attempt = run(payment_start, order=order)
+    assert attempt.processor == "local" and attempt.processor_payment_id.startswith("pi_local_")
+
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert seller_balance(seller=seller, currency="USD").pending == 1800
+    assert seller_balance(seller=other_seller, currency="USD").pending == 1800
+    event = WebhookEvent.objects.get(type="payment_intent.succeeded")
+    assert (event.status, event.attempts) == ("processed", 1)
+    assert "Local-Signature" not in event.headers
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(
+        [order.customer.email, seller.user.email, other_seller.user.email]
+    )
+    assert ledger_check().ok
+
+
+def test_the_processor_fee_of_the_payment_is_recorded(run, order):
+    from payments.balances import platform_balance
+
+    attempt = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+
+    assert platform_balance(currency="USD").processor_fees == processing_fee(4000)
+
+
+def test_a_decline_then_another_card_pays_the_same_order_once(run, order):
+    first = run(payment_start, order=order)
+    with pytest.raises(CardDeclined, match=re.escape("Your card was declined.")):
+        run(local.payment_confirm, payment_id=first.processor_payment_id, card_number=CARD_DECLINED)
+    first.refresh_from_db()
+    assert first.status == PaymentAttempt.Status.FAILED
+
+    second = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=second.processor_payment_id, card_number=CARD_SUCCEEDS)
+
+    assert second.number == 2
+    assert Order.objects.count() == 1
+    assert Order.objects.get().status == Order.Status.PAID
+    assert ledger_check().ok
+
+
+def test_a_card_that_needs_confirmation_is_paid_once_confirmed(run, order):
+    attempt = run(payment_start, order=order)
+    run(
+        local.payment_confirm,
+        payment_id=attempt.processor_payment_id,
+        card_number=CARD_REQUIRES_ACTION,
+    )
+    assert Order.objects.get().status == Order.Status.AWAITING_PAYMENT
+
+    run(local.payment_authenticate, payment_id=attempt.processor_payment_id, approve=True)
+
+    assert Order.objects.get().status == Order.Status.PAID
+
+
+def test_a_timeout_after_the_processor_created_the_payment_does_not_create_two(
+    run, order, settings
+):
+    settings.PAYMENTS_LOCAL_FAULTS = {"payment_create": "timeout_after"}
+    with pytest.raises(TemporaryProcessorError):
+        run(payment_start, order=order)
+    assert LocalPaymentIntent.objects.count() == 1
+
+    settings.PAYMENTS_LOCAL_FAULTS = {}
+    attempt = run(payment_start, order=order)
+
+    assert LocalPaymentIntent.objects.count() == 1
+    assert attempt.processor_payment_id == LocalPaymentIntent.objects.get().id
+    assert PaymentAttempt.objects.count() == 1
+
+
+def test_duplicate_and_late_deliveries_change_nothing(run, order):
+    attempt = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    event = LocalEvent.objects.get(type="payment_intent.succeeded")
+
+    run(local_event_deliver, event.id)
+    run(local_event_deliver, event.id)
+    # A failure event delivered after the success (out of order) is ignored too.
+    failed = LocalEvent.objects.create(
+        id="evt_local_late",
+        type="payment_intent.payment_failed",
+        data={"id": attempt.processor_payment_id, "last_payment_error": {"message": "x"}},
+    )
+    run(local_event_deliver, failed.id)
+
+    assert WebhookEvent.objects.filter(event_id=event.id).count() == 1
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+    assert Order.objects.get().status == Order.Status.PAID
+    assert ledger_check().ok
+
+
+def test_an_unknown_event_type_is_stored_and_ignored(run):
+    payload = json.dumps(
+        {"id": "evt_x", "type": "customer.created", "created": 1, "data": {"object": {"id": "c"}}}
+    ).encode()
+
+    stored = run(
+        webhook_receive,
+        processor_name="local",
+        payload=payload,
+        headers={SIGNATURE_HEADER: sign(payload)},
+    )
+
+    stored.refresh_from_db()
+    assert stored.status == WebhookEvent.Status.IGNORED
+
+
+def test_a_bad_signature_is_refused_and_nothing_is_stored(client):
+    payload = json.dumps({"id": "evt_y", "type": "payment_intent.succeeded"}).encode()
+
+    with pytest.raises(WebhookSignatureError):
+        webhook_receive(
+            processor_name="local", payload=payload, headers={SIGNATURE_HEADER: sign(b"other")}
+        )
+    response = client.post(
+        reverse("payments:webhook", args=["local"]),
+        payload,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: "t=1,v1=deadbeef"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid signature"}
+    assert not WebhookEvent.objects.exists()
+
+
+def test_the_webhook_endpoint_stores_a_signed_event_and_answers_200(client, eager_celery):
+    payload = json.dumps(
+        {"id": "evt_z", "type": "customer.created", "created": 1, "data": {"object": {}}}
+    ).encode()
+
+    response = client.post(
+        reverse("payments:webhook", args=["local"]),
+        payload,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: sign(payload)},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["received"] == "evt_z"
+    assert WebhookEvent.objects.get().payload == payload.decode()
+
+
+def test_an_old_signature_is_refused():
+    payload = b'{"id":"evt_old","type":"t","created":1,"data":{"object":{}}}'
+    old = int(timezone.now().timestamp()) - 600
+
+    with pytest.raises(WebhookSignatureError, match="too old"):
+        local.webhook_parse(
+            payload=payload, headers={SIGNATURE_HEADER: sign(payload, timestamp=old)}
+        )
+
+
+def test_a_refund_goes_through_the_processor_and_reaches_the_ledger_on_its_event(
+    run, order, seller
+):
+    attempt = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    line = order.lines.get(seller_order__seller=seller)
+    refund = refund_create(order=order, order_line=line, amount_minor=500)
+
+    refund = run(refund_submit, refund=refund)
+
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert refund.processor_refund_id.startswith("re_local_")
+    assert seller_balance(seller=seller, currency="USD").pending == 1800 - 450
+    assert ledger_check().ok
+
+
+def test_a_seller_onboards_and_is_enabled_by_the_account_event(run, seller):
+    link = run(
+        seller_onboarding_start,
+        seller=seller,
+        refresh_url="/sell/payouts/",
+        return_url="/sell/payouts/return/",
+    )
+    seller.refresh_from_db()
+    assert seller.payout_status == Seller.PayoutStatus.ONBOARDING
+    assert link.url.startswith(f"/payments/local/onboarding/{seller.payout_account_id}/")
+
+    run(local.account_complete_onboarding, account_id=seller.payout_account_id)
+
+    seller.refresh_from_db()
+    assert seller.payout_status == Seller.PayoutStatus.ENABLED
+
+
+def test_unpaid_orders_expire_and_release_their_stock(run, order, settings):
+    settings.PAYMENTS_ORDER_EXPIRY_MINUTES = 30
+    attempt = run(payment_start, order=order)
+    later = timezone.now() + timezone.timedelta(minutes=31)
+
+    assert orders_expire_unpaid(now=later) == 1
+
+    assert Order.objects.get().status == Order.Status.CANCELLED
+    assert sorted(Product.objects.values_list("stock", flat=True)) == [5, 5]
+    assert LocalPaymentIntent.objects.get(pk=attempt.processor_payment_id).status == "canceled"
