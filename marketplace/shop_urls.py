@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace.views import cart, checkout, seller_products, storefront
+from marketplace.views import cart, checkout, seller_payouts, seller_products, storefront
 
 app_name = "marketplace"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("orders/<int:pk>/", checkout.order_detail, name="order_detail"),
     path("orders/<int:pk>/pay/", checkout.order_pay, name="order_pay"),
     path("orders/<int:pk>/pay/confirm/", checkout.order_pay_confirm, name="order_pay_confirm"),
+    path("sell/payouts/", seller_payouts.payouts_setup, name="seller_payouts"),
+    path("sell/payouts/return/", seller_payouts.payouts_return, name="seller_payouts_return"),
     path("sell/products/", seller_products.product_list, name="seller_product_list"),
     path("sell/products/new/", seller_products.product_new, name="seller_product_new"),
     path(

@@ -1,0 +1,236 @@
+"""Cart, checkout and payment pages, driven with the test client on the local processor."""
+
+import pytest
+from django.urls import reverse
+
+from marketplace.models import CartItem, Order
+from payments.balances import seller_balance
+from payments.checks import ledger_check
+from tests.factories import (
+    PASSWORD,
+    CommissionRuleFactory,
+    ProductFactory,
+    SellerFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+SHIPPING = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+CARD = {"card_number": "4242 4242 4242 4242", "expiry": "12/34", "cvc": "123"}
+
+
+@pytest.fixture
+def shop(seller, other_seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    return (
+        ProductFactory(seller=seller, title="Teapot", price_minor=2500, stock=3),
+        ProductFactory(seller=other_seller, title="Print", price_minor=1000, stock=3),
+    )
+
+
+@pytest.fixture
+def run(eager_celery, django_capture_on_commit_callbacks):
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def add(client, product, quantity=1):
+    return client.post(
+        reverse("marketplace:cart_add"), {"product": product.pk, "quantity": quantity}
+    )
+
+
+def test_a_visitor_cart_follows_them_into_their_account(client, shop, customer):
+    teapot, print_ = shop
+    add(client, teapot, 2)
+    add(client, print_)
+    assert client.get(reverse("marketplace:cart")).context["cart_count"] == 3
+
+    client.post(reverse("accounts:login"), {"username": customer.email, "password": PASSWORD})
+
+    assert dict(
+        CartItem.objects.filter(user=customer).values_list("product__title", "quantity")
+    ) == {
+        "Teapot": 2,
+        "Print": 1,
+    }
+
+
+def test_the_cart_groups_by_seller_with_subtotals(client, shop):
+    teapot, print_ = shop
+    add(client, teapot, 2)
+    add(client, print_)
+
+    groups = client.get(reverse("marketplace:cart")).context["groups"]
+
+    assert len(groups) == 1 and groups[0].total_minor == 6000
+    subtotals = {g.seller.display_name: g.subtotal_minor for g in groups[0].sellers}
+    assert subtotals == {"Acme": 5000, "Rival": 1000}
+
+
+def test_more_than_in_stock_cannot_go_in_the_cart(client, shop):
+    teapot, _ = shop
+
+    response = add(client, teapot, 4)
+
+    assert response.status_code == 302
+    messages = [str(m) for m in client.get(reverse("marketplace:cart")).context["messages"]]
+    assert "Only 3 of “Teapot” left." in messages
+    assert client.get(reverse("marketplace:cart")).context["cart_count"] == 0
+
+
+def test_checkout_pay_and_see_the_order_paid(client, shop, customer, seller, other_seller, run):
+    teapot, print_ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    add(client, print_, 2)
+
+    response = client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+    assert response.url == reverse("marketplace:order_pay", args=[order.pk])
+    assert order.shipping_city == "London" and order.total_minor == 4500
+    assert not CartItem.objects.filter(user=customer).exists()
+
+    assert client.get(response.url).status_code == 200
+    paid = run(client.post, reverse("marketplace:order_pay", args=[order.pk]), CARD)
+
+    assert paid.url == reverse("marketplace:order_detail", args=[order.pk])
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert seller_balance(seller=seller, currency="USD").pending == 2250
+    assert seller_balance(seller=other_seller, currency="USD").pending == 1800
+    assert "Paid on" in client.get(paid.url).content.decode()
+    assert ledger_check().ok
+
+
+def test_a_declined_card_shows_why_and_another_card_pays_the_same_order(
+    client, shop, customer, run
+):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+    pay = reverse("marketplace:order_pay", args=[order.pk])
+
+    declined = run(client.post, pay, CARD | {"card_number": "4000 0000 0000 0002"})
+    assert declined.status_code == 200
+    assert "Your card was declined." in declined.content.decode()
+
+    run(client.post, pay, CARD)
+
+    assert Order.objects.count() == 1
+    assert Order.objects.get().status == Order.Status.PAID
+    assert order.payment_attempts.count() == 2
+
+
+def test_the_confirmation_step_card(client, shop, customer, run):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+
+    step = run(
+        client.post,
+        reverse("marketplace:order_pay", args=[order.pk]),
+        CARD | {"card_number": "4000 0025 0000 3155"},
+    )
+    assert step.url == reverse("marketplace:order_pay_confirm", args=[order.pk])
+    run(client.post, step.url, {"approve": "yes"})
+
+    assert Order.objects.get().status == Order.Status.PAID
+
+
+@pytest.mark.parametrize(
+    ("card", "field", "message"),
+    [
+        ({"card_number": "1234"}, "card_number", "Enter a valid card number."),
+        ({"expiry": "01/20"}, "expiry", "This card has expired."),
+        ({"expiry": "13/30"}, "expiry", "Enter the expiry as MM/YY."),
+        ({"cvc": "12"}, "cvc", "Enter the 3 or 4 digits on the back of the card."),
+    ],
+)
+def test_a_bad_card_form_changes_nothing(client, shop, customer, card, field, message):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+
+    response = client.post(reverse("marketplace:order_pay", args=[order.pk]), CARD | card)
+
+    assert message in response.context["form"].errors[field]
+    assert Order.objects.get().status == Order.Status.AWAITING_PAYMENT
+
+
+def test_checkout_needs_a_login(client, shop):
+    response = client.get(reverse("marketplace:checkout", args=["USD"]))
+
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+
+
+def test_a_bad_address_is_a_form_error_and_places_no_order(client, shop, customer):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+
+    response = client.post(
+        reverse("marketplace:checkout", args=["USD"]), SHIPPING | {"country": ""}
+    )
+
+    assert "country" in response.context["form"].errors
+    assert not Order.objects.exists()
+
+
+def test_another_customer_order_is_not_found(client, shop, customer):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+
+    client.force_login(UserFactory())
+    for name in ("order_detail", "order_pay", "order_pay_confirm"):
+        assert client.get(reverse(f"marketplace:{name}", args=[order.pk])).status_code == 404
+
+
+def test_a_cart_in_two_currencies_checks_out_one_currency_at_a_time(client, shop, customer):
+    teapot, _ = shop
+    euro = ProductFactory(seller=SellerFactory(default_currency="EUR"), currency="EUR", stock=2)
+    client.force_login(customer)
+    add(client, teapot)
+    add(client, euro)
+
+    client.post(reverse("marketplace:checkout", args=["EUR"]), SHIPPING)
+
+    assert Order.objects.get().currency == "EUR"
+    assert list(CartItem.objects.filter(user=customer).values_list("product", flat=True)) == [
+        teapot.pk
+    ]
+
+
+def test_a_seller_sets_up_payouts_on_the_local_onboarding_page(seller_client, seller, run):
+    start = run(seller_client.post, reverse("marketplace:seller_payouts"))
+    seller.refresh_from_db()
+    assert start.url.startswith(f"/payments/local/onboarding/{seller.payout_account_id}/")
+
+    assert seller_client.get(start.url).status_code == 200
+    done = run(seller_client.post, start.url)
+    assert done.url.endswith(reverse("marketplace:seller_payouts_return"))
+    seller_client.get(reverse("marketplace:seller_payouts_return"))
+
+    seller.refresh_from_db()
+    assert seller.payout_status == "enabled"
+    page = seller_client.get(reverse("marketplace:seller_payouts")).content.decode()
+    assert "Your payout account is ready" in page
