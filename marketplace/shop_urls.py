@@ -1,6 +1,13 @@
 from django.urls import path
 
-from marketplace.views import cart, checkout, seller_payouts, seller_products, storefront
+from marketplace.views import (
+    cart,
+    checkout,
+    refund_requests,
+    seller_payouts,
+    seller_products,
+    storefront,
+)
 
 app_name = "marketplace"
 
@@ -17,6 +24,22 @@ urlpatterns = [
     path("orders/<int:pk>/", checkout.order_detail, name="order_detail"),
     path("orders/<int:pk>/pay/", checkout.order_pay, name="order_pay"),
     path("orders/<int:pk>/pay/confirm/", checkout.order_pay_confirm, name="order_pay_confirm"),
+    path(
+        "orders/<int:pk>/lines/<int:line_pk>/refund-request/",
+        refund_requests.refund_request_new,
+        name="refund_request_new",
+    ),
+    path("sell/refunds/", refund_requests.seller_refund_requests, name="seller_refund_requests"),
+    path(
+        "sell/refunds/<int:pk>/approve/",
+        refund_requests.seller_refund_request_approve,
+        name="seller_refund_request_approve",
+    ),
+    path(
+        "sell/refunds/<int:pk>/decline/",
+        refund_requests.seller_refund_request_decline,
+        name="seller_refund_request_decline",
+    ),
     path("sell/payouts/", seller_payouts.payouts_setup, name="seller_payouts"),
     path("sell/payouts/return/", seller_payouts.payouts_return, name="seller_payouts_return"),
     path("sell/products/", seller_products.product_list, name="seller_product_list"),

@@ -17,6 +17,7 @@ from payments.models import (
     PaymentAttempt,
     Refund,
     RefundLine,
+    RefundRequest,
     WebhookEvent,
 )
 
@@ -199,3 +200,41 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount_minor")
     def amount(self, attempt: PaymentAttempt) -> str:
         return format_amount(attempt.amount_minor, attempt.currency)
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(ReadOnlyAdmin):
+    """Operators decide refund requests like sellers do, through the same services."""
+
+    list_display = ("__str__", "order_line", "reason", "status", "created_at", "decided_by")
+    list_filter = ("status", "created_at")
+    search_fields = ("reason", "order_line__title", "requested_by__email")
+    list_select_related = ("order_line", "decided_by")
+    actions = ("approve", "decline")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("payments.change_refundrequest")
+
+    @admin.action(description="Approve and refund the selected requests")
+    def approve(self, request: HttpRequest, queryset: QuerySet[RefundRequest]) -> None:
+        from marketplace.errors import ApplicationError
+        from payments.processors.base import ProcessorError
+        from payments.refund_requests import refund_request_approve
+
+        done = 0
+        for refund_request in queryset.filter(status=RefundRequest.Status.REQUESTED):
+            try:
+                refund_request_approve(request=refund_request, by=request.user)  # type: ignore[arg-type]
+                done += 1
+            except (ApplicationError, ProcessorError) as exc:
+                self.message_user(request, f"{refund_request}: {exc}", level="error")
+        self.message_user(request, f"{done} request(s) approved and sent to the processor.")
+
+    @admin.action(description="Decline the selected requests")
+    def decline(self, request: HttpRequest, queryset: QuerySet[RefundRequest]) -> None:
+        from payments.refund_requests import refund_request_decline
+
+        open_requests = list(queryset.filter(status=RefundRequest.Status.REQUESTED))
+        for refund_request in open_requests:
+            refund_request_decline(request=refund_request, by=request.user)  # type: ignore[arg-type]
+        self.message_user(request, f"{len(open_requests)} request(s) declined.")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -150,8 +152,6 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> None:
 
 
 def _event_from(stored: WebhookEvent) -> ProcessorEvent:
-    from datetime import UTC, datetime
-
     body: dict[str, Any] = json.loads(stored.payload)
     return ProcessorEvent(
         id=stored.event_id,
@@ -162,3 +162,34 @@ def _event_from(stored: WebhookEvent) -> ProcessorEvent:
         account=stored.account,
         previous_attributes=dict(body.get("data", {}).get("previous_attributes") or {}),
     )
+
+
+def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> int:
+    """Store and queue the processor's events since ``since`` that we never received."""
+    processor = get_processor(processor_name)
+    added = 0
+    for event in processor.events_list(since=since):
+        body = {
+            "id": event.id,
+            "type": event.type,
+            "created": int(event.created.timestamp()),
+            "livemode": event.livemode,
+            "account": event.account or None,
+            "data": {"object": dict(event.data)},
+        }
+        with transaction.atomic():
+            stored, created = WebhookEvent.objects.get_or_create(
+                processor=processor.name,
+                event_id=event.id,
+                defaults={
+                    "type": event.type,
+                    "account": event.account,
+                    "livemode": event.livemode,
+                    "payload": json.dumps(body),
+                    "headers": {"X-Backfilled": "true"},
+                },
+            )
+            if created:
+                added += 1
+                transaction.on_commit(partial(_enqueue, stored.pk))
+    return added

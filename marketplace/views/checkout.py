@@ -20,7 +20,9 @@ from payments.processors.base import CardDeclined, ProcessorError
 def _my_order(request, pk: int) -> Order:
     """One of the signed-in customer's orders; anybody else's is "not found"."""
     return get_object_or_404(
-        Order.objects.prefetch_related("seller_orders__seller", "seller_orders__lines"),
+        Order.objects.prefetch_related(
+            "seller_orders__seller", "seller_orders__lines__refund_requests"
+        ),
         pk=pk,
         customer=request.user,
     )

@@ -10,6 +10,7 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
+from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
 
@@ -28,5 +29,6 @@ __all__ = [
     "PaymentAttempt",
     "Refund",
     "RefundLine",
+    "RefundRequest",
     "WebhookEvent",
 ]

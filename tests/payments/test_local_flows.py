@@ -2,8 +2,10 @@
 
 import json
 import re
+from unittest import mock
 
 import pytest
+from celery.exceptions import Retry
 from django.urls import reverse
 from django.utils import timezone
 
@@ -261,3 +263,48 @@ def test_unpaid_orders_expire_and_release_their_stock(run, order, settings):
     assert Order.objects.get().status == Order.Status.CANCELLED
     assert sorted(Product.objects.values_list("stock", flat=True)) == [5, 5]
     assert LocalPaymentIntent.objects.get(pk=attempt.processor_payment_id).status == "canceled"
+
+
+def test_backfill_stores_and_processes_events_that_never_arrived(run, order):
+    from django.core.management import call_command
+
+    attempt = payment_start(order=order)
+    # Confirm without letting the delivery run: the event is "lost".
+    local.payment_confirm(payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    assert not WebhookEvent.objects.exists()
+
+    run(call_command, "webhooks_backfill", "--days", "1")
+    run(call_command, "webhooks_backfill", "--days", "1")
+
+    assert WebhookEvent.objects.filter(type="payment_intent.succeeded").count() == 1
+    assert Order.objects.get().status == Order.Status.PAID
+
+
+def test_an_operator_reprocesses_a_failed_event(run, order, operator_client):
+    attempt = run(payment_start, order=order)
+    # Make processing fail once: the order's payment cannot be read back.
+    with (
+        mock.patch(
+            "payments.processors.local.LocalProcessor.payment_get",
+            side_effect=TemporaryProcessorError("down"),
+        ),
+        # The task fails and asks Celery for a retry with backoff.
+        pytest.raises(Retry),
+    ):
+        run(
+            local.payment_confirm,
+            payment_id=attempt.processor_payment_id,
+            card_number=CARD_SUCCEEDS,
+        )
+    failed = WebhookEvent.objects.get(type="payment_intent.succeeded")
+    assert (failed.status, failed.last_error) == ("failed", "TemporaryProcessorError: down")
+
+    run(
+        operator_client.post,
+        reverse("admin:payments_webhookevent_changelist"),
+        {"action": "reprocess", "_selected_action": [failed.pk]},
+    )
+
+    failed.refresh_from_db()
+    assert failed.status == "processed" and failed.attempts == 2
+    assert Order.objects.get().status == Order.Status.PAID

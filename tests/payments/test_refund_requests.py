@@ -1,0 +1,110 @@
+import pytest
+from django.urls import reverse
+
+from marketplace.errors import Conflict, InvalidRequest, InvalidState, NotFound
+from marketplace.services.orders import CartItem, place_order
+from payments.balances import seller_balance
+from payments.checkout import payment_start
+from payments.checks import ledger_check
+from payments.models import Refund, RefundRequest
+from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
+from payments.refund_requests import (
+    refund_request_approve,
+    refund_request_create,
+    refund_request_decline,
+)
+from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(eager_celery, django_capture_on_commit_callbacks):
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+@pytest.fixture
+def paid(run, customer, seller, other_seller):
+    CommissionRuleFactory(percentage_bps=1000)
+    mine = ProductFactory(seller=seller, title="Teapot", price_minor=2000, stock=2)
+    theirs = ProductFactory(seller=other_seller, title="Print", price_minor=1000, stock=2)
+    order = place_order(
+        customer=customer, cart_items=[CartItem(mine.pk, 1), CartItem(theirs.pk, 1)]
+    )
+    attempt = run(payment_start, order=order)
+    run(
+        LocalProcessor().payment_confirm,
+        payment_id=attempt.processor_payment_id,
+        card_number=CARD_SUCCEEDS,
+    )
+    order.refresh_from_db()
+    return order
+
+
+def test_the_seller_approves_and_the_refund_reaches_the_ledger(run, paid, customer, seller):
+    line = paid.lines.get(title="Teapot")
+    request = refund_request_create(customer=customer, order_line=line, reason="Chipped spout")
+
+    refund = run(refund_request_approve, request=request, by=seller.user)
+
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED and refund.amount_minor == 2000
+    assert seller_balance(seller=seller, currency="USD").pending == 0
+    request.refresh_from_db()
+    assert (request.status, request.decided_by) == (RefundRequest.Status.APPROVED, seller.user)
+    assert ledger_check().ok
+
+
+def test_an_operator_can_decide_but_another_seller_cannot(
+    run, paid, customer, operator, other_seller
+):
+    line = paid.lines.get(title="Teapot")
+    request = refund_request_create(customer=customer, order_line=line, reason="Late")
+
+    with pytest.raises(NotFound):
+        refund_request_approve(request=request, by=other_seller.user)
+    refund_request_decline(request=request, by=operator, note="Delivered on time")
+
+    request.refresh_from_db()
+    assert request.status == RefundRequest.Status.DECLINED
+    assert not Refund.objects.exists()
+    with pytest.raises(InvalidState):
+        refund_request_approve(request=request, by=operator)
+
+
+def test_bad_requests_are_refused(paid, customer):
+    line = paid.lines.get(title="Teapot")
+    with pytest.raises(InvalidRequest):
+        refund_request_create(customer=customer, order_line=line, reason="  ")
+    with pytest.raises(NotFound):
+        refund_request_create(customer=UserFactory(), order_line=line, reason="Not mine")
+    refund_request_create(customer=customer, order_line=line, reason="Broken")
+    with pytest.raises(Conflict):
+        refund_request_create(customer=customer, order_line=line, reason="Again")
+    assert RefundRequest.objects.count() == 1
+
+
+def test_through_the_pages(run, client, paid, customer, seller):
+    line = paid.lines.get(title="Teapot")
+    client.force_login(customer)
+    client.post(
+        reverse("marketplace:refund_request_new", args=[paid.pk, line.pk]),
+        {"reason": "Wrong colour"},
+    )
+    request = RefundRequest.objects.get()
+    page = client.get(reverse("marketplace:order_detail", args=[paid.pk])).content.decode()
+    assert "Refund request: Waiting for the seller" in page
+
+    client.force_login(seller.user)
+    listing = client.get(reverse("marketplace:seller_refund_requests")).content.decode()
+    assert "Wrong colour" in listing
+    run(client.post, reverse("marketplace:seller_refund_request_approve", args=[request.pk]))
+
+    assert Refund.objects.get().status == Refund.Status.SUCCEEDED
+    client.force_login(SellerFactory().user)
+    response = client.post(reverse("marketplace:seller_refund_request_approve", args=[request.pk]))
+    assert response.status_code == 404
