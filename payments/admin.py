@@ -11,6 +11,8 @@ from django.http import HttpRequest
 from payments.currencies import format_amount
 from payments.models import (
     CommissionRule,
+    Dispute,
+    DisputeLine,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -238,3 +240,22 @@ class RefundRequestAdmin(ReadOnlyAdmin):
         for refund_request in open_requests:
             refund_request_decline(request=refund_request, by=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"{len(open_requests)} request(s) declined.")
+
+
+class DisputeLineInline(ReadOnlyInline):
+    model = DisputeLine
+    fields = ("order_line", "amount_minor", "seller_amount_minor", "commission_amount_minor")
+    readonly_fields = fields
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "order", "amount", "reason", "status", "opened_at", "closed_at")
+    list_filter = ("status", "processor", "currency")
+    search_fields = ("processor_dispute_id", "order__id")
+    list_select_related = ("order",)
+    inlines = [DisputeLineInline]
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, dispute: Dispute) -> str:
+        return format_amount(dispute.amount_minor, dispute.currency)

@@ -5,8 +5,9 @@
 3. Every account's running balance equals the sum of its entries.
 4. For every order whose payment was captured, the processor received its
    total once, and for every line, the seller's share and the commission
-   still held in the ledger equal the line's parts less what refunds that
-   succeeded gave back of each.
+   still held in the ledger (pending, available, held for a dispute) equal
+   the line's parts less what succeeded refunds gave back and lost disputes
+   took of each.
 5. Every refund that succeeded is in the ledger for its amount, and no other
    refund is.
 6. The refund counters on lines, seller orders and orders equal the refunds
@@ -25,12 +26,26 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from marketplace.models import Order, OrderLine, SellerOrder
-from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Refund, RefundLine
+from payments.models import (
+    Dispute,
+    DisputeLine,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Refund,
+    RefundLine,
+)
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
-SALE_KINDS = [TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND]
-SELLER_KINDS = [Kind.PENDING, Kind.AVAILABLE]
+SALE_KINDS = [
+    TxnKind.PAYMENT_CAPTURED,
+    TxnKind.REFUND,
+    TxnKind.DISPUTE_OPENED,
+    TxnKind.DISPUTE_WON,
+    TxnKind.DISPUTE_LOST,
+]
+SELLER_KINDS = [Kind.PENDING, Kind.AVAILABLE, Kind.DISPUTED]
 
 
 @dataclass
@@ -110,6 +125,9 @@ def _check_orders(report: LedgerReport) -> None:
     succeeded = RefundLine.objects.filter(refund__status=Refund.Status.SUCCEEDED)
     refunded_commission = _sums(succeeded, "order_line_id", "commission_amount_minor")
     refunded_share = _sums(succeeded, "order_line_id", "seller_amount_minor")
+    lost = DisputeLine.objects.filter(dispute__status=Dispute.Status.LOST)
+    lost_commission = _sums(lost, "order_line_id", "commission_amount_minor")
+    lost_share = _sums(lost, "order_line_id", "seller_amount_minor")
 
     for order_id, total, paid_at in Order.objects.values_list(
         "pk", "total_minor", "paid_at"
@@ -128,8 +146,8 @@ def _check_orders(report: LedgerReport) -> None:
     )
     for line_id, order_id, commission, share in paid_lines.iterator():
         expected = (
-            commission - refunded_commission.get(line_id, 0),
-            share - refunded_share.get(line_id, 0),
+            commission - refunded_commission.get(line_id, 0) - lost_commission.get(line_id, 0),
+            share - refunded_share.get(line_id, 0) - lost_share.get(line_id, 0),
         )
         held = (-held_commission.get(line_id, 0), -held_share.get(line_id, 0))
         if held != expected:

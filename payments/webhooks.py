@@ -68,7 +68,33 @@ def _account_updated(processor: str, event: ProcessorEvent) -> None:
     seller_account_sync(processor_name=processor, account_id=str(event.data["id"]))
 
 
+def _dispute_created(processor: str, event: ProcessorEvent) -> None:
+    from payments.disputes import dispute_opened
+
+    dispute_opened(
+        processor_name=processor,
+        processor_dispute_id=str(event.data["id"]),
+        payment_id=str(event.data.get("payment_intent") or ""),
+        amount_minor=int(event.data["amount"]),
+        reason=str(event.data.get("reason") or ""),
+    )
+
+
+def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
+    from payments.disputes import dispute_closed
+
+    status = str(event.data.get("status", ""))
+    if status in ("won", "lost"):
+        dispute_closed(
+            processor_name=processor,
+            processor_dispute_id=str(event.data["id"]),
+            won=status == "won",
+        )
+
+
 HANDLERS: dict[str, Handler] = {
+    "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
     "refund.updated": _refund_updated,

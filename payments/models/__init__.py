@@ -1,5 +1,6 @@
 from payments.models.attempts import PaymentAttempt
 from payments.models.commission import CommissionRule
+from payments.models.disputes import Dispute, DisputeLine
 from payments.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from payments.models.local import (
     LocalAccount,
@@ -16,6 +17,8 @@ from payments.models.webhooks import WebhookEvent
 
 __all__ = [
     "CommissionRule",
+    "Dispute",
+    "DisputeLine",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

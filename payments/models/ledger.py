@@ -62,13 +62,15 @@ class LedgerAccount(models.Model):
         PROCESSOR = "processor", "Cash at the processor"
         COMMISSION = "commission", "Commission earned"
         PROCESSOR_FEES = "processor_fees", "Processor fees"
+        DISPUTES = "disputes", "Withdrawn by the processor for open disputes"
         # A seller's accounts
         PENDING = "pending", "Pending (in hold)"
         AVAILABLE = "available", "Available for payout"
         IN_TRANSIT = "in_transit", "Payout in transit"
+        DISPUTED = "disputed", "Held for a dispute"
 
-    PLATFORM_KINDS = (Kind.PROCESSOR, Kind.COMMISSION, Kind.PROCESSOR_FEES)
-    SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT)
+    PLATFORM_KINDS = (Kind.PROCESSOR, Kind.COMMISSION, Kind.PROCESSOR_FEES, Kind.DISPUTES)
+    SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
     seller = models.ForeignKey(
         "accounts.Seller",
@@ -96,8 +98,14 @@ class LedgerAccount(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(seller__isnull=True, kind__in=["processor", "commission", "processor_fees"])
-                    | Q(seller__isnull=False, kind__in=["pending", "available", "in_transit"])
+                    Q(
+                        seller__isnull=True,
+                        kind__in=["processor", "commission", "processor_fees", "disputes"],
+                    )
+                    | Q(
+                        seller__isnull=False,
+                        kind__in=["pending", "available", "in_transit", "disputed"],
+                    )
                 ),
                 name="payments_ledgeraccount_kind_fits_owner",
             ),
@@ -119,6 +127,9 @@ class LedgerTransaction(AppendOnlyModel):
         PAYOUT_SENT = "payout_sent", "Payout sent"
         PAYOUT_PAID = "payout_paid", "Payout paid"
         PAYOUT_FAILED = "payout_failed", "Payout failed"
+        DISPUTE_OPENED = "dispute_opened", "Dispute opened"
+        DISPUTE_WON = "dispute_won", "Dispute won"
+        DISPUTE_LOST = "dispute_lost", "Dispute lost"
         ADJUSTMENT = "adjustment", "Adjustment"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)

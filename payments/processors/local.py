@@ -323,6 +323,19 @@ class LocalProcessor:
             )
 
     @transaction.atomic
+    def dispute_close(self, *, dispute_id: str, won: bool) -> None:
+        """Decide a simulated dispute (what the card network does in real life)."""
+        opened = LocalEvent.objects.filter(
+            type="charge.dispute.created", data__id=dispute_id
+        ).first()
+        if opened is None:
+            raise InvalidProcessorRequest(f"No such dispute: {dispute_id}")
+        if not LocalEvent.objects.filter(
+            type="charge.dispute.closed", data__id=dispute_id
+        ).exists():
+            self._emit("charge.dispute.closed", {**opened.data, "status": "won" if won else "lost"})
+
+    @transaction.atomic
     def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment:
         intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
         if intent is None:
