@@ -117,9 +117,13 @@ def order_list(request):
 def order_detail(request, pk: int):
     order = _my_order(request, pk)
     attempt = order.payment_attempts.last()
-    template = (
-        "marketplace/includes/order_status.html"
-        if request.headers.get("HX-Request")
-        else "marketplace/order_detail.html"
-    )
-    return render(request, template, {"order": order, "attempt": attempt})
+    if request.headers.get("HX-Request"):
+        # The live status polls while the payment is confirmed; once it is,
+        # reload the whole page so every part shows the new state.
+        response = render(
+            request, "marketplace/includes/order_status.html", {"order": order, "attempt": attempt}
+        )
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "marketplace/order_detail.html", {"order": order, "attempt": attempt})

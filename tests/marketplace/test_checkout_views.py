@@ -234,3 +234,19 @@ def test_a_seller_sets_up_payouts_on_the_local_onboarding_page(seller_client, se
     assert seller.payout_status == "enabled"
     page = seller_client.get(reverse("marketplace:seller_payouts")).content.decode()
     assert "Your payout account is ready" in page
+
+
+def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, customer, run):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+    url = reverse("marketplace:order_detail", args=[order.pk])
+
+    waiting = client.get(url, headers={"HX-Request": "true"})
+    assert "HX-Refresh" not in waiting.headers
+    run(client.post, reverse("marketplace:order_pay", args=[order.pk]), CARD)
+    paid = client.get(url, headers={"HX-Request": "true"})
+
+    assert paid.headers["HX-Refresh"] == "true"
