@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -23,7 +24,9 @@ PROCESSORS = ("local", "stripe")
 @require_POST
 def webhook(request: HttpRequest, processor: str, endpoint: str = "platform") -> HttpResponse:
     """Verify, store once and queue; answer 2xx fast. A bad signature stores nothing."""
-    if processor not in PROCESSORS:
+    if processor not in PROCESSORS or (
+        processor == "local" and settings.PAYMENTS_PROCESSOR != "local"
+    ):
         return JsonResponse({"error": "unknown processor"}, status=404)
     try:
         stored = webhook_receive(
@@ -41,6 +44,8 @@ def webhook(request: HttpRequest, processor: str, endpoint: str = "platform") ->
 @require_http_methods(["GET", "POST"])
 def local_onboarding(request: HttpRequest, account_id: str) -> HttpResponse:
     """The local processor's hosted onboarding form (Stripe's, simulated)."""
+    if settings.PAYMENTS_PROCESSOR != "local":
+        return render(request, "404.html", status=404)
     return_url = request.GET.get("return_url", "/")
     if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
         return HttpResponseBadRequest("Bad return URL.")

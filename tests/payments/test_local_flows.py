@@ -308,3 +308,19 @@ def test_an_operator_reprocesses_a_failed_event(run, order, operator_client):
     failed.refresh_from_db()
     assert failed.status == "processed" and failed.attempts == 2
     assert Order.objects.get().status == Order.Status.PAID
+
+
+def test_the_local_processor_pages_are_off_when_stripe_is_configured(client, settings):
+    settings.PAYMENTS_PROCESSOR = "stripe"
+    payload = b'{"id":"evt_l","type":"t","created":1,"data":{"object":{}}}'
+
+    response = client.post(
+        reverse("payments:webhook", args=["local"]),
+        payload,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: sign(payload)},
+    )
+
+    assert response.status_code == 404
+    assert client.get(reverse("payments:local_onboarding", args=["acct_x"])).status_code == 404
+    assert not WebhookEvent.objects.exists()
