@@ -1,8 +1,8 @@
-from django.utils.functional import SimpleLazyObject
+from functools import cache
 
 from marketplace.web import cart_storage
 
 
 def cart(request):
-    """``cart_count`` for the header, queried only when a template uses it."""
-    return {"cart_count": SimpleLazyObject(lambda: cart_storage(request).count())}
+    """``cart_count`` for the header: counted once, and only when a template uses it."""
+    return {"cart_count": cache(lambda: cart_storage(request).count())}

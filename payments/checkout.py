@@ -71,9 +71,16 @@ def payment_start(*, order: Order) -> PaymentAttempt:
     return attempt
 
 
+@transaction.atomic
 def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAttempt:
-    """Reflect what the browser-side confirmation returned; success waits for the event."""
-    if attempt.status == Status.SUCCEEDED:
+    """Reflect what the browser-side confirmation returned; success waits for the event.
+
+    The processor's event may have been processed already (it is delivered as
+    soon as the processor commits), so the attempt is re-read under its lock
+    and a recorded success is never overwritten.
+    """
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+    if attempt.status in (Status.SUCCEEDED, Status.CANCELED):
         return attempt
     if payment.status == PaymentStatus.REQUIRES_PAYMENT_METHOD and payment.failure_message:
         attempt.status, attempt.failure_message = Status.FAILED, payment.failure_message
@@ -152,8 +159,7 @@ def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttem
             payment_id=attempt.processor_payment_id, card_number=card_number
         )
     except CardDeclined as exc:
-        attempt.status, attempt.failure_message = Status.FAILED, exc.message[:255]
-        attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        _attempt_failed(attempt, exc.message)
         raise
     return attempt_update_from(attempt, payment)
 
@@ -168,7 +174,14 @@ def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> Paymen
             payment_id=attempt.processor_payment_id, approve=approve
         )
     except CardDeclined as exc:
-        attempt.status, attempt.failure_message = Status.FAILED, exc.message[:255]
-        attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        _attempt_failed(attempt, exc.message)
         raise
     return attempt_update_from(attempt, payment)
+
+
+def _attempt_failed(attempt: PaymentAttempt, message: str) -> None:
+    with transaction.atomic():
+        current = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if current.status != Status.SUCCEEDED:
+            current.status, current.failure_message = Status.FAILED, message[:255]
+            current.save(update_fields=["status", "failure_message", "updated_at"])

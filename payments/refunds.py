@@ -300,3 +300,22 @@ def refund_sync(*, processor_name: str, processor_refund_id: str, data: Mapping[
         refund_mark_succeeded(refund=refund)
     elif status in ("failed", "canceled"):
         refund_mark_failed(refund=refund)
+
+
+def refunds_submit_pending(*, older_than_seconds: int = 120) -> int:
+    """Send again the refunds whose submission to the processor did not get through."""
+    from datetime import timedelta
+
+    from payments.processors.base import ProcessorError
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    sent = 0
+    for refund in Refund.objects.filter(
+        status=Refund.Status.PENDING, processor_refund_id="", created_at__lt=cutoff
+    ).order_by("pk"):
+        try:
+            refund_submit(refund=refund)
+        except ProcessorError:
+            continue  # still unreachable: next run
+        sent += 1
+    return sent

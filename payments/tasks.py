@@ -63,3 +63,11 @@ def holds_release_due_task() -> int:
     from payments.holds import holds_release_due
 
     return holds_release_due()
+
+
+@shared_task
+def refunds_submit_pending_task() -> int:
+    """Retry refunds that could not be sent to the processor."""
+    from payments.refunds import refunds_submit_pending
+
+    return refunds_submit_pending()

@@ -57,6 +57,12 @@ class Order(models.Model):
     def refundable_minor(self) -> int:
         return self.total_minor - self.refunded_minor
 
+    @property
+    def shipping_country_name(self) -> str:
+        from django_countries import countries
+
+        return countries.name(self.shipping_country) or self.shipping_country
+
 
 class SellerOrder(models.Model):
     """One seller's part of an order, fulfilled and paid out on its own."""
@@ -173,3 +179,8 @@ class OrderLine(models.Model):
     @property
     def refundable_minor(self) -> int:
         return self.gross_minor - self.refunded_minor
+
+    @property
+    def open_refund_request(self) -> bool:
+        """Whether a refund request waits for the seller (uses prefetched requests)."""
+        return any(r.status == "requested" for r in self.refund_requests.all())

@@ -324,3 +324,32 @@ def test_the_local_processor_pages_are_off_when_stripe_is_configured(client, set
     assert response.status_code == 404
     assert client.get(reverse("payments:local_onboarding", args=["acct_x"])).status_code == 404
     assert not WebhookEvent.objects.exists()
+
+
+def test_the_card_form_never_turns_a_recorded_success_back_to_processing(run, order):
+    from payments.checkout import local_card_pay
+
+    attempt = run(payment_start, order=order)
+    # The success event is delivered and processed inside the confirmation itself.
+    run(local_card_pay, attempt=attempt, card_number=CARD_SUCCEEDS)
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+
+
+def test_a_refund_that_could_not_reach_the_processor_is_sent_again(run, order, settings):
+    from payments.refunds import refunds_submit_pending
+
+    attempt = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    refund = refund_create(order=order, amount_minor=500)
+    settings.PAYMENTS_LOCAL_FAULTS = {"refund_create": "unavailable"}
+    with pytest.raises(TemporaryProcessorError):
+        run(refund_submit, refund=refund)
+    assert Refund.objects.get().status == Refund.Status.PENDING
+
+    settings.PAYMENTS_LOCAL_FAULTS = {}
+    assert run(refunds_submit_pending, older_than_seconds=0) == 1
+
+    assert Refund.objects.get().status == Refund.Status.SUCCEEDED
+    assert ledger_check().ok
