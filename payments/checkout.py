@@ -44,6 +44,7 @@ def payment_start(*, order: Order) -> PaymentAttempt:
             raise InvalidState(f"Order #{order.pk} is not waiting for a payment.")
         attempt = order.payment_attempts.filter(status__in=PaymentAttempt.OPEN).last()
         if attempt is None:
+            _cancel_failed_attempts(order)
             number = order.payment_attempts.count() + 1
             processor = get_processor()
             attempt = PaymentAttempt.objects.create(
@@ -95,37 +96,46 @@ def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAtt
 @transaction.atomic
 def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
     """The processor's word that a payment succeeded: re-read it, then record the capture once."""
-    attempt = (
-        PaymentAttempt.objects.select_for_update()
-        .select_related("order")
-        .filter(processor=processor_name, processor_payment_id=payment_id)
-        .first()
-    )
-    if attempt is None:
+    found = PaymentAttempt.objects.filter(
+        processor=processor_name, processor_payment_id=payment_id
+    ).first()
+    if found is None:
         logger.warning("No payment attempt for %s payment %s", processor_name, payment_id)
         return None
+    # The order first, then the attempt: the lock order of every payment path.
+    order = Order.objects.select_for_update().get(pk=found.order_id)
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=found.pk)
+    if attempt.status == Status.SUCCEEDED:
+        return None  # recorded already
     processor = get_processor(processor_name)
     payment = processor.payment_get(payment_id=payment_id)
     if payment.status != PaymentStatus.SUCCEEDED:
         return None  # a stale or early event; the next one will tell
-    if attempt.order.status == Order.Status.CANCELLED:
-        # Paid after the order expired and its stock was released: give it back.
+    already_paid = order.payment_attempts.filter(status=Status.SUCCEEDED).exclude(pk=attempt.pk)
+    if order.status == Order.Status.CANCELLED or already_paid.exists():
+        # Paid after the order expired, or paid a second time (a stale tab):
+        # the order takes one payment only, so this one goes back.
+        reason = "order_expired" if order.status == Order.Status.CANCELLED else "duplicate"
         processor.refund_create(
             payment_id=payment_id,
             amount_minor=payment.amount_minor,
-            metadata={"order_id": str(attempt.order_id), "reason": "order_expired"},
-            idempotency_key=f"refund-expired-{attempt.pk}",
+            metadata={"order_id": str(order.pk), "reason": reason},
+            idempotency_key=f"refund-{reason}-{attempt.pk}",
         )
         attempt.status = Status.CANCELED
-        attempt.failure_message = "Paid after the order had expired; the payment was refunded."
+        attempt.failure_message = (
+            "Paid after the order had expired; the payment was refunded."
+            if reason == "order_expired"
+            else "The order was paid already; this second payment was refunded."
+        )
         attempt.save(update_fields=["status", "failure_message", "updated_at"])
         return None
     order_payment_captured(
-        order=attempt.order, processor_fee_minor=payment.fee_minor or 0, captured_at=timezone.now()
+        order=order, processor_fee_minor=payment.fee_minor or 0, captured_at=timezone.now()
     )
     attempt.status, attempt.failure_message = Status.SUCCEEDED, ""
     attempt.save(update_fields=["status", "failure_message", "updated_at"])
-    return attempt.order
+    return order
 
 
 @transaction.atomic
@@ -137,6 +147,10 @@ def payment_failed(*, payment_id: str, processor_name: str, message: str) -> Non
         .first()
     )
     if attempt is None or attempt.status == Status.SUCCEEDED:
+        return
+    # Events arrive in any order: believe the processor's current state.
+    payment = get_processor(processor_name).payment_get(payment_id=payment_id)
+    if payment.status != PaymentStatus.REQUIRES_PAYMENT_METHOD:
         return
     attempt.status = Status.FAILED
     attempt.failure_message = message[:255] or "The payment failed."
@@ -169,6 +183,8 @@ def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> Paymen
     from payments.processors.base import CardDeclined
     from payments.processors.local import LocalProcessor
 
+    if attempt.processor != "local":
+        raise InvalidState("This payment is confirmed in the processor's own form.")
     try:
         payment = LocalProcessor().payment_authenticate(
             payment_id=attempt.processor_payment_id, approve=approve
@@ -185,3 +201,21 @@ def _attempt_failed(attempt: PaymentAttempt, message: str) -> None:
         if current.status != Status.SUCCEEDED:
             current.status, current.failure_message = Status.FAILED, message[:255]
             current.save(update_fields=["status", "failure_message", "updated_at"])
+
+
+def _cancel_failed_attempts(order: Order) -> None:
+    """Before a new try, cancel the earlier failed payments at the processor, so a
+    stale browser tab cannot pay them; one that succeeded meanwhile is left to its event."""
+    from payments.processors.base import InvalidProcessorRequest
+
+    for failed in order.payment_attempts.filter(status=Status.FAILED).exclude(
+        processor_payment_id=""
+    ):
+        try:
+            get_processor(failed.processor).payment_cancel(
+                payment_id=failed.processor_payment_id,
+                idempotency_key=f"cancel-{failed.idempotency_key}",
+            )
+        except InvalidProcessorRequest:
+            continue
+        PaymentAttempt.objects.filter(pk=failed.pk).update(status=Status.CANCELED)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from marketplace.errors import ApplicationError
 from marketplace.models import Order
 from marketplace.services.orders import order_cancel
 from payments.models import PaymentAttempt
@@ -20,9 +21,12 @@ logger = logging.getLogger(__name__)
 def orders_expire_unpaid(*, now: datetime | None = None) -> int:
     """Cancel every order still awaiting payment after ``PAYMENTS_ORDER_EXPIRY_MINUTES``.
 
-    Its open payments are cancelled at the processor first; an order whose
-    payment cannot be cancelled (it is succeeding) is left for its event.
+    Every payment of the order is cancelled at the processor first. One that
+    cannot be cancelled because it succeeded (its event was lost or is late)
+    is recorded now, from the processor's own state, and the order is kept.
     """
+    from payments.checkout import payment_succeeded
+
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.PAYMENTS_ORDER_EXPIRY_MINUTES)
     expired = 0
@@ -30,21 +34,31 @@ def orders_expire_unpaid(*, now: datetime | None = None) -> int:
         status=Order.Status.AWAITING_PAYMENT, created_at__lt=cutoff
     ).order_by("pk"):
         try:
-            for attempt in order.payment_attempts.filter(status__in=PaymentAttempt.OPEN):
+            paid = False
+            for attempt in order.payment_attempts.exclude(
+                status__in=[PaymentAttempt.Status.CANCELED, PaymentAttempt.Status.SUCCEEDED]
+            ):
                 if attempt.processor_payment_id:
-                    get_processor(attempt.processor).payment_cancel(
-                        payment_id=attempt.processor_payment_id,
-                        idempotency_key=f"cancel-{attempt.idempotency_key}",
-                    )
+                    try:
+                        get_processor(attempt.processor).payment_cancel(
+                            payment_id=attempt.processor_payment_id,
+                            idempotency_key=f"cancel-{attempt.idempotency_key}",
+                        )
+                    except InvalidProcessorRequest:
+                        payment_succeeded(
+                            payment_id=attempt.processor_payment_id,
+                            processor_name=attempt.processor,
+                        )
+                        paid = True
+                        continue
                 PaymentAttempt.objects.filter(pk=attempt.pk).update(
                     status=PaymentAttempt.Status.CANCELED
                 )
-        except InvalidProcessorRequest:
-            logger.info("Order #%s is being paid; not expiring it", order.pk)
+            if paid:
+                continue
+            order_cancel(order=order)
+        except (ProcessorError, ApplicationError):
+            logger.warning("Order #%s could not be expired now; trying later", order.pk)
             continue
-        except ProcessorError:
-            logger.warning("Could not cancel the payment of order #%s; trying later", order.pk)
-            continue
-        order_cancel(order=order)
         expired += 1
     return expired

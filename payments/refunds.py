@@ -19,6 +19,7 @@ failed refund releases its reservation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from payments.models import LedgerAccount, LedgerTransaction, Refund, RefundLine
 from payments.money import allocate, is_whole_number
 
 Kind = LedgerAccount.Kind
+logger = logging.getLogger(__name__)
 REFUNDABLE_ORDER_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
 REASON_MAX_LENGTH = Refund._meta.get_field("reason").max_length or 255
 
@@ -266,7 +268,10 @@ def refund_submit(*, refund: Refund) -> Refund:
         order_id=refund.order_id, status=PaymentAttempt.Status.SUCCEEDED
     ).first()
     if attempt is None:
-        raise InvalidState("The order has no captured payment to refund.")
+        Refund.objects.filter(pk=refund.pk).update(
+            failure_reason="The order has no captured payment at the processor."
+        )
+        return refund_mark_failed(refund=refund)
     processor = get_processor(attempt.processor)
     try:
         result = processor.refund_create(
@@ -317,5 +322,8 @@ def refunds_submit_pending(*, older_than_seconds: int = 120) -> int:
             refund_submit(refund=refund)
         except ProcessorError:
             continue  # still unreachable: next run
+        except Exception:
+            logger.exception("Refund #%s could not be sent", refund.pk)
+            continue
         sent += 1
     return sent

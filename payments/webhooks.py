@@ -85,11 +85,14 @@ def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
 
     status = str(event.data.get("status", ""))
     if status in ("won", "lost"):
-        dispute_closed(
+        dispute = dispute_closed(
             processor_name=processor,
             processor_dispute_id=str(event.data["id"]),
             won=status == "won",
         )
+        if dispute is None:
+            # Arrived before the dispute's "created" event: fail, to be retried later.
+            raise LookupError(f"Dispute {event.data['id']} is not recorded yet.")
 
 
 HANDLERS: dict[str, Handler] = {

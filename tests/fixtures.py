@@ -63,3 +63,22 @@ def eager_celery():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield app
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def count_queries():
+    """``count_queries(fn)``: how many SQL statements ``fn()`` runs (counted at the cursor)."""
+    from django.db import connection
+
+    def count(fn):
+        calls = []
+
+        def wrapper(execute, sql, params, many, context):
+            calls.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(wrapper):
+            fn()
+        return len(calls)
+
+    return count

@@ -72,6 +72,9 @@ def order_pay(request, pk: int):
             attempt = local_card_pay(attempt=attempt, card_number=form.cleaned_data["card_number"])
         except CardDeclined as exc:
             form.add_error("card_number", exc.message)
+        except (ProcessorError, ApplicationError):
+            messages.error(request, "The payment could not be completed. Please try again.")
+            return redirect("marketplace:order_detail", pk=order.pk)
         else:
             if attempt.status == PaymentAttempt.Status.REQUIRES_ACTION:
                 return redirect("marketplace:order_pay_confirm", pk=order.pk)
@@ -101,6 +104,9 @@ def order_pay_confirm(request, pk: int):
         except CardDeclined as exc:
             messages.error(request, f"{exc.message} Try another card.")
             return redirect("marketplace:order_pay", pk=order.pk)
+        except (ProcessorError, ApplicationError):
+            # Confirmed already (a double click), or the processor did not answer.
+            return redirect("marketplace:order_detail", pk=order.pk)
         return redirect("marketplace:order_detail", pk=order.pk)
     return render(request, "marketplace/order_pay_confirm.html", {"order": order})
 

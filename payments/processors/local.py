@@ -278,6 +278,7 @@ class LocalProcessor:
                 self._succeed(intent)
         if intent.failure_message:
             raise CardDeclined(intent.failure_message, code="card_declined")
+        self._fault("payment_confirm", "after")
         return self._payment(intent)
 
     def payment_authenticate(self, *, payment_id: str, approve: bool) -> Payment:
@@ -348,7 +349,6 @@ class LocalProcessor:
             self._emit("payment_intent.canceled", self._payment_data(intent))
         return self._payment(intent)
 
-    @transaction.atomic
     def refund_create(
         self,
         *,
@@ -358,30 +358,31 @@ class LocalProcessor:
         idempotency_key: str,
     ) -> RefundResult:
         self._fault("refund_create", "before")
-        intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
-        if intent is None or intent.status != PaymentStatus.SUCCEEDED:
-            raise InvalidProcessorRequest("Only a succeeded payment can be refunded.")
-        refund, created = self._once(
-            LocalRefund,
-            idempotency_key,
-            {
-                "id": local_id("re"),
-                "payment_intent": intent,
-                "amount_minor": amount_minor,
-                "status": "pending",
-                "metadata": dict(metadata),
-            },
-        )
-        if created:
-            already = sum(
-                r.amount_minor
-                for r in LocalRefund.objects.filter(payment_intent=intent, status="succeeded")
+        with transaction.atomic():
+            intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+            if intent is None or intent.status != PaymentStatus.SUCCEEDED:
+                raise InvalidProcessorRequest("Only a succeeded payment can be refunded.")
+            refund, created = self._once(
+                LocalRefund,
+                idempotency_key,
+                {
+                    "id": local_id("re"),
+                    "payment_intent": intent,
+                    "amount_minor": amount_minor,
+                    "status": "pending",
+                    "metadata": dict(metadata),
+                },
             )
-            refund.status = (
-                "succeeded" if already + amount_minor <= intent.amount_minor else "failed"
-            )
-            refund.save(update_fields=["status"])
-            self._emit("refund.updated", self._refund_data(refund))
+            if created:
+                already = sum(
+                    r.amount_minor
+                    for r in LocalRefund.objects.filter(payment_intent=intent, status="succeeded")
+                )
+                fits = already + amount_minor <= intent.amount_minor
+                refund.status = "succeeded" if fits else "failed"
+                refund.save(update_fields=["status"])
+                self._emit("refund.updated", self._refund_data(refund))
+        # After the commit: the refund is done even if the answer is lost.
         self._fault("refund_create", "after")
         return RefundResult(
             id=refund.id,

@@ -4,6 +4,8 @@ import pytest
 from django.urls import reverse
 
 from marketplace.models import CartItem, Order
+from marketplace.services.orders import CartItem as OrderItem
+from marketplace.services.orders import place_order
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from tests.factories import (
@@ -250,3 +252,34 @@ def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, c
     paid = client.get(url, headers={"HX-Request": "true"})
 
     assert paid.headers["HX-Refresh"] == "true"
+
+
+@pytest.mark.parametrize("page", ["cart", "order_list", "order_detail"])
+def test_cart_and_order_pages_run_the_same_number_of_queries_for_2_or_8_items(
+    client, customer, page, count_queries
+):
+    CommissionRuleFactory(percentage_bps=1000)
+    client.force_login(customer)
+
+    def buy(count):
+        products = [
+            ProductFactory(seller=SellerFactory(), price_minor=100, stock=5) for _ in range(count)
+        ]
+        for product in products:
+            add(client, product)
+        order = place_order(customer=customer, cart_items=[OrderItem(p.pk, 1) for p in products])
+        for product in products:
+            add(client, product)  # keep them in the cart too
+        return order
+
+    def url(order):
+        if page == "order_detail":
+            return reverse("marketplace:order_detail", args=[order.pk])
+        return reverse(f"marketplace:{page}")
+
+    first = buy(2)
+    small = count_queries(lambda: client.get(url(first)))
+    second = buy(8)
+    large = count_queries(lambda: client.get(url(second)))
+
+    assert 0 < large <= small, (small, large)

@@ -16,7 +16,15 @@ from payments.balances import seller_balance
 from payments.checkout import payment_start
 from payments.checks import ledger_check
 from payments.expiry import orders_expire_unpaid
-from payments.models import LocalEvent, LocalPaymentIntent, PaymentAttempt, Refund, WebhookEvent
+from payments.models import (
+    LedgerTransaction,
+    LocalEvent,
+    LocalPaymentIntent,
+    LocalRefund,
+    PaymentAttempt,
+    Refund,
+    WebhookEvent,
+)
 from payments.onboarding import seller_onboarding_start
 from payments.processors.base import CardDeclined, TemporaryProcessorError, WebhookSignatureError
 from payments.processors.local import (
@@ -100,6 +108,9 @@ def test_a_decline_then_another_card_pays_the_same_order_once(run, order):
     run(local.payment_confirm, payment_id=second.processor_payment_id, card_number=CARD_SUCCEEDS)
 
     assert second.number == 2
+    first.refresh_from_db()
+    assert first.status == PaymentAttempt.Status.CANCELED  # a stale tab cannot pay it
+    assert LocalPaymentIntent.objects.get(pk=first.processor_payment_id).status == "canceled"
     assert Order.objects.count() == 1
     assert Order.objects.get().status == Order.Status.PAID
     assert ledger_check().ok
@@ -353,3 +364,88 @@ def test_a_refund_that_could_not_reach_the_processor_is_sent_again(run, order, s
 
     assert Refund.objects.get().status == Refund.Status.SUCCEEDED
     assert ledger_check().ok
+
+
+def test_a_second_payment_of_a_paid_order_is_refunded(run, order):
+    first = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=first.processor_payment_id, card_number=CARD_SUCCEEDS)
+    # A second payment for the same order appears at the processor (a stale tab).
+    stale = local.payment_create(
+        amount_minor=order.total_minor,
+        currency="USD",
+        transfer_group=f"order-{order.pk}",
+        customer_email="x@example.com",
+        metadata={},
+        idempotency_key="stale-tab",
+    )
+    PaymentAttempt.objects.create(
+        order=order,
+        number=2,
+        processor="local",
+        processor_payment_id=stale.id,
+        amount_minor=order.total_minor,
+        currency="USD",
+        idempotency_key="payment-stale",
+    )
+
+    run(local.payment_confirm, payment_id=stale.id, card_number=CARD_SUCCEEDS)
+
+    duplicate = PaymentAttempt.objects.get(number=2)
+    assert duplicate.status == PaymentAttempt.Status.CANCELED
+    assert LocalRefund.objects.get().amount_minor == order.total_minor
+    assert LedgerTransaction.objects.filter(kind="payment_captured").count() == 1
+    assert ledger_check().ok
+
+
+def test_a_late_failure_event_does_not_fail_a_payment_that_succeeded(run, order):
+    from payments.checkout import payment_failed
+
+    attempt = run(payment_start, order=order)
+
+    LocalPaymentIntent.objects.filter(pk=attempt.processor_payment_id).update(status="succeeded")
+    payment_failed(payment_id=attempt.processor_payment_id, processor_name="local", message="late")
+
+    attempt.refresh_from_db()
+    assert attempt.status != PaymentAttempt.Status.FAILED
+
+
+def test_a_dispute_closed_before_it_was_opened_is_retried_until_it_can_apply(run, order):
+    from payments.models import Dispute
+    from payments.webhooks import webhook_event_process
+
+    attempt = run(payment_start, order=order)
+    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    dispute = {
+        "object": "dispute",
+        "id": "dp_local_early",
+        "payment_intent": attempt.processor_payment_id,
+        "amount": order.total_minor,
+        "currency": "usd",
+        "reason": "fraudulent",
+    }
+    closed = LocalEvent.objects.create(
+        id="evt_closed", type="charge.dispute.closed", data=dispute | {"status": "won"}
+    )
+    opened = LocalEvent.objects.create(
+        id="evt_opened", type="charge.dispute.created", data=dispute | {"status": "needs_response"}
+    )
+    with pytest.raises(Retry):
+        run(local_event_deliver, closed.id)
+    run(local_event_deliver, opened.id)
+
+    stored = WebhookEvent.objects.get(event_id="evt_closed")
+    run(webhook_event_process, webhook_event_id=stored.pk)
+
+    assert Dispute.objects.get().status == Dispute.Status.WON
+    assert ledger_check().ok
+
+
+def test_expiry_records_a_payment_whose_event_was_lost(run, order, settings):
+    attempt = run(payment_start, order=order)
+    # Paid at the processor, but the event never arrives.
+    local.payment_confirm(payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
+    later = timezone.now() + timezone.timedelta(minutes=settings.PAYMENTS_ORDER_EXPIRY_MINUTES + 1)
+
+    assert run(orders_expire_unpaid, now=later) == 0
+
+    assert Order.objects.get().status == Order.Status.PAID
