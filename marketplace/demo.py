@@ -17,6 +17,8 @@ from payments.currencies import to_minor_units
 from payments.holds import seller_order_hold_release
 from payments.models import CommissionRule
 from payments.money import percentage
+from payments.onboarding import seller_account_sync, seller_onboarding_start
+from payments.processors.local import LocalProcessor
 from payments.refunds import refund_create, refund_mark_succeeded
 
 OPERATOR = ("operator@example.com", "operator-demo-pass", "Olivia Operator")
@@ -303,10 +305,9 @@ def demo_seed() -> DemoSeedResult:
         seller = Seller.objects.filter(user=user).first() or account_services.seller_become(
             user=user, display_name=shop, slug=slug, country=country, default_currency=currency
         )
-        if seller.payout_status == Seller.PayoutStatus.NOT_STARTED and currency != "JPY":
-            # Two of the three demo sellers have finished payout onboarding.
-            seller.payout_status = Seller.PayoutStatus.ENABLED
-            seller.save(update_fields=["payout_status"])
+        if not seller.payout_account_id and currency != "JPY":
+            # All demo sellers but one have finished payout onboarding.
+            _onboard(seller)
         result.logins.append(("seller", email, password))
 
         existing = set(Product.objects.filter(seller=seller).values_list("title", flat=True))
@@ -330,6 +331,17 @@ def demo_seed() -> DemoSeedResult:
     _commission_rules(categories, result)
     _orders(result)
     return result
+
+
+def _onboard(seller: Seller) -> None:
+    """Connect the seller's payout account at the processor, as they would on "Get paid"."""
+    from django.conf import settings
+
+    seller_onboarding_start(seller=seller, refresh_url="/", return_url="/")
+    seller.refresh_from_db()
+    if settings.PAYMENTS_PROCESSOR == "local":
+        LocalProcessor().account_complete_onboarding(account_id=seller.payout_account_id)
+        seller_account_sync(processor_name="local", account_id=seller.payout_account_id)
 
 
 def _commission_rules(categories: dict[str, Category], result: DemoSeedResult) -> None:

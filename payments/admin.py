@@ -17,6 +17,9 @@ from payments.models import (
     LedgerEntry,
     LedgerTransaction,
     PaymentAttempt,
+    Payout,
+    PayoutEntry,
+    PayoutPolicy,
     Refund,
     RefundLine,
     RefundRequest,
@@ -259,3 +262,52 @@ class DisputeAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount_minor")
     def amount(self, dispute: Dispute) -> str:
         return format_amount(dispute.amount_minor, dispute.currency)
+
+
+@admin.register(PayoutPolicy)
+class PayoutPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("__str__", "schedule", "weekday", "month_day", "frozen", "frozen_reason")
+    list_filter = ("schedule", "frozen")
+    search_fields = ("seller__display_name", "seller__slug")
+    autocomplete_fields = ("seller",)
+    list_select_related = ("seller",)
+
+
+class PayoutEntryInline(ReadOnlyInline):
+    model = PayoutEntry
+    fields = ("entry",)
+    readonly_fields = fields
+    verbose_name_plural = "breakdown (ledger entries this payout pays for)"
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    """Payouts are made by payout runs; operators approve the large ones here."""
+
+    list_display = ("__str__", "currency", "amount", "period", "status", "created_at", "paid_at")
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("seller__display_name", "seller__slug", "processor_payout_id")
+    list_select_related = ("seller",)
+    inlines = [PayoutEntryInline]
+    actions = ("approve",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("payments.change_payout")
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, payout: Payout) -> str:
+        return format_amount(payout.amount_minor, payout.currency)
+
+    @admin.action(description="Approve the selected payouts (not your own)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from marketplace.errors import ApplicationError
+        from payments.payouts import payout_approve
+
+        done = 0
+        for payout in queryset.filter(status=Payout.Status.AWAITING_APPROVAL):
+            try:
+                payout_approve(payout=payout, by=request.user)  # type: ignore[arg-type]
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{payout}: {exc}", level="error")
+        self.message_user(request, f"{done} payout(s) approved and queued to send.")

@@ -71,3 +71,29 @@ def refunds_submit_pending_task() -> int:
     from payments.refunds import refunds_submit_pending
 
     return refunds_submit_pending()
+
+
+@shared_task
+def run_payouts_task() -> int:
+    """The scheduled payout run: creates the payouts that are due; each is sent by its own task."""
+    from payments.payouts import run_payouts
+
+    return len(run_payouts().planned)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(Exception,),
+    dont_autoretry_for=(InvalidProcessorRequest,),
+    retry_backoff=10,
+    retry_backoff_max=1800,
+    retry_jitter=True,
+    max_retries=10,
+)
+def payout_send_task(self: Any, payout_id: int) -> str:
+    """Send one payout; temporary processor errors are retried with the same keys."""
+    from payments.models import Payout
+    from payments.payouts import payout_send
+
+    return str(payout_send(payout=Payout.objects.get(pk=payout_id)).status)

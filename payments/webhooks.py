@@ -95,7 +95,24 @@ def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
             raise LookupError(f"Dispute {event.data['id']} is not recorded yet.")
 
 
+def _payout_updated(processor: str, event: ProcessorEvent) -> None:
+    from payments.payouts import payout_sync
+
+    metadata = event.data.get("metadata") or {}
+    payout_sync(
+        processor_name=processor,
+        processor_payout_id=str(event.data["id"]),
+        status=str(event.data.get("status", "")),
+        metadata={str(k): str(v) for k, v in metadata.items()}
+        if isinstance(metadata, Mapping)
+        else {},
+    )
+
+
 HANDLERS: dict[str, Handler] = {
+    "payout.paid": _payout_updated,
+    "payout.failed": _payout_updated,
+    "payout.canceled": _payout_updated,
     "charge.dispute.created": _dispute_created,
     "charge.dispute.closed": _dispute_closed,
     "payment_intent.succeeded": _payment_succeeded,

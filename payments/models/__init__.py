@@ -11,6 +11,7 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
+from payments.models.payouts import Payout, PayoutEntry, PayoutPolicy
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
@@ -30,6 +31,9 @@ __all__ = [
     "LocalTransfer",
     "LocalTransferReversal",
     "PaymentAttempt",
+    "Payout",
+    "PayoutEntry",
+    "PayoutPolicy",
     "Refund",
     "RefundLine",
     "RefundRequest",

@@ -33,6 +33,8 @@ def test_seed_demo_creates_the_demo_marketplace_and_prints_the_logins(capsys):
         "awaiting_payment",
     }
     assert ledger_check().ok, ledger_check().problems
+    enabled = Seller.objects.filter(payout_status="enabled").exclude(payout_account_id="")
+    assert enabled.count() == 3  # the JPY seller has not set up payouts yet
     operator = User.objects.get(email=OPERATOR[0])
     assert is_operator(operator) and not operator.is_superuser
     for email, password, *_ in [OPERATOR, *CUSTOMERS, *SELLERS]:

@@ -29,6 +29,11 @@ def books(seller):
         "admin:payments_ledgerentry_changelist",
         "admin:payments_refund_changelist",
         "admin:marketplace_order_changelist",
+        "admin:payments_payout_changelist",
+        "admin:payments_payoutpolicy_changelist",
+        "admin:payments_webhookevent_changelist",
+        "admin:payments_refundrequest_changelist",
+        "admin:payments_dispute_changelist",
     ],
 )
 def test_operators_see_the_money_pages(operator_client, books, url_name):

@@ -155,3 +155,33 @@ def test_a_seller_cancelling_while_a_refund_is_made_does_not_deadlock(seller, ot
         refunds = sum(Refund.objects.filter(order=order).values_list("amount_minor", flat=True))
         assert Order.objects.get(pk=order.pk).refunded_minor == refunds
         assert ledger_check().ok
+
+
+def test_two_payout_runs_at_the_same_moment_pay_each_seller_once(
+    seller, other_seller, eager_celery
+):
+    from payments.holds import seller_order_hold_release
+    from payments.models import LocalAccount, Payout
+    from payments.payouts import run_payouts
+
+    CommissionRuleFactory(percentage_bps=1000)
+    for s in (seller, other_seller):
+        LocalAccount.objects.create(
+            id=f"acct_local_{s.pk}",
+            email="x@example.com",
+            country="US",
+            details_submitted=True,
+            idempotency_key=f"acct-{s.pk}",
+        )
+        s.payout_account_id, s.payout_status = f"acct_local_{s.pk}", "enabled"
+        s.save()
+        order = paid_order([(s, 10000, 1)])
+        seller_order_hold_release(seller_order=order.seller_orders.get())
+
+    results = run_together(2, lambda: run_payouts())
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(Payout.objects.values_list("seller_id", "amount_minor")) == sorted(
+        [(seller.pk, 9000), (other_seller.pk, 9000)]
+    )
+    assert ledger_check().ok

@@ -1,0 +1,137 @@
+"""Payouts: when and how much each seller is paid, and each payment made."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class PayoutPolicy(models.Model):
+    """The platform default (no seller) or one seller's override."""
+
+    class Schedule(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+        MANUAL = "manual", "Manual only"
+
+    seller = models.OneToOneField(
+        "accounts.Seller",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="payout_policy",
+        help_text="Empty for the platform default.",
+    )
+    schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.DAILY)
+    weekday = models.PositiveSmallIntegerField(
+        default=0, help_text="For weekly payouts: 0 is Monday, 6 Sunday."
+    )
+    month_day = models.PositiveSmallIntegerField(
+        default=1, help_text="For monthly payouts: the day of the month (1-28)."
+    )
+    minimums = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Smallest payout per currency, in minor units, e.g. {"USD": 1000}. '
+        "Less rolls over to the next payout.",
+    )
+    approval_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Payouts above this amount per currency wait for an operator, "
+        'e.g. {"USD": 500000}.',
+    )
+    frozen = models.BooleanField(default=False, help_text="No payouts while frozen.")
+    frozen_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        verbose_name_plural = "payout policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule"],
+                condition=Q(seller__isnull=True),
+                name="payments_payoutpolicy_one_default",
+            ),
+            models.CheckConstraint(
+                condition=Q(weekday__lte=6, month_day__gte=1, month_day__lte=28),
+                name="payments_payoutpolicy_valid_days",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.seller.display_name if self.seller_id and self.seller else "Platform default"
+        return f"{owner}: {self.get_schedule_display()}"
+
+
+class Payout(models.Model):
+    """One payment of a seller's available balance in one currency."""
+
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        IN_TRANSIT = "in_transit", "In transit"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN = (Status.AWAITING_APPROVAL, Status.SCHEDULED)
+
+    seller = models.ForeignKey("accounts.Seller", on_delete=models.PROTECT, related_name="payouts")
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    period = models.CharField(
+        max_length=40, help_text="The schedule period this payout is for, e.g. 2026-11-29."
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.SCHEDULED, db_index=True
+    )
+    processor = models.CharField(max_length=20, blank=True)
+    processor_transfer_id = models.CharField(max_length=100, blank=True)
+    processor_payout_id = models.CharField(max_length=100, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "currency", "period"], name="payments_payout_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0), name="payments_payout_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payout #{self.pk} to {self.seller}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-{self.pk}"
+
+
+class PayoutEntry(models.Model):
+    """A ledger entry of the seller's available account that a payout pays for."""
+
+    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, related_name="breakdown")
+    entry = models.OneToOneField(
+        "payments.LedgerEntry", on_delete=models.PROTECT, related_name="payout_item"
+    )
+
+    class Meta:
+        ordering = ["entry_id"]
+
+    def __str__(self) -> str:
+        return f"Entry #{self.entry_id} in payout #{self.payout_id}"

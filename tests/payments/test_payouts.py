@@ -1,0 +1,179 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+from django.utils import timezone
+
+from marketplace.errors import InvalidState
+from payments.balances import seller_balance
+from payments.checks import ledger_check
+from payments.holds import seller_order_hold_release
+from payments.models import LocalAccount, LocalPayout, LocalTransfer, Payout, PayoutPolicy
+from payments.payouts import payout_approve, payout_send, run_payouts
+from payments.processors.base import TemporaryProcessorError
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory, UserFactory
+from tests.money_helpers import paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(eager_celery, django_capture_on_commit_callbacks):
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def enable_payouts(seller):
+    account = LocalAccount.objects.create(
+        id=f"acct_local_{seller.pk}",
+        email="x@example.com",
+        country="US",
+        details_submitted=True,
+        idempotency_key=f"acct-{seller.pk}",
+    )
+    seller.payout_account_id, seller.payout_status = account.id, "enabled"
+    seller.save()
+    return seller
+
+
+@pytest.fixture
+def earning(seller):
+    """A seller with 90.00 available: a paid 100.00 order at 10%, hold released."""
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    order = paid_order([(seller, 10000, 1)])
+    seller_order_hold_release(seller_order=order.seller_orders.get())
+    return seller
+
+
+def test_a_run_pays_the_available_balance_once_and_the_event_settles_it(run, earning):
+    report = run(run_payouts)
+
+    payout = Payout.objects.get()
+    assert [p.amount_minor for p in report.planned] == [9000]
+    assert payout.status == Payout.Status.PAID
+    assert LocalTransfer.objects.get().amount_minor == 9000
+    assert LocalPayout.objects.get().amount_minor == 9000
+    balance = seller_balance(seller=earning, currency="USD")
+    assert (balance.available, balance.in_transit, balance.paid_out) == (0, 0, 9000)
+    breakdown = payout.breakdown.aggregate(total=Sum("entry__amount_minor"))["total"]
+    assert -breakdown == payout.amount_minor
+    assert ledger_check().ok
+
+    run(run_payouts)
+    assert Payout.objects.count() == 1
+
+
+def test_a_dry_run_reports_and_writes_nothing(run, earning):
+    report = run(run_payouts, dry_run=True)
+
+    assert [(p.amount_minor, p.status) for p in report.planned] == [(9000, "scheduled")]
+    assert not Payout.objects.exists()
+
+
+def test_minimum_frozen_and_not_enabled_sellers_are_skipped(run, earning):
+    policy = PayoutPolicy.objects.create(seller=earning, minimums={"USD": 10000})
+    assert not run(run_payouts).planned
+
+    policy.minimums, policy.frozen, policy.frozen_reason = {}, True, "Fraud review"
+    policy.save()
+    assert "payouts frozen (Fraud review)" in run(run_payouts).skipped[0]
+
+    policy.frozen = False
+    policy.save()
+    earning.payout_status = "restricted"
+    earning.save()
+    assert "payout account not enabled" in run(run_payouts).skipped[0]
+    assert not Payout.objects.exists()
+
+
+def test_weekly_and_monthly_schedules_are_due_on_their_day(run, earning):
+    PayoutPolicy.objects.create(seller=earning, schedule="weekly", weekday=2)
+    tuesday = timezone.make_aware(timezone.datetime(2026, 12, 1, 9))
+    wednesday = tuesday + timedelta(days=1)
+
+    assert not run(run_payouts, now=tuesday).planned
+    assert Payout.objects.count() == 0
+    run(run_payouts, now=wednesday)
+    assert Payout.objects.get().period == "2026-W49"
+
+
+def test_a_large_payout_waits_for_a_second_operator(run, earning, operator):
+    PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 5000})
+    run(run_payouts, created_by=operator)
+    payout = Payout.objects.get()
+    assert payout.status == Payout.Status.AWAITING_APPROVAL
+    assert not LocalPayout.objects.exists()
+
+    with pytest.raises(InvalidState, match="cannot approve"):
+        payout_approve(payout=payout, by=operator)
+    run(payout_approve, payout=payout, by=UserFactory())
+
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+
+
+def test_a_crash_after_the_processor_paid_does_not_pay_twice(run, earning, settings):
+    settings.PAYMENTS_LOCAL_FAULTS = {"payout_create": "timeout_after"}
+    report = run_payouts(dry_run=False)
+    payout = report.planned[0].payout
+    with pytest.raises(TemporaryProcessorError):
+        run(payout_send, payout=payout)
+    assert LocalPayout.objects.count() == 1
+
+    settings.PAYMENTS_LOCAL_FAULTS = {}
+    run(payout_send, payout=payout)
+
+    assert LocalPayout.objects.count() == 1 and LocalTransfer.objects.count() == 1
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+    assert seller_balance(seller=earning, currency="USD").paid_out == 9000
+    assert ledger_check().ok
+
+
+def test_a_refused_payout_returns_the_money_and_the_next_run_pays_it(run, earning):
+    LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=False)
+
+    run(run_payouts)
+
+    failed = Payout.objects.get()
+    assert failed.status == Payout.Status.FAILED and "cannot receive" in failed.failure_reason
+    assert seller_balance(seller=earning, currency="USD").available == 9000
+    LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=True)
+
+    run(run_payouts, sellers=[earning])
+
+    paid = Payout.objects.exclude(pk=failed.pk).get()
+    assert (paid.status, paid.amount_minor) == (Payout.Status.PAID, 9000)
+    assert seller_balance(seller=earning, currency="USD").paid_out == 9000
+    assert ledger_check().ok
+
+
+def test_a_refund_after_a_payout_is_a_debt_the_next_payout_nets(run, earning):
+    run(run_payouts)
+    first = Payout.objects.get().seller.seller_orders.get().order
+    refund_mark_succeeded(refund=refund_create(order=first, amount_minor=2000))
+    assert seller_balance(seller=earning, currency="USD").available == -1800
+
+    second = paid_order([(earning, 5000, 1)])
+    seller_order_hold_release(seller_order=second.seller_orders.get())
+    run(run_payouts, sellers=[earning])
+
+    latest = Payout.objects.order_by("-pk").first()
+    assert latest.amount_minor == 4500 - 1800
+    assert seller_balance(seller=earning, currency="USD").available == 0
+    assert ledger_check().ok
+
+
+def test_the_command(run, earning, capsys):
+    run(call_command, "run_payouts", "--dry-run")
+    assert "Would pay Acme $90.00 [scheduled]" in capsys.readouterr().out
+    assert not Payout.objects.exists()
+
+    run(call_command, "run_payouts", "--seller", earning.slug)
+    assert Payout.objects.get().status == Payout.Status.PAID
