@@ -42,6 +42,7 @@ urlpatterns = [
     ),
     path("sell/payouts/", seller_payouts.payouts_setup, name="seller_payouts"),
     path("sell/payouts/return/", seller_payouts.payouts_return, name="seller_payouts_return"),
+    path("sell/payouts/<int:pk>/", seller_payouts.payout_detail, name="seller_payout_detail"),
     path("sell/products/", seller_products.product_list, name="seller_product_list"),
     path("sell/products/new/", seller_products.product_new, name="seller_product_new"),
     path(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -18,6 +20,7 @@ from payments.models import (
     LedgerTransaction,
     PaymentAttempt,
     Payout,
+    PayoutAction,
     PayoutEntry,
     PayoutPolicy,
     Refund,
@@ -280,16 +283,31 @@ class PayoutEntryInline(ReadOnlyInline):
     verbose_name_plural = "breakdown (ledger entries this payout pays for)"
 
 
+class PayoutActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False, max_length=255, label="Reason (kept in the payout's history)"
+    )
+
+
+class PayoutActionInline(ReadOnlyInline):
+    model = PayoutAction
+    fields = ("at", "actor", "action", "reason")
+    readonly_fields = fields
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
-    """Payouts are made by payout runs; operators approve the large ones here."""
+    """Payouts are made by payout runs; operators approve, hold, release and cancel them
+    here, each action recorded with who, when and why."""
+
+    action_form = PayoutActionForm
 
     list_display = ("__str__", "currency", "amount", "period", "status", "created_at", "paid_at")
     list_filter = ("status", "currency", "created_at")
     search_fields = ("seller__display_name", "seller__slug", "processor_payout_id")
     list_select_related = ("seller",)
-    inlines = [PayoutEntryInline]
-    actions = ("approve",)
+    inlines = [PayoutActionInline, PayoutEntryInline]
+    actions = ("approve", "hold", "release", "cancel")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("payments.change_payout")
@@ -311,3 +329,36 @@ class PayoutAdmin(ReadOnlyAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{payout}: {exc}", level="error")
         self.message_user(request, f"{done} payout(s) approved and queued to send.")
+
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Payout], service: Any, verb: str
+    ) -> None:
+        from marketplace.errors import ApplicationError
+
+        reason = str(request.POST.get("reason", "")).strip()
+        done = 0
+        for payout in queryset:
+            try:
+                service(payout=payout, by=request.user, reason=reason)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{payout}: {exc}", level="error")
+        self.message_user(request, f"{done} payout(s) {verb}.")
+
+    @admin.action(description="Hold the selected payouts")
+    def hold(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from payments.payouts import payout_hold
+
+        self._each(request, queryset, payout_hold, "held")
+
+    @admin.action(description="Release the selected held payouts")
+    def release(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from payments.payouts import payout_release
+
+        self._each(request, queryset, payout_release, "released")
+
+    @admin.action(description="Cancel the selected payouts (the money stays available)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from payments.payouts import payout_cancel
+
+        self._each(request, queryset, payout_cancel, "cancelled")

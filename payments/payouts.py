@@ -37,6 +37,7 @@ from payments.models import (
     LedgerEntry,
     LedgerTransaction,
     Payout,
+    PayoutAction,
     PayoutEntry,
     PayoutPolicy,
 )
@@ -194,6 +195,7 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
             raise InvalidState("The operator who created a payout cannot approve it.")
         payout.status, payout.approved_by = Status.SCHEDULED, by
         payout.save(update_fields=["status", "approved_by"])
+        PayoutAction.objects.create(payout=payout, actor=by, action="approve")
     from payments.tasks import payout_send_task
 
     transaction.on_commit(lambda: payout_send_task.delay(payout.pk))
@@ -247,6 +249,14 @@ def payout_send(*, payout: Payout) -> Payout:
             idempotency_key=f"{payout.idempotency_key}-payout",
         )
     except InvalidProcessorRequest as exc:
+        if exc.code == "balance_insufficient":
+            # Card funds not settled yet at the processor: not the seller's
+            # failure. The payout stays "sending" and the sweeper retries it.
+            Payout.objects.filter(pk=payout.pk).update(
+                failure_reason="Waiting for the platform's processor balance; retried automatically"
+            )
+            payout.refresh_from_db()
+            return payout
         return payout_failed(payout=payout, reason=exc.message)
     with transaction.atomic():
         current = Payout.objects.select_for_update().get(pk=payout.pk)
@@ -254,7 +264,15 @@ def payout_send(*, payout: Payout) -> Payout:
             current.status = Status.IN_TRANSIT
         current.processor_transfer_id = transfer.id
         current.processor_payout_id = sent.id
-        current.save(update_fields=["status", "processor_transfer_id", "processor_payout_id"])
+        current.failure_reason = ""
+        current.save(
+            update_fields=[
+                "status",
+                "processor_transfer_id",
+                "processor_payout_id",
+                "failure_reason",
+            ]
+        )
     return current
 
 
@@ -330,3 +348,96 @@ def payout_sync(
         payout_paid(payout=payout)
     elif status in ("failed", "canceled"):
         payout_failed(payout=payout, reason=f"The processor reported the payout {status}.")
+
+
+def _operator_action(
+    payout: Payout, by: User, action: str, reason: str, allowed: tuple[str, ...]
+) -> Payout:
+    payout = Payout.objects.select_for_update().get(pk=payout.pk)
+    if payout.status not in allowed:
+        raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be {action}ed.")
+    PayoutAction.objects.create(payout=payout, actor=by, action=action, reason=reason[:255])
+    return payout
+
+
+@transaction.atomic
+def payout_hold(*, payout: Payout, by: User, reason: str) -> Payout:
+    """Stop a payout that has not been sent yet, until it is released."""
+    payout = _operator_action(
+        payout, by, "hold", reason, (Status.AWAITING_APPROVAL, Status.SCHEDULED)
+    )
+    payout.status = Status.HELD
+    payout.save(update_fields=["status"])
+    return payout
+
+
+@transaction.atomic
+def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
+    """Let a held payout go (it is sent at once)."""
+    from payments.tasks import payout_send_task
+
+    payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
+    payout.status = Status.SCHEDULED
+    payout.save(update_fields=["status"])
+    transaction.on_commit(lambda: payout_send_task.delay(payout.pk))
+    return payout
+
+
+@transaction.atomic
+def payout_cancel(*, payout: Payout, by: User, reason: str) -> Payout:
+    """Cancel a payout not sent yet; its amount stays available for the next run."""
+    payout = _operator_action(payout, by, "cancel", reason, Payout.OPEN)
+    payout.breakdown.all().delete()
+    payout.status = Status.CANCELLED
+    payout.save(update_fields=["status"])
+    return payout
+
+
+def payouts_sweep(*, older_than_minutes: int = 10) -> int:
+    """Send again payouts stuck in "scheduled" or "sending" (a lost task, a crash, a
+    timeout, a short processor balance). The processor keys make it safe."""
+    from datetime import timedelta
+
+    from payments.processors.base import ProcessorError
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stuck = Payout.objects.filter(
+        status__in=(Status.SCHEDULED, Status.SENDING), created_at__lt=cutoff
+    ).order_by("pk")
+    swept = 0
+    for payout in stuck:
+        try:
+            payout_send(payout=payout)
+        except ProcessorError:
+            continue
+        swept += 1
+    return swept
+
+
+@dataclass
+class NextPayout:
+    date: datetime | None
+    estimate_minor: int
+    currency: str
+
+
+def next_payout_for(*, seller: Seller, currency: str, now: datetime | None = None) -> NextPayout:
+    """When the seller's schedule next pays, and roughly how much (what is available now)."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    policy = payout_policy_for(seller)
+    available = -int(
+        LedgerAccount.objects.filter(seller=seller, kind=Kind.AVAILABLE, currency=currency)
+        .values_list("balance_minor", flat=True)
+        .first()
+        or 0
+    )
+    estimate = max(available - _claimed(seller, currency), 0)
+    if policy.schedule == PayoutPolicy.Schedule.MANUAL or policy.frozen:
+        return NextPayout(None, estimate, currency)
+    for days in range(1, 62):
+        candidate = now + timedelta(days=days)
+        if payout_period(policy, candidate) is not None:
+            return NextPayout(candidate, estimate, currency)
+    return NextPayout(None, estimate, currency)

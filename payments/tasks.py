@@ -97,3 +97,11 @@ def payout_send_task(self: Any, payout_id: int) -> str:
     from payments.payouts import payout_send
 
     return str(payout_send(payout=Payout.objects.get(pk=payout_id)).status)
+
+
+@shared_task
+def payouts_sweep_task() -> int:
+    """Send again the payouts stuck in "scheduled" or "sending"."""
+    from payments.payouts import payouts_sweep
+
+    return payouts_sweep()

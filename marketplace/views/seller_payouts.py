@@ -1,12 +1,14 @@
 """A seller's "Get paid" page: connect a payout account at the processor."""
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import seller_required
+from payments.balances import seller_balance
 from payments.onboarding import seller_account_sync, seller_onboarding_start
+from payments.payouts import next_payout_for
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
 
@@ -27,7 +29,41 @@ def payouts_setup(request):
             )
             return redirect("marketplace:seller_payouts")
         return redirect(link.url)
-    return render(request, "marketplace/seller/payouts.html", {"seller": request.seller})
+    seller = request.seller
+    currencies = sorted(
+        {seller.default_currency} | set(seller.ledger_accounts.values_list("currency", flat=True))
+    )
+    summaries = [
+        {
+            "balance": seller_balance(seller=seller, currency=currency),
+            "next": next_payout_for(seller=seller, currency=currency),
+        }
+        for currency in currencies
+    ]
+    payouts = seller.payouts.order_by("-created_at", "-id")[:50]
+    return render(
+        request,
+        "marketplace/seller/payouts.html",
+        {"seller": seller, "summaries": summaries, "payouts": payouts},
+    )
+
+
+@seller_required
+@require_GET
+def payout_detail(request, pk: int):
+    payout = get_object_or_404(request.seller.payouts, pk=pk)
+    breakdown = payout.breakdown.select_related("entry__transaction", "entry__order_line").order_by(
+        "entry_id"
+    )
+    return render(
+        request,
+        "marketplace/seller/payout_detail.html",
+        {
+            "payout": payout,
+            # Amounts from the seller's side: what each entry adds to the payout.
+            "breakdown": [(item.entry, -item.entry.amount_minor) for item in breakdown],
+        },
+    )
 
 
 @seller_required

@@ -11,7 +11,7 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
-from payments.models.payouts import Payout, PayoutEntry, PayoutPolicy
+from payments.models.payouts import Payout, PayoutAction, PayoutEntry, PayoutPolicy
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
@@ -32,6 +32,7 @@ __all__ = [
     "LocalTransferReversal",
     "PaymentAttempt",
     "Payout",
+    "PayoutAction",
     "PayoutEntry",
     "PayoutPolicy",
     "Refund",

@@ -70,6 +70,7 @@ class Payout(models.Model):
 
     class Status(models.TextChoices):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        HELD = "held", "Held by an operator"
         SCHEDULED = "scheduled", "Scheduled"
         SENDING = "sending", "Sending"
         IN_TRANSIT = "in_transit", "In transit"
@@ -77,7 +78,7 @@ class Payout(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    OPEN = (Status.AWAITING_APPROVAL, Status.SCHEDULED)
+    OPEN = (Status.AWAITING_APPROVAL, Status.HELD, Status.SCHEDULED)
 
     seller = models.ForeignKey("accounts.Seller", on_delete=models.PROTECT, related_name="payouts")
     currency = models.CharField(max_length=3)
@@ -135,3 +136,21 @@ class PayoutEntry(models.Model):
 
     def __str__(self) -> str:
         return f"Entry #{self.entry_id} in payout #{self.payout_id}"
+
+
+class PayoutAction(models.Model):
+    """Who did what to a payout, when and why: the operators' audit trail (never edited)."""
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="actions")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=20)
+    reason = models.CharField(max_length=255, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} payout #{self.payout_id}"

@@ -100,6 +100,10 @@ class LocalProcessor:
 
     def _fault(self, operation: str, when: str) -> None:
         fault = settings.PAYMENTS_LOCAL_FAULTS.get(operation)
+        if fault == "balance_insufficient" and when == "before":
+            raise InvalidProcessorRequest(
+                "Insufficient available balance (simulated).", code="balance_insufficient"
+            )
         if fault == "unavailable" and when == "before":
             raise TemporaryProcessorError("The local processor is unavailable (simulated).")
         if fault == f"timeout_{when}":

@@ -92,3 +92,22 @@ def test_customers_get_nothing_of_the_money_admin(customer_client, books):
     response = customer_client.get(reverse("admin:payments_ledgertransaction_changelist"))
 
     assert response.status_code == 302
+
+
+def test_an_operator_holds_a_payout_from_the_admin_with_a_reason(operator_client, operator, seller):
+    from payments.models import Payout, PayoutAction
+
+    payout = Payout.objects.create(
+        seller=seller, currency="USD", amount_minor=500, period="p", status="scheduled"
+    )
+
+    operator_client.post(
+        reverse("admin:payments_payout_changelist"),
+        {"action": "hold", "_selected_action": [payout.pk], "reason": "Address check"},
+    )
+
+    payout.refresh_from_db()
+    assert payout.status == "held"
+    assert list(PayoutAction.objects.values_list("action", "reason", "actor")) == [
+        ("hold", "Address check", operator.pk)
+    ]

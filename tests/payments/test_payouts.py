@@ -177,3 +177,72 @@ def test_the_command(run, earning, capsys):
 
     run(call_command, "run_payouts", "--seller", earning.slug)
     assert Payout.objects.get().status == Payout.Status.PAID
+
+
+def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, operator):
+    from payments.payouts import payout_cancel, payout_hold, payout_release
+
+    PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 1})
+    run(run_payouts)
+    payout = Payout.objects.get()
+
+    payout_hold(payout=payout, by=operator, reason="Checking the seller's address")
+    with pytest.raises(InvalidState):
+        payout_hold(payout=payout, by=operator, reason="again")
+    run(payout_release, payout=payout, by=operator)
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+
+    second_order = paid_order([(earning, 1000, 1)])
+    seller_order_hold_release(seller_order=second_order.seller_orders.get())
+    run(run_payouts, sellers=[earning])
+    pending = Payout.objects.get(status=Payout.Status.AWAITING_APPROVAL)
+    payout_cancel(payout=pending, by=operator, reason="Seller asked to wait")
+
+    assert list(pending.actions.values_list("action", "reason", "actor")) == [
+        ("cancel", "Seller asked to wait", operator.pk)
+    ]
+    assert [a.action for a in payout.actions.order_by("at", "id")] == ["hold", "release"]
+    assert seller_balance(seller=earning, currency="USD").available == 900  # still owed
+    assert ledger_check().ok
+
+
+def test_the_sweeper_sends_payouts_stuck_after_a_crash_or_a_short_balance(run, earning, settings):
+    from payments.payouts import payouts_sweep
+
+    settings.PAYMENTS_LOCAL_FAULTS = {"transfer_create": "balance_insufficient"}
+    run(run_payouts)
+    payout = Payout.objects.get()
+    assert payout.status == Payout.Status.SENDING
+    assert "Waiting for the platform's processor balance" in payout.failure_reason
+    assert seller_balance(seller=earning, currency="USD").in_transit == 9000
+
+    settings.PAYMENTS_LOCAL_FAULTS = {}
+    assert run(payouts_sweep, older_than_minutes=0) == 1
+
+    payout.refresh_from_db()
+    assert (payout.status, payout.failure_reason) == (Payout.Status.PAID, "")
+    assert LocalPayout.objects.count() == 1
+    assert ledger_check().ok
+
+
+def test_the_seller_sees_balances_next_payout_history_and_breakdown(run, earning, client):
+    from django.urls import reverse
+
+    client.force_login(earning.user)
+    before = client.get(reverse("marketplace:seller_payouts")).content.decode()
+    assert "$90.00" in before and "Next payout:" in before
+
+    run(run_payouts)
+    payout = Payout.objects.get()
+    page = client.get(reverse("marketplace:seller_payouts")).content.decode()
+    assert f"#{payout.pk}" in page and "Paid" in page
+    detail = client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk]))
+    assert detail.status_code == 200
+    assert [amount for _, amount in detail.context["breakdown"]] == [9000]
+    assert "Hold released" in detail.content.decode()
+
+    client.force_login(UserFactory())
+    assert (
+        client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk])).status_code == 302
+    )
