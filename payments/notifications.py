@@ -34,3 +34,26 @@ def order_paid_notify(*, order_id: int) -> int:
             )
         )
     return send_mass_mail(messages, fail_silently=False)
+
+
+PAYOUT_SUBJECTS = {
+    "sent": "Your payout is on its way",
+    "paid": "Your payout has arrived",
+    "failed": "Your payout did not go through",
+}
+
+
+def payout_notify(*, payout_id: int, event: str) -> int:
+    """Tell the seller a payout was sent, paid, or failed (with why and what happens next)."""
+    from django.core.mail import send_mail
+
+    from payments.models import Payout
+
+    payout = Payout.objects.select_related("seller__user").get(pk=payout_id)
+    body = render_to_string("payments/email/payout.txt", {"payout": payout, "event": event})
+    return send_mail(
+        PAYOUT_SUBJECTS[event],
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        [payout.seller.user.email],
+    )

@@ -273,6 +273,8 @@ def payout_send(*, payout: Payout) -> Payout:
                 "failure_reason",
             ]
         )
+        if not payout.processor_payout_id:  # the first time it got through
+            _notify(current.pk, "sent")
     return current
 
 
@@ -299,6 +301,7 @@ def payout_paid(*, payout: Payout) -> Payout:
     )
     payout.status, payout.paid_at = Status.PAID, timezone.now()
     payout.save(update_fields=["status", "paid_at"])
+    _notify(payout.pk, "paid")
     return payout
 
 
@@ -330,6 +333,7 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
     payout.status, payout.failed_at = Status.FAILED, timezone.now()
     payout.failure_reason = reason[:255]
     payout.save(update_fields=["status", "failed_at", "failure_reason"])
+    _notify(payout.pk, "failed")
     return payout
 
 
@@ -441,3 +445,9 @@ def next_payout_for(*, seller: Seller, currency: str, now: datetime | None = Non
         if payout_period(policy, candidate) is not None:
             return NextPayout(candidate, estimate, currency)
     return NextPayout(None, estimate, currency)
+
+
+def _notify(payout_id: int, event: str) -> None:
+    from payments.tasks import payout_notify_task
+
+    transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))

@@ -105,3 +105,10 @@ def payouts_sweep_task() -> int:
     from payments.payouts import payouts_sweep
 
     return payouts_sweep()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def payout_notify_task(payout_id: int, event: str) -> int:
+    from payments.notifications import payout_notify
+
+    return payout_notify(payout_id=payout_id, event=event)

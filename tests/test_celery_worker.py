@@ -63,6 +63,8 @@ def test_a_real_worker_runs_a_task_through_the_configured_broker(worker):
     assert not app.conf.task_always_eager
     assert app.conf.broker_url == settings.CELERY_BROKER_URL
 
-    result = ping.apply_async(queue=worker).get(timeout=90)
+    # disable_sync_subtasks: tasks run eagerly earlier in this process can leave
+    # Celery believing it is inside a task; this test is not.
+    result = ping.apply_async(queue=worker).get(timeout=90, disable_sync_subtasks=False)
 
     assert result == {"pong": "ok", "worker": f"{worker}@{socket.gethostname()}"}

@@ -246,3 +246,21 @@ def test_the_seller_sees_balances_next_payout_history_and_breakdown(run, earning
     assert (
         client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk])).status_code == 302
     )
+
+
+def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning, mailoutbox):
+    run(run_payouts)
+
+    subjects = [m.subject for m in mailoutbox if m.to == [earning.user.email]]
+    # The local processor pays at once, so "arrived" may come before "on its way".
+    assert sorted(subjects) == ["Your payout has arrived", "Your payout is on its way"]
+
+    LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=False)
+    second = paid_order([(earning, 1000, 1)])
+    seller_order_hold_release(seller_order=second.seller_orders.get())
+    mailoutbox.clear()
+    run(run_payouts, sellers=[earning])
+
+    failed = mailoutbox[-1]
+    assert failed.subject == "Your payout did not go through"
+    assert "The money is back in your available balance." in failed.body
