@@ -36,9 +36,9 @@ def payout_worker():
     """A worker on a queue of its own, using the test database."""
     queue = f"test-payouts-{uuid.uuid4().hex[:8]}"
     db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    database_url = f"postgres://{credentials}@{host}/{db['NAME']}"
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "marketplace.settings",
         "DATABASE_URL": database_url,
