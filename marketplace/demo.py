@@ -330,7 +330,21 @@ def demo_seed() -> DemoSeedResult:
 
     _commission_rules(categories, result)
     _orders(result)
+    _demo_payout_schedule(result)
     return result
+
+
+def _demo_payout_schedule(result: DemoSeedResult) -> None:
+    """Demo mode: run payouts every 5 minutes, so a fresh demo pays its sellers soon."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    interval, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
+    _, created = PeriodicTask.objects.get_or_create(
+        name="Pay sellers (demo: every 5 minutes)",
+        defaults={"task": "payments.tasks.run_payouts_task", "interval": interval},
+    )
+    if created:
+        result.created.append("demo payout schedule")
 
 
 def _onboard(seller: Seller) -> None:

@@ -33,6 +33,9 @@ def test_seed_demo_creates_the_demo_marketplace_and_prints_the_logins(capsys):
         "awaiting_payment",
     }
     assert ledger_check().ok, ledger_check().problems
+    from django_celery_beat.models import PeriodicTask
+
+    assert PeriodicTask.objects.filter(task="payments.tasks.run_payouts_task").count() == 2
     enabled = Seller.objects.filter(payout_status="enabled").exclude(payout_account_id="")
     assert enabled.count() == 3  # the JPY seller has not set up payouts yet
     operator = User.objects.get(email=OPERATOR[0])
