@@ -82,3 +82,15 @@ def count_queries():
         return len(calls)
 
     return count
+
+
+@pytest.fixture
+def run(eager_celery, django_capture_on_commit_callbacks):
+    """``run(fn, ...)``: call ``fn`` and let every task it queues after commit run, as a
+    worker would (Celery eager, on-commit callbacks executed)."""
+
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call

@@ -37,15 +37,6 @@ def shop(seller, other_seller):
     )
 
 
-@pytest.fixture
-def run(eager_celery, django_capture_on_commit_callbacks):
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
 def add(client, product, quantity=1):
     return client.post(
         reverse("marketplace:cart_add"), {"product": product.pk, "quantity": quantity}

@@ -21,7 +21,7 @@ from payments.models import LedgerTransaction, Refund
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.concurrency import race
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
-from tests.money_helpers import paid_order
+from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -161,20 +161,12 @@ def test_two_payout_runs_at_the_same_moment_pay_each_seller_once(
     seller, other_seller, eager_celery
 ):
     from payments.holds import seller_order_hold_release
-    from payments.models import LocalAccount, Payout
+    from payments.models import Payout
     from payments.payouts import run_payouts
 
     CommissionRuleFactory(percentage_bps=1000)
     for s in (seller, other_seller):
-        LocalAccount.objects.create(
-            id=f"acct_local_{s.pk}",
-            email="x@example.com",
-            country="US",
-            details_submitted=True,
-            idempotency_key=f"acct-{s.pk}",
-        )
-        s.payout_account_id, s.payout_status = f"acct_local_{s.pk}", "enabled"
-        s.save()
+        enable_payouts(s)
         order = paid_order([(s, 10000, 1)])
         seller_order_hold_release(seller_order=order.seller_orders.get())
 

@@ -16,15 +16,6 @@ local = LocalProcessor()
 
 
 @pytest.fixture
-def run(eager_celery, django_capture_on_commit_callbacks):
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@pytest.fixture
 def disputed(run, customer, seller, other_seller):
     """An order paid with the card that is disputed a moment later: 2000 + 1000, 10% rule."""
     CommissionRuleFactory(percentage_bps=1000)

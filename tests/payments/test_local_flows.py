@@ -54,17 +54,6 @@ def order(customer, seller, other_seller):
     return place_order(customer=customer, cart_items=[CartItem(a.pk, 1), CartItem(b.pk, 2)])
 
 
-@pytest.fixture
-def run(eager_celery, django_capture_on_commit_callbacks):
-    """Call something and let every task it queues after commit run, as a worker would."""
-
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
 def test_a_card_payment_is_paid_through_the_webhook_and_split_in_the_ledger(
     run, order, seller, other_seller, mailoutbox
 ):

@@ -13,11 +13,11 @@ from marketplace.errors import ApplicationError
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
-from payments.models import LocalAccount, Payout, RefundLine
+from payments.models import Payout, RefundLine
 from payments.payouts import run_payouts
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, SellerFactory
-from tests.money_helpers import paid_order
+from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -37,16 +37,7 @@ def scenario(ops, capture):
     CommissionRuleFactory(percentage_bps=1200, fixed_fee_minor=30, currency="USD")
     sellers = []
     for _ in range(2):
-        seller = SellerFactory()
-        LocalAccount.objects.create(
-            id=f"acct_local_p{seller.pk}",
-            email="p@example.com",
-            country="US",
-            details_submitted=True,
-            idempotency_key=f"p-{seller.pk}",
-        )
-        seller.payout_account_id, seller.payout_status = f"acct_local_p{seller.pk}", "enabled"
-        seller.save()
+        seller = enable_payouts(SellerFactory())
         sellers.append(seller)
     orders = []
     for op in ops:

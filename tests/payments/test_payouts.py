@@ -14,31 +14,9 @@ from payments.payouts import payout_approve, payout_send, run_payouts
 from payments.processors.base import TemporaryProcessorError
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
-from tests.money_helpers import paid_order
+from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def run(eager_celery, django_capture_on_commit_callbacks):
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-def enable_payouts(seller):
-    account = LocalAccount.objects.create(
-        id=f"acct_local_{seller.pk}",
-        email="x@example.com",
-        country="US",
-        details_submitted=True,
-        idempotency_key=f"acct-{seller.pk}",
-    )
-    seller.payout_account_id, seller.payout_status = account.id, "enabled"
-    seller.save()
-    return seller
 
 
 @pytest.fixture

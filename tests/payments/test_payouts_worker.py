@@ -16,10 +16,10 @@ from marketplace.celery import app
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
-from payments.models import LocalAccount, Payout
+from payments.models import Payout
 from payments.tasks import run_payouts_task
 from tests.factories import CommissionRuleFactory
-from tests.money_helpers import paid_order
+from tests.money_helpers import enable_payouts, paid_order
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -83,15 +83,7 @@ def payout_worker():
 
 def test_the_scheduled_payout_run_pays_a_seller_through_a_real_worker(seller, payout_worker):
     CommissionRuleFactory(percentage_bps=1000)
-    LocalAccount.objects.create(
-        id="acct_local_worker",
-        email="w@example.com",
-        country="US",
-        details_submitted=True,
-        idempotency_key="worker",
-    )
-    seller.payout_account_id, seller.payout_status = "acct_local_worker", "enabled"
-    seller.save()
+    enable_payouts(seller)
     order = paid_order([(seller, 10000, 1)])
     seller_order_hold_release(seller_order=order.seller_orders.get())
 

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def run(eager_celery, django_capture_on_commit_callbacks):
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@pytest.fixture
 def paid(run, customer, seller, other_seller):
     CommissionRuleFactory(percentage_bps=1000)
     mine = ProductFactory(seller=seller, title="Teapot", price_minor=2000, stock=2)
