@@ -206,6 +206,8 @@ if PAYMENTS_PROCESSOR_FEE_PAYER not in ("platform", "sellers"):
 PAYMENTS_LOCAL_FAULTS: dict[str, str] = {}
 # Unpaid orders are cancelled (and their stock released) after this long.
 PAYMENTS_ORDER_EXPIRY_MINUTES = env.int("PAYMENTS_ORDER_EXPIRY_MINUTES", default=30)
+# Payout sends per second per worker (Celery rate limit syntax).
+PAYMENTS_PAYOUT_RATE_LIMIT = env.str("PAYMENTS_PAYOUT_RATE_LIMIT", default="10/s")
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
 

@@ -307,7 +307,7 @@ class PayoutAdmin(ReadOnlyAdmin):
     search_fields = ("seller__display_name", "seller__slug", "processor_payout_id")
     list_select_related = ("seller",)
     inlines = [PayoutActionInline, PayoutEntryInline]
-    actions = ("approve", "hold", "release", "cancel")
+    actions = ("approve", "hold", "release", "cancel", "retry")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("payments.change_payout")
@@ -356,6 +356,12 @@ class PayoutAdmin(ReadOnlyAdmin):
         from payments.payouts import payout_release
 
         self._each(request, queryset, payout_release, "released")
+
+    @admin.action(description="Pay the selected failed payouts' sellers again now")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from payments.payouts import payout_retry
+
+        self._each(request, queryset, payout_retry, "retried")
 
     @admin.action(description="Cancel the selected payouts (the money stays available)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:

@@ -92,11 +92,20 @@ class PayoutRunReport:
 
 
 def _claimed(seller: Seller, currency: str) -> int:
-    """What open payouts (not yet sent) already claim of the available balance."""
-    total = Payout.objects.filter(
+    """What is already spoken for in the available balance: open payouts not yet sent,
+    and the seller's part of refunds reserved (not yet confirmed) on released sales."""
+    from payments.models import Refund, RefundLine
+
+    payouts = Payout.objects.filter(
         seller=seller, currency=currency, status__in=Payout.OPEN
     ).aggregate(total=Sum("amount_minor"))["total"]
-    return int(total or 0)
+    refunds = RefundLine.objects.filter(
+        refund__status=Refund.Status.PENDING,
+        refund__currency=currency,
+        order_line__seller_order__seller=seller,
+        order_line__seller_order__released_at__isnull=False,
+    ).aggregate(total=Sum("seller_amount_minor"))["total"]
+    return int(payouts or 0) + int(refunds or 0)
 
 
 def run_payouts(
@@ -451,3 +460,21 @@ def _notify(payout_id: int, event: str) -> None:
     from payments.tasks import payout_notify_task
 
     transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))
+
+
+def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
+    """After a failed payout: pay the seller's available balance again now, once."""
+    with transaction.atomic():
+        payout = _operator_action(payout, by, "retry", reason, (Status.FAILED,))
+        seller = payout.seller
+        account = seller_account(seller, Kind.AVAILABLE, payout.currency)
+        amount = -account.balance_minor - _claimed(seller, payout.currency)
+        if amount <= 0:
+            raise InvalidState("Nothing is available to pay again.")
+        plan = PlannedPayout(
+            seller, payout.currency, amount, f"retry-{payout.pk}", Status.SCHEDULED
+        )
+        created = _payout_create(plan, account, by)
+        if created is None:
+            raise InvalidState("This payout was retried already.")
+    return created

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from payments.processors.base import InvalidProcessorRequest
 
@@ -84,6 +85,9 @@ def run_payouts_task() -> int:
 @shared_task(
     bind=True,
     acks_late=True,
+    # Each worker sends at most this many payouts a second (two processor calls each);
+    # rate-limit answers are TemporaryProcessorErrors, retried with backoff below.
+    rate_limit=settings.PAYMENTS_PAYOUT_RATE_LIMIT,
     autoretry_for=(Exception,),
     dont_autoretry_for=(InvalidProcessorRequest,),
     retry_backoff=10,

@@ -242,3 +242,34 @@ def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning,
     failed = mailoutbox[-1]
     assert failed.subject == "Your payout did not go through"
     assert "The money is back in your available balance." in failed.body
+
+
+def test_an_operator_pays_a_failed_payout_again(run, earning, operator):
+    from payments.payouts import payout_retry
+
+    LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=False)
+    run(run_payouts)
+    failed = Payout.objects.get()
+    LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=True)
+
+    retried = run(payout_retry, payout=failed, by=operator, reason="Bank details fixed")
+    with pytest.raises(InvalidState):
+        payout_retry(payout=failed, by=operator)
+
+    retried.refresh_from_db()
+    assert (retried.status, retried.amount_minor, retried.period) == (
+        Payout.Status.PAID,
+        9000,
+        f"retry-{failed.pk}",
+    )
+    assert failed.actions.get().reason == "Bank details fixed"
+    assert ledger_check().ok
+
+
+def test_a_refund_waiting_for_the_processor_is_not_paid_out(run, earning):
+    order = earning.seller_orders.get().order
+    refund_create(order=order, amount_minor=5000)  # reserved, not yet confirmed
+
+    run(run_payouts)
+
+    assert Payout.objects.get().amount_minor == 9000 - 4500
