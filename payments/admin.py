@@ -43,6 +43,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+class AmountColumn:
+    """An ``amount`` column showing ``amount_minor`` in its currency."""
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, obj: Any) -> str:
+        return format_amount(obj.amount_minor, obj.currency)
+
+
+class ReadOnlyWithActionsAdmin(ReadOnlyAdmin):
+    """Read-only forms, but operators with the change permission may run the
+    admin actions, which call the services."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
+
+
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
@@ -89,14 +105,10 @@ class CommissionRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     )
 
 
-class LedgerEntryInline(ReadOnlyInline):
+class LedgerEntryInline(AmountColumn, ReadOnlyInline):
     model = LedgerEntry
     fields = ("account", "amount", "order_line")
     readonly_fields = fields
-
-    @admin.display(description="amount")
-    def amount(self, entry: LedgerEntry) -> str:
-        return format_amount(entry.amount_minor, entry.currency)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
         return super().get_queryset(request).select_related("account__seller", "order_line")
@@ -124,15 +136,11 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = ("created_at", "transaction", "account", "amount", "order_line")
     list_filter = ("account__kind", "currency", "transaction__kind")
     search_fields = ("transaction__idempotency_key", "account__seller__display_name")
     list_select_related = ("transaction", "account__seller", "order_line")
-
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, entry: LedgerEntry) -> str:
-        return format_amount(entry.amount_minor, entry.currency)
 
 
 class RefundLineInline(ReadOnlyInline):
@@ -142,20 +150,16 @@ class RefundLineInline(ReadOnlyInline):
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = ("__str__", "order", "amount", "status", "reason", "created_at", "completed_at")
     list_filter = ("status", "currency", "created_at")
     search_fields = ("order__id", "reason")
     list_select_related = ("order",)
     inlines = [RefundLineInline]
 
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, refund: Refund) -> str:
-        return format_amount(refund.amount_minor, refund.currency)
-
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(ReadOnlyWithActionsAdmin):
     list_display = ("received_at", "processor", "type", "event_id", "status", "attempts")
     list_filter = ("status", "processor", "type")
     search_fields = ("event_id", "type", "account")
@@ -186,13 +190,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             webhook_event_reprocess(webhook_event_id=pk)
         self.message_user(request, f"{len(failed)} failed event(s) queued again.")
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Needed for the action; the form itself is read-only.
-        return request.user.has_perm("payments.change_webhookevent")
-
 
 @admin.register(PaymentAttempt)
-class PaymentAttemptAdmin(ReadOnlyAdmin):
+class PaymentAttemptAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = (
         "__str__",
         "processor",
@@ -205,13 +205,9 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     search_fields = ("processor_payment_id", "order__id", "idempotency_key")
     list_select_related = ("order",)
 
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, attempt: PaymentAttempt) -> str:
-        return format_amount(attempt.amount_minor, attempt.currency)
-
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ReadOnlyAdmin):
+class RefundRequestAdmin(ReadOnlyWithActionsAdmin):
     """Operators decide refund requests like sellers do, through the same services."""
 
     list_display = ("__str__", "order_line", "reason", "status", "created_at", "decided_by")
@@ -219,9 +215,6 @@ class RefundRequestAdmin(ReadOnlyAdmin):
     search_fields = ("reason", "order_line__title", "requested_by__email")
     list_select_related = ("order_line", "decided_by")
     actions = ("approve", "decline")
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("payments.change_refundrequest")
 
     @admin.action(description="Approve and refund the selected requests")
     def approve(self, request: HttpRequest, queryset: QuerySet[RefundRequest]) -> None:
@@ -255,16 +248,12 @@ class DisputeLineInline(ReadOnlyInline):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(ReadOnlyAdmin):
+class DisputeAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = ("__str__", "order", "amount", "reason", "status", "opened_at", "closed_at")
     list_filter = ("status", "processor", "currency")
     search_fields = ("processor_dispute_id", "order__id")
     list_select_related = ("order",)
     inlines = [DisputeLineInline]
-
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, dispute: Dispute) -> str:
-        return format_amount(dispute.amount_minor, dispute.currency)
 
 
 @admin.register(PayoutPolicy)
@@ -296,7 +285,7 @@ class PayoutActionInline(ReadOnlyInline):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
+class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
     """Payouts are made by payout runs; operators approve, hold, release and cancel them
     here, each action recorded with who, when and why."""
 
@@ -308,13 +297,6 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_select_related = ("seller",)
     inlines = [PayoutActionInline, PayoutEntryInline]
     actions = ("approve", "hold", "release", "cancel", "retry")
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("payments.change_payout")
-
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, payout: Payout) -> str:
-        return format_amount(payout.amount_minor, payout.currency)
 
     @admin.action(description="Approve the selected payouts (not your own)")
     def approve(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
