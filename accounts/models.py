@@ -78,6 +78,15 @@ class Seller(models.Model):
     payout_status = models.CharField(
         max_length=20, choices=PayoutStatus.choices, default=PayoutStatus.NOT_STARTED
     )
+    bank_account_holder = models.CharField(
+        max_length=140, blank=True, help_text="For manual payouts: the name on the bank account."
+    )
+    bank_account_number = models.CharField(
+        max_length=34, blank=True, help_text="For manual payouts: IBAN or account number."
+    )
+    bank_routing_code = models.CharField(
+        max_length=20, blank=True, help_text="For manual payouts: BIC, sort code or routing number."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,3 +109,7 @@ class Seller(models.Model):
     @property
     def can_receive_payouts(self) -> bool:
         return self.payout_status == self.PayoutStatus.ENABLED
+
+    @property
+    def has_bank_details(self) -> bool:
+        return bool(self.bank_account_holder and self.bank_account_number)

@@ -39,6 +39,7 @@ class PlatformBalance:
     commission_earned: int
     processor_fees: int
     cash_at_processor: int
+    paid_from_bank: int = 0
 
 
 def seller_balance(*, seller: Seller, currency: str) -> SellerBalance:
@@ -64,7 +65,8 @@ def seller_balance(*, seller: Seller, currency: str) -> SellerBalance:
 
 
 def platform_balance(*, currency: str) -> PlatformBalance:
-    """Commission earned, processor fees paid and cash held at the processor."""
+    """Commission earned, processor fees paid, cash held at the processor, and what
+    manual payouts paid from the platform's bank."""
     balances = dict(
         LedgerAccount.objects.filter(seller__isnull=True, currency=currency).values_list(
             "kind", "balance_minor"
@@ -75,4 +77,5 @@ def platform_balance(*, currency: str) -> PlatformBalance:
         commission_earned=-balances.get(Kind.COMMISSION, 0),
         processor_fees=balances.get(Kind.PROCESSOR_FEES, 0),
         cash_at_processor=balances.get(Kind.PROCESSOR, 0),
+        paid_from_bank=-balances.get(Kind.BANK, 0),
     )

@@ -1,7 +1,7 @@
 """Hold release: a seller's earnings move from pending to available.
 
-A seller order's share is released once, ``PAYMENTS_HOLD_DAYS`` after payment
-or, with ``PAYMENTS_RELEASE_ON_DELIVERY``, once delivered. What moves is what
+A seller order's share is released once, the hold days of the seller's payout
+policy after payment or, where the policy says so, once delivered. What moves is what
 the ledger says is still pending for that seller order (its share less any
 refund already posted), line by line, in one transaction keyed
 ``hold:<seller order id>``. Refunds after the release come out of available.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -20,6 +19,7 @@ from marketplace.errors import InvalidState
 from marketplace.models import SellerOrder
 from payments.ledger import Posting, ledger_post, seller_account
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.policies import PolicyBook, release_is_due
 
 Kind = LedgerAccount.Kind
 RELEASABLE = (
@@ -78,16 +78,25 @@ def seller_order_hold_release(
 
 
 def holds_release_due(*, now: datetime | None = None) -> int:
-    """Release every seller order whose hold is over; returns how many were released."""
+    """Release every seller order whose hold, by its seller's policy, is over; returns
+    how many were released."""
     now = now or timezone.now()
-    due = Q(order__paid_at__lte=now - timedelta(days=settings.PAYMENTS_HOLD_DAYS))
-    if settings.PAYMENTS_RELEASE_ON_DELIVERY:
-        due = Q(delivered_at__isnull=False, delivered_at__lte=now)
-    candidates = SellerOrder.objects.filter(
-        due, released_at__isnull=True, order__paid_at__isnull=False, status__in=RELEASABLE
-    ).order_by("pk")
+    book = PolicyBook.load()
+    maybe_due = Q(order__paid_at__lte=now - timedelta(days=book.shortest_hold_days)) | Q(
+        delivered_at__lte=now
+    )
+    candidates = (
+        SellerOrder.objects.filter(
+            maybe_due, released_at__isnull=True, order__paid_at__isnull=False, status__in=RELEASABLE
+        )
+        .values_list("pk", "seller_id", "order__paid_at", "delivered_at")
+        .order_by("pk")
+    )
     released = 0
-    for seller_order in candidates.iterator():
-        seller_order_hold_release(seller_order=seller_order, now=now)
-        released += 1
+    for pk, seller_id, paid_at, delivered_at in candidates.iterator():
+        policy = book.for_seller(seller_id)
+        assert paid_at is not None  # filtered above
+        if release_is_due(policy, paid_at=paid_at, delivered_at=delivered_at, now=now):
+            seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
+            released += 1
     return released

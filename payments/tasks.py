@@ -98,7 +98,7 @@ def run_payouts_task() -> int:
 def payout_send_task(self: Any, payout_id: int) -> str:
     """Send one payout; temporary processor errors are retried with the same keys."""
     from payments.models import Payout
-    from payments.payouts import payout_send
+    from payments.payout_sending import payout_send
 
     return str(payout_send(payout=Payout.objects.get(pk=payout_id)).status)
 
@@ -106,7 +106,7 @@ def payout_send_task(self: Any, payout_id: int) -> str:
 @shared_task
 def payouts_sweep_task() -> int:
     """Send again the payouts stuck in "scheduled" or "sending"."""
-    from payments.payouts import payouts_sweep
+    from payments.payout_sending import payouts_sweep
 
     return payouts_sweep()
 

@@ -96,7 +96,7 @@ def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
 
 
 def _payout_updated(processor: str, event: ProcessorEvent) -> None:
-    from payments.payouts import payout_sync
+    from payments.payout_sending import payout_sync
 
     metadata = event.data.get("metadata") or {}
     payout_sync(

@@ -9,6 +9,7 @@ from accounts.decorators import seller_required
 from payments.balances import seller_balance
 from payments.onboarding import seller_account_sync, seller_onboarding_start
 from payments.payouts import next_payout_for
+from payments.policies import payout_policy_for
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
 
@@ -44,7 +45,12 @@ def payouts_setup(request):
     return render(
         request,
         "marketplace/seller/payouts.html",
-        {"seller": seller, "summaries": summaries, "payouts": payouts},
+        {
+            "seller": seller,
+            "summaries": summaries,
+            "payouts": payouts,
+            "policy": payout_policy_for(seller),
+        },
     )
 
 

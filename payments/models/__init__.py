@@ -11,7 +11,14 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
-from payments.models.payouts import Payout, PayoutAction, PayoutEntry, PayoutPolicy
+from payments.models.payouts import (
+    Payout,
+    PayoutAction,
+    PayoutEntry,
+    PayoutMethod,
+    PayoutPolicy,
+    PayoutRun,
+)
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
@@ -34,7 +41,9 @@ __all__ = [
     "Payout",
     "PayoutAction",
     "PayoutEntry",
+    "PayoutMethod",
     "PayoutPolicy",
+    "PayoutRun",
     "Refund",
     "RefundLine",
     "RefundRequest",

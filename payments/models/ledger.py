@@ -63,13 +63,20 @@ class LedgerAccount(models.Model):
         COMMISSION = "commission", "Commission earned"
         PROCESSOR_FEES = "processor_fees", "Processor fees"
         DISPUTES = "disputes", "Withdrawn by the processor for open disputes"
+        BANK = "bank", "Paid from the platform's bank (manual payouts)"
         # A seller's accounts
         PENDING = "pending", "Pending (in hold)"
         AVAILABLE = "available", "Available for payout"
         IN_TRANSIT = "in_transit", "Payout in transit"
         DISPUTED = "disputed", "Held for a dispute"
 
-    PLATFORM_KINDS = (Kind.PROCESSOR, Kind.COMMISSION, Kind.PROCESSOR_FEES, Kind.DISPUTES)
+    PLATFORM_KINDS = (
+        Kind.PROCESSOR,
+        Kind.COMMISSION,
+        Kind.PROCESSOR_FEES,
+        Kind.DISPUTES,
+        Kind.BANK,
+    )
     SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
     seller = models.ForeignKey(
@@ -100,7 +107,7 @@ class LedgerAccount(models.Model):
                 condition=(
                     Q(
                         seller__isnull=True,
-                        kind__in=["processor", "commission", "processor_fees", "disputes"],
+                        kind__in=["processor", "commission", "processor_fees", "disputes", "bank"],
                     )
                     | Q(
                         seller__isnull=False,

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import calendar
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 
+def default_hold_days() -> int:
+    return int(settings.PAYMENTS_HOLD_DAYS)
+
+
+def default_release_on_delivery() -> bool:
+    return bool(settings.PAYMENTS_RELEASE_ON_DELIVERY)
+
+
+class PayoutMethod(models.TextChoices):
+    PROCESSOR = "processor", "Through the payment processor"
+    MANUAL = "manual", "Bank transfer by an operator"
+
+
 class PayoutPolicy(models.Model):
-    """The platform default (no seller) or one seller's override."""
+    """The platform default (no seller) or one seller's override.
+
+    A seller with an override follows all of it; every other seller follows
+    the default: the row without a seller, or until an operator saves one, the
+    settings ``PAYMENTS_HOLD_DAYS`` and ``PAYMENTS_RELEASE_ON_DELIVERY``.
+    """
+
+    Method = PayoutMethod
 
     class Schedule(models.TextChoices):
         DAILY = "daily", "Daily"
@@ -43,6 +66,28 @@ class PayoutPolicy(models.Model):
         help_text="Payouts above this amount per currency wait for an operator, "
         'e.g. {"USD": 500000}.',
     )
+    method = models.CharField(
+        max_length=10,
+        choices=PayoutMethod.choices,
+        default=PayoutMethod.PROCESSOR,
+        help_text="Manual: an operator pays by bank transfer from the run's CSV, then marks paid.",
+    )
+    hold_days = models.PositiveSmallIntegerField(
+        default=default_hold_days,
+        help_text="Days a sale's earnings stay pending after payment before they are available.",
+    )
+    release_on_delivery = models.BooleanField(
+        default=default_release_on_delivery,
+        help_text="Release earnings when the order is delivered instead of after the hold days.",
+    )
+    reserve_bps = models.PositiveIntegerField(
+        "rolling reserve (basis points)",
+        default=0,
+        help_text="Share of the earnings released in the reserve window kept back: 1000 = 10%.",
+    )
+    reserve_days = models.PositiveSmallIntegerField(
+        default=90, help_text="The rolling reserve's window in days."
+    )
     frozen = models.BooleanField(default=False, help_text="No payouts while frozen.")
     frozen_reason = models.CharField(max_length=255, blank=True)
 
@@ -58,11 +103,57 @@ class PayoutPolicy(models.Model):
                 condition=Q(weekday__lte=6, month_day__gte=1, month_day__lte=28),
                 name="payments_payoutpolicy_valid_days",
             ),
+            models.CheckConstraint(
+                condition=Q(reserve_bps__lte=10_000), name="payments_payoutpolicy_reserve_max"
+            ),
+            models.CheckConstraint(
+                condition=Q(frozen=False) | ~Q(frozen_reason=""),
+                name="payments_payoutpolicy_frozen_has_reason",
+            ),
         ]
 
     def __str__(self) -> str:
         owner = self.seller.display_name if self.seller_id and self.seller else "Platform default"
         return f"{owner}: {self.get_schedule_display()}"
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule in words: "Daily", "Weekly on Friday", "Monthly on day 1"."""
+        if self.schedule == self.Schedule.WEEKLY:
+            return f"Weekly on {calendar.day_name[self.weekday]}"
+        if self.schedule == self.Schedule.MONTHLY:
+            return f"Monthly on day {self.month_day}"
+        return str(self.get_schedule_display())
+
+    @property
+    def reserve_percent(self) -> Decimal:
+        return (Decimal(self.reserve_bps) / 100).normalize()
+
+
+class PayoutRun(models.Model):
+    """One run of ``run_payouts``: when, who started it, and what it did."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        COMMAND = "command", "Command line"
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    holds_released = models.PositiveIntegerField(default=0)
+    payouts_created = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=list, blank=True, help_text="Sellers not paid, and why.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Payout run #{self.pk}"
 
 
 class Payout(models.Model):
@@ -89,10 +180,19 @@ class Payout(models.Model):
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.SCHEDULED, db_index=True
     )
+    method = models.CharField(
+        max_length=10, choices=PayoutMethod.choices, default=PayoutMethod.PROCESSOR
+    )
+    run = models.ForeignKey(
+        PayoutRun, on_delete=models.PROTECT, null=True, blank=True, related_name="payouts"
+    )
     processor = models.CharField(max_length=20, blank=True)
     processor_transfer_id = models.CharField(max_length=100, blank=True)
     processor_payout_id = models.CharField(max_length=100, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
+    bank_reference = models.CharField(
+        max_length=100, blank=True, help_text="For a manual payout: the bank transfer's reference."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -10,7 +10,9 @@ from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
 from payments.models import LocalAccount, LocalPayout, LocalTransfer, Payout, PayoutPolicy
-from payments.payouts import payout_approve, payout_send, run_payouts
+from payments.payout_controls import payout_approve
+from payments.payout_sending import payout_send
+from payments.payouts import run_payouts
 from payments.processors.base import TemporaryProcessorError
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
@@ -60,13 +62,13 @@ def test_minimum_frozen_and_not_enabled_sellers_are_skipped(run, earning):
 
     policy.minimums, policy.frozen, policy.frozen_reason = {}, True, "Fraud review"
     policy.save()
-    assert "payouts frozen (Fraud review)" in run(run_payouts).skipped[0]
+    assert "payouts frozen (Fraud review)" in str(run(run_payouts).skipped[0])
 
     policy.frozen = False
     policy.save()
     earning.payout_status = "restricted"
     earning.save()
-    assert "payout account not enabled" in run(run_payouts).skipped[0]
+    assert "payout account not enabled" in str(run(run_payouts).skipped[0])
     assert not Payout.objects.exists()
 
 
@@ -83,7 +85,7 @@ def test_weekly_and_monthly_schedules_are_due_on_their_day(run, earning):
 
 def test_a_large_payout_waits_for_a_second_operator(run, earning, operator):
     PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 5000})
-    run(run_payouts, created_by=operator)
+    run(run_payouts, started_by=operator)
     payout = Payout.objects.get()
     assert payout.status == Payout.Status.AWAITING_APPROVAL
     assert not LocalPayout.objects.exists()
@@ -158,7 +160,7 @@ def test_the_command(run, earning, capsys):
 
 
 def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, operator):
-    from payments.payouts import payout_cancel, payout_hold, payout_release
+    from payments.payout_controls import payout_cancel, payout_hold, payout_release
 
     PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 1})
     run(run_payouts)
@@ -186,7 +188,7 @@ def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, ope
 
 
 def test_the_sweeper_sends_payouts_stuck_after_a_crash_or_a_short_balance(run, earning, settings):
-    from payments.payouts import payouts_sweep
+    from payments.payout_sending import payouts_sweep
 
     settings.PAYMENTS_LOCAL_FAULTS = {"transfer_create": "balance_insufficient"}
     run(run_payouts)
@@ -245,7 +247,7 @@ def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning,
 
 
 def test_an_operator_pays_a_failed_payout_again(run, earning, operator):
-    from payments.payouts import payout_retry
+    from payments.payout_controls import payout_retry
 
     LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=False)
     run(run_payouts)

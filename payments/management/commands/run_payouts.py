@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Seller
 from payments.currencies import format_amount
+from payments.models import PayoutRun
 from payments.payouts import run_payouts
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             missing = set(seller) - {s.slug for s in sellers}
             if missing:
                 raise CommandError(f"No seller with slug {', '.join(sorted(missing))}.")
-        report = run_payouts(sellers=sellers, dry_run=dry_run)
+        report = run_payouts(sellers=sellers, dry_run=dry_run, trigger=PayoutRun.Trigger.COMMAND)
         verb = "Would pay" if dry_run else "Paying"
         for plan in report.planned:
             note = "" if plan.payout or dry_run else " (already created by another run)"
@@ -31,8 +32,9 @@ class Command(BaseCommand):
                 f"{verb} {plan.seller.display_name} "
                 f"{format_amount(plan.amount_minor, plan.currency)} [{plan.status}]{note}"
             )
-        for reason in report.skipped:
-            self.stdout.write(f"Skipped {reason}")
+        for skipped in report.skipped:
+            self.stdout.write(f"Skipped {skipped}")
+        run = f"{report.run}: " if report.run else "Dry run: "
         self.stdout.write(
-            f"{len(report.planned)} payout(s); {report.holds_released} hold(s) released."
+            f"{run}{len(report.planned)} payout(s); {report.holds_released} hold(s) released."
         )

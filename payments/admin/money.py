@@ -1,15 +1,17 @@
-"""Operator admin for commission rules, refunds and the (read-only) ledger."""
+"""Operator admin for commission rules, refunds, disputes, webhooks and the (read-only) ledger."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
 from django.contrib import admin
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from payments.admin.base import (
+    AmountColumn,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ReadOnlyWithActionsAdmin,
+)
 from payments.currencies import format_amount
 from payments.models import (
     CommissionRule,
@@ -19,55 +21,11 @@ from payments.models import (
     LedgerEntry,
     LedgerTransaction,
     PaymentAttempt,
-    Payout,
-    PayoutAction,
-    PayoutEntry,
-    PayoutPolicy,
     Refund,
     RefundLine,
     RefundRequest,
     WebhookEvent,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Rows that nobody edits in the admin: they are written by services only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class AmountColumn:
-    """An ``amount`` column showing ``amount_minor`` in its currency."""
-
-    @admin.display(description="amount", ordering="amount_minor")
-    def amount(self, obj: Any) -> str:
-        return format_amount(obj.amount_minor, obj.currency)
-
-
-class ReadOnlyWithActionsAdmin(ReadOnlyAdmin):
-    """Read-only forms, but operators with the change permission may run the
-    admin actions, which call the services."""
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
-
-
-class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(CommissionRule)
@@ -254,99 +212,3 @@ class DisputeAdmin(AmountColumn, ReadOnlyAdmin):
     search_fields = ("processor_dispute_id", "order__id")
     list_select_related = ("order",)
     inlines = [DisputeLineInline]
-
-
-@admin.register(PayoutPolicy)
-class PayoutPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("__str__", "schedule", "weekday", "month_day", "frozen", "frozen_reason")
-    list_filter = ("schedule", "frozen")
-    search_fields = ("seller__display_name", "seller__slug")
-    autocomplete_fields = ("seller",)
-    list_select_related = ("seller",)
-
-
-class PayoutEntryInline(ReadOnlyInline):
-    model = PayoutEntry
-    fields = ("entry",)
-    readonly_fields = fields
-    verbose_name_plural = "breakdown (ledger entries this payout pays for)"
-
-
-class PayoutActionForm(ActionForm):
-    reason = forms.CharField(
-        required=False, max_length=255, label="Reason (kept in the payout's history)"
-    )
-
-
-class PayoutActionInline(ReadOnlyInline):
-    model = PayoutAction
-    fields = ("at", "actor", "action", "reason")
-    readonly_fields = fields
-
-
-@admin.register(Payout)
-class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
-    """Payouts are made by payout runs; operators approve, hold, release and cancel them
-    here, each action recorded with who, when and why."""
-
-    action_form = PayoutActionForm
-
-    list_display = ("__str__", "currency", "amount", "period", "status", "created_at", "paid_at")
-    list_filter = ("status", "currency", "created_at")
-    search_fields = ("seller__display_name", "seller__slug", "processor_payout_id")
-    list_select_related = ("seller",)
-    inlines = [PayoutActionInline, PayoutEntryInline]
-    actions = ("approve", "hold", "release", "cancel", "retry")
-
-    @admin.action(description="Approve the selected payouts (not your own)")
-    def approve(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from marketplace.errors import ApplicationError
-        from payments.payouts import payout_approve
-
-        done = 0
-        for payout in queryset.filter(status=Payout.Status.AWAITING_APPROVAL):
-            try:
-                payout_approve(payout=payout, by=request.user)  # type: ignore[arg-type]
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{payout}: {exc}", level="error")
-        self.message_user(request, f"{done} payout(s) approved and queued to send.")
-
-    def _each(
-        self, request: HttpRequest, queryset: QuerySet[Payout], service: Any, verb: str
-    ) -> None:
-        from marketplace.errors import ApplicationError
-
-        reason = str(request.POST.get("reason", "")).strip()
-        done = 0
-        for payout in queryset:
-            try:
-                service(payout=payout, by=request.user, reason=reason)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{payout}: {exc}", level="error")
-        self.message_user(request, f"{done} payout(s) {verb}.")
-
-    @admin.action(description="Hold the selected payouts")
-    def hold(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from payments.payouts import payout_hold
-
-        self._each(request, queryset, payout_hold, "held")
-
-    @admin.action(description="Release the selected held payouts")
-    def release(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from payments.payouts import payout_release
-
-        self._each(request, queryset, payout_release, "released")
-
-    @admin.action(description="Pay the selected failed payouts' sellers again now")
-    def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from payments.payouts import payout_retry
-
-        self._each(request, queryset, payout_retry, "retried")
-
-    @admin.action(description="Cancel the selected payouts (the money stays available)")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from payments.payouts import payout_cancel
-
-        self._each(request, queryset, payout_cancel, "cancelled")

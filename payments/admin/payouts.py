@@ -1,0 +1,306 @@
+"""Operator admin for paying sellers: policies, payout runs and payouts.
+
+Every button here calls one service (``run_payouts``, ``payout_controls``,
+``bank_transfer_csv``); the admin only collects who, why and which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from accounts.models import Seller
+from marketplace.errors import ApplicationError
+from payments.admin.base import (
+    AmountColumn,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ReadOnlyWithActionsAdmin,
+)
+from payments.bank_transfers import bank_transfer_csv
+from payments.models import Payout, PayoutAction, PayoutEntry, PayoutPolicy, PayoutRun
+from payments.payout_controls import (
+    payout_approve,
+    payout_cancel,
+    payout_hold,
+    payout_mark_paid,
+    payout_release,
+    payout_retry,
+)
+from payments.payouts import run_payouts
+
+
+@admin.register(PayoutPolicy)
+class PayoutPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "__str__",
+        "method",
+        "schedule",
+        "hold_days",
+        "release_on_delivery",
+        "reserve_bps",
+        "frozen",
+        "frozen_reason",
+    )
+    list_filter = ("schedule", "method", "frozen")
+    search_fields = ("seller__display_name", "seller__slug")
+    autocomplete_fields = ("seller",)
+    list_select_related = ("seller",)
+    fieldsets = (
+        (None, {"fields": ("seller", "method")}),
+        ("Schedule", {"fields": ("schedule", "weekday", "month_day")}),
+        (
+            "Holds and reserve",
+            {"fields": ("hold_days", "release_on_delivery", "reserve_bps", "reserve_days")},
+        ),
+        ("Amounts", {"fields": ("minimums", "approval_thresholds")}),
+        ("Freeze", {"fields": ("frozen", "frozen_reason")}),
+    )
+
+
+class PayoutEntryInline(ReadOnlyInline):
+    model = PayoutEntry
+    fields = ("entry", "kind", "amount", "description")
+    readonly_fields = fields
+    verbose_name_plural = "breakdown (ledger entries this payout pays for)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PayoutEntry]:
+        return super().get_queryset(request).select_related("entry__transaction", "entry__account")
+
+    @admin.display(description="kind")
+    def kind(self, item: PayoutEntry) -> str:
+        return item.entry.transaction.get_kind_display()
+
+    @admin.display(description="amount")
+    def amount(self, item: PayoutEntry) -> str:
+        from payments.currencies import format_amount
+
+        return format_amount(-item.entry.amount_minor, item.entry.account.currency)
+
+    @admin.display(description="description")
+    def description(self, item: PayoutEntry) -> str:
+        return item.entry.transaction.description
+
+
+class PayoutActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Reason, or the bank reference when marking paid (kept in the payout's history)",
+    )
+
+
+class PayoutActionInline(ReadOnlyInline):
+    model = PayoutAction
+    fields = ("at", "actor", "action", "reason")
+    readonly_fields = fields
+
+
+@admin.register(Payout)
+class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
+    """Payouts are made by payout runs; operators approve, hold, release, cancel, retry
+    and (for bank transfers) mark them paid here, each action recorded with who, when
+    and why."""
+
+    action_form = PayoutActionForm
+
+    list_display = (
+        "__str__",
+        "currency",
+        "amount",
+        "method",
+        "period",
+        "status",
+        "failure_reason",
+        "created_at",
+        "paid_at",
+    )
+    list_filter = (
+        "status",
+        "method",
+        "currency",
+        ("seller", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    )
+    search_fields = ("seller__display_name", "seller__slug", "processor_payout_id", "=id")
+    list_select_related = ("seller",)
+    date_hierarchy = "created_at"
+    inlines = [PayoutActionInline, PayoutEntryInline]
+    actions = ("approve", "hold", "release", "cancel", "retry", "mark_paid")
+
+    @admin.action(description="Approve the selected payouts (not your own)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        done = 0
+        for payout in queryset.filter(status=Payout.Status.AWAITING_APPROVAL):
+            try:
+                payout_approve(payout=payout, by=request.user)  # type: ignore[arg-type]
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{payout}: {exc}", level=messages.ERROR)
+        self.message_user(request, f"{done} payout(s) approved.")
+
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Payout], service: Any, verb: str
+    ) -> None:
+        reason = str(request.POST.get("reason", "")).strip()
+        done = 0
+        for payout in queryset:
+            try:
+                service(payout=payout, by=request.user, reason=reason)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{payout}: {exc}", level=messages.ERROR)
+        self.message_user(request, f"{done} payout(s) {verb}.")
+
+    @admin.action(description="Hold the selected payouts")
+    def hold(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        self._each(request, queryset, payout_hold, "held")
+
+    @admin.action(description="Release the selected held payouts")
+    def release(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        self._each(request, queryset, payout_release, "released")
+
+    @admin.action(description="Pay the selected failed payouts' sellers again now")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        self._each(request, queryset, payout_retry, "retried")
+
+    @admin.action(description="Cancel the selected payouts (the money stays available)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        self._each(request, queryset, payout_cancel, "cancelled")
+
+    @admin.action(
+        description="Mark the selected bank-transfer payouts paid (reason: bank reference)"
+    )
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        def service(*, payout: Payout, by: Any, reason: str) -> Payout:
+            return payout_mark_paid(payout=payout, by=by, bank_reference=reason)
+
+        self._each(request, queryset, service, "marked paid")
+
+
+class RunPayoutsForm(forms.Form):
+    sellers = forms.ModelMultipleChoiceField(
+        queryset=Seller.objects.order_by("display_name"),
+        required=False,
+        help_text="Leave empty to pay every seller whose schedule is due today; "
+        "sellers chosen here are paid now whatever their schedule.",
+    )
+
+
+class PayoutInline(AmountColumn, ReadOnlyInline):
+    model = Payout
+    fields = ("link", "seller", "currency", "amount", "method", "status")
+    readonly_fields = fields
+    show_change_link = False
+
+    @admin.display(description="payout")
+    def link(self, payout: Payout) -> str:
+        url = reverse("admin:payments_payout_change", args=[payout.pk])
+        return format_html('<a href="{}">#{}</a>', url, payout.pk)
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdmin):
+    """Payout runs, the "Run payouts now" page (a dry-run preview first), and each
+    run's bank-transfer file for its manual payouts."""
+
+    list_display = (
+        "__str__",
+        "trigger",
+        "started_by",
+        "started_at",
+        "finished_at",
+        "payouts_created",
+        "holds_released",
+    )
+    list_filter = ("trigger", "started_at")
+    readonly_fields = (
+        "trigger",
+        "started_by",
+        "started_at",
+        "finished_at",
+        "holds_released",
+        "payouts_created",
+        "skipped",
+        "bank_transfer_file",
+    )
+    inlines = [PayoutInline]
+    change_list_template = "admin/payments/payoutrun/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path("run/", self.admin_site.admin_view(self.run_view), name="payments_payoutrun_run"),
+            path(
+                "<int:pk>/bank-transfers.csv",
+                self.admin_site.admin_view(self.csv_view),
+                name="payments_payoutrun_csv",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.add_payout")
+
+    @admin.display(description="bank-transfer file")
+    def bank_transfer_file(self, run: PayoutRun) -> str:
+        url = reverse("admin:payments_payoutrun_csv", args=[run.pk])
+        return format_html('<a href="{}">Download the CSV of manual payouts to pay</a>', url)
+
+    def run_view(self, request: HttpRequest) -> HttpResponse:
+        """GET and "Preview" show a dry run; "Run payouts now" makes the payouts."""
+        if not self.has_run_permission(request):
+            return HttpResponse("You may not run payouts.", status=403)
+        form = RunPayoutsForm(request.POST or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            sellers = list(form.cleaned_data["sellers"]) or None
+            if "run" in request.POST:
+                report = run_payouts(
+                    sellers=sellers,
+                    started_by=request.user,  # type: ignore[arg-type]
+                    trigger=PayoutRun.Trigger.ADMIN,
+                )
+                assert report.run is not None
+                self.message_user(
+                    request,
+                    f"{report.run}: {len(report.created)} payout(s) created, "
+                    f"{len(report.skipped)} seller(s) skipped.",
+                )
+                url = reverse("admin:payments_payoutrun_change", args=[report.run.pk])
+                return HttpResponseRedirect(url)
+            report = run_payouts(sellers=sellers, dry_run=True)
+        elif request.method == "GET":
+            report = run_payouts(dry_run=True)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Run payouts now",
+            "opts": self.model._meta,
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/payments/payoutrun/run.html", context)
+
+    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            return HttpResponse("You may not see payout runs.", status=403)
+        run = get_object_or_404(PayoutRun, pk=pk)
+        response = HttpResponse(bank_transfer_csv(run), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="payout-run-{run.pk}-bank-transfers.csv"'
+        )
+        return response
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_run": self.has_run_permission(request)}
+        return super().changelist_view(request, extra)

@@ -1,0 +1,144 @@
+"""What operators do to payouts: approve, hold, release, cancel, retry, and mark
+a manual (bank transfer) payout paid. Every action is logged in ``PayoutAction``
+with who, when and why.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from marketplace.errors import InvalidState
+from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
+from payments.payout_sending import payout_notify_later
+from payments.payouts import PlannedPayout, amounts_claimed, payout_create, payout_enqueue
+
+Kind = LedgerAccount.Kind
+TxnKind = LedgerTransaction.Kind
+Status = Payout.Status
+
+
+def payout_approve(*, payout: Payout, by: User) -> Payout:
+    """Four eyes: the operator who created a payout cannot approve it."""
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status != Status.AWAITING_APPROVAL:
+            raise InvalidState("Only a payout awaiting approval can be approved.")
+        if payout.created_by_id is not None and payout.created_by_id == by.pk:
+            raise InvalidState("The operator who created a payout cannot approve it.")
+        payout.status, payout.approved_by = Status.SCHEDULED, by
+        payout.save(update_fields=["status", "approved_by"])
+        PayoutAction.objects.create(payout=payout, actor=by, action="approve")
+        payout_enqueue(payout)
+    return payout
+
+
+def _operator_action(
+    payout: Payout, by: User, action: str, reason: str, allowed: tuple[str, ...]
+) -> Payout:
+    payout = Payout.objects.select_for_update().get(pk=payout.pk)
+    if payout.status not in allowed:
+        raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be {action}ed.")
+    PayoutAction.objects.create(payout=payout, actor=by, action=action, reason=reason[:255])
+    return payout
+
+
+@transaction.atomic
+def payout_hold(*, payout: Payout, by: User, reason: str) -> Payout:
+    """Stop a payout that has not been sent yet, until it is released."""
+    payout = _operator_action(
+        payout, by, "hold", reason, (Status.AWAITING_APPROVAL, Status.SCHEDULED)
+    )
+    payout.status = Status.HELD
+    payout.save(update_fields=["status"])
+    return payout
+
+
+@transaction.atomic
+def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
+    """Let a held payout go (it is sent at once)."""
+    payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
+    payout.status = Status.SCHEDULED
+    payout.save(update_fields=["status"])
+    payout_enqueue(payout)
+    return payout
+
+
+@transaction.atomic
+def payout_cancel(*, payout: Payout, by: User, reason: str) -> Payout:
+    """Cancel a payout not sent yet; its amount stays available for the next run."""
+    payout = _operator_action(payout, by, "cancel", reason, Payout.OPEN)
+    payout.breakdown.all().delete()
+    payout.status = Status.CANCELLED
+    payout.save(update_fields=["status"])
+    return payout
+
+
+def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
+    """After a failed payout: pay the seller's available balance again now, once."""
+    with transaction.atomic():
+        payout = _operator_action(payout, by, "retry", reason, (Status.FAILED,))
+        seller = payout.seller
+        account = seller_account(seller, Kind.AVAILABLE, payout.currency)
+        claimed = amounts_claimed([seller.pk]).get((seller.pk, payout.currency), 0)
+        amount = -account.balance_minor - claimed
+        if amount <= 0:
+            raise InvalidState("Nothing is available to pay again.")
+        plan = PlannedPayout(
+            seller, payout.currency, amount, f"retry-{payout.pk}", Status.SCHEDULED, payout.method
+        )
+        created = payout_create(plan, account=account, run=None, by=by)
+        if created is None:
+            raise InvalidState("This payout was retried already.")
+    return created
+
+
+@transaction.atomic
+def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout:
+    """A manual payout the operator has paid by bank transfer: the seller's available
+    balance becomes paid out from the platform's bank. Marking it paid again changes
+    nothing."""
+    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    if payout.method != PayoutMethod.MANUAL:
+        raise InvalidState(
+            "Only a manual payout is marked paid by hand; the processor reports the others."
+        )
+    if payout.status == Status.PAID:
+        return payout
+    if payout.status != Status.SCHEDULED:
+        raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be marked paid.")
+    if not bank_reference.strip():
+        raise InvalidState("Give the bank transfer's reference.")
+    seller, currency, amount = payout.seller, payout.currency, payout.amount_minor
+    available = seller_account(seller, Kind.AVAILABLE, currency)
+    in_transit = seller_account(seller, Kind.IN_TRANSIT, currency)
+    ledger_post(
+        kind=TxnKind.PAYOUT_SENT,
+        idempotency_key=f"payout:{payout.pk}:sent",
+        postings=[Posting(available, amount), Posting(in_transit, -amount)],
+        description=f"Payout #{payout.pk} sent by bank transfer",
+        reference_type="payout",
+        reference_id=payout.pk,
+    )
+    ledger_post(
+        kind=TxnKind.PAYOUT_PAID,
+        idempotency_key=f"payout:{payout.pk}:paid",
+        postings=[
+            Posting(in_transit, amount),
+            Posting(platform_account(Kind.BANK, currency), -amount),
+        ],
+        description=f"Payout #{payout.pk} paid by bank transfer {bank_reference.strip()}",
+        reference_type="payout",
+        reference_id=payout.pk,
+    )
+    now = timezone.now()
+    payout.status, payout.sent_at, payout.paid_at = Status.PAID, now, now
+    payout.bank_reference, payout.processor = bank_reference.strip()[:100], "manual"
+    payout.save(update_fields=["status", "sent_at", "paid_at", "bank_reference", "processor"])
+    PayoutAction.objects.create(
+        payout=payout, actor=by, action="mark_paid", reason=payout.bank_reference
+    )
+    payout_notify_later(payout.pk, "paid")
+    return payout

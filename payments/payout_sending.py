@@ -1,0 +1,211 @@
+"""Sending payouts through the processor, and the processor's answer.
+
+Sending (``payout_send``) is exactly once: the payout is marked ``sending``
+and its amount moved from available to in transit in the ledger
+(``payout:<id>:sent``) before the processor is called; the transfer and the
+payout carry keys derived from the payout's id, so a retry after a crash or
+a timeout repeats the same processor operations rather than new ones. The
+processor's ``payout.paid`` / ``payout.failed`` events settle it
+(``payout:<id>:paid``: in transit to the processor's cash; ``payout:<id>:failed``:
+back to available, where the next run pays it again).
+
+We transfer to the seller's connected account and then create the payout of
+that balance ourselves, because the platform controls the connected
+accounts' payout schedule (manual payouts at the processor): the money
+leaves on our schedule and every bank payout is one of our ``Payout`` rows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace.errors import InvalidState
+from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
+from payments.processors import get_processor
+from payments.processors.base import InvalidProcessorRequest, ProcessorError
+
+Kind = LedgerAccount.Kind
+TxnKind = LedgerTransaction.Kind
+Status = Payout.Status
+BALANCE_SHORT = "Waiting for the platform's processor balance; retried automatically"
+
+
+def payout_send(*, payout: Payout) -> Payout:
+    """Send a scheduled payout through the processor, exactly once (see the module docstring)."""
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+        if payout.method != PayoutMethod.PROCESSOR:
+            return payout
+        if payout.status == Status.SCHEDULED:
+            seller = payout.seller
+            ledger_post(
+                kind=TxnKind.PAYOUT_SENT,
+                idempotency_key=f"payout:{payout.pk}:sent",
+                reference_type="payout",
+                reference_id=payout.pk,
+                postings=[
+                    Posting(
+                        seller_account(seller, Kind.AVAILABLE, payout.currency), payout.amount_minor
+                    ),
+                    Posting(
+                        seller_account(seller, Kind.IN_TRANSIT, payout.currency),
+                        -payout.amount_minor,
+                    ),
+                ],
+                description=f"Payout #{payout.pk} sent",
+            )
+            payout.status, payout.sent_at = Status.SENDING, timezone.now()
+            payout.processor = get_processor().name
+            payout.save(update_fields=["status", "sent_at", "processor"])
+        elif payout.status != Status.SENDING:
+            return payout
+    processor = get_processor(payout.processor)
+    metadata = {"payout_id": str(payout.pk), "seller_id": str(payout.seller_id)}
+    try:
+        transfer = processor.transfer_create(
+            amount_minor=payout.amount_minor,
+            currency=payout.currency,
+            destination=payout.seller.payout_account_id,
+            transfer_group=f"payout-{payout.pk}",
+            source_charge="",
+            metadata=metadata,
+            idempotency_key=f"{payout.idempotency_key}-transfer",
+        )
+        sent = processor.payout_create(
+            account_id=payout.seller.payout_account_id,
+            amount_minor=payout.amount_minor,
+            currency=payout.currency,
+            metadata=metadata,
+            idempotency_key=f"{payout.idempotency_key}-payout",
+        )
+    except InvalidProcessorRequest as exc:
+        if exc.code == "balance_insufficient":
+            # Card funds not settled yet at the processor: not the seller's
+            # failure. The payout stays "sending" and the sweeper retries it.
+            Payout.objects.filter(pk=payout.pk).update(failure_reason=BALANCE_SHORT)
+            payout.refresh_from_db()
+            return payout
+        return payout_failed(payout=payout, reason=exc.message)
+    with transaction.atomic():
+        current = Payout.objects.select_for_update().get(pk=payout.pk)
+        if current.status == Status.SENDING:
+            current.status = Status.IN_TRANSIT
+        current.processor_transfer_id = transfer.id
+        current.processor_payout_id = sent.id
+        current.failure_reason = ""
+        current.save(
+            update_fields=[
+                "status",
+                "processor_transfer_id",
+                "processor_payout_id",
+                "failure_reason",
+            ]
+        )
+        if not payout.processor_payout_id:  # the first time it got through
+            payout_notify_later(current.pk, "sent")
+    return current
+
+
+@transaction.atomic
+def payout_paid(*, payout: Payout) -> Payout:
+    """The processor paid the seller's bank: in transit becomes paid out. Safe to repeat."""
+    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    if payout.status in (Status.PAID, Status.FAILED):
+        return payout
+    if payout.status not in (Status.SENDING, Status.IN_TRANSIT):
+        raise InvalidState(f"Payout #{payout.pk} was not sent.")
+    ledger_post(
+        kind=TxnKind.PAYOUT_PAID,
+        idempotency_key=f"payout:{payout.pk}:paid",
+        reference_type="payout",
+        reference_id=payout.pk,
+        postings=[
+            Posting(
+                seller_account(payout.seller, Kind.IN_TRANSIT, payout.currency), payout.amount_minor
+            ),
+            Posting(platform_account(Kind.PROCESSOR, payout.currency), -payout.amount_minor),
+        ],
+        description=f"Payout #{payout.pk} paid",
+    )
+    payout.status, payout.paid_at = Status.PAID, timezone.now()
+    payout.save(update_fields=["status", "paid_at"])
+    payout_notify_later(payout.pk, "paid")
+    return payout
+
+
+@transaction.atomic
+def payout_failed(*, payout: Payout, reason: str) -> Payout:
+    """The payout did not reach the seller: the money is available again and is paid next run."""
+    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    if payout.status in (Status.PAID, Status.FAILED, Status.CANCELLED):
+        return payout
+    if payout.status in (Status.SENDING, Status.IN_TRANSIT):
+        ledger_post(
+            kind=TxnKind.PAYOUT_FAILED,
+            idempotency_key=f"payout:{payout.pk}:failed",
+            reference_type="payout",
+            reference_id=payout.pk,
+            postings=[
+                Posting(
+                    seller_account(payout.seller, Kind.IN_TRANSIT, payout.currency),
+                    payout.amount_minor,
+                ),
+                Posting(
+                    seller_account(payout.seller, Kind.AVAILABLE, payout.currency),
+                    -payout.amount_minor,
+                ),
+            ],
+            description=f"Payout #{payout.pk} failed",
+        )
+    payout.breakdown.all().delete()  # its entries are paid by the next payout
+    payout.status, payout.failed_at = Status.FAILED, timezone.now()
+    payout.failure_reason = reason[:255]
+    payout.save(update_fields=["status", "failed_at", "failure_reason"])
+    payout_notify_later(payout.pk, "failed")
+    return payout
+
+
+def payout_sync(
+    *, processor_name: str, processor_payout_id: str, status: str, metadata: dict[str, str]
+) -> None:
+    """Apply a ``payout.paid`` or ``payout.failed`` event to our payout."""
+    payout = Payout.objects.filter(
+        processor=processor_name, processor_payout_id=processor_payout_id
+    ).first()
+    if payout is None and metadata.get("payout_id", "").isdigit():
+        payout = Payout.objects.filter(pk=int(metadata["payout_id"])).first()
+    if payout is None:
+        return
+    if status == "paid":
+        payout_paid(payout=payout)
+    elif status in ("failed", "canceled"):
+        payout_failed(payout=payout, reason=f"The processor reported the payout {status}.")
+
+
+def payouts_sweep(*, older_than_minutes: int = 10) -> int:
+    """Send again payouts stuck in "scheduled" or "sending" (a lost task, a crash, a
+    timeout, a short processor balance). The processor keys make it safe."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stuck = Payout.objects.filter(
+        method=PayoutMethod.PROCESSOR,
+        status__in=(Status.SCHEDULED, Status.SENDING),
+        created_at__lt=cutoff,
+    ).order_by("pk")
+    swept = 0
+    for payout in stuck:
+        try:
+            payout_send(payout=payout)
+        except ProcessorError:
+            continue
+        swept += 1
+    return swept
+
+
+def payout_notify_later(payout_id: int, event: str) -> None:
+    from payments.tasks import payout_notify_task
+
+    transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))
