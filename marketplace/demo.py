@@ -305,8 +305,10 @@ def demo_seed() -> DemoSeedResult:
         seller = Seller.objects.filter(user=user).first() or account_services.seller_become(
             user=user, display_name=shop, slug=slug, country=country, default_currency=currency
         )
-        if not seller.payout_account_id and currency != "JPY":
-            # All demo sellers but one have finished payout onboarding.
+        if currency == "JPY":
+            # Paid by bank transfer: the operator pays each run's CSV and marks it paid.
+            _manual_payouts(seller, result)
+        elif not seller.payout_account_id:
             _onboard(seller)
         result.logins.append(("seller", email, password))
 
@@ -345,6 +347,23 @@ def _demo_payout_schedule(result: DemoSeedResult) -> None:
     )
     if created:
         result.created.append("demo payout schedule")
+
+
+def _manual_payouts(seller: Seller, result: DemoSeedResult) -> None:
+    from payments.models import PayoutPolicy
+
+    if not seller.has_bank_details:
+        seller.bank_account_holder = seller.display_name
+        seller.bank_account_number = "1234567"
+        seller.bank_routing_code = "0005-123"  # bank and branch code
+        seller.save(
+            update_fields=["bank_account_holder", "bank_account_number", "bank_routing_code"]
+        )
+    _, created = PayoutPolicy.objects.get_or_create(
+        seller=seller, defaults={"method": PayoutPolicy.Method.MANUAL}
+    )
+    if created:
+        result.created.append(f"manual payout policy for {seller.slug}")
 
 
 def _onboard(seller: Seller) -> None:

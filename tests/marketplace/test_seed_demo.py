@@ -37,7 +37,9 @@ def test_seed_demo_creates_the_demo_marketplace_and_prints_the_logins(capsys):
 
     assert PeriodicTask.objects.filter(task="payments.tasks.run_payouts_task").count() == 2
     enabled = Seller.objects.filter(payout_status="enabled").exclude(payout_account_id="")
-    assert enabled.count() == 3  # the JPY seller has not set up payouts yet
+    assert enabled.count() == 3
+    kyoto = Seller.objects.get(default_currency="JPY")  # paid by bank transfer instead
+    assert kyoto.payout_policy.method == "manual" and kyoto.has_bank_details
     operator = User.objects.get(email=OPERATOR[0])
     assert is_operator(operator) and not operator.is_superuser
     for email, password, *_ in [OPERATOR, *CUSTOMERS, *SELLERS]:

@@ -100,7 +100,9 @@ def manual_seller(released):
     return released
 
 
-def test_a_manual_payout_is_paid_from_the_csv_and_marked_paid_once(run, manual_seller, operator):
+def test_a_manual_payout_is_paid_from_the_csv_and_marked_paid_once(
+    run, manual_seller, operator, mailoutbox
+):
     report = run(run_payouts)
 
     payout = Payout.objects.get()
@@ -129,6 +131,8 @@ def test_a_manual_payout_is_paid_from_the_csv_and_marked_paid_once(run, manual_s
     balance = seller_balance(seller=manual_seller, currency="USD")
     assert (balance.available, balance.in_transit, balance.paid_out) == (0, 0, 9000)
     assert PayoutAction.objects.filter(action="mark_paid").count() == 1
+    assert len(mailoutbox) == 1  # one "paid" email, not one per click
+    assert "account ending 5555, with the reference BT-0001" in mailoutbox[0].body
     assert bank_transfer_csv(report.run).count("\n") == 1  # only the header is left
     books = platform_balance(currency="USD")
     assert (books.cash_at_processor, books.paid_from_bank) == (10000, 9000)
