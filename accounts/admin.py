@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from accounts.models import Seller, User
+from accounts.models import ApiToken, Seller, User
 
 
 class UserChangeFormByEmail(UserChangeForm):
@@ -79,3 +79,28 @@ class SellerAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
     readonly_fields = ("created_at", "updated_at")
     prepopulated_fields = {"slug": ("display_name",)}
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by their owners on their account page; here they can only be
+    seen and revoked (a leaked token, a user who left)."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__email", "prefix")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    exclude = ("secret_hash",)
+    actions = ("revoke",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from accounts.tokens import api_token_revoke
+
+        for token in queryset:
+            api_token_revoke(user=token.user, token_id=token.pk)
+        self.message_user(request, f"{queryset.count()} token(s) revoked.")

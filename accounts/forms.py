@@ -45,3 +45,11 @@ class SellerSignUpForm(SignUpForm, SellerProfileForm):
 
 class ProfileForm(forms.Form):
     full_name = forms.CharField(max_length=150, required=False)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=80,
+        label="Token name",
+        help_text="What will use it, e.g. “Accounting export”. You can revoke it at any time.",
+    )

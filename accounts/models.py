@@ -113,3 +113,32 @@ class Seller(models.Model):
     @property
     def has_bank_details(self) -> bool:
         return bool(self.bank_account_holder and self.bank_account_number)
+
+
+class ApiToken(models.Model):
+    """A user's API token. Only a hash of the secret is kept; the token is shown once.
+
+    Tokens look like ``mkt_<prefix>_<secret>``: the prefix finds the row, the
+    secret's SHA-256 is compared in constant time.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=80, help_text="What the token is for, e.g. “Accounting”.")
+    prefix = models.CharField(max_length=12, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} (mkt_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

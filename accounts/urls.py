@@ -10,6 +10,8 @@ urlpatterns = [
     path("sign-up/seller/", views.seller_sign_up, name="seller_sign_up"),
     path("become-a-seller/", views.seller_become, name="seller_become"),
     path("profile/", views.profile, name="profile"),
+    path("api-tokens/", views.api_tokens, name="api_tokens"),
+    path("api-tokens/<int:pk>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -10,8 +10,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
-from accounts.forms import ProfileForm, SellerProfileForm, SellerSignUpForm, SignUpForm
+from accounts.forms import (
+    ApiTokenForm,
+    ProfileForm,
+    SellerProfileForm,
+    SellerSignUpForm,
+    SignUpForm,
+)
 from accounts.roles import seller_for
+from accounts.tokens import api_token_create, api_token_revoke
+from marketplace.errors import ApplicationError
 from marketplace.form_errors import add_service_error
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -99,3 +107,36 @@ def profile(request):
         messages.success(request, "Your profile was saved.")
         return redirect("accounts:profile")
     return render(request, "accounts/profile.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request):
+    """List the user's API tokens and create one; a new token is shown once, here."""
+    form = ApiTokenForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = api_token_create(user=request.user, name=form.cleaned_data["name"])
+            form = ApiTokenForm()
+        except ApplicationError as exc:
+            form.add_error(None, str(exc))
+    response = render(
+        request,
+        "accounts/api_tokens.html",
+        {"form": form, "issued": issued, "tokens": request.user.api_tokens.all()},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def api_token_revoke_view(request, pk: int):
+    try:
+        token = api_token_revoke(user=request.user, token_id=pk)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{token.name}” is revoked; calls with it now fail.")
+    return redirect("accounts:api_tokens")

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_countries",
     "django_filters",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "payments",
     "marketplace",
@@ -193,8 +196,8 @@ if PAYMENTS_PROCESSOR == "stripe":
             f"PAYMENTS_PROCESSOR=stripe needs {', '.join(_missing)} to be set."
         )
 
-# Money policies (docs/money.md). Payout policies per seller come later and
-# take their defaults from here.
+# Money policies (docs/money.md). The hold settings are the platform default
+# payout policy until an operator saves one (docs/payouts.md).
 PAYMENTS_HOLD_DAYS = env.int("PAYMENTS_HOLD_DAYS", default=7)
 PAYMENTS_RELEASE_ON_DELIVERY = env.bool("PAYMENTS_RELEASE_ON_DELIVERY", default=False)
 PAYMENTS_REFUND_COMMISSION = env.bool("PAYMENTS_REFUND_COMMISSION", default=True)
@@ -210,6 +213,63 @@ PAYMENTS_ORDER_EXPIRY_MINUTES = env.int("PAYMENTS_ORDER_EXPIRY_MINUTES", default
 PAYMENTS_PAYOUT_RATE_LIMIT = env.str("PAYMENTS_PAYOUT_RATE_LIMIT", default="10/s")
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
+
+# --- REST API (docs/api.md) --------------------------------------------------------
+
+# Throttle counters live in the cache: local memory by default (per process);
+# set CACHE_URL (e.g. redis://127.0.0.1:6379/2) to share them between processes.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api_auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.PagePagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+        "user": env.str("API_THROTTLE_USER", default="1200/min"),
+    },
+    "EXCEPTION_HANDLER": "marketplace.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Marketplace API",
+    "DESCRIPTION": "Shop, orders, commission rules, payouts, balances and the ledger. "
+    "Amounts are integers in the currency's minor units (cents; yen). Errors are "
+    "RFC 9457 problem details with a machine-readable `code`. POSTs that create or "
+    "move money accept an `Idempotency-Key` header.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "marketplace.api.schema.add_problem_responses",
+    ],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "marketplace.models.orders.Order.Status",
+        "SellerOrderStatusEnum": "marketplace.models.orders.SellerOrder.Status",
+        "PayoutStatusEnum": "payments.models.payouts.Payout.Status",
+        "RefundRequestStatusEnum": "payments.models.refund_requests.RefundRequest.Status",
+    },
+}
 
 # --- Celery ----------------------------------------------------------------------
 # The embedded defaults keep queued tasks and results in SQLite files through

@@ -7,3 +7,11 @@ from celery import shared_task
 def ping(self) -> dict[str, str]:
     """Answer with the name of the worker that ran it: proves the broker round trip."""
     return {"pong": "ok", "worker": self.request.hostname}
+
+
+@shared_task
+def idempotency_keys_expire_task() -> int:
+    """Forget API Idempotency-Keys older than 24 hours."""
+    from marketplace.api.idempotency import idempotency_keys_expire
+
+    return idempotency_keys_expire()

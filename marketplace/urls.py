@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("payments/", include("payments.urls")),
+    path("api/v1/", include("marketplace.api.urls")),
     path("", include("marketplace.shop_urls")),
 ]
 

@@ -126,3 +126,12 @@ class CommissionRuleBook:
             if best is None or key > best[0]:
                 best = (key, rule)
         return best[1] if best else None
+
+
+def commission_rule_save(*, rule: CommissionRule) -> CommissionRule:
+    """Validate and save a rule: the scope names exactly its target, amounts are not
+    negative, amounts need a currency, the minimum is not above the maximum, the
+    period is in order (the model's constraints, checked before writing)."""
+    rule.full_clean()
+    rule.save()
+    return rule

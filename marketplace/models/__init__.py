@@ -1,5 +1,14 @@
 from marketplace.models.cart import CartItem
 from marketplace.models.catalog import Category, Product
+from marketplace.models.idempotency import IdempotencyRecord
 from marketplace.models.orders import Order, OrderLine, SellerOrder
 
-__all__ = ["CartItem", "Category", "Order", "OrderLine", "Product", "SellerOrder"]
+__all__ = [
+    "CartItem",
+    "Category",
+    "IdempotencyRecord",
+    "Order",
+    "OrderLine",
+    "Product",
+    "SellerOrder",
+]

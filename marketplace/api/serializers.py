@@ -1,0 +1,156 @@
+"""Serializers of the shop API: shapes only; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from accounts.models import Seller
+from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from payments.currencies import currency_choices
+
+
+class CategorySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    parent: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Category
+        fields = ["id", "name", "slug", "parent"]
+
+
+class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all()
+    )
+    currency = serializers.ChoiceField(choices=currency_choices())
+    price_minor = serializers.IntegerField(min_value=0)
+    stock = serializers.IntegerField(min_value=0)
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "title",
+            "slug",
+            "seller",
+            "category",
+            "description",
+            "price_minor",
+            "currency",
+            "stock",
+            "is_active",
+            "created_at",
+        ]
+        read_only_fields = ["id", "seller", "created_at"]
+        extra_kwargs = {"slug": {"required": False, "allow_blank": True}}
+
+
+class OrderLineSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """A line and its split: what the customer paid, the platform's commission, the
+    seller's share, and the commission rule applied (as it was when ordered)."""
+
+    seller = serializers.CharField(source="seller_order.seller.slug")
+    rule = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OrderLine
+        fields = [
+            "id",
+            "product",
+            "title",
+            "seller",
+            "unit_price_minor",
+            "quantity",
+            "gross_minor",
+            "commission_minor",
+            "seller_share_minor",
+            "refunded_minor",
+            "rule",
+        ]
+        read_only_fields = fields
+
+    def get_rule(self, line: OrderLine) -> dict[str, Any]:
+        return {
+            "id": line.commission_rule_id,
+            "percentage_bps": line.rule_percentage_bps,
+            "fixed_fee_minor": line.rule_fixed_fee_minor,
+            "minimum_minor": line.rule_minimum_minor,
+            "maximum_minor": line.rule_maximum_minor,
+        }
+
+
+class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "status",
+            "currency",
+            "total_minor",
+            "refunded_minor",
+            "shipping_name",
+            "shipping_line1",
+            "shipping_line2",
+            "shipping_city",
+            "shipping_postal_code",
+            "shipping_country",
+            "created_at",
+            "paid_at",
+            "lines",
+        ]
+        read_only_fields = fields
+
+
+class OrderItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    product = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class ShippingRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=150)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166 code, e.g. US.")
+
+
+class OrderRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    items = OrderItemRequestSerializer(many=True, allow_empty=False, max_length=100)
+    shipping = ShippingRequestSerializer()
+
+
+class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    lines = OrderLineSerializer(many=True, read_only=True)
+    currency = serializers.CharField(source="order.currency")
+
+    class Meta:
+        model = SellerOrder
+        fields = [
+            "id",
+            "order",
+            "status",
+            "currency",
+            "gross_minor",
+            "commission_minor",
+            "seller_share_minor",
+            "refunded_minor",
+            "released_at",
+            "shipped_at",
+            "delivered_at",
+            "lines",
+        ]
+        read_only_fields = fields
+
+
+class RefundRequestCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    reason = serializers.CharField(max_length=255)

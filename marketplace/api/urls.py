@@ -1,0 +1,24 @@
+"""``/api/v1/``: the schema, its docs (vendored Swagger UI and Redoc), and every resource."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from marketplace.api import views
+
+router = SimpleRouter()
+router.register("categories", views.CategoryViewSet, basename="category")
+router.register("products", views.ProductViewSet, basename="product")
+router.register("orders", views.OrderViewSet, basename="order")
+router.register("seller-orders", views.SellerOrderViewSet, basename="seller-order")
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include("payments.api.urls")),
+    *router.urls,
+    re_path(r"", views.api_not_found),
+]

@@ -1,0 +1,176 @@
+"""Shop endpoints: the catalog (public), a seller's products, a customer's orders, a
+seller's orders, and refund requests. Each write calls the same service as the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.roles import is_operator, seller_for
+from marketplace.api import serializers as s
+from marketplace.api.idempotency import IdempotentMixin
+from marketplace.api.permissions import IsSellerOrOperator
+from marketplace.filters import ProductFilter
+from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.services.orders import CartItem, ShippingAddress, order_cancel, place_order
+from marketplace.services.products import product_create, product_update
+from payments.api.serializers import RefundRequestSerializer
+from payments.refund_requests import refund_request_create
+
+LINES = Prefetch(
+    "lines", queryset=OrderLine.objects.select_related("seller_order__seller").order_by("pk")
+)
+
+
+class CategoryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The catalog's categories (public)."""
+
+    permission_classes = [permissions.AllowAny]
+    queryset = Category.objects.select_related("parent").order_by("position", "name")
+    serializer_class = s.CategorySerializer
+    lookup_field = "slug"
+    filterset_fields: list[str] = []
+    ordering = None
+
+
+def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """Any other address under /api/v1/: a problem, not the site's HTML 404 page."""
+    from django.http import JsonResponse
+
+    body = {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "There is no such API endpoint; see /api/v1/docs/.",
+        "code": "not_found",
+    }
+    return JsonResponse(body, status=404, content_type="application/problem+json")
+
+
+class IsOwnSellerForWrites(permissions.BasePermission):
+    message = "Only sellers may list products."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return seller_for(request.user) is not None
+
+
+class ProductViewSet(
+    IdempotentMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Products for sale (public), with the shop's search and filters. A seller
+    creates products and changes their own; their hidden products are visible to them."""
+
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnSellerForWrites]
+    serializer_class = s.ProductSerializer
+    filterset_class = ProductFilter
+    ordering = None
+
+    def get_queryset(self) -> QuerySet[Product]:
+        products = Product.objects.select_related("seller", "category").order_by(
+            "-created_at", "-id"
+        )
+        seller = seller_for(self.request.user)
+        if self.request.method not in permissions.SAFE_METHODS:
+            return products.filter(seller=seller)
+        if seller is not None and self.request.query_params.get("mine") == "1":
+            return products.filter(seller=seller)
+        return products.filter(is_active=True)
+
+    def perform_create(self, serializer: Any) -> None:
+        seller = seller_for(self.request.user)
+        assert seller is not None
+        serializer.instance = product_create(seller=seller, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        seller = seller_for(self.request.user)
+        assert seller is not None
+        try:
+            serializer.instance = product_update(
+                product=serializer.instance, seller=seller, **serializer.validated_data
+            )
+        except PermissionDenied as exc:
+            raise exceptions.NotFound() from exc
+
+
+class OrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The signed-in customer's orders with their lines and splits. POST places an
+    order from items and a shipping address (the checkout's ``place_order``)."""
+
+    serializer_class = s.OrderSerializer
+    queryset = Order.objects.none()  # for the schema; the real one is the caller's orders
+    filterset_fields = ["status", "currency"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Order]:
+        if getattr(self, "swagger_fake_view", False):
+            return Order.objects.none()
+        return Order.objects.filter(customer=self.request.user).prefetch_related(LINES)
+
+    @extend_schema(request=s.OrderRequestSerializer, responses={201: s.OrderSerializer})
+    def create(self, request: Request) -> Response:
+        body = s.OrderRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        order = place_order(
+            customer=request.user,  # type: ignore[arg-type]
+            cart_items=[CartItem(item["product"], item["quantity"]) for item in data["items"]],
+            shipping=ShippingAddress(**data["shipping"]),
+        )
+        order = self.get_queryset().get(pk=order.pk)
+        return Response(s.OrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Cancel an order that is still awaiting payment (its stock is put back)."""
+        order_cancel(order=self.get_object())
+        return Response(s.OrderSerializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(
+        request=s.RefundRequestCreateSerializer,
+        responses={201: RefundRequestSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path=r"lines/(?P<line_id>\d+)/refund-request")
+    def refund_request(self, request: Request, pk: str, line_id: str) -> Response:
+        """Ask the seller to refund one line of a paid order, with a reason."""
+        order = self.get_object()
+        line = order.lines.filter(pk=line_id).first()
+        if line is None:
+            raise exceptions.NotFound("No such line in this order.")
+        body = s.RefundRequestCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        created = refund_request_create(
+            customer=request.user,  # type: ignore[arg-type]
+            order_line=line,
+            reason=body.validated_data["reason"],
+        )
+        return Response(RefundRequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class SellerOrderViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """A seller's part of each order with its lines and splits (operators: all)."""
+
+    serializer_class = s.SellerOrderSerializer
+    permission_classes = [IsSellerOrOperator]
+    filterset_fields = ["status"]
+    ordering = ["-id"]
+
+    def get_queryset(self) -> QuerySet[SellerOrder]:
+        orders = SellerOrder.objects.select_related("order").prefetch_related(LINES)
+        if is_operator(self.request.user):
+            return orders
+        return orders.filter(seller=seller_for(self.request.user))

@@ -1,0 +1,248 @@
+"""Serializers of the money API: shapes only; rules live in the services and models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.models import Seller
+from payments.models import (
+    CommissionRule,
+    LedgerEntry,
+    Payout,
+    PayoutEntry,
+    PayoutPolicy,
+    PayoutRun,
+    RefundRequest,
+)
+
+
+class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
+
+
+class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    seller = SellerRefField(required=False, allow_null=True)
+
+    class Meta:
+        model = CommissionRule
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "category",
+            "seller",
+            "product",
+            "percentage_bps",
+            "fixed_fee_minor",
+            "minimum_minor",
+            "maximum_minor",
+            "currency",
+            "active_from",
+            "active_until",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+
+class PayoutPolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    seller = SellerRefField(required=False, allow_null=True)
+
+    class Meta:
+        model = PayoutPolicy
+        fields = [
+            "id",
+            "seller",
+            "method",
+            "schedule",
+            "weekday",
+            "month_day",
+            "hold_days",
+            "release_on_delivery",
+            "reserve_bps",
+            "reserve_days",
+            "minimums",
+            "approval_thresholds",
+            "frozen",
+            "frozen_reason",
+        ]
+        read_only_fields = ["id"]
+
+
+class PayoutEntrySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """One ledger entry a payout pays for, from the seller's side (positive adds)."""
+
+    entry_id = serializers.IntegerField(source="entry.id")
+    kind = serializers.CharField(source="entry.transaction.kind")
+    description = serializers.CharField(source="entry.transaction.description")
+    amount_minor = serializers.SerializerMethodField()
+    order_line = serializers.IntegerField(source="entry.order_line_id", allow_null=True)
+    created_at = serializers.DateTimeField(source="entry.created_at")
+
+    def get_amount_minor(self, item: PayoutEntry) -> int:
+        return -item.entry.amount_minor
+
+
+class PayoutSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Payout
+        fields = [
+            "id",
+            "seller",
+            "currency",
+            "amount_minor",
+            "method",
+            "period",
+            "status",
+            "failure_reason",
+            "processor",
+            "processor_payout_id",
+            "bank_reference",
+            "run",
+            "created_at",
+            "sent_at",
+            "paid_at",
+            "failed_at",
+        ]
+        read_only_fields = fields
+
+
+class PayoutDetailSerializer(PayoutSerializer):
+    breakdown = PayoutEntrySerializer(many=True, read_only=True)
+
+    class Meta(PayoutSerializer.Meta):
+        fields = [*PayoutSerializer.Meta.fields, "breakdown"]
+        read_only_fields = fields
+
+
+class PayoutActionRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class MarkPaidRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    bank_reference = serializers.CharField(max_length=100)
+
+
+class PayoutRunRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    dry_run = serializers.BooleanField(default=False)
+    sellers = serializers.ListField(
+        child=serializers.SlugField(),
+        required=False,
+        default=list,
+        max_length=1000,
+        help_text="Seller slugs to pay now whatever their schedule; empty: everyone due today.",
+    )
+
+
+class PlannedPayoutSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    seller = serializers.CharField(source="seller.slug")
+    currency = serializers.CharField()
+    amount_minor = serializers.IntegerField()
+    reserve_minor = serializers.IntegerField()
+    period = serializers.CharField()
+    status = serializers.CharField()
+    method = serializers.CharField()
+    payout = serializers.IntegerField(source="payout.pk", allow_null=True, default=None)
+
+
+class SkippedSellerSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    seller = serializers.CharField(source="seller.slug")
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class PayoutRunReportSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    run = serializers.IntegerField(source="run.pk", allow_null=True, default=None)
+    dry_run = serializers.SerializerMethodField()
+    holds_released = serializers.IntegerField()
+    planned = PlannedPayoutSerializer(many=True)
+    skipped = SkippedSellerSerializer(many=True)
+
+    def get_dry_run(self, report: Any) -> bool:
+        return report.run is None
+
+
+class PayoutRunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    started_by = serializers.EmailField(source="started_by.email", read_only=True, default=None)
+
+    class Meta:
+        model = PayoutRun
+        fields = [
+            "id",
+            "trigger",
+            "started_by",
+            "started_at",
+            "finished_at",
+            "holds_released",
+            "payouts_created",
+            "skipped",
+        ]
+        read_only_fields = fields
+
+
+class BalanceSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    currency = serializers.CharField()
+    pending = serializers.IntegerField(help_text="Earned, still in the hold period.")
+    available = serializers.IntegerField(help_text="Paid in the next payout; negative: owed.")
+    in_transit = serializers.IntegerField(help_text="Sent, not yet at the bank.")
+    paid_out = serializers.IntegerField(help_text="Paid out, all time.")
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    account_kind = serializers.CharField(source="account.kind")
+    seller = serializers.CharField(source="account.seller.slug", default=None, allow_null=True)
+    transaction_kind = serializers.CharField(source="transaction.kind")
+    idempotency_key = serializers.CharField(source="transaction.idempotency_key")
+    description = serializers.CharField(source="transaction.description")
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "transaction",
+            "transaction_kind",
+            "idempotency_key",
+            "description",
+            "account_kind",
+            "seller",
+            "currency",
+            "amount_minor",
+            "order_line",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RefundRequestSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    order = serializers.IntegerField(source="order_line.order_id", read_only=True)
+    seller = serializers.CharField(source="order_line.seller_order.seller.slug", read_only=True)
+    amount_minor = serializers.IntegerField(source="order_line.refundable_minor", read_only=True)
+    currency = serializers.CharField(source="order_line.order.currency", read_only=True)
+
+    class Meta:
+        model = RefundRequest
+        fields = [
+            "id",
+            "order",
+            "order_line",
+            "seller",
+            "amount_minor",
+            "currency",
+            "reason",
+            "status",
+            "decision_note",
+            "decided_at",
+            "refund",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RefundDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")

@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from payments.api import views
+
+router = SimpleRouter()
+router.register("commission-rules", views.CommissionRuleViewSet, basename="commission-rule")
+router.register("payout-policies", views.PayoutPolicyViewSet, basename="payout-policy")
+router.register("payouts", views.PayoutViewSet, basename="payout")
+router.register("payout-runs", views.PayoutRunViewSet, basename="payout-run")
+router.register("refund-requests", views.RefundRequestViewSet, basename="refund-request")
+router.register("ledger-entries", views.LedgerEntryViewSet, basename="ledger-entry")
+
+urlpatterns = [
+    path("sellers/me/balance/", views.MyBalanceView.as_view(), name="my-balance"),
+    path("sellers/<str:slug>/balance/", views.SellerBalanceView.as_view(), name="seller-balance"),
+    *router.urls,
+]

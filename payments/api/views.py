@@ -1,0 +1,348 @@
+"""Money endpoints. Sellers see only their own payouts, balances and ledger (another
+seller's is a 404); operators see and run everything. Each write calls one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Seller
+from accounts.roles import is_operator, seller_for
+from marketplace.api.idempotency import IdempotentMixin
+from marketplace.api.pagination import NewestFirstCursorPagination
+from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
+from payments.api import serializers as s
+from payments.balances import seller_balance
+from payments.commission import commission_rule_save
+from payments.models import (
+    CommissionRule,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Payout,
+    PayoutPolicy,
+    PayoutRun,
+    RefundRequest,
+)
+from payments.payout_controls import (
+    payout_approve,
+    payout_cancel,
+    payout_hold,
+    payout_mark_paid,
+    payout_release,
+    payout_retry,
+)
+from payments.payouts import run_payouts
+from payments.policies import payout_policy_save
+from payments.refund_requests import refund_request_approve, refund_request_decline
+
+
+def _operator(request: Request) -> bool:
+    return is_operator(request.user)
+
+
+class CommissionRuleViewSet(
+    IdempotentMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Operators manage commission rules; a seller reads the rules that can apply to
+    them (platform default, category rules, their own and their products')."""
+
+    serializer_class = s.CommissionRuleSerializer
+    permission_classes = [IsSellerOrOperator, ReadOnlyOrOperator]
+    filterset_fields = ["scope", "currency"]
+    ordering_fields = ["id", "active_from"]
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[CommissionRule]:
+        rules = CommissionRule.objects.select_related("seller")
+        if _operator(self.request):
+            return rules
+        seller = seller_for(self.request.user)
+        return rules.filter(
+            Q(scope__in=["default", "category"]) | Q(seller=seller) | Q(product__seller=seller)
+        )
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = commission_rule_save(rule=CommissionRule(**serializer.validated_data))
+
+    def perform_update(self, serializer: Any) -> None:
+        rule = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(rule, field, value)
+        serializer.instance = commission_rule_save(rule=rule)
+
+
+class PayoutPolicyViewSet(
+    IdempotentMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Payout policies (operators): the platform default has no seller."""
+
+    serializer_class = s.PayoutPolicySerializer
+    permission_classes = [IsOperator]
+    queryset = PayoutPolicy.objects.select_related("seller").order_by("id")
+    filterset_fields = ["schedule", "method", "frozen"]
+
+    def perform_create(self, serializer: Any) -> None:
+        policy = PayoutPolicy(**serializer.validated_data)
+        serializer.instance = payout_policy_save(policy=policy)
+
+    def perform_update(self, serializer: Any) -> None:
+        policy = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(policy, field, value)
+        serializer.instance = payout_policy_save(policy=policy)
+
+
+class PayoutFilter(django_filters.FilterSet):
+    seller = django_filters.CharFilter(field_name="seller__slug", max_length=80)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Payout
+        fields = ["status", "currency", "method", "seller", "run"]
+
+
+class PayoutViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Payouts with their breakdown. Sellers: their own. Operators: all, and the
+    actions of the admin (approve, hold, release, cancel, retry, mark paid)."""
+
+    permission_classes = [IsSellerOrOperator]
+    filterset_class = PayoutFilter
+    ordering_fields = ["created_at", "amount_minor", "id"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Payout]:
+        payouts = Payout.objects.select_related("seller")
+        if self.action == "retrieve":
+            payouts = payouts.prefetch_related("breakdown__entry__transaction")
+        if _operator(self.request):
+            return payouts
+        return payouts.filter(seller=seller_for(self.request.user))
+
+    def get_serializer_class(self) -> Any:
+        return s.PayoutDetailSerializer if self.action == "retrieve" else s.PayoutSerializer
+
+    def _act(self, request: Request, service: Any, **extra: Any) -> Response:
+        if not _operator(request):
+            raise exceptions.PermissionDenied("Only operators may do this.")
+        payout = self.get_object()
+        result = service(payout=payout, by=request.user, **extra)
+        return Response(s.PayoutSerializer(result).data)
+
+    def _reason(self, request: Request) -> str:
+        body = s.PayoutActionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return str(body.validated_data["reason"])
+
+    @extend_schema(request=None, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        """Approve a payout awaiting approval (not one you created)."""
+        return self._act(request, payout_approve)
+
+    @extend_schema(request=s.PayoutActionRequestSerializer, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"])
+    def hold(self, request: Request, pk: str) -> Response:
+        return self._act(request, payout_hold, reason=self._reason(request))
+
+    @extend_schema(request=s.PayoutActionRequestSerializer, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str) -> Response:
+        return self._act(request, payout_release, reason=self._reason(request))
+
+    @extend_schema(request=s.PayoutActionRequestSerializer, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._act(request, payout_cancel, reason=self._reason(request))
+
+    @extend_schema(request=s.PayoutActionRequestSerializer, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        """Pay a failed payout's seller again now (a new payout is returned)."""
+        return self._act(request, payout_retry, reason=self._reason(request))
+
+    @extend_schema(request=s.MarkPaidRequestSerializer, responses=s.PayoutSerializer)
+    @action(detail=True, methods=["post"], url_path="mark-paid")
+    def mark_paid(self, request: Request, pk: str) -> Response:
+        """A manual payout was paid by bank transfer; safe to repeat."""
+        body = s.MarkPaidRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._act(
+            request, payout_mark_paid, bank_reference=body.validated_data["bank_reference"]
+        )
+
+
+class PayoutRunViewSet(
+    IdempotentMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Payout runs (operators). POST runs payouts now; ``dry_run`` reports and writes nothing."""
+
+    permission_classes = [IsOperator]
+    queryset = PayoutRun.objects.select_related("started_by").order_by("-started_at", "-id")
+    serializer_class = s.PayoutRunSerializer
+    filterset_fields = ["trigger"]
+
+    @extend_schema(
+        request=s.PayoutRunRequestSerializer,
+        responses={201: s.PayoutRunReportSerializer, 200: s.PayoutRunReportSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        body = s.PayoutRunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        slugs = body.validated_data["sellers"]
+        sellers = None
+        if slugs:
+            sellers = list(Seller.objects.filter(slug__in=slugs))
+            missing = sorted(set(slugs) - {seller.slug for seller in sellers})
+            if missing:
+                raise exceptions.ValidationError(
+                    {"sellers": [f"No seller with slug {', '.join(missing)}."]}
+                )
+        report = run_payouts(
+            sellers=sellers,
+            dry_run=body.validated_data["dry_run"],
+            started_by=request.user,  # type: ignore[arg-type]
+            trigger=PayoutRun.Trigger.API,
+        )
+        code = status.HTTP_200_OK if report.run is None else status.HTTP_201_CREATED
+        return Response(s.PayoutRunReportSerializer(report).data, status=code)
+
+
+def _balances(seller: Seller) -> list[dict[str, Any]]:
+    currencies = sorted(
+        {seller.default_currency}
+        | set(
+            LedgerAccount.objects.filter(seller=seller)
+            .values_list("currency", flat=True)
+            .distinct()
+        )
+    )
+    return [s.BalanceSerializer(seller_balance(seller=seller, currency=c)).data for c in currencies]
+
+
+class MyBalanceView(APIView):
+    """The signed-in seller's balances, one per currency."""
+
+    permission_classes = [IsSellerOrOperator]
+
+    @extend_schema(responses=s.BalanceSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        seller = seller_for(request.user)
+        if seller is None:
+            raise exceptions.NotFound("You have no shop.")
+        return Response(_balances(seller))
+
+
+class SellerBalanceView(APIView):
+    """Any seller's balances (operators)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=s.BalanceSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(_balances(get_object_or_404(Seller, slug=slug)))
+
+
+class LedgerEntryFilter(django_filters.FilterSet):
+    seller = django_filters.CharFilter(field_name="account__seller__slug", max_length=80)
+    account_kind = django_filters.ChoiceFilter(
+        field_name="account__kind", choices=LedgerAccount.Kind.choices
+    )
+    kind = django_filters.ChoiceFilter(
+        field_name="transaction__kind", choices=LedgerTransaction.Kind.choices
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["currency", "seller", "account_kind", "kind"]
+
+
+class LedgerEntryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Ledger entries, newest first, by cursor. Sellers: entries of their own accounts."""
+
+    permission_classes = [IsSellerOrOperator]
+    serializer_class = s.LedgerEntrySerializer
+    filterset_class = LedgerEntryFilter
+    pagination_class = NewestFirstCursorPagination
+    ordering = None
+    filter_backends = [DjangoFilterBackend]
+
+    def get_queryset(self) -> QuerySet[LedgerEntry]:
+        entries = LedgerEntry.objects.select_related("transaction", "account__seller")
+        if _operator(self.request):
+            return entries
+        return entries.filter(account__seller=seller_for(self.request.user))
+
+
+class RefundRequestViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Customers' refund requests: the line's seller or an operator approves (the
+    refund is sent to the processor at once) or declines."""
+
+    serializer_class = s.RefundRequestSerializer
+    permission_classes = [IsSellerOrOperator]
+    filterset_fields = ["status"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[RefundRequest]:
+        requests = RefundRequest.objects.select_related(
+            "order_line__order", "order_line__seller_order__seller"
+        )
+        if _operator(self.request):
+            return requests
+        return requests.filter(order_line__seller_order__seller=seller_for(self.request.user))
+
+    @extend_schema(request=None, responses=s.RefundRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        refund_request_approve(request=self.get_object(), by=request.user)  # type: ignore[arg-type]
+        return Response(s.RefundRequestSerializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(request=s.RefundDecisionSerializer, responses=s.RefundRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str) -> Response:
+        body = s.RefundDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        refund_request_decline(
+            request=self.get_object(),
+            by=request.user,  # type: ignore[arg-type]
+            note=body.validated_data["note"],
+        )
+        return Response(s.RefundRequestSerializer(self.get_queryset().get(pk=pk)).data)
+
+
+__all__ = [
+    "CommissionRuleViewSet",
+    "LedgerEntryViewSet",
+    "MyBalanceView",
+    "PayoutPolicyViewSet",
+    "PayoutRunViewSet",
+    "PayoutViewSet",
+    "RefundRequestViewSet",
+    "SellerBalanceView",
+]

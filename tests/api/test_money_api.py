@@ -1,0 +1,312 @@
+"""The money API: who may see and do what, and that each call does what the admin does."""
+
+import pytest
+from django.urls import reverse
+
+from payments.holds import seller_order_hold_release
+from payments.models import (
+    CommissionRule,
+    LedgerEntry,
+    Payout,
+    PayoutAction,
+    PayoutPolicy,
+    PayoutRun,
+)
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import enable_payouts, paid_order
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["anonymous", "customer", "other_customer", "seller", "other_seller", "operator"]
+
+
+@pytest.fixture
+def world(seller, other_seller, customer, other_customer, operator):
+    """Both sellers with 90.00 available and a payout each; every role's user."""
+    CommissionRuleFactory(percentage_bps=1000)
+    payouts = {}
+    for who in (seller, other_seller):
+        enable_payouts(who)
+        order = paid_order([(who, 10000, 1)], customer=customer)
+        seller_order_hold_release(seller_order=order.seller_orders.get())
+        payouts[who.slug] = Payout.objects.create(
+            seller=who, currency="USD", amount_minor=9000, period="p", status="scheduled"
+        )
+    return {
+        "users": {
+            "anonymous": None,
+            "customer": customer,
+            "other_customer": other_customer,
+            "seller": seller.user,
+            "other_seller": other_seller.user,
+            "operator": operator,
+        },
+        "payouts": payouts,
+    }
+
+
+def url_for(name, world):
+    own, other = world["payouts"]["acme"].pk, world["payouts"]["rival"].pk
+    return {
+        "payouts": reverse("api:payout-list"),
+        "own payout": reverse("api:payout-detail", args=[own]),
+        "rival payout": reverse("api:payout-detail", args=[other]),
+        "hold own payout": reverse("api:payout-hold", args=[own]),
+        "payout runs": reverse("api:payout-run-list"),
+        "payout policies": reverse("api:payout-policy-list"),
+        "commission rules": reverse("api:commission-rule-list"),
+        "my balance": reverse("api:my-balance"),
+        "acme balance": reverse("api:seller-balance", args=["acme"]),
+        "ledger entries": reverse("api:ledger-entry-list"),
+    }[name]
+
+
+# (method, endpoint, {role: expected status}); "seller" is Acme.
+MATRIX = [
+    (
+        "get",
+        "payouts",
+        {
+            "anonymous": 401,
+            "customer": 403,
+            "other_customer": 403,
+            "seller": 200,
+            "other_seller": 200,
+            "operator": 200,
+        },
+    ),
+    (
+        "get",
+        "own payout",
+        {"anonymous": 401, "customer": 403, "seller": 200, "other_seller": 404, "operator": 200},
+    ),
+    ("get", "rival payout", {"seller": 404, "other_seller": 200, "operator": 200}),
+    (
+        "post",
+        "hold own payout",
+        {"anonymous": 401, "customer": 403, "seller": 403, "other_seller": 403, "operator": 200},
+    ),
+    ("get", "payout runs", {"anonymous": 401, "customer": 403, "seller": 403, "operator": 200}),
+    (
+        "post",
+        "payout runs",
+        {"anonymous": 401, "customer": 403, "seller": 403, "other_seller": 403, "operator": 200},
+    ),
+    ("get", "payout policies", {"anonymous": 401, "customer": 403, "seller": 403, "operator": 200}),
+    (
+        "get",
+        "commission rules",
+        {"anonymous": 401, "customer": 403, "seller": 200, "operator": 200},
+    ),
+    (
+        "post",
+        "commission rules",
+        {"customer": 403, "seller": 403, "other_seller": 403, "operator": 201},
+    ),
+    (
+        "get",
+        "my balance",
+        {"anonymous": 401, "customer": 403, "seller": 200, "other_seller": 200, "operator": 404},
+    ),
+    (
+        "get",
+        "acme balance",
+        {"anonymous": 401, "customer": 403, "seller": 403, "other_seller": 403, "operator": 200},
+    ),
+    (
+        "get",
+        "ledger entries",
+        {"anonymous": 401, "customer": 403, "other_customer": 403, "seller": 200, "operator": 200},
+    ),
+]
+BODIES = {
+    "hold own payout": {"reason": "Checking"},
+    "payout runs": {"dry_run": True},
+    "commission rules": {"scope": "default", "percentage_bps": 500},
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "role", "expected"),
+    [(m, e, role, code) for m, e, codes in MATRIX for role, code in codes.items()],
+    ids=lambda value: str(value),
+)
+def test_permission_matrix(world, api_as, method, endpoint, role, expected):
+    client = api_as(world["users"][role])
+    url = url_for(endpoint, world)
+
+    response = getattr(client, method)(url, BODIES.get(endpoint, {}), format="json")
+
+    assert response.status_code == expected, response.content
+    if expected >= 400:
+        assert response["Content-Type"] == "application/problem+json"
+
+
+def test_a_seller_lists_only_their_own_payouts_and_ledger(world, api_as, seller):
+    client = api_as(seller.user)
+
+    payouts = client.get(reverse("api:payout-list")).json()["results"]
+    entries = client.get(reverse("api:ledger-entry-list")).json()["results"]
+
+    assert {p["seller"] for p in payouts} == {"acme"}
+    assert entries and {e["seller"] for e in entries} == {"acme"}
+
+
+def test_a_payout_shows_its_breakdown(world, api_as, seller, operator, run):
+    from payments.payouts import run_payouts
+
+    Payout.objects.all().delete()
+    run(run_payouts)
+    payout = Payout.objects.get(seller=seller)
+
+    body = api_as(seller.user).get(reverse("api:payout-detail", args=[payout.pk])).json()
+
+    assert body["amount_minor"] == 9000
+    assert sum(item["amount_minor"] for item in body["breakdown"]) == 9000
+    assert {item["kind"] for item in body["breakdown"]} == {"hold_released"}
+
+
+def test_operators_hold_and_approve_through_the_same_services(world, api_as, operator):
+    payout = world["payouts"]["acme"]
+    client = api_as(operator)
+
+    held = client.post(
+        reverse("api:payout-hold", args=[payout.pk]), {"reason": "KYC"}, format="json"
+    )
+    again = client.post(reverse("api:payout-hold", args=[payout.pk]), {}, format="json")
+    approve = client.post(reverse("api:payout-approve", args=[payout.pk]), format="json")
+
+    assert held.status_code == 200 and held.json()["status"] == "held"
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+    assert approve.status_code == 409
+    assert list(PayoutAction.objects.values_list("action", "reason")) == [("hold", "KYC")]
+
+
+def test_the_creator_of_a_payout_cannot_approve_it(world, api_as, operator):
+    payout = world["payouts"]["acme"]
+    Payout.objects.filter(pk=payout.pk).update(status="awaiting_approval", created_by=operator)
+
+    response = api_as(operator).post(reverse("api:payout-approve", args=[payout.pk]))
+
+    assert response.status_code == 409
+    assert "cannot approve" in response.json()["detail"]
+
+
+def test_a_payout_run_by_api_dry_runs_then_runs_once_per_key(world, api_as, operator, run):
+    Payout.objects.all().delete()
+    client = api_as(operator)
+    url = reverse("api:payout-run-list")
+
+    dry = client.post(url, {"dry_run": True}, format="json")
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True
+    assert {p["seller"] for p in dry.json()["planned"]} == {"acme", "rival"}
+    assert not Payout.objects.exists() and not PayoutRun.objects.exists()
+
+    first = run(client.post, url, {}, format="json", HTTP_IDEMPOTENCY_KEY="run-1")
+    replay = run(client.post, url, {}, format="json", HTTP_IDEMPOTENCY_KEY="run-1")
+
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()
+    assert PayoutRun.objects.get().trigger == "api"
+    assert Payout.objects.filter(status="paid").count() == 2
+
+
+def test_a_run_for_an_unknown_seller_is_a_400_and_runs_nothing(world, api_as, operator):
+    response = api_as(operator).post(
+        reverse("api:payout-run-list"), {"sellers": ["nobody"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"sellers": ["No seller with slug nobody."]}
+    assert not PayoutRun.objects.exists()
+
+
+def test_a_seller_reads_only_the_commission_rules_that_can_apply_to_them(
+    world, api_as, seller, other_seller
+):
+    CommissionRuleFactory(scope="seller", seller=other_seller, percentage_bps=500)
+    mine = CommissionRuleFactory(scope="seller", seller=seller, percentage_bps=700)
+
+    rules = api_as(seller.user).get(reverse("api:commission-rule-list")).json()["results"]
+
+    assert mine.pk in {r["id"] for r in rules}
+    assert "rival" not in {r["seller"] for r in rules}
+
+
+def test_an_operator_changes_a_rule_and_bad_changes_are_refused(world, api_as, operator):
+    rule = CommissionRule.objects.get()
+    client = api_as(operator)
+    url = reverse("api:commission-rule-detail", args=[rule.pk])
+
+    ok = client.patch(url, {"percentage_bps": 1200}, format="json")
+    bad = client.patch(url, {"percentage_bps": 12000}, format="json")
+
+    assert ok.status_code == 200 and ok.json()["percentage_bps"] == 1200
+    assert bad.status_code == 400
+    rule.refresh_from_db()
+    assert rule.percentage_bps == 1200
+
+
+def test_payout_policy_validation(world, api_as, operator, seller):
+    client = api_as(operator)
+    url = reverse("api:payout-policy-list")
+
+    frozen = client.post(url, {"seller": "acme", "frozen": True}, format="json")
+    bad_amounts = client.post(url, {"seller": "acme", "minimums": {"XXX": -5}}, format="json")
+    good = client.post(
+        url, {"seller": "acme", "reserve_bps": 1000, "minimums": {"USD": 500}}, format="json"
+    )
+
+    assert frozen.status_code == 400 and "frozen_reason" in frozen.json()["errors"]
+    assert bad_amounts.status_code == 400 and "minimums" in bad_amounts.json()["errors"]
+    assert good.status_code == 201
+    assert PayoutPolicy.objects.get(seller=seller).reserve_bps == 1000
+
+
+def test_balances(world, api_as, seller, operator):
+    mine = api_as(seller.user).get(reverse("api:my-balance")).json()
+    theirs = api_as(operator).get(reverse("api:seller-balance", args=["acme"])).json()
+
+    assert (
+        mine
+        == theirs
+        == [{"currency": "USD", "pending": 0, "available": 9000, "in_transit": 0, "paid_out": 0}]
+    )
+    missing = api_as(operator).get(reverse("api:seller-balance", args=["nobody"]))
+    assert missing.status_code == 404
+
+
+def test_ledger_entries_page_by_cursor_and_filter(world, api_as, operator):
+    client = api_as(operator)
+    url = reverse("api:ledger-entry-list")
+
+    first = client.get(url, {"page_size": 3}).json()
+    second = client.get(first["next"]).json()
+    released = client.get(url, {"kind": "hold_released", "seller": "acme"}).json()["results"]
+
+    assert len(first["results"]) == 3
+    assert not {e["id"] for e in first["results"]} & {e["id"] for e in second["results"]}
+    assert released and {e["transaction_kind"] for e in released} == {"hold_released"}
+    assert client.get(url, {"kind": "nonsense"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["api:payout-list", "api:ledger-entry-list", "api:commission-rule-list"]
+)
+def test_list_queries_do_not_grow_with_the_page(world, api_as, operator, count_queries, endpoint):
+    from tests.factories import SellerFactory
+
+    for _ in range(6):
+        extra = SellerFactory()
+        order = paid_order([(extra, 500, 1)])
+        seller_order_hold_release(seller_order=order.seller_orders.get())
+        Payout.objects.create(seller=extra, currency="USD", amount_minor=450, period="p")
+        CommissionRuleFactory(scope="seller", seller=extra, percentage_bps=300)
+    client = api_as(operator)
+    url = reverse(endpoint)
+    client.get(url)  # warm-up: token last-used stamp, sessions
+
+    small = count_queries(lambda: client.get(url, {"page_size": 2}))
+    large = count_queries(lambda: client.get(url, {"page_size": 50}))
+
+    assert LedgerEntry.objects.count() > 20
+    assert small == large

@@ -1,0 +1,222 @@
+"""The shop API: catalog, a seller's products, a customer's orders and refund requests."""
+
+import pytest
+from django.urls import reverse
+
+from marketplace.models import Order, Product
+from payments.models import RefundRequest
+from tests.factories import CommissionRuleFactory, ProductFactory
+from tests.money_helpers import paid_order
+
+pytestmark = pytest.mark.django_db
+
+SHIPPING = {
+    "name": "Ada Lovelace",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "postal_code": "12345",
+    "country": "US",
+}
+
+
+@pytest.fixture
+def shop(seller, other_seller, category, customer, other_customer):
+    CommissionRuleFactory(percentage_bps=1000)
+    mug = ProductFactory(seller=seller, category=category, title="Mug", price_minor=1250, stock=5)
+    vase = ProductFactory(seller=other_seller, category=category, title="Vase", price_minor=4000)
+    hidden = ProductFactory(seller=seller, category=category, title="Old", is_active=False)
+    order = paid_order([(seller, 2000, 1)], customer=customer)
+    theirs = paid_order([(other_seller, 3000, 1)], customer=other_customer)
+    return {"mug": mug, "vase": vase, "hidden": hidden, "order": order, "theirs": theirs}
+
+
+def test_the_catalog_is_public_and_hides_inactive_products(api, shop):
+    products = api.get(reverse("api:product-list")).json()["results"]
+    categories = api.get(reverse("api:category-list")).json()["results"]
+
+    titles = {p["title"] for p in products}
+    assert {"Mug", "Vase"} <= titles and "Old" not in titles
+    assert categories[0]["slug"] == "books"
+    mine = api.get(reverse("api:product-list"), {"seller": "acme", "q": "mug"}).json()
+    assert [p["title"] for p in mine["results"]] == ["Mug"]
+
+
+def test_a_seller_lists_and_changes_only_their_own_products(api_as, shop, seller):
+    client = api_as(seller.user)
+    created = client.post(
+        reverse("api:product-list"),
+        {
+            "title": "Teapot",
+            "category": "books",
+            "price_minor": 3500,
+            "currency": "USD",
+            "stock": 3,
+        },
+        format="json",
+    )
+    rival = client.patch(
+        reverse("api:product-detail", args=[shop["vase"].pk]), {"stock": 0}, format="json"
+    )
+    negative = client.patch(
+        reverse("api:product-detail", args=[shop["mug"].pk]), {"price_minor": -1}, format="json"
+    )
+
+    assert created.status_code == 201 and created.json()["seller"] == "acme"
+    assert Product.objects.get(title="Teapot").slug == "teapot"
+    assert rival.status_code == 404
+    assert negative.status_code == 400 and "price_minor" in negative.json()["errors"]
+    shop["vase"].refresh_from_db()
+    assert shop["vase"].stock != 0
+
+
+def test_an_order_is_placed_with_its_splits_once_per_key(api_as, shop, customer):
+    client = api_as(customer)
+    body = {"items": [{"product": shop["mug"].pk, "quantity": 2}], "shipping": SHIPPING}
+
+    first = client.post(reverse("api:order-list"), body, format="json", HTTP_IDEMPOTENCY_KEY="o1")
+    replay = client.post(reverse("api:order-list"), body, format="json", HTTP_IDEMPOTENCY_KEY="o1")
+
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()
+    order = first.json()
+    assert (order["status"], order["total_minor"], order["currency"]) == (
+        "awaiting_payment",
+        2500,
+        "USD",
+    )
+    (line,) = order["lines"]
+    assert (line["gross_minor"], line["commission_minor"], line["seller_share_minor"]) == (
+        2500,
+        250,
+        2250,
+    )
+    assert line["rule"]["percentage_bps"] == 1000
+    assert Order.objects.filter(customer=customer).count() == 2  # the paid one and this one
+    shop["mug"].refresh_from_db()
+    assert shop["mug"].stock == 3
+
+
+@pytest.mark.parametrize(
+    ("items", "status", "code"),
+    [
+        ([{"product": 999999, "quantity": 1}], 400, "invalid"),
+        ([{"product": "one mug", "quantity": 1}], 400, "invalid"),
+        ([{"product": "MUG", "quantity": 0}], 400, "invalid"),
+        ([{"product": "MUG", "quantity": 6}], 409, "out_of_stock"),
+        ([{"product": "MUG", "quantity": 1}, {"product": "HIDDEN", "quantity": 1}], 400, "invalid"),
+        ([], 400, "invalid"),
+    ],
+)
+def test_bad_orders_are_refused_and_change_nothing(api_as, shop, customer, items, status, code):
+    ids = {"MUG": shop["mug"].pk, "HIDDEN": shop["hidden"].pk}
+    items = [{**i, "product": ids.get(i["product"], i["product"])} for i in items]
+    before = Order.objects.count()
+
+    response = api_as(customer).post(
+        reverse("api:order-list"), {"items": items, "shipping": SHIPPING}, format="json"
+    )
+
+    assert response.status_code == status, response.json()
+    assert response.json()["code"] == code
+    assert Order.objects.count() == before
+    shop["mug"].refresh_from_db()
+    assert shop["mug"].stock == 5
+
+
+def test_customers_see_only_their_own_orders(api_as, shop, customer):
+    client = api_as(customer)
+    ids = {o["id"] for o in client.get(reverse("api:order-list")).json()["results"]}
+
+    assert ids == {shop["order"].pk}
+    other = client.get(reverse("api:order-detail", args=[shop["theirs"].pk]))
+    assert other.status_code == 404
+
+
+def test_an_unpaid_order_is_cancelled_and_a_paid_one_is_not(api_as, shop, customer):
+    client = api_as(customer)
+    placed = client.post(
+        reverse("api:order-list"),
+        {"items": [{"product": shop["mug"].pk, "quantity": 1}], "shipping": SHIPPING},
+        format="json",
+    ).json()
+
+    cancelled = client.post(reverse("api:order-cancel", args=[placed["id"]]))
+    paid = client.post(reverse("api:order-cancel", args=[shop["order"].pk]))
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert paid.status_code == 409 and paid.json()["code"] == "invalid_state"
+
+
+def test_a_refund_request_goes_from_customer_to_seller(api_as, shop, customer, seller, run):
+    line = shop["order"].lines.get()
+    url = reverse("api:order-refund-request", args=[shop["order"].pk, line.pk])
+
+    asked = api_as(customer).post(url, {"reason": "Arrived broken"}, format="json")
+    twice = api_as(customer).post(url, {"reason": "Again"}, format="json")
+    request_id = asked.json()["id"]
+    rival = api_as(shop["theirs"].customer).post(url, {"reason": "Not mine"}, format="json")
+    listed = api_as(seller.user).get(reverse("api:refund-request-list")).json()["results"]
+    approved = run(
+        api_as(seller.user).post, reverse("api:refund-request-approve", args=[request_id])
+    )
+
+    assert asked.status_code == 201 and asked.json()["amount_minor"] == 2000
+    assert twice.status_code == 409
+    assert rival.status_code == 404
+    assert [r["id"] for r in listed] == [request_id]
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    assert RefundRequest.objects.get().refund is not None
+
+
+def test_a_seller_sees_their_part_of_orders(api_as, shop, seller):
+    orders = api_as(seller.user).get(reverse("api:seller-order-list")).json()["results"]
+
+    assert [o["order"] for o in orders] == [shop["order"].pk]
+    assert orders[0]["seller_share_minor"] == 1800
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "role", "expected"),
+    [
+        ("api:category-list", "anonymous", 200),
+        ("api:product-list", "anonymous", 200),
+        ("api:order-list", "anonymous", 401),
+        ("api:order-list", "customer", 200),
+        ("api:seller-order-list", "anonymous", 401),
+        ("api:seller-order-list", "customer", 403),
+        ("api:seller-order-list", "seller", 200),
+        ("api:seller-order-list", "operator", 200),
+        ("api:refund-request-list", "customer", 403),
+        ("api:refund-request-list", "seller", 200),
+        ("api:refund-request-list", "operator", 200),
+    ],
+)
+def test_shop_permission_matrix(api_as, shop, customer, seller, operator, endpoint, role, expected):
+    user = {"anonymous": None, "customer": customer, "seller": seller.user, "operator": operator}
+    assert api_as(user[role]).get(reverse(endpoint)).status_code == expected
+
+
+def test_product_creation_needs_a_seller(api_as, shop, customer):
+    body = {"title": "X", "category": "books", "price_minor": 1, "currency": "USD", "stock": 1}
+    assert api_as(None).post(reverse("api:product-list"), body, format="json").status_code == 401
+    assert (
+        api_as(customer).post(reverse("api:product-list"), body, format="json").status_code == 403
+    )
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["api:product-list", "api:order-list", "api:seller-order-list"]
+)
+def test_shop_lists_run_a_constant_number_of_queries(
+    api_as, shop, seller, customer, count_queries, endpoint
+):
+    for _ in range(5):
+        ProductFactory(seller=seller, category=shop["mug"].category)
+        paid_order([(seller, 1000, 1), (seller, 500, 2)], customer=customer)
+    client = api_as(customer if endpoint == "api:order-list" else seller.user)
+    url = reverse(endpoint)
+    client.get(url)
+
+    assert count_queries(lambda: client.get(url, {"page_size": 1})) == count_queries(
+        lambda: client.get(url, {"page_size": 50})
+    )
