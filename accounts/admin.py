@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from accounts.models import ApiToken, Seller, User
+from payments.models import PayoutPolicy
 
 
 class UserChangeFormByEmail(UserChangeForm):
@@ -15,6 +16,16 @@ class UserCreationFormByEmail(AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("email",)
+
+
+class PayoutPolicyInline(admin.StackedInline):
+    """The seller's own payout policy (none: the platform default applies)."""
+
+    model = PayoutPolicy
+    extra = 0
+    max_num = 1
+    can_delete = True
+    verbose_name = "own payout policy (none: the platform default applies)"
 
 
 class SellerInline(admin.StackedInline):
@@ -77,8 +88,41 @@ class SellerAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "slug", "user__email", "payout_account_id")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("balances", "created_at", "updated_at")
     prepopulated_fields = {"slug": ("display_name",)}
+    inlines = [PayoutPolicyInline]
+
+    @admin.display(description="balances")
+    def balances(self, seller):
+        """Pending, available, in transit and paid out per currency (from the ledger)."""
+        from django.utils.html import format_html_join
+
+        from payments.balances import seller_balance
+        from payments.currencies import format_amount
+
+        if seller.pk is None:
+            return "—"
+        currencies = sorted(
+            {seller.default_currency}
+            | set(seller.ledger_accounts.values_list("currency", flat=True))
+        )
+        rows = []
+        for currency in currencies:
+            b = seller_balance(seller=seller, currency=currency)
+            rows.append(
+                (
+                    currency,
+                    format_amount(b.pending, currency),
+                    format_amount(b.available, currency),
+                    format_amount(b.in_transit, currency),
+                    format_amount(b.paid_out, currency),
+                )
+            )
+        return format_html_join(
+            "\n",
+            "<div>{}: pending {}, available {}, in transit {}, paid out {}</div>",
+            rows,
+        )
 
 
 @admin.register(ApiToken)

@@ -26,6 +26,8 @@ OPERATOR_ACCOUNT_CODENAMES = (
     "view_seller",
     "change_seller",
     "add_seller",
+    "view_apitoken",
+    "change_apitoken",
 )
 
 

@@ -201,6 +201,8 @@ if PAYMENTS_PROCESSOR == "stripe":
 PAYMENTS_HOLD_DAYS = env.int("PAYMENTS_HOLD_DAYS", default=7)
 PAYMENTS_RELEASE_ON_DELIVERY = env.bool("PAYMENTS_RELEASE_ON_DELIVERY", default=False)
 PAYMENTS_REFUND_COMMISSION = env.bool("PAYMENTS_REFUND_COMMISSION", default=True)
+# Tax included in the commission (e.g. VAT), in basis points; shown on statements.
+PAYMENTS_COMMISSION_TAX_BPS = env.int("PAYMENTS_COMMISSION_TAX_BPS", default=0)
 PAYMENTS_PROCESSOR_FEE_PAYER = env.str("PAYMENTS_PROCESSOR_FEE_PAYER", default="platform")
 if PAYMENTS_PROCESSOR_FEE_PAYER not in ("platform", "sellers"):
     raise ImproperlyConfigured("PAYMENTS_PROCESSOR_FEE_PAYER must be 'platform' or 'sellers'.")

@@ -6,6 +6,7 @@ from marketplace.views import (
     refund_requests,
     seller_payouts,
     seller_products,
+    seller_statements,
     storefront,
 )
 
@@ -41,6 +42,8 @@ urlpatterns = [
         name="seller_refund_request_decline",
     ),
     path("sell/payouts/", seller_payouts.payouts_setup, name="seller_payouts"),
+    path("sell/statement/", seller_statements.statement, name="seller_statement"),
+    path("sell/statement.csv", seller_statements.statement_download, name="seller_statement_csv"),
     path("sell/payouts/return/", seller_payouts.payouts_return, name="seller_payouts_return"),
     path("sell/payouts/<int:pk>/", seller_payouts.payout_detail, name="seller_payout_detail"),
     path("sell/products/", seller_products.product_list, name="seller_product_list"),

@@ -83,36 +83,9 @@ def release_is_due(
     return paid_at <= now - timedelta(days=policy.hold_days)
 
 
-def _amounts_by_currency_errors(value: object) -> list[str]:
-    from payments.currencies import exponent
-
-    if not isinstance(value, dict):
-        return ['Give amounts per currency in minor units, e.g. {"USD": 1000}.']
-    errors = []
-    for currency, amount in value.items():
-        try:
-            exponent(str(currency))
-        except (KeyError, ValueError):
-            errors.append(f"{currency} is not a currency.")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-            errors.append(f"{currency}: give a whole number of minor units, 0 or more.")
-    return errors
-
-
 def payout_policy_save(*, policy: PayoutPolicy) -> PayoutPolicy:
     """Validate and save a policy: one per seller and one default; amounts per real
     currency in whole minor units; days in range; a freeze needs a reason."""
-    from django.core.exceptions import ValidationError
-
-    errors = {
-        field: messages
-        for field in ("minimums", "approval_thresholds")
-        if (messages := _amounts_by_currency_errors(getattr(policy, field)))
-    }
-    if policy.frozen and not policy.frozen_reason.strip():
-        errors["frozen_reason"] = ["Say why the payouts are frozen."]
-    if errors:
-        raise ValidationError(errors)
     policy.full_clean()
     policy.save()
     return policy

@@ -45,7 +45,9 @@ class CommissionRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("name", "seller__display_name", "product__title", "category__name")
     autocomplete_fields = ("seller", "product")
     list_select_related = ("seller", "product", "category")
+    readonly_fields = ("preview",)
     fieldsets = (
+        ("What this rule takes", {"fields": ("preview",)}),
         (None, {"fields": ("name", "scope", "category", "seller", "product")}),
         (
             "Commission per line",
@@ -61,6 +63,37 @@ class CommissionRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
         ("Active", {"fields": ("active_from", "active_until")}),
     )
+
+    @admin.display(description="preview")
+    def preview(self, rule: CommissionRule) -> str:
+        return _preview(rule)
+
+
+PREVIEW_PRICES = ("49.99", "10.00", "250.00")
+
+
+def _preview(rule: CommissionRule) -> str:
+    """The rule applied to a few line prices, as the checkout would split them."""
+    from django.utils.html import format_html_join
+
+    from payments.commission import line_split
+    from payments.currencies import to_minor_units
+
+    if rule.pk is None:
+        return "Save the rule to see what it takes on a few example lines."
+    currency = rule.currency or "USD"
+    rows = []
+    for price in PREVIEW_PRICES:
+        minor = to_minor_units(price, currency)
+        split = line_split(unit_price_minor=minor, quantity=1, rule=rule)
+        rows.append(
+            (
+                format_amount(minor, currency),
+                format_amount(split.commission_minor, currency),
+                format_amount(split.seller_share_minor, currency),
+            )
+        )
+    return format_html_join("\n", "<div>On a {} line: commission {}, seller {}</div>", rows)
 
 
 class LedgerEntryInline(AmountColumn, ReadOnlyInline):

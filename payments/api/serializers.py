@@ -246,3 +246,34 @@ class RefundRequestSerializer(serializers.ModelSerializer):  # type: ignore[type
 
 class RefundDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg]
     note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class StatementQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.DateField()
+    end = serializers.DateField(help_text="Included.")
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["start"] > data["end"]:
+            raise serializers.ValidationError("The start must not be after the end.")
+        if (data["end"] - data["start"]).days > 366:
+            raise serializers.ValidationError("A statement covers at most a year.")
+        return data
+
+
+class StatementSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    seller = serializers.CharField(source="seller.slug")
+    currency = serializers.CharField()
+    start = serializers.DateField()
+    end = serializers.DateField()
+    opening = serializers.IntegerField()
+    sales = serializers.IntegerField()
+    commission = serializers.IntegerField()
+    commission_tax = serializers.IntegerField()
+    earnings = serializers.IntegerField()
+    refunds = serializers.IntegerField()
+    fees = serializers.IntegerField()
+    disputes = serializers.IntegerField()
+    payouts = serializers.IntegerField()
+    adjustments = serializers.IntegerField()
+    closing = serializers.IntegerField()

@@ -13,6 +13,14 @@ router.register("ledger-entries", views.LedgerEntryViewSet, basename="ledger-ent
 
 urlpatterns = [
     path("sellers/me/balance/", views.MyBalanceView.as_view(), name="my-balance"),
+    path("sellers/me/statement/", views.StatementView.as_view(), name="my-statement"),
+    path("sellers/me/statement.csv", views.StatementCsvView.as_view(), name="my-statement-csv"),
     path("sellers/<str:slug>/balance/", views.SellerBalanceView.as_view(), name="seller-balance"),
+    path("sellers/<str:slug>/statement/", views.StatementView.as_view(), name="seller-statement"),
+    path(
+        "sellers/<str:slug>/statement.csv",
+        views.StatementCsvView.as_view(),
+        name="seller-statement-csv",
+    ),
     *router.urls,
 ]

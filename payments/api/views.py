@@ -45,6 +45,7 @@ from payments.payout_controls import (
 from payments.payouts import run_payouts
 from payments.policies import payout_policy_save
 from payments.refund_requests import refund_request_approve, refund_request_decline
+from payments.statements import seller_statement, statement_csv
 
 
 def _operator(request: Request) -> bool:
@@ -267,6 +268,53 @@ class SellerBalanceView(APIView):
         return Response(_balances(get_object_or_404(Seller, slug=slug)))
 
 
+class StatementView(APIView):
+    """A seller's statement for a date range: opening and closing balance and every
+    movement between (docs/money.md). ``?format=csv`` downloads it as CSV."""
+
+    permission_classes = [IsSellerOrOperator]
+
+    def _seller(self, request: Request, slug: str | None) -> Seller:
+        if slug is None:
+            seller = seller_for(request.user)
+            if seller is None:
+                raise exceptions.NotFound("You have no shop.")
+            return seller
+        if not _operator(request):
+            raise exceptions.PermissionDenied("Only operators may read other sellers' statements.")
+        return get_object_or_404(Seller, slug=slug)
+
+    @extend_schema(
+        parameters=[s.StatementQuerySerializer],
+        responses={200: s.StatementSerializer},
+    )
+    def get(self, request: Request, slug: str | None = None) -> Response:
+        query = s.StatementQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        statement = seller_statement(seller=self._seller(request, slug), **query.validated_data)
+        return Response(s.StatementSerializer(statement).data)
+
+
+class StatementCsvView(StatementView):
+    """The same statement as a CSV file (amounts in minor units)."""
+
+    @extend_schema(
+        parameters=[s.StatementQuerySerializer],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request: Request, slug: str | None = None) -> Any:
+        from django.http import HttpResponse
+
+        query = s.StatementQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        statement = seller_statement(seller=self._seller(request, slug), **query.validated_data)
+        response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="statement-{statement.seller.slug}-{statement.start}.csv"'
+        )
+        return response
+
+
 class LedgerEntryFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="account__seller__slug", max_length=80)
     account_kind = django_filters.ChoiceFilter(
@@ -345,4 +393,6 @@ __all__ = [
     "PayoutViewSet",
     "RefundRequestViewSet",
     "SellerBalanceView",
+    "StatementCsvView",
+    "StatementView",
 ]

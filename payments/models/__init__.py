@@ -1,7 +1,7 @@
 from payments.models.attempts import PaymentAttempt
 from payments.models.commission import CommissionRule
 from payments.models.disputes import Dispute, DisputeLine
-from payments.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction, RevenueReport
 from payments.models.local import (
     LocalAccount,
     LocalEvent,
@@ -47,5 +47,6 @@ __all__ = [
     "Refund",
     "RefundLine",
     "RefundRequest",
+    "RevenueReport",
     "WebhookEvent",
 ]

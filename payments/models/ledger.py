@@ -191,3 +191,12 @@ class LedgerEntry(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.amount_minor:+d} {self.currency} on {self.account}"
+
+
+class RevenueReport(LedgerTransaction):
+    """The admin's revenue report page (a view of the ledger; no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "revenue report"
+        verbose_name_plural = "revenue report"

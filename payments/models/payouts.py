@@ -18,6 +18,22 @@ def default_release_on_delivery() -> bool:
     return bool(settings.PAYMENTS_RELEASE_ON_DELIVERY)
 
 
+def _amounts_by_currency_errors(value: object) -> list[str]:
+    from payments.currencies import exponent
+
+    if not isinstance(value, dict):
+        return ['Give amounts per currency in minor units, e.g. {"USD": 1000}.']
+    errors = []
+    for currency, amount in value.items():
+        try:
+            exponent(str(currency))
+        except (KeyError, ValueError):
+            errors.append(f"{currency} is not a currency.")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            errors.append(f"{currency}: give a whole number of minor units, 0 or more.")
+    return errors
+
+
 class PayoutMethod(models.TextChoices):
     PROCESSOR = "processor", "Through the payment processor"
     MANUAL = "manual", "Bank transfer by an operator"
@@ -115,6 +131,20 @@ class PayoutPolicy(models.Model):
     def __str__(self) -> str:
         owner = self.seller.display_name if self.seller_id and self.seller else "Platform default"
         return f"{owner}: {self.get_schedule_display()}"
+
+    def clean(self) -> None:
+        """Amounts per real currency in whole minor units; a freeze needs a reason."""
+        from django.core.exceptions import ValidationError
+
+        errors = {
+            name: messages
+            for name in ("minimums", "approval_thresholds")
+            if (messages := _amounts_by_currency_errors(getattr(self, name)))
+        }
+        if self.frozen and not self.frozen_reason.strip():
+            errors["frozen_reason"] = ["Say why the payouts are frozen."]
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def schedule_text(self) -> str:

@@ -1,0 +1,100 @@
+"""Operator admin pages added for running the business: revenue report, commission
+preview, seller page with policy and balances; all as an operator, not a superuser."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from payments.models import CommissionRule, PayoutPolicy
+from payments.refunds import refund_create, refund_mark_succeeded
+from payments.reports import revenue_report
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(seller):
+    """100.00 sold at 10% with a 0.30 fee; 20.00 of it refunded."""
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 10000, 1)], fee=30)
+    refund_mark_succeeded(refund=refund_create(order=order, amount_minor=2000))
+    return order
+
+
+def test_the_revenue_report_adds_up_from_the_ledger(books):
+    (row,) = revenue_report(period="day")
+
+    assert (row.currency, row.sales, row.refunds) == ("USD", 10000, 2000)
+    assert (row.commission, row.processor_fees, row.net) == (800, 30, 770)
+
+
+def test_the_report_groups_by_month_and_honours_the_dates(books, seller):
+    paid_order([(seller, 5000, 1)])
+    now = timezone.now()
+
+    (month,) = revenue_report(period="month")
+
+    assert month.sales == 15000 and month.period == timezone.localdate(now).replace(day=1)
+    assert revenue_report(start=now + timedelta(days=1)) == []
+    assert revenue_report(end=now - timedelta(days=1)) == []
+
+
+def test_operators_see_the_revenue_report_page(operator_client, books):
+    url = reverse("admin:payments_revenuereport_changelist")
+
+    page = operator_client.get(url)
+    monthly = operator_client.get(url, {"period": "month"})
+    bad = operator_client.get(url, {"period": "day", "start": "2026-12-31", "end": "2026-01-01"})
+
+    assert page.status_code == 200
+    assert "$7.70" in page.text and "<svg" in page.text
+    assert monthly.status_code == 200
+    assert bad.status_code == 200 and "must not be after" in bad.text
+
+
+def test_a_commission_rule_page_previews_what_it_takes(operator_client):
+    rule = CommissionRuleFactory(percentage_bps=1000, fixed_fee_minor=30, currency="USD")
+
+    page = operator_client.get(reverse("admin:payments_commissionrule_change", args=[rule.pk]))
+
+    assert "On a $49.99 line: commission $5.30, seller $44.69" in page.text
+
+
+def test_the_seller_page_shows_balances_and_the_own_policy_inline(operator_client, seller, books):
+    url = reverse("admin:accounts_seller_change", args=[seller.pk])
+    page = operator_client.get(url)
+
+    assert page.status_code == 200
+    assert "pending $72.00" in page.text
+    assert "own payout policy" in page.text.lower()
+
+
+def test_an_operator_freezes_a_seller_in_admin_and_a_freeze_needs_a_reason(operator_client, seller):
+    url = reverse("admin:payments_payoutpolicy_add")
+    base = {
+        "seller": seller.pk,
+        "method": "processor",
+        "schedule": "daily",
+        "weekday": 0,
+        "month_day": 1,
+        "hold_days": 7,
+        "reserve_bps": 0,
+        "reserve_days": 90,
+        "minimums": "{}",
+        "approval_thresholds": "{}",
+        "frozen": "on",
+    }
+
+    refused = operator_client.post(url, {**base, "frozen_reason": ""})
+    bad_json = operator_client.post(url, {**base, "frozen_reason": "x", "minimums": '{"USD": 1.5}'})
+    saved = operator_client.post(url, {**base, "frozen_reason": "Chargeback review"})
+
+    assert refused.status_code == 200 and "Say why" in refused.text
+    assert bad_json.status_code == 200 and "whole number" in bad_json.text
+    assert saved.status_code == 302
+    assert PayoutPolicy.objects.get(seller=seller).frozen_reason == "Chargeback review"
+    assert CommissionRule.objects.count() == 0

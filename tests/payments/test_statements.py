@@ -1,0 +1,114 @@
+"""Seller statements: the movements add up from the opening to the closing balance."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from payments.holds import seller_order_hold_release
+from payments.payouts import run_payouts
+from payments.refunds import refund_create, refund_mark_succeeded
+from payments.statements import month_bounds, seller_statement
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import enable_payouts, paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def month_of_trading(run, seller):
+    """Two sales (100.00 and 50.00 at 10%), a 20.00 refund, then a payout of the rest
+    of the first order."""
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    first = paid_order([(seller, 10000, 1)])
+    paid_order([(seller, 5000, 1)])
+    refund_mark_succeeded(refund=refund_create(order=first, amount_minor=2000))
+    seller_order_hold_release(seller_order=first.seller_orders.get())
+    run(run_payouts)
+    return seller
+
+
+def _today_statement(seller, **kwargs):
+    today = timezone.localdate()
+    return seller_statement(seller=seller, currency="USD", start=today, end=today, **kwargs)
+
+
+def test_a_statement_adds_up_from_opening_to_closing(month_of_trading):
+    s = _today_statement(month_of_trading)
+
+    assert (s.opening, s.sales, s.commission, s.earnings) == (0, 15000, 1500, 13500)
+    assert (s.refunds, s.fees, s.disputes, s.payouts) == (1800, 0, 0, 7200)
+    assert s.closing == 13500 - 1800 - 7200 == 4500
+    assert s.opening + s.earnings - s.refunds - s.fees - s.disputes - s.payouts + s.adjustments == (
+        s.closing
+    )
+
+
+def test_the_next_period_opens_with_the_last_closing(month_of_trading):
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    s = seller_statement(seller=month_of_trading, currency="USD", start=tomorrow, end=tomorrow)
+
+    assert (s.opening, s.closing, s.earnings) == (4500, 4500, 0)
+
+
+def test_tax_included_in_the_commission_is_shown(settings, month_of_trading):
+    settings.PAYMENTS_COMMISSION_TAX_BPS = 2000  # 20% VAT included
+    assert _today_statement(month_of_trading).commission_tax == 250  # 1500 × 20/120
+
+
+def test_month_bounds():
+    assert [str(d) for d in month_bounds("2028-02")] == ["2028-02-01", "2028-02-29"]
+    with pytest.raises(ValueError):
+        month_bounds("2028-13")
+
+
+def test_the_statement_page_prints_and_downloads(seller_client, month_of_trading):
+    month = timezone.localdate().strftime("%Y-%m")
+    page = seller_client.get(reverse("marketplace:seller_statement"), {"month": month})
+    download = seller_client.get(
+        reverse("marketplace:seller_statement_csv"), {"month": month, "currency": "USD"}
+    )
+    bad = seller_client.get(reverse("marketplace:seller_statement"), {"month": "soon"})
+
+    assert page.status_code == 200 and "$45.00" in page.text and "Closing balance" in page.text
+    (row,) = csv.DictReader(io.StringIO(download.content.decode()))
+    assert (row["seller"], row["closing"], row["payouts"]) == ("acme", "4500", "7200")
+    assert bad.status_code == 400 and "YYYY-MM" in bad.text
+
+
+def test_the_statement_api(api_client_for, month_of_trading, operator):
+    today = timezone.localdate().isoformat()
+    query = {"start": today, "end": today, "currency": "USD"}
+
+    mine = api_client_for(month_of_trading.user).get(reverse("api:my-statement"), query)
+    theirs = api_client_for(operator).get(reverse("api:seller-statement", args=["acme"]), query)
+    as_csv = api_client_for(operator).get(reverse("api:seller-statement-csv", args=["acme"]), query)
+    denied = api_client_for(month_of_trading.user).get(
+        reverse("api:seller-statement", args=["acme"]), query
+    )
+    bad = api_client_for(month_of_trading.user).get(
+        reverse("api:my-statement"), {**query, "start": "2027-01-01"}
+    )
+
+    assert mine.json() == theirs.json() and mine.json()["closing"] == 4500
+    assert as_csv["Content-Type"].startswith("text/csv") and b"4500" in as_csv.content
+    assert denied.status_code == 403
+    assert bad.status_code == 400
+
+
+@pytest.fixture
+def api_client_for(db):
+    from rest_framework.test import APIClient
+
+    from accounts.tokens import api_token_create
+
+    def make(user):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='t').raw}")
+        return client
+
+    return make
