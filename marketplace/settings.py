@@ -216,6 +216,9 @@ PAYMENTS_PAYOUT_RATE_LIMIT = env.str("PAYMENTS_PAYOUT_RATE_LIMIT", default="10/s
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
 
+# Webhooks to integrators may go to plain HTTP and private addresses (dev and tests only).
+OUTBOUND_WEBHOOKS_ALLOW_LOCAL = env.bool("OUTBOUND_WEBHOOKS_ALLOW_LOCAL", default=False)
+
 # --- REST API (docs/api.md) --------------------------------------------------------
 
 # Throttle counters live in the cache: local memory by default (per process);

@@ -131,6 +131,9 @@ def order_payment_captured(
         SellerOrder.objects.filter(order=order, status=SellerOrder.Status.PENDING).update(
             status=SellerOrder.Status.PAID
         )
+        from payments.integration_events import order_paid_announce
+
+        order_paid_announce(order=order)
     if processor_fee_minor:
         order_processor_fee_recorded(order=order, fee_minor=processor_fee_minor)
     return txn

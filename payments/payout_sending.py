@@ -206,6 +206,9 @@ def payouts_sweep(*, older_than_minutes: int = 10) -> int:
 
 
 def payout_notify_later(payout_id: int, event: str) -> None:
+    """Email the seller and tell integrators, once this transaction commits."""
+    from payments.integration_events import payout_announce
     from payments.tasks import payout_notify_task
 
+    payout_announce(payout=Payout.objects.select_related("seller").get(pk=payout_id), event=event)
     transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))

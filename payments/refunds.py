@@ -129,6 +129,9 @@ def refund_create(
             refunded_minor=F("refunded_minor") + part
         )
     Order.objects.filter(pk=order.pk).update(refunded_minor=F("refunded_minor") + amount_minor)
+    from payments.integration_events import refund_created_announce
+
+    refund_created_announce(refund=refund)
     return refund
 
 

@@ -116,3 +116,19 @@ def payout_notify_task(payout_id: int, event: str) -> int:
     from payments.notifications import payout_notify
 
     return payout_notify(payout_id=payout_id, event=event)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=10,
+)
+def webhook_delivery_task(self: Any, delivery_id: int) -> str:
+    """Send one webhook to an integrator; a non-2xx answer is retried with backoff."""
+    from payments.outbound_webhooks import webhook_delivery_attempt
+
+    return str(webhook_delivery_attempt(delivery_id=delivery_id).status)

@@ -15,7 +15,11 @@ from payments.models import (
     PayoutPolicy,
     PayoutRun,
     RefundRequest,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
+from payments.models.outbound_webhooks import EVENT_TYPES
 
 
 class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
@@ -277,3 +281,53 @@ class StatementSerializer(serializers.Serializer):  # type: ignore[type-arg]
     payouts = serializers.IntegerField()
     adjustments = serializers.IntegerField()
     closing = serializers.IntegerField()
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Seller.objects.all(), required=False, allow_null=True
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, max_length=20
+    )
+    url = serializers.URLField(max_length=500)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "events",
+            "seller",
+            "description",
+            "is_active",
+            "secret",
+            "created_at",
+        ]
+        read_only_fields = ["id", "secret", "created_at"]
+
+
+class WebhookAttemptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = WebhookAttempt
+        fields = ["at", "status_code", "response_body", "error", "duration_ms"]
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    log = WebhookAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "payload",
+            "status",
+            "attempts",
+            "created_at",
+            "delivered_at",
+            "log",
+        ]
+        read_only_fields = fields

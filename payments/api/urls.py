@@ -9,6 +9,7 @@ router.register("payout-policies", views.PayoutPolicyViewSet, basename="payout-p
 router.register("payouts", views.PayoutViewSet, basename="payout")
 router.register("payout-runs", views.PayoutRunViewSet, basename="payout-run")
 router.register("refund-requests", views.RefundRequestViewSet, basename="refund-request")
+router.register("webhook-endpoints", views.WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("ledger-entries", views.LedgerEntryViewSet, basename="ledger-entry")
 
 urlpatterns = [

@@ -33,6 +33,12 @@ from payments.models import (
     PayoutPolicy,
     PayoutRun,
     RefundRequest,
+    WebhookEndpoint,
+)
+from payments.outbound_webhooks import (
+    webhook_endpoint_create,
+    webhook_endpoint_test,
+    webhook_endpoint_update,
 )
 from payments.payout_controls import (
     payout_approve,
@@ -315,6 +321,66 @@ class StatementCsvView(StatementView):
         return response
 
 
+class WebhookEndpointViewSet(
+    IdempotentMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Webhook endpoints for integrators (docs/api.md, "Webhooks"). Sellers: their own,
+    for their own events; operators: all, and endpoints for every event."""
+
+    serializer_class = s.WebhookEndpointSerializer
+    permission_classes = [IsSellerOrOperator]
+    ordering = ["-created_at", "-id"]
+    filterset_fields = ["is_active"]
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        endpoints = WebhookEndpoint.objects.select_related("seller")
+        if _operator(self.request):
+            return endpoints
+        return endpoints.filter(owner=self.request.user.pk)
+
+    def perform_create(self, serializer: Any) -> None:
+        data = serializer.validated_data
+        serializer.instance = webhook_endpoint_create(
+            owner=self.request.user,  # type: ignore[arg-type]
+            url=data["url"],
+            events=data["events"],
+            description=data.get("description", ""),
+            seller=data.get("seller"),
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        data = serializer.validated_data
+        serializer.instance = webhook_endpoint_update(
+            endpoint=serializer.instance,
+            url=data.get("url"),
+            events=data.get("events"),
+            description=data.get("description"),
+            is_active=data.get("is_active"),
+        )
+
+    @extend_schema(request=None, responses=s.WebhookDeliverySerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str) -> Response:
+        """Send a ``ping`` now; the answer is in the returned delivery's log."""
+        delivery = webhook_endpoint_test(endpoint=self.get_object())
+        return Response(s.WebhookDeliverySerializer(delivery).data)
+
+    @extend_schema(responses=s.WebhookDeliverySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request: Request, pk: str) -> Response:
+        """The endpoint's deliveries, newest first, with every attempt's answer."""
+        deliveries = (
+            self.get_object().deliveries.prefetch_related("log").order_by("-created_at", "-id")
+        )
+        page = self.paginate_queryset(deliveries)
+        return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+
 class LedgerEntryFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="account__seller__slug", max_length=80)
     account_kind = django_filters.ChoiceFilter(
@@ -395,4 +461,5 @@ __all__ = [
     "SellerBalanceView",
     "StatementCsvView",
     "StatementView",
+    "WebhookEndpointViewSet",
 ]

@@ -11,6 +11,7 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
+from payments.models.outbound_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.payouts import (
     Payout,
     PayoutAction,
@@ -48,5 +49,8 @@ __all__ = [
     "RefundLine",
     "RefundRequest",
     "RevenueReport",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookEvent",
 ]

@@ -50,6 +50,16 @@ def seeded(db, settings, monkeypatch, seller, other_seller, customer, category):
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": None, "user": None})
+    # Webhook endpoints get made-up addresses: resolve them to a public
+    # address and answer their test pings here, so nothing leaves this machine.
+    monkeypatch.setattr(
+        "payments.outbound_webhooks.socket.getaddrinfo",
+        lambda *args, **kwargs: [(2, 1, 6, "", ("93.184.215.14", 443))],
+    )
+    monkeypatch.setattr(
+        "payments.outbound_webhooks.requests.post",
+        lambda *args, **kwargs: type("Answer", (), {"status_code": 204, "text": ""})(),
+    )
     CommissionRuleFactory(percentage_bps=1000)
     for who in (seller, other_seller):
         enable_payouts(who)
