@@ -146,6 +146,7 @@ class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-a
             "refunded_minor",
             "released_at",
             "shipped_at",
+            "tracking_number",
             "delivered_at",
             "lines",
         ]
@@ -154,3 +155,9 @@ class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-a
 
 class RefundRequestCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     reason = serializers.CharField(max_length=255)
+
+
+class ShipRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    tracking_number = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )

@@ -19,6 +19,7 @@ from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.permissions import IsSellerOrOperator
 from marketplace.filters import ProductFilter
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
 from marketplace.services.orders import CartItem, ShippingAddress, order_cancel, place_order
 from marketplace.services.products import product_create, product_update
 from payments.api.serializers import RefundRequestSerializer
@@ -161,8 +162,9 @@ class OrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ign
         return Response(RefundRequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
-class SellerOrderViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
-    """A seller's part of each order with its lines and splits (operators: all)."""
+class SellerOrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """A seller's part of each order with its lines and splits (operators: all).
+    The seller (or an operator) marks it shipped, then delivered."""
 
     serializer_class = s.SellerOrderSerializer
     permission_classes = [IsSellerOrOperator]
@@ -174,3 +176,26 @@ class SellerOrderViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-ar
         if is_operator(self.request.user):
             return orders
         return orders.filter(seller=seller_for(self.request.user))
+
+    def _seller(self) -> Any:
+        return None if is_operator(self.request.user) else seller_for(self.request.user)
+
+    @extend_schema(request=s.ShipRequestSerializer, responses=s.SellerOrderSerializer)
+    @action(detail=True, methods=["post"])
+    def ship(self, request: Request, pk: str) -> Response:
+        """Mark shipped, with an optional tracking number; safe to repeat."""
+        body = s.ShipRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        seller_order_ship(
+            seller_order=self.get_object(),
+            seller=self._seller(),
+            tracking_number=body.validated_data["tracking_number"],
+        )
+        return Response(s.SellerOrderSerializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(request=None, responses=s.SellerOrderSerializer)
+    @action(detail=True, methods=["post"])
+    def deliver(self, request: Request, pk: str) -> Response:
+        """Mark delivered; safe to repeat."""
+        seller_order_deliver(seller_order=self.get_object(), seller=self._seller())
+        return Response(s.SellerOrderSerializer(self.get_queryset().get(pk=pk)).data)

@@ -91,6 +91,7 @@ class SellerOrder(models.Model):
         null=True, blank=True, help_text="When the seller's share moved from pending to available."
     )
     shipped_at = models.DateTimeField(null=True, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -331,3 +331,24 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):  # type: ignore[ty
             "log",
         ]
         read_only_fields = fields
+
+
+class RevenueQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    period = serializers.ChoiceField(choices=["day", "week", "month"], default="day")
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False, help_text="Included.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise serializers.ValidationError("The start must not be after the end.")
+        return data
+
+
+class RevenueRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    period = serializers.DateField()
+    currency = serializers.CharField()
+    sales = serializers.IntegerField()
+    refunds = serializers.IntegerField()
+    commission = serializers.IntegerField()
+    processor_fees = serializers.IntegerField()
+    net = serializers.IntegerField()

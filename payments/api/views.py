@@ -51,6 +51,7 @@ from payments.payout_controls import (
 from payments.payouts import run_payouts
 from payments.policies import payout_policy_save
 from payments.refund_requests import refund_request_approve, refund_request_decline
+from payments.reports import revenue_report
 from payments.statements import seller_statement, statement_csv
 
 
@@ -381,6 +382,33 @@ class WebhookEndpointViewSet(
         return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
 
 
+class RevenueReportView(APIView):
+    """Platform revenue per day, week or month and currency (operators): sales, refunds,
+    commission, processor fees and net, from the ledger (the admin's revenue report)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        parameters=[s.RevenueQuerySerializer], responses=s.RevenueRowSerializer(many=True)
+    )
+    def get(self, request: Request) -> Response:
+        from datetime import datetime, time, timedelta
+
+        from django.utils import timezone
+
+        query = s.RevenueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data, tz = query.validated_data, timezone.get_current_timezone()
+        rows = revenue_report(
+            period=data["period"],
+            start=datetime.combine(data["start"], time.min, tz) if data.get("start") else None,
+            end=datetime.combine(data["end"] + timedelta(days=1), time.min, tz)
+            if data.get("end")
+            else None,
+        )
+        return Response(s.RevenueRowSerializer(rows, many=True).data)
+
+
 class LedgerEntryFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="account__seller__slug", max_length=80)
     account_kind = django_filters.ChoiceFilter(
@@ -458,6 +486,7 @@ __all__ = [
     "PayoutRunViewSet",
     "PayoutViewSet",
     "RefundRequestViewSet",
+    "RevenueReportView",
     "SellerBalanceView",
     "StatementCsvView",
     "StatementView",

@@ -310,3 +310,14 @@ def test_list_queries_do_not_grow_with_the_page(world, api_as, operator, count_q
 
     assert LedgerEntry.objects.count() > 20
     assert small == large
+
+
+def test_the_revenue_report_api_is_for_operators(world, api_as, operator, seller):
+    url = reverse("api:revenue-report")
+
+    rows = api_as(operator).get(url, {"period": "month"}).json()
+    bad = api_as(operator).get(url, {"start": "2026-12-02", "end": "2026-12-01"})
+
+    assert rows[0]["sales"] == 20000 and rows[0]["commission"] == 2000 and rows[0]["net"] == 2000
+    assert bad.status_code == 400
+    assert api_as(seller.user).get(url).status_code == 403

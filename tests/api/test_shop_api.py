@@ -220,3 +220,46 @@ def test_shop_lists_run_a_constant_number_of_queries(
     assert count_queries(lambda: client.get(url, {"page_size": 1})) == count_queries(
         lambda: client.get(url, {"page_size": 50})
     )
+
+
+def test_a_seller_ships_then_delivers_and_delivery_can_release_earnings(
+    api_as, shop, seller, other_seller
+):
+    from payments.holds import holds_release_due
+    from payments.models import PayoutPolicy
+
+    PayoutPolicy.objects.create(seller=seller, release_on_delivery=True)
+    seller_order = shop["order"].seller_orders.get()
+    client = api_as(seller.user)
+    ship_url = reverse("api:seller-order-ship", args=[seller_order.pk])
+    deliver_url = reverse("api:seller-order-deliver", args=[seller_order.pk])
+
+    early = client.post(deliver_url)
+    shipped = client.post(ship_url, {"tracking_number": "1Z999"}, format="json")
+    again = client.post(ship_url, {"tracking_number": "other"}, format="json")
+    rival = api_as(other_seller.user).post(deliver_url)
+    delivered = client.post(deliver_url)
+
+    assert early.status_code == 409
+    assert shipped.json()["status"] == "shipped" and shipped.json()["tracking_number"] == "1Z999"
+    assert again.json()["tracking_number"] == "1Z999"  # repeating changes nothing
+    assert rival.status_code == 404
+    assert delivered.json()["status"] == "delivered"
+    assert holds_release_due() == 1
+
+
+def test_an_unpaid_order_cannot_ship(api_as, shop, customer, seller):
+    placed = (
+        api_as(customer)
+        .post(
+            reverse("api:order-list"),
+            {"items": [{"product": shop["mug"].pk, "quantity": 1}], "shipping": SHIPPING},
+            format="json",
+        )
+        .json()
+    )
+    seller_order_id = Order.objects.get(pk=placed["id"]).seller_orders.get().pk
+
+    response = api_as(seller.user).post(reverse("api:seller-order-ship", args=[seller_order_id]))
+
+    assert response.status_code == 409 and response.json()["code"] == "invalid_state"
