@@ -1,4 +1,4 @@
-"""Admin report pages: platform revenue per day, week or month, with a chart."""
+"""Admin report pages: platform revenue with a chart, and reconciliation with the processor."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from payments.admin.base import ReadOnlyAdmin
-from payments.models import RevenueReport
+from payments.models import ReconciliationReport, RevenueReport
 from payments.reports import RevenueRow, revenue_report
 
 CHART_HEIGHT = 120
@@ -90,3 +90,49 @@ class RevenueReportAdmin(ReadOnlyAdmin):
             "chart_height": CHART_HEIGHT,
         }
         return TemplateResponse(request, "admin/payments/revenuereport/report.html", context)
+
+
+class ReconciliationForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Included.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end"):
+            if data["start"] > data["end"]:
+                raise forms.ValidationError("The start must not be after the end.")
+            if (data["end"] - data["start"]).days > 31:
+                raise forms.ValidationError("Reconcile at most 31 days at a time.")
+        return data
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(ReadOnlyAdmin):
+    """Our ledger's cash at the processor against its balance transactions."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        from payments.processors.base import ProcessorError
+        from payments.reconciliation import reconcile
+
+        today = timezone.localdate()
+        form = ReconciliationForm(request.GET or {"start": today, "end": today})
+        report, error = None, ""
+        if form.is_valid():
+            tz = timezone.get_current_timezone()
+            since = datetime.combine(form.cleaned_data["start"], time.min, tz)
+            until = datetime.combine(form.cleaned_data["end"] + timedelta(days=1), time.min, tz)
+            try:
+                report = reconcile(since=since, until=until)
+            except ProcessorError as exc:
+                error = f"The processor did not answer: {exc}"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reconciliation with the processor",
+            "opts": self.model._meta,
+            "form": form,
+            "report": report,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/payments/reconciliation.html", context)

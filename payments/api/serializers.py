@@ -352,3 +352,33 @@ class RevenueRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
     commission = serializers.IntegerField()
     processor_fees = serializers.IntegerField()
     net = serializers.IntegerField()
+
+
+class ReconciliationQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.DateField()
+    end = serializers.DateField(help_text="Included; at most 31 days after the start.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["start"] > data["end"]:
+            raise serializers.ValidationError("The start must not be after the end.")
+        if (data["end"] - data["start"]).days > 31:
+            raise serializers.ValidationError("Reconcile at most 31 days at a time.")
+        return data
+
+
+class DifferenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    movement = serializers.CharField()
+    processor_id = serializers.CharField()
+    currency = serializers.CharField()
+    ours = serializers.IntegerField(allow_null=True)
+    theirs = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField()
+
+
+class ReconciliationSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    matched = serializers.IntegerField()
+    ours_total = serializers.DictField(child=serializers.IntegerField())
+    theirs_total = serializers.DictField(child=serializers.IntegerField())
+    differences = DifferenceSerializer(many=True)

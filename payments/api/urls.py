@@ -13,6 +13,7 @@ router.register("webhook-endpoints", views.WebhookEndpointViewSet, basename="web
 router.register("ledger-entries", views.LedgerEntryViewSet, basename="ledger-entry")
 
 urlpatterns = [
+    path("reports/reconciliation/", views.ReconciliationView.as_view(), name="reconciliation"),
     path("reports/revenue/", views.RevenueReportView.as_view(), name="revenue-report"),
     path("sellers/me/balance/", views.MyBalanceView.as_view(), name="my-balance"),
     path("sellers/me/statement/", views.StatementView.as_view(), name="my-statement"),

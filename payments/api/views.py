@@ -409,6 +409,31 @@ class RevenueReportView(APIView):
         return Response(s.RevenueRowSerializer(rows, many=True).data)
 
 
+class ReconciliationView(APIView):
+    """Our ledger's cash at the processor against its balance transactions (operators)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        parameters=[s.ReconciliationQuerySerializer], responses=s.ReconciliationSerializer
+    )
+    def get(self, request: Request) -> Response:
+        from datetime import datetime, time, timedelta
+
+        from django.utils import timezone
+
+        from payments.reconciliation import reconcile
+
+        query = s.ReconciliationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        tz = timezone.get_current_timezone()
+        report = reconcile(
+            since=datetime.combine(query.validated_data["start"], time.min, tz),
+            until=datetime.combine(query.validated_data["end"] + timedelta(days=1), time.min, tz),
+        )
+        return Response(s.ReconciliationSerializer(report).data)
+
+
 class LedgerEntryFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="account__seller__slug", max_length=80)
     account_kind = django_filters.ChoiceFilter(
@@ -485,6 +510,7 @@ __all__ = [
     "PayoutPolicyViewSet",
     "PayoutRunViewSet",
     "PayoutViewSet",
+    "ReconciliationView",
     "RefundRequestViewSet",
     "RevenueReportView",
     "SellerBalanceView",

@@ -1,7 +1,13 @@
 from payments.models.attempts import PaymentAttempt
 from payments.models.commission import CommissionRule
 from payments.models.disputes import Dispute, DisputeLine
-from payments.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction, RevenueReport
+from payments.models.ledger import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    ReconciliationReport,
+    RevenueReport,
+)
 from payments.models.local import (
     LocalAccount,
     LocalEvent,
@@ -45,6 +51,7 @@ __all__ = [
     "PayoutMethod",
     "PayoutPolicy",
     "PayoutRun",
+    "ReconciliationReport",
     "Refund",
     "RefundLine",
     "RefundRequest",

@@ -200,3 +200,12 @@ class RevenueReport(LedgerTransaction):
         proxy = True
         verbose_name = "revenue report"
         verbose_name_plural = "revenue report"
+
+
+class ReconciliationReport(LedgerTransaction):
+    """The admin's reconciliation page (the ledger against the processor; no table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "reconciliation"
+        verbose_name_plural = "reconciliation"

@@ -136,6 +136,7 @@ class BalanceTransaction:
     currency: str
     source: str
     created: datetime
+    payment_intent: str = ""  # for a charge: the payment it belongs to
 
 
 @dataclass(frozen=True, slots=True)

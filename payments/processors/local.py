@@ -564,19 +564,71 @@ class LocalProcessor:
     def balance_transactions_list(
         self, *, since: datetime, until: datetime
     ) -> Sequence[BalanceTransaction]:
-        intents = LocalPaymentIntent.objects.filter(
-            status=PaymentStatus.SUCCEEDED, updated_at__gte=since, updated_at__lt=until
-        )
-        return [
-            BalanceTransaction(
-                id=f"txn_{intent.charge_id}",
-                type="charge",
-                amount_minor=intent.amount_minor,
-                fee_minor=intent.fee_minor or 0,
-                net_minor=intent.amount_minor - (intent.fee_minor or 0),
-                currency=intent.currency,
-                source=intent.charge_id,
-                created=intent.updated_at,
+        """What moved the platform's balance in ``[since, until)``, as Stripe reports it:
+        charges (with their fee), refunds, transfers to connected accounts, transfer
+        reversals, and dispute withdrawals and reinstatements."""
+
+        def txn(
+            id: str, type: str, amount: int, currency: str, source: str, at: datetime, **more: Any
+        ) -> BalanceTransaction:
+            fee = int(more.pop("fee", 0))
+            return BalanceTransaction(
+                id=f"txn_{id}",
+                type=type,
+                amount_minor=amount,
+                fee_minor=fee,
+                net_minor=amount - fee,
+                currency=currency.upper(),
+                source=source,
+                created=at,
+                **more,
             )
-            for intent in intents
+
+        window = {"created_at__gte": since, "created_at__lt": until}
+        found = [
+            txn(
+                intent.charge_id,
+                "charge",
+                intent.amount_minor,
+                intent.currency,
+                intent.charge_id,
+                intent.updated_at,
+                fee=intent.fee_minor or 0,
+                payment_intent=intent.id,
+            )
+            for intent in LocalPaymentIntent.objects.filter(
+                status=PaymentStatus.SUCCEEDED, updated_at__gte=since, updated_at__lt=until
+            )
         ]
+        found += [
+            txn(r.id, "refund", -r.amount_minor, r.payment_intent.currency, r.id, r.created_at)
+            for r in LocalRefund.objects.filter(status="succeeded", **window).select_related(
+                "payment_intent"
+            )
+        ]
+        found += [
+            txn(t.id, "transfer", -t.amount_minor, t.currency, t.id, t.created_at)
+            for t in LocalTransfer.objects.filter(**window)
+        ]
+        found += [
+            txn(r.id, "transfer_refund", r.amount_minor, r.transfer.currency, r.id, r.created_at)
+            for r in LocalTransferReversal.objects.filter(**window).select_related("transfer")
+        ]
+        for event in LocalEvent.objects.filter(
+            type__in=("charge.dispute.created", "charge.dispute.closed"), **window
+        ):
+            data = event.data
+            if event.type == "charge.dispute.closed" and data.get("status") != "won":
+                continue
+            sign = -1 if event.type == "charge.dispute.created" else 1
+            found.append(
+                txn(
+                    f"{data['id']}_{'withdrawn' if sign < 0 else 'reinstated'}",
+                    "adjustment",
+                    sign * int(data["amount"]),
+                    str(data["currency"]),
+                    str(data["id"]),
+                    event.created_at,
+                )
+            )
+        return sorted(found, key=lambda t: (t.created, t.id))

@@ -357,6 +357,8 @@ class StripeProcessor:
                 {
                     "created": {"gte": _timestamp(since), "lt": _timestamp(until)},
                     "limit": LIST_PAGE_SIZE,
+                    # The charge behind a charge's balance transaction names its payment.
+                    "expand": ["data.source"],
                 }
             )
             transactions = [
@@ -369,6 +371,9 @@ class StripeProcessor:
                     currency=txn.currency.upper(),
                     source=_id_of(txn.source),
                     created=_datetime(txn.created),
+                    payment_intent=_id_of(getattr(txn.source, "payment_intent", None))
+                    if not isinstance(txn.source, str)
+                    else "",
                 )
                 for txn in page.auto_paging_iter()
             ]

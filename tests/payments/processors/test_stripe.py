@@ -510,7 +510,7 @@ def test_balance_transactions_list_covers_the_period(processor, http):
         fake.list_of(
             "/v1/balance_transactions",
             [
-                fake.balance_transaction(),
+                fake.balance_transaction(source=fake.charge(balance_transaction="txn_3PaYmEnT7")),
                 fake.balance_transaction(
                     id="txn_1ReFuNd",
                     type="refund",
@@ -536,6 +536,7 @@ def test_balance_transactions_list_covers_the_period(processor, http):
         "created[gte]": "1767225600",
         "created[lt]": "1767312000",
         "limit": "100",
+        "expand[0]": "data.source",
     }
     assert transactions == [
         BalanceTransaction(
@@ -547,6 +548,7 @@ def test_balance_transactions_list_covers_the_period(processor, http):
             currency="USD",
             source="ch_3PaYmEnT7",
             created=datetime(2026, 1, 1, tzinfo=UTC),
+            payment_intent="pi_3PaYmEnT7",
         ),
         BalanceTransaction(
             id="txn_1ReFuNd",

@@ -1,0 +1,194 @@
+"""Reconciliation: our ledger's cash at the processor against the processor's balance
+transactions for a period, item by item.
+
+Each movement is keyed by the processor object it is about, on both sides
+(our ledger's processor account, then the processor's balance transaction):
+
+- a payment: ``payment:<order>`` (+total), by the order's payment id; a
+  ``charge`` (+amount), by its payment;
+- its fee: ``fee:<order>`` (−fee); the charge's ``fee``;
+- a refund: ``refund:<id>`` (−amount), by the refund's processor id; a ``refund``;
+- a dispute: ``dispute:<id>:opened`` (−) and ``:won`` (+), by the dispute's id;
+  an ``adjustment`` on the dispute (− and +);
+- a payout: ``payout:<id>:paid`` (−amount), by its transfer id; a ``transfer``
+  to the seller's connected account.
+
+Every key whose amounts differ, or that only one side has, is a difference,
+with what we know about why (a payout sent but not yet paid is in transit;
+one that failed after its transfer left money in the seller's connected
+account). Balance transactions outside our ledger's scope (the platform's own
+bank payouts, and such) are listed apart. Manual payouts are paid from the
+platform's bank and never appear at the processor.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from payments.models import (
+    Dispute,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    PaymentAttempt,
+    Payout,
+    Refund,
+)
+from payments.processors import get_processor
+from payments.processors.base import BalanceTransaction
+
+Kind = LedgerAccount.Kind
+TxnKind = LedgerTransaction.Kind
+Key = tuple[str, str, str]  # (movement, processor object id, currency)
+OUTSIDE_SCOPE = {"payout", "payout_cancel", "payout_failure", "stripe_fee", "tax", "topup"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    movement: str
+    processor_id: str
+    currency: str
+    ours: int | None
+    theirs: int | None
+    note: str
+
+    @property
+    def amount(self) -> int:
+        return (self.theirs or 0) - (self.ours or 0)
+
+
+@dataclass
+class Reconciliation:
+    since: datetime
+    until: datetime
+    matched: int = 0
+    ours_total: dict[str, int] = field(default_factory=dict)
+    theirs_total: dict[str, int] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+    outside_scope: list[BalanceTransaction] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def _ours(since: datetime, until: datetime) -> dict[Key, int]:
+    """Our processor-account movements in the period, keyed by processor object."""
+    entries = (
+        LedgerEntry.objects.filter(
+            account__seller__isnull=True,
+            account__kind=Kind.PROCESSOR,
+            created_at__gte=since,
+            created_at__lt=until,
+        )
+        .select_related("transaction")
+        .order_by("pk")
+    )
+    by_reference: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        by_reference[entry.transaction.reference_type, entry.transaction.reference_id].append(entry)
+    ids = {
+        kind: [int(r) for t, r in by_reference if t == kind and r.isdigit()]
+        for kind in ("order", "refund", "dispute", "payout")
+    }
+    payments = dict(
+        PaymentAttempt.objects.filter(order_id__in=ids["order"], status="succeeded").values_list(
+            "order_id", "processor_payment_id"
+        )
+    )
+    refunds = dict(
+        Refund.objects.filter(pk__in=ids["refund"]).values_list("pk", "processor_refund_id")
+    )
+    disputes = dict(
+        Dispute.objects.filter(pk__in=ids["dispute"]).values_list("pk", "processor_dispute_id")
+    )
+    transfers = dict(
+        Payout.objects.filter(pk__in=ids["payout"]).values_list("pk", "processor_transfer_id")
+    )
+    ours: dict[Key, int] = defaultdict(int)
+    for (reference_type, reference_id), group in by_reference.items():
+        pk = int(reference_id) if reference_id.isdigit() else -1
+        for entry in group:
+            kind, currency, amount = entry.transaction.kind, entry.currency, entry.amount_minor
+            if kind == TxnKind.PAYMENT_CAPTURED:
+                key: Key = ("charge", payments.get(pk, f"order {pk}"), currency)
+            elif kind == TxnKind.PROCESSOR_FEE:
+                key = ("fee", payments.get(pk, f"order {pk}"), currency)
+            elif kind == TxnKind.REFUND:
+                key = ("refund", refunds.get(pk) or f"refund {pk}", currency)
+            elif kind in (TxnKind.DISPUTE_OPENED, TxnKind.DISPUTE_WON):
+                movement = "dispute" if kind == TxnKind.DISPUTE_OPENED else "dispute_won"
+                key = (movement, disputes.get(pk) or f"dispute {pk}", currency)
+            elif kind == TxnKind.PAYOUT_PAID:
+                key = ("transfer", transfers.get(pk) or f"payout {pk}", currency)
+            else:
+                key = (str(kind), f"{reference_type} {reference_id}", currency)
+            ours[key] += amount
+    return ours
+
+
+def _theirs(transactions: list[BalanceTransaction], report: Reconciliation) -> dict[Key, int]:
+    theirs: dict[Key, int] = defaultdict(int)
+    for txn in transactions:
+        if txn.type in ("charge", "payment"):
+            payment = txn.payment_intent or txn.source
+            theirs["charge", payment, txn.currency] += txn.amount_minor
+            if txn.fee_minor:
+                theirs["fee", payment, txn.currency] += -txn.fee_minor
+        elif txn.type in ("refund", "payment_refund"):
+            theirs["refund", txn.source, txn.currency] += txn.amount_minor
+        elif txn.type == "transfer":
+            theirs["transfer", txn.source, txn.currency] += txn.amount_minor
+        elif txn.type == "adjustment" and txn.source.startswith(("dp_", "du_")):
+            movement = "dispute" if txn.amount_minor < 0 else "dispute_won"
+            theirs[movement, txn.source, txn.currency] += txn.amount_minor
+        elif txn.type in OUTSIDE_SCOPE:
+            report.outside_scope.append(txn)
+        else:
+            theirs[txn.type, txn.source, txn.currency] += txn.amount_minor
+    return theirs
+
+
+def _why(movement: str, processor_id: str, ours: int | None, theirs: int | None) -> str:
+    if movement == "transfer" and ours is None:
+        payout = Payout.objects.filter(processor_transfer_id=processor_id).first()
+        if payout is None:
+            return "A transfer we have no payout for."
+        if payout.status in (Payout.Status.SENDING, Payout.Status.IN_TRANSIT):
+            return f"Payout #{payout.pk} is sent and not paid yet (in transit): expected."
+        if payout.status == Payout.Status.FAILED:
+            return (
+                f"Payout #{payout.pk} failed after its transfer: the money is in the seller's "
+                "connected account; reverse the transfer or pay it again."
+            )
+        return f"Payout #{payout.pk} was paid outside this period."
+    if ours is None:
+        return "At the processor, not in our ledger for this period."
+    if theirs is None:
+        return "In our ledger, not at the processor for this period."
+    return "The amounts differ."
+
+
+def reconcile(*, since: datetime, until: datetime) -> Reconciliation:
+    """Compare the period's ledger with the processor's balance transactions."""
+    report = Reconciliation(since=since, until=until)
+    transactions = list(get_processor().balance_transactions_list(since=since, until=until))
+    ours, theirs = _ours(since, until), _theirs(transactions, report)
+    for (_, _, currency), amount in ours.items():
+        report.ours_total[currency] = report.ours_total.get(currency, 0) + amount
+    for (_, _, currency), amount in theirs.items():
+        report.theirs_total[currency] = report.theirs_total.get(currency, 0) + amount
+    for key in sorted(set(ours) | set(theirs)):
+        mine, its = ours.get(key), theirs.get(key)
+        if mine is not None and mine == its:
+            report.matched += 1
+            continue
+        movement, processor_id, currency = key
+        report.differences.append(
+            Difference(
+                movement, processor_id, currency, mine, its, _why(movement, processor_id, mine, its)
+            )
+        )
+    return report
