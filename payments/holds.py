@@ -81,6 +81,15 @@ def holds_release_due(*, now: datetime | None = None) -> int:
     """Release every seller order whose hold, by its seller's policy, is over; returns
     how many were released."""
     now = now or timezone.now()
+    released = 0
+    for pk in holds_due(now=now):
+        seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
+        released += 1
+    return released
+
+
+def holds_due(*, now: datetime) -> list[int]:
+    """The seller orders whose hold, by their seller's policy, is over (not released yet)."""
     book = PolicyBook.load()
     maybe_due = Q(order__paid_at__lte=now - timedelta(days=book.shortest_hold_days)) | Q(
         delivered_at__lte=now
@@ -92,11 +101,25 @@ def holds_release_due(*, now: datetime | None = None) -> int:
         .values_list("pk", "seller_id", "order__paid_at", "delivered_at")
         .order_by("pk")
     )
-    released = 0
+    due = []
     for pk, seller_id, paid_at, delivered_at in candidates.iterator():
         policy = book.for_seller(seller_id)
         assert paid_at is not None  # filtered above
         if release_is_due(policy, paid_at=paid_at, delivered_at=delivered_at, now=now):
-            seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
-            released += 1
-    return released
+            due.append(pk)
+    return due
+
+
+def holds_due_amounts(*, now: datetime) -> dict[tuple[int, str], int]:
+    """What releasing the due holds would move to available, per seller and currency
+    (read only: for a dry run)."""
+    due = holds_due(now=now)
+    if not due:
+        return {}
+    pending = (
+        LedgerEntry.objects.filter(account__kind=Kind.PENDING, order_line__seller_order_id__in=due)
+        .values_list("account__seller_id", "account__currency")
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    )
+    return {(seller_id, currency): -int(total) for seller_id, currency, total in pending if total}

@@ -17,6 +17,7 @@ operators do to payouts is in ``payout_controls``.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Seller, User
-from payments.holds import holds_release_due
+from payments.holds import holds_due, holds_due_amounts, holds_release_due
 from payments.models import (
     LedgerAccount,
     LedgerEntry,
@@ -110,10 +111,14 @@ def amounts_claimed(seller_ids: Iterable[int]) -> dict[SellerCurrency, int]:
 
 
 def _reserves(
-    book: PolicyBook, seller_ids: Iterable[int], now: datetime
+    book: PolicyBook,
+    seller_ids: Iterable[int],
+    now: datetime,
+    also_released: dict[SellerCurrency, int] | None = None,
 ) -> dict[SellerCurrency, int]:
     """Each seller's rolling reserve: their policy's share of the earnings released
-    to available within its window (one query per distinct window)."""
+    to available within its window (one query per distinct window), counting
+    ``also_released`` (a dry run's due holds) as released now."""
     by_window: dict[int, list[int]] = {}
     for seller_id in seller_ids:
         policy = book.for_seller(seller_id)
@@ -132,9 +137,16 @@ def _reserves(
             .annotate(total=Sum("amount_minor"))
             .order_by()
         )
+        totals: dict[SellerCurrency, int] = defaultdict(int)
         for seller_id, currency, total in released:
-            bps = book.for_seller(seller_id).reserve_bps
-            reserves[seller_id, currency] = percentage(-int(total or 0), bps)
+            totals[seller_id, currency] += -int(total or 0)
+        for (seller_id, currency), amount in (also_released or {}).items():
+            if seller_id in ids:
+                totals[seller_id, currency] += amount
+        for (seller_id, currency), amount in totals.items():
+            reserves[seller_id, currency] = percentage(
+                amount, book.for_seller(seller_id).reserve_bps
+            )
     return reserves
 
 
@@ -163,24 +175,35 @@ def run_payouts(
     """
     now = now or timezone.now()
     report = PayoutRunReport()
-    if not dry_run:
+    # A dry run releases nothing, so it counts what the due holds would add.
+    due: dict[SellerCurrency, int] = {}
+    if dry_run:
+        due = holds_due_amounts(now=now)
+        report.holds_released = len(holds_due(now=now))
+    else:
         report.run = PayoutRun.objects.create(trigger=trigger, started_by=started_by)
         report.holds_released = holds_release_due(now=now)
-    accounts = (
-        LedgerAccount.objects.filter(kind=Kind.AVAILABLE, balance_minor__lt=0)
-        .select_related("seller")
-        .order_by("seller_id", "currency")
-    )
+    accounts = LedgerAccount.objects.filter(kind=Kind.AVAILABLE, balance_minor__lt=0)
     if sellers is not None:
         accounts = accounts.filter(seller__in=sellers)
-    accounts_list = list(accounts)
-    seller_ids = {account.seller_id for account in accounts_list if account.seller_id}
+    available: dict[SellerCurrency, int] = defaultdict(int)
+    accounts_by_key: dict[SellerCurrency, LedgerAccount] = {}
+    for account in accounts:
+        assert account.seller_id is not None
+        key = (account.seller_id, account.currency)
+        available[key] += -account.balance_minor
+        accounts_by_key[key] = account
+    allowed = None if sellers is None else {seller.pk for seller in sellers}
+    for key, amount in due.items():
+        if allowed is None or key[0] in allowed:
+            available[key] += amount
+    seller_ids = {seller_id for seller_id, _ in available}
+    sellers_by_id = Seller.objects.in_bulk(seller_ids)
     book = PolicyBook.load(seller_ids)
     claimed = amounts_claimed(seller_ids)
-    reserves = _reserves(book, seller_ids, now)
-    for account in accounts_list:
-        seller, currency = account.seller, account.currency
-        assert seller is not None
+    reserves = _reserves(book, seller_ids, now, also_released=due)
+    for seller_id, currency in sorted(available):
+        seller = sellers_by_id[seller_id]
         policy = book.for_seller(seller.pk)
         if sellers is not None:
             period: str | None = f"manual-{timezone.localdate(now).isoformat()}"
@@ -190,7 +213,7 @@ def run_payouts(
             continue
         reason = _cannot_be_paid(seller, policy)
         reserve = reserves.get((seller.pk, currency), 0)
-        amount = -account.balance_minor - claimed.get((seller.pk, currency), 0) - reserve
+        amount = available[seller_id, currency] - claimed.get((seller.pk, currency), 0) - reserve
         minimum = int(policy.minimums.get(currency, 0))
         if reason is None and amount <= 0:
             reason = "nothing to pay beyond open payouts and the reserve"
@@ -208,6 +231,7 @@ def run_payouts(
         plan = PlannedPayout(seller, currency, amount, period, status, policy.method, reserve)
         report.planned.append(plan)
         if report.run is not None:
+            account = accounts_by_key[seller_id, currency]
             plan.payout = payout_create(plan, account=account, run=report.run, by=started_by)
     if report.run is not None:
         report.run.finished_at = timezone.now()

@@ -261,3 +261,19 @@ def test_the_earnings_page_shows_the_sellers_effective_terms(seller_client, sell
     assert "Weekly on Friday" in page
     assert "3 days after payment" in page
     assert "5% of the earnings released in the last 60 days" in page
+
+
+def test_a_dry_run_counts_the_holds_a_real_run_would_release(run, seller, settings):
+    from payments.balances import seller_balance as balance
+
+    settings.PAYMENTS_HOLD_DAYS = 0
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    paid_order([(seller, 10000, 1)])  # still pending: its hold is due but not released
+
+    preview = run(run_payouts, dry_run=True)
+
+    assert [(p.amount_minor, p.status) for p in preview.planned] == [(9000, "scheduled")]
+    assert preview.holds_released == 1
+    assert balance(seller=seller, currency="USD").pending == 9000  # nothing was released
+    assert [p.amount_minor for p in run(run_payouts).planned] == [9000]
