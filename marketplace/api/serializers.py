@@ -161,3 +161,32 @@ class ShipRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     tracking_number = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
+
+
+class CartLineSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    product = serializers.IntegerField(source="product.pk")
+    title = serializers.CharField(source="product.title")
+    seller = serializers.CharField(source="product.seller.slug")
+    unit_price_minor = serializers.IntegerField(source="product.price_minor")
+    quantity = serializers.IntegerField()
+    subtotal_minor = serializers.IntegerField()
+    available = serializers.BooleanField(help_text="Still for sale, with enough stock.")
+
+
+class CartGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The cart's items in one currency: one checkout."""
+
+    currency = serializers.CharField()
+    total_minor = serializers.IntegerField()
+    can_check_out = serializers.BooleanField()
+    lines = CartLineSerializer(many=True)
+
+
+class CartItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    product = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    quantity = serializers.IntegerField(min_value=0, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class CartCheckoutRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+    shipping = ShippingRequestSerializer()

@@ -12,6 +12,7 @@ from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.roles import is_operator, seller_for
 from marketplace.api import serializers as s
@@ -19,6 +20,12 @@ from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.permissions import IsSellerOrOperator
 from marketplace.filters import ProductFilter
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.services.cart import (
+    CartStorage,
+    cart_checkout,
+    cart_contents,
+    cart_set_quantity,
+)
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
 from marketplace.services.orders import CartItem, ShippingAddress, order_cancel, place_order
 from marketplace.services.products import product_create, product_update
@@ -199,3 +206,47 @@ class SellerOrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # typ
         """Mark delivered; safe to repeat."""
         seller_order_deliver(seller_order=self.get_object(), seller=self._seller())
         return Response(s.SellerOrderSerializer(self.get_queryset().get(pk=pk)).data)
+
+
+class CartView(APIView):
+    """The signed-in customer's cart, grouped by currency (one checkout each), at
+    today's prices. The site's cart is the same one."""
+
+    @extend_schema(responses=s.CartGroupSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        storage = CartStorage(user=request.user)  # type: ignore[arg-type]
+        return Response(s.CartGroupSerializer(cart_contents(storage), many=True).data)
+
+
+class CartItemsView(IdempotentMixin, APIView):
+    """Put a product in the cart: ``quantity`` is the new quantity (0 removes it)."""
+
+    @extend_schema(request=s.CartItemRequestSerializer, responses=s.CartGroupSerializer(many=True))
+    def post(self, request: Request) -> Response:
+        body = s.CartItemRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        product = Product.objects.filter(pk=body.validated_data["product"]).first()
+        if product is None:
+            raise exceptions.NotFound("No such product.")
+        storage = CartStorage(user=request.user)  # type: ignore[arg-type]
+        cart_set_quantity(
+            storage=storage, product=product, quantity=body.validated_data["quantity"]
+        )
+        return Response(s.CartGroupSerializer(cart_contents(storage), many=True).data)
+
+
+class CartCheckoutView(IdempotentMixin, APIView):
+    """Place an order for the cart's items in one currency (they leave the cart)."""
+
+    @extend_schema(request=s.CartCheckoutRequestSerializer, responses={201: s.OrderSerializer})
+    def post(self, request: Request) -> Response:
+        body = s.CartCheckoutRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = cart_checkout(
+            storage=CartStorage(user=request.user),  # type: ignore[arg-type]
+            customer=request.user,  # type: ignore[arg-type]
+            currency=body.validated_data["currency"],
+            shipping=ShippingAddress(**body.validated_data["shipping"]),
+        )
+        order = Order.objects.prefetch_related(LINES).get(pk=order.pk)
+        return Response(s.OrderSerializer(order).data, status=status.HTTP_201_CREATED)

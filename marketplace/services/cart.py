@@ -18,8 +18,9 @@ from django.db import transaction
 
 from accounts.models import Seller, User
 from marketplace.errors import InvalidRequest
-from marketplace.models import CartItem, Product
+from marketplace.models import CartItem, Order, Product
 from marketplace.services.orders import CartItem as OrderItem
+from marketplace.services.orders import ShippingAddress, place_order
 
 SESSION_KEY = "cart"
 
@@ -168,3 +169,15 @@ def cart_merge(*, session: MutableMapping[str, Any], user: User) -> None:
         if quantity > 0:
             mine.set(product.pk, quantity)
     session.pop(SESSION_KEY, None)
+
+
+@transaction.atomic
+def cart_checkout(
+    *, storage: CartStorage, customer: User, currency: str, shipping: ShippingAddress
+) -> Order:
+    """Place an order for the cart's items in one currency, then take them out of the
+    cart; both or neither (``place_order`` decides prices and stock)."""
+    items = cart_order_items(storage, currency)
+    order = place_order(customer=customer, cart_items=items, shipping=shipping)
+    storage.remove([item.product_id for item in items])
+    return order

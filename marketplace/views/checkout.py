@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import CardForm, ShippingForm
 from marketplace.models import Order
-from marketplace.services.cart import cart_contents, cart_order_items
-from marketplace.services.orders import ShippingAddress, place_order
+from marketplace.services.cart import cart_checkout, cart_contents
+from marketplace.services.orders import ShippingAddress
 from marketplace.web import cart_storage
 from payments.checkout import local_card_authenticate, local_card_pay, payment_start
 from payments.models import PaymentAttempt
@@ -40,15 +40,15 @@ def checkout(request, currency: str):
     form = ShippingForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            order = place_order(
+            order = cart_checkout(
+                storage=storage,
                 customer=request.user,
-                cart_items=cart_order_items(storage, currency),
+                currency=currency,
                 shipping=ShippingAddress(**form.cleaned_data),
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            storage.remove([line.product.pk for line in group.lines])
             return redirect("marketplace:order_pay", pk=order.pk)
     return render(request, "marketplace/checkout.html", {"form": form, "group": group})
 

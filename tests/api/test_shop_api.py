@@ -263,3 +263,54 @@ def test_an_unpaid_order_cannot_ship(api_as, shop, customer, seller):
     response = api_as(seller.user).post(reverse("api:seller-order-ship", args=[seller_order_id]))
 
     assert response.status_code == 409 and response.json()["code"] == "invalid_state"
+
+
+def test_a_customer_fills_a_cart_and_checks_out_one_currency(api_as, shop, customer):
+    from marketplace.models import CartItem as SavedCartItem
+
+    client = api_as(customer)
+    jpy = ProductFactory(currency="JPY", price_minor=1500, stock=2)
+    for product, quantity in ((shop["mug"], 2), (shop["vase"], 1), (jpy, 1)):
+        answer = client.post(
+            reverse("api:cart-items"), {"product": product.pk, "quantity": quantity}, format="json"
+        )
+        assert answer.status_code == 200
+    too_many = client.post(
+        reverse("api:cart-items"), {"product": shop["mug"].pk, "quantity": 99}, format="json"
+    )
+    cart = client.get(reverse("api:cart")).json()
+
+    assert too_many.status_code == 400 and "Only 5" in too_many.json()["detail"]
+    assert [(g["currency"], g["total_minor"]) for g in cart] == [("JPY", 1500), ("USD", 6500)]
+
+    placed = client.post(
+        reverse("api:cart-checkout"), {"currency": "USD", "shipping": SHIPPING}, format="json"
+    )
+    empty = client.post(
+        reverse("api:cart-checkout"), {"currency": "USD", "shipping": SHIPPING}, format="json"
+    )
+
+    assert placed.status_code == 201 and placed.json()["total_minor"] == 6500
+    assert [g["currency"] for g in client.get(reverse("api:cart")).json()] == ["JPY"]
+    assert empty.status_code == 400
+    assert SavedCartItem.objects.filter(user=customer).count() == 1
+
+
+def test_a_sold_out_cart_checks_out_nothing(api_as, shop, customer):
+    client = api_as(customer)
+    client.post(
+        reverse("api:cart-items"), {"product": shop["mug"].pk, "quantity": 5}, format="json"
+    )
+    Product.objects.filter(pk=shop["mug"].pk).update(stock=1)
+
+    response = client.post(
+        reverse("api:cart-checkout"), {"currency": "USD", "shipping": SHIPPING}, format="json"
+    )
+
+    assert response.status_code == 409 and response.json()["code"] == "out_of_stock"
+    assert client.get(reverse("api:cart")).json()[0]["lines"][0]["quantity"] == 5
+    assert not Order.objects.filter(status="awaiting_payment").exists()
+
+
+def test_the_cart_needs_a_login(api):
+    assert api.get(reverse("api:cart")).status_code == 401
