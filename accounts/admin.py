@@ -23,9 +23,13 @@ class PayoutPolicyInline(admin.StackedInline):
 
     model = PayoutPolicy
     extra = 0
-    max_num = 1
-    can_delete = True
+    max_num = 0
+    can_delete = False
+    show_change_link = True
     verbose_name = "own payout policy (none: the platform default applies)"
+    fields = ("method", "schedule", "hold_days", "reserve_bps", "frozen", "frozen_reason")
+    readonly_fields = fields
+    # Changed on its own page (Payout policies), where every change needs a reason.
 
 
 class SellerInline(admin.StackedInline):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q
 
+from accounts.models import User
 from payments.models import CommissionRule
 from payments.money import percentage
 
@@ -128,10 +129,14 @@ class CommissionRuleBook:
         return best[1] if best else None
 
 
-def commission_rule_save(*, rule: CommissionRule) -> CommissionRule:
-    """Validate and save a rule: the scope names exactly its target, amounts are not
-    negative, amounts need a currency, the minimum is not above the maximum, the
-    period is in order (the model's constraints, checked before writing)."""
-    rule.full_clean()
-    rule.save()
+def commission_rule_save(
+    *, rule: CommissionRule, by: User | None = None, reason: str = "", via: str = "code"
+) -> CommissionRule:
+    """Validate and save a rule, recording who changed what and why: the scope names
+    exactly its target, amounts are not negative, amounts need a currency, the minimum
+    is not above the maximum, the period is in order (the model's constraints,
+    checked before writing). Orders keep the terms they were placed with."""
+    from payments.setting_changes import setting_save
+
+    setting_save(instance=rule, target="commission_rule", by=by, reason=reason, via=via)
     return rule

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from accounts.models import Seller
+from accounts.models import Seller, User
 from payments.models import PayoutPolicy
 
 
@@ -83,9 +83,13 @@ def release_is_due(
     return paid_at <= now - timedelta(days=policy.hold_days)
 
 
-def payout_policy_save(*, policy: PayoutPolicy) -> PayoutPolicy:
-    """Validate and save a policy: one per seller and one default; amounts per real
-    currency in whole minor units; days in range; a freeze needs a reason."""
-    policy.full_clean()
-    policy.save()
+def payout_policy_save(
+    *, policy: PayoutPolicy, by: User | None = None, reason: str = "", via: str = "code"
+) -> PayoutPolicy:
+    """Validate and save a policy, recording who changed what and why: one per seller
+    and one default; amounts per real currency in whole minor units; days in range;
+    a freeze needs a reason."""
+    from payments.setting_changes import setting_save
+
+    setting_save(instance=policy, target="payout_policy", by=by, reason=reason, via=via)
     return policy

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from payments.admin.audit import AuditedSettingAdmin
 from payments.admin.base import (
     AmountColumn,
     ReadOnlyAdmin,
@@ -29,7 +32,16 @@ from payments.models import (
 
 
 @admin.register(CommissionRule)
-class CommissionRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class CommissionRuleAdmin(AuditedSettingAdmin):
+    """Rules are saved by ``commission_rule_save`` with who and why."""
+
+    audit_target = "commission_rule"
+
+    def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
+        from payments.commission import commission_rule_save
+
+        return commission_rule_save(rule=obj, by=by, reason=reason, via="admin")
+
     list_display = (
         "__str__",
         "scope",

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from accounts.models import Seller
 from marketplace.errors import ApplicationError
+from payments.admin.audit import AuditedSettingAdmin
 from payments.admin.base import (
     AmountColumn,
     ReadOnlyAdmin,
@@ -40,7 +41,16 @@ from payments.payouts import run_payouts
 
 
 @admin.register(PayoutPolicy)
-class PayoutPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PayoutPolicyAdmin(AuditedSettingAdmin):
+    """Policies are saved by ``payout_policy_save`` with who and why."""
+
+    audit_target = "payout_policy"
+
+    def save_service(self, obj: PayoutPolicy, by: Any, reason: str) -> PayoutPolicy:
+        from payments.policies import payout_policy_save
+
+        return payout_policy_save(policy=obj, by=by, reason=reason, via="admin")
+
     list_display = (
         "__str__",
         "method",

@@ -30,10 +30,19 @@ class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
 class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(required=False, allow_null=True)
 
+    reason = serializers.CharField(
+        max_length=255,
+        write_only=True,
+        required=False,
+        default="",
+        help_text="Why this change: kept in the setting's history with your name.",
+    )
+
     class Meta:
         model = CommissionRule
         fields = [
             "id",
+            "reason",
             "name",
             "scope",
             "category",
@@ -54,10 +63,19 @@ class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[typ
 class PayoutPolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(required=False, allow_null=True)
 
+    reason = serializers.CharField(
+        max_length=255,
+        write_only=True,
+        required=False,
+        default="",
+        help_text="Why this change: kept in the setting's history with your name.",
+    )
+
     class Meta:
         model = PayoutPolicy
         fields = [
             "id",
+            "reason",
             "seller",
             "method",
             "schedule",

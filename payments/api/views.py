@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Seller
+from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
 from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.pagination import NewestFirstCursorPagination
@@ -59,6 +59,13 @@ def _operator(request: Request) -> bool:
     return is_operator(request.user)
 
 
+def _actor(request: Request) -> User:
+    """The signed-in user (every view here needs one)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
 class CommissionRuleViewSet(
     IdempotentMixin,
     mixins.ListModelMixin,
@@ -86,13 +93,26 @@ class CommissionRuleViewSet(
         )
 
     def perform_create(self, serializer: Any) -> None:
-        serializer.instance = commission_rule_save(rule=CommissionRule(**serializer.validated_data))
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        serializer.instance = commission_rule_save(
+            rule=CommissionRule(**data),
+            by=_actor(self.request),
+            reason=reason,
+            via="api",
+        )
 
     def perform_update(self, serializer: Any) -> None:
-        rule = serializer.instance
-        for field, value in serializer.validated_data.items():
+        rule, data = serializer.instance, dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        for field, value in data.items():
             setattr(rule, field, value)
-        serializer.instance = commission_rule_save(rule=rule)
+        serializer.instance = commission_rule_save(
+            rule=rule,
+            by=_actor(self.request),
+            reason=reason,
+            via="api",
+        )
 
 
 class PayoutPolicyViewSet(
@@ -111,14 +131,26 @@ class PayoutPolicyViewSet(
     filterset_fields = ["schedule", "method", "frozen"]
 
     def perform_create(self, serializer: Any) -> None:
-        policy = PayoutPolicy(**serializer.validated_data)
-        serializer.instance = payout_policy_save(policy=policy)
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        serializer.instance = payout_policy_save(
+            policy=PayoutPolicy(**data),
+            by=_actor(self.request),
+            reason=reason,
+            via="api",
+        )
 
     def perform_update(self, serializer: Any) -> None:
-        policy = serializer.instance
-        for field, value in serializer.validated_data.items():
+        policy, data = serializer.instance, dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        for field, value in data.items():
             setattr(policy, field, value)
-        serializer.instance = payout_policy_save(policy=policy)
+        serializer.instance = payout_policy_save(
+            policy=policy,
+            by=_actor(self.request),
+            reason=reason,
+            via="api",
+        )
 
 
 class PayoutFilter(django_filters.FilterSet):
@@ -155,7 +187,7 @@ class PayoutViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ig
         if not _operator(request):
             raise exceptions.PermissionDenied("Only operators may do this.")
         payout = self.get_object()
-        result = service(payout=payout, by=request.user, **extra)
+        result = service(payout=payout, by=_actor(request), **extra)
         return Response(s.PayoutSerializer(result).data)
 
     def _reason(self, request: Request) -> str:
@@ -233,7 +265,7 @@ class PayoutRunViewSet(
         report = run_payouts(
             sellers=sellers,
             dry_run=body.validated_data["dry_run"],
-            started_by=request.user,  # type: ignore[arg-type]
+            started_by=_actor(request),
             trigger=PayoutRun.Trigger.API,
         )
         code = status.HTTP_200_OK if report.run is None else status.HTTP_201_CREATED
@@ -347,7 +379,7 @@ class WebhookEndpointViewSet(
     def perform_create(self, serializer: Any) -> None:
         data = serializer.validated_data
         serializer.instance = webhook_endpoint_create(
-            owner=self.request.user,  # type: ignore[arg-type]
+            owner=_actor(self.request),
             url=data["url"],
             events=data["events"],
             description=data.get("description", ""),
@@ -487,7 +519,7 @@ class RefundRequestViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # t
     @extend_schema(request=None, responses=s.RefundRequestSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        refund_request_approve(request=self.get_object(), by=request.user)  # type: ignore[arg-type]
+        refund_request_approve(request=self.get_object(), by=_actor(request))
         return Response(s.RefundRequestSerializer(self.get_queryset().get(pk=pk)).data)
 
     @extend_schema(request=s.RefundDecisionSerializer, responses=s.RefundRequestSerializer)
@@ -497,7 +529,7 @@ class RefundRequestViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # t
         body.is_valid(raise_exception=True)
         refund_request_decline(
             request=self.get_object(),
-            by=request.user,  # type: ignore[arg-type]
+            by=_actor(request),
             note=body.validated_data["note"],
         )
         return Response(s.RefundRequestSerializer(self.get_queryset().get(pk=pk)).data)

@@ -1,4 +1,5 @@
 from payments.models.attempts import PaymentAttempt
+from payments.models.audit import SettingChange
 from payments.models.commission import CommissionRule
 from payments.models.disputes import Dispute, DisputeLine
 from payments.models.ledger import (
@@ -56,6 +57,7 @@ __all__ = [
     "RefundLine",
     "RefundRequest",
     "RevenueReport",
+    "SettingChange",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -77,7 +77,9 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
         "On a $49.99 line: commission $5.00, seller $44.99"
     )
     page.get_by_label("Percentage (basis points)").fill("1200")
+    page.get_by_label("Reason for this change").fill("Card fees went up")
     page.get_by_role("button", name="Save and continue editing").click()
+    expect(page.locator(".field-history")).to_contain_text("Card fees went up")
     expect(page.locator(".field-preview")).to_contain_text("commission $6.00, seller $43.99")
     shot(page, "03-rule-adjusted")
     assert CommissionRule.objects.get().percentage_bps == 1200

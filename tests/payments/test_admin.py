@@ -76,6 +76,7 @@ def test_an_operator_adds_a_commission_rule_and_bad_rules_are_refused(operator_c
         "currency": "",
         "active_from_0": "2026-01-01",
         "active_from_1": "00:00:00",
+        "change_reason": "Acme's volume deal",
     }
 
     bad = operator_client.post(url, base | {"fixed_fee_minor": "30"})

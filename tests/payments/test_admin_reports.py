@@ -87,6 +87,7 @@ def test_an_operator_freezes_a_seller_in_admin_and_a_freeze_needs_a_reason(opera
         "minimums": "{}",
         "approval_thresholds": "{}",
         "frozen": "on",
+        "change_reason": "Chargebacks above 1%",
     }
 
     refused = operator_client.post(url, {**base, "frozen_reason": ""})

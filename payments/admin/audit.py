@@ -1,0 +1,79 @@
+"""What commission-rule and payout-policy admins share: a required reason for every
+change, saving through the services, and the change history on the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from payments.admin.base import ReadOnlyAdmin
+from payments.models import SettingChange
+
+
+class ReasonForm(forms.ModelForm):  # type: ignore[type-arg]
+    change_reason = forms.CharField(
+        max_length=255,
+        label="Reason for this change",
+        help_text="Kept in the history below with your name; it cannot be edited.",
+    )
+
+
+class AuditedSettingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Saves through ``save_service`` with who and why; shows the setting's history."""
+
+    form = ReasonForm
+    audit_target = ""
+
+    def save_service(self, obj: Any, by: Any, reason: str) -> Any:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.save_service(obj, request.user, form.cleaned_data["change_reason"])
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        fieldsets.append(("Why, and history", {"fields": ("change_reason", "history")}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "history")
+
+    @admin.display(description="history")
+    def history(self, obj: Any) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        changes = SettingChange.objects.filter(
+            target=self.audit_target, target_id=obj.pk
+        ).select_related("changed_by")
+        return (
+            format_html_join(
+                "\n",
+                "<div>{} by {} ({}): {} — <em>{}</em></div>",
+                (
+                    (
+                        change.at.strftime("%Y-%m-%d %H:%M"),
+                        change.changed_by or "the system",
+                        change.via,
+                        ", ".join(
+                            f"{name} {before!r} → {after!r}"
+                            for name, (before, after) in change.changes.items()
+                        ),
+                        change.reason or "no reason given",
+                    )
+                    for change in changes
+                ),
+            )
+            or "No changes recorded."
+        )
+
+
+@admin.register(SettingChange)
+class SettingChangeAdmin(ReadOnlyAdmin):
+    list_display = ("at", "target", "target_id", "changed_by", "via", "reason")
+    list_filter = ("target", "via", "at")
+    search_fields = ("reason", "changed_by__email", "=target_id")
+    list_select_related = ("changed_by",)
