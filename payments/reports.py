@@ -7,6 +7,7 @@ For each period (day, week or month, in the site's time zone) and currency:
 - ``commission``: commission earned on those sales, less commission given
   back with refunds and lost with disputes (the commission account's net);
 - ``processor_fees``: processor fees the platform paid;
+- ``payouts``: what reached sellers' banks (processor and manual payouts paid);
 - ``net``: commission less processor fees: what the platform made.
 
 One query per report, whatever the number of entries (grouped in the database).
@@ -37,6 +38,7 @@ class RevenueRow:
     refunds: int
     commission: int
     processor_fees: int
+    payouts: int = 0
 
     @property
     def net(self) -> int:
@@ -63,6 +65,11 @@ def revenue_report(
             refunds=Sum("amount_minor", filter=processor & Q(transaction__kind=TxnKind.REFUND)),
             commission=Sum("amount_minor", filter=Q(account__kind=Kind.COMMISSION)),
             fees=Sum("amount_minor", filter=Q(account__kind=Kind.PROCESSOR_FEES)),
+            payouts=Sum(
+                "amount_minor",
+                filter=Q(account__kind__in=(Kind.PROCESSOR, Kind.BANK))
+                & Q(transaction__kind=TxnKind.PAYOUT_PAID),
+            ),
         )
         .order_by("bucket", "currency")
     )
@@ -74,6 +81,7 @@ def revenue_report(
             refunds=-(row["refunds"] or 0),
             commission=-(row["commission"] or 0),
             processor_fees=row["fees"] or 0,
+            payouts=-(row["payouts"] or 0),
         )
         for row in rows
     ]

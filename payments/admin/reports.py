@@ -75,7 +75,14 @@ class RevenueReportAdmin(ReadOnlyAdmin):
         for row in rows:
             total = totals.setdefault(
                 row.currency,
-                {"sales": 0, "refunds": 0, "commission": 0, "processor_fees": 0, "net": 0},
+                {
+                    "sales": 0,
+                    "refunds": 0,
+                    "commission": 0,
+                    "processor_fees": 0,
+                    "payouts": 0,
+                    "net": 0,
+                },
             )
             for name in total:
                 total[name] += getattr(row, name)

@@ -369,6 +369,7 @@ class RevenueRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
     refunds = serializers.IntegerField()
     commission = serializers.IntegerField()
     processor_fees = serializers.IntegerField()
+    payouts = serializers.IntegerField()
     net = serializers.IntegerField()
 
 

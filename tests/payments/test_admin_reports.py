@@ -99,3 +99,18 @@ def test_an_operator_freezes_a_seller_in_admin_and_a_freeze_needs_a_reason(opera
     assert saved.status_code == 302
     assert PayoutPolicy.objects.get(seller=seller).frozen_reason == "Chargeback review"
     assert CommissionRule.objects.count() == 0
+
+
+def test_the_report_shows_what_was_paid_to_sellers(run, seller):
+    from payments.holds import seller_order_hold_release
+    from payments.payouts import run_payouts
+    from tests.money_helpers import enable_payouts
+
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    seller_order_hold_release(seller_order=paid_order([(seller, 10000, 1)]).seller_orders.get())
+    run(run_payouts)
+
+    (row,) = revenue_report(period="day")
+
+    assert (row.sales, row.payouts, row.net) == (10000, 9000, 1000)
