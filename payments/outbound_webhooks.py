@@ -66,6 +66,10 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def _address_error(url: str) -> str | None:
     """Why we refuse to send to ``url``, or None."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "The address has a port that does not exist."
     allow_local = settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL
     if parts.scheme != "https" and not (allow_local and parts.scheme == "http"):
         return "Webhook endpoints must use https://."
@@ -74,7 +78,7 @@ def _address_error(url: str) -> str | None:
     if allow_local:
         return None
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         return f"{parts.hostname} does not resolve."
     for info in infos:
@@ -145,6 +149,11 @@ def webhook_endpoint_update(
     return endpoint
 
 
+def _sees_everything(endpoint: WebhookEndpoint) -> bool:
+    """A platform-wide endpoint gets events only while its owner is an operator."""
+    return endpoint.seller_id is None and is_operator(endpoint.owner)
+
+
 def webhook_event_publish(
     *, event_type: str, data_for: Any, sellers: Iterable[int]
 ) -> list[WebhookDelivery]:
@@ -158,11 +167,11 @@ def webhook_event_publish(
     concerned = set(sellers)
     endpoints = [
         endpoint
-        for endpoint in WebhookEndpoint.objects.filter(is_active=True).only(
-            "pk", "seller_id", "events"
-        )
+        for endpoint in WebhookEndpoint.objects.filter(
+            is_active=True, owner__is_active=True
+        ).select_related("owner")
         if event_type in endpoint.events
-        and (endpoint.seller_id is None or endpoint.seller_id in concerned)
+        and (endpoint.seller_id in concerned or _sees_everything(endpoint))
     ]
     if not endpoints:
         return []

@@ -13,7 +13,15 @@ from marketplace.errors import InvalidState
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
 from payments.payout_sending import payout_notify_later
-from payments.payouts import PlannedPayout, amounts_claimed, payout_create, payout_enqueue
+from payments.payouts import (
+    SkippedSeller,
+    amounts_claimed,
+    payout_create,
+    payout_enqueue,
+    payout_reserves,
+    plan_payout,
+)
+from payments.policies import PolicyBook
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -58,9 +66,11 @@ def payout_hold(*, payout: Payout, by: User, reason: str) -> Payout:
 
 @transaction.atomic
 def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
-    """Let a held payout go (it is sent at once)."""
+    """Let a held payout go: it is sent at once, unless it still needs a second
+    operator's approval (holding never stands in for the four eyes)."""
     payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
-    payout.status = Status.SCHEDULED
+    needs_approval = payout.requires_approval and payout.approved_by_id is None
+    payout.status = Status.AWAITING_APPROVAL if needs_approval else Status.SCHEDULED
     payout.save(update_fields=["status"])
     payout_enqueue(payout)
     return payout
@@ -77,19 +87,27 @@ def payout_cancel(*, payout: Payout, by: User, reason: str) -> Payout:
 
 
 def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
-    """After a failed payout: pay the seller's available balance again now, once."""
+    """After a failed payout: pay the seller again now, once, by the same rules as a
+    run (freeze, payout account, reserve, minimum, approval threshold)."""
     with transaction.atomic():
         payout = _operator_action(payout, by, "retry", reason, (Status.FAILED,))
-        seller = payout.seller
-        account = seller_account(seller, Kind.AVAILABLE, payout.currency)
-        claimed = amounts_claimed([seller.pk]).get((seller.pk, payout.currency), 0)
-        amount = -account.balance_minor - claimed
-        if amount <= 0:
-            raise InvalidState("Nothing is available to pay again.")
-        plan = PlannedPayout(
-            seller, payout.currency, amount, f"retry-{payout.pk}", Status.SCHEDULED, payout.method
+        seller, currency = payout.seller, payout.currency
+        account = seller_account(seller, Kind.AVAILABLE, currency)
+        book = PolicyBook.load([seller.pk])
+        decision = plan_payout(
+            seller=seller,
+            currency=currency,
+            policy=book.for_seller(seller.pk),
+            period=f"retry-{payout.pk}",
+            available=-account.balance_minor,
+            claimed=amounts_claimed([seller.pk]).get((seller.pk, currency), 0),
+            reserve=payout_reserves(book, [seller.pk], timezone.now()).get(
+                (seller.pk, currency), 0
+            ),
         )
-        created = payout_create(plan, account=account, run=None, by=by)
+        if isinstance(decision, SkippedSeller):
+            raise InvalidState(f"Not paid again: {decision.reason}.")
+        created = payout_create(decision, account=account, run=None, by=by)
         if created is None:
             raise InvalidState("This payout was retried already.")
     return created

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Seller, User
@@ -110,7 +110,7 @@ def amounts_claimed(seller_ids: Iterable[int]) -> dict[SellerCurrency, int]:
     return claimed
 
 
-def _reserves(
+def payout_reserves(
     book: PolicyBook,
     seller_ids: Iterable[int],
     now: datetime,
@@ -183,7 +183,10 @@ def run_payouts(
     else:
         report.run = PayoutRun.objects.create(trigger=trigger, started_by=started_by)
         report.holds_released = holds_release_due(now=now)
-    accounts = LedgerAccount.objects.filter(kind=Kind.AVAILABLE, balance_minor__lt=0)
+    has_money = Q(balance_minor__lt=0)
+    for seller_id, currency in due:  # a dry run: also accounts the due holds would fill
+        has_money |= Q(seller_id=seller_id, currency=currency)
+    accounts = LedgerAccount.objects.filter(has_money, kind=Kind.AVAILABLE)
     if sellers is not None:
         accounts = accounts.filter(seller__in=sellers)
     available: dict[SellerCurrency, int] = defaultdict(int)
@@ -201,7 +204,7 @@ def run_payouts(
     sellers_by_id = Seller.objects.in_bulk(seller_ids)
     book = PolicyBook.load(seller_ids)
     claimed = amounts_claimed(seller_ids)
-    reserves = _reserves(book, seller_ids, now, also_released=due)
+    reserves = payout_reserves(book, seller_ids, now, also_released=due)
     for seller_id, currency in sorted(available):
         seller = sellers_by_id[seller_id]
         policy = book.for_seller(seller.pk)
@@ -211,24 +214,19 @@ def run_payouts(
             period = payout_period(policy, now)
         if period is None:
             continue
-        reason = _cannot_be_paid(seller, policy)
-        reserve = reserves.get((seller.pk, currency), 0)
-        amount = available[seller_id, currency] - claimed.get((seller.pk, currency), 0) - reserve
-        minimum = int(policy.minimums.get(currency, 0))
-        if reason is None and amount <= 0:
-            reason = "nothing to pay beyond open payouts and the reserve"
-        elif reason is None and amount < minimum:
-            reason = f"{amount} is under the minimum of {minimum}; it rolls over"
-        if reason is not None:
-            report.skipped.append(SkippedSeller(seller, currency, reason))
-            continue
-        threshold = policy.approval_thresholds.get(currency)
-        status = (
-            Status.AWAITING_APPROVAL
-            if threshold is not None and amount > int(threshold)
-            else Status.SCHEDULED
+        decision = plan_payout(
+            seller=seller,
+            currency=currency,
+            policy=policy,
+            period=period,
+            available=available[seller_id, currency],
+            claimed=claimed.get((seller_id, currency), 0),
+            reserve=reserves.get((seller_id, currency), 0),
         )
-        plan = PlannedPayout(seller, currency, amount, period, status, policy.method, reserve)
+        if isinstance(decision, SkippedSeller):
+            report.skipped.append(decision)
+            continue
+        plan = decision
         report.planned.append(plan)
         if report.run is not None:
             account = accounts_by_key[seller_id, currency]
@@ -244,6 +242,35 @@ def run_payouts(
     return report
 
 
+def plan_payout(
+    *,
+    seller: Seller,
+    currency: str,
+    policy: PayoutPolicy,
+    period: str,
+    available: int,
+    claimed: int,
+    reserve: int,
+) -> PlannedPayout | SkippedSeller:
+    """The payout a seller is due, or why none: the one rule for runs and retries."""
+    reason = _cannot_be_paid(seller, policy)
+    amount = available - claimed - reserve
+    minimum = int(policy.minimums.get(currency, 0))
+    if reason is None and amount <= 0:
+        reason = "nothing to pay beyond open payouts and the reserve"
+    elif reason is None and amount < minimum:
+        reason = f"{amount} is under the minimum of {minimum}; it rolls over"
+    if reason is not None:
+        return SkippedSeller(seller, currency, reason)
+    threshold = policy.approval_thresholds.get(currency)
+    status = (
+        Status.AWAITING_APPROVAL
+        if threshold is not None and amount > int(threshold)
+        else Status.SCHEDULED
+    )
+    return PlannedPayout(seller, currency, amount, period, status, policy.method, reserve)
+
+
 def payout_create(
     plan: PlannedPayout, *, account: LedgerAccount, run: PayoutRun | None, by: User | None
 ) -> Payout | None:
@@ -254,7 +281,15 @@ def payout_create(
     """
     try:
         with transaction.atomic():
-            LedgerAccount.objects.select_for_update().get(pk=account.pk)
+            locked = LedgerAccount.objects.select_for_update().get(pk=account.pk)
+            # Another run (another period, a retry) may have claimed part of the balance
+            # since the plan was made: what fits is read again under the lock.
+            key = (plan.seller.pk, plan.currency)
+            fits = -locked.balance_minor - amounts_claimed([plan.seller.pk]).get(key, 0)
+            fits -= plan.reserve_minor
+            if fits <= 0:
+                return None
+            plan.amount_minor = min(plan.amount_minor, fits)
             payout = Payout.objects.create(
                 seller=plan.seller,
                 currency=plan.currency,
@@ -262,6 +297,7 @@ def payout_create(
                 period=plan.period,
                 status=plan.status,
                 method=plan.method,
+                requires_approval=plan.status == Status.AWAITING_APPROVAL,
                 run=run,
                 created_by=by,
             )
@@ -305,7 +341,7 @@ def next_payout_for(*, seller: Seller, currency: str, now: datetime | None = Non
         or 0
     )
     claimed = amounts_claimed([seller.pk]).get((seller.pk, currency), 0)
-    reserve = _reserves(book, [seller.pk], now).get((seller.pk, currency), 0)
+    reserve = payout_reserves(book, [seller.pk], now).get((seller.pk, currency), 0)
     estimate = max(available - claimed - reserve, 0)
     return NextPayout(
         next_payout_date(book.for_seller(seller.pk), now), estimate, currency, reserve

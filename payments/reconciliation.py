@@ -144,6 +144,8 @@ def _theirs(transactions: list[BalanceTransaction], report: Reconciliation) -> d
         elif txn.type == "adjustment" and txn.source.startswith(("dp_", "du_")):
             movement = "dispute" if txn.amount_minor < 0 else "dispute_won"
             theirs[movement, txn.source, txn.currency] += txn.amount_minor
+            if txn.fee_minor:  # the processor's dispute fee: not in our ledger yet
+                theirs["dispute_fee", txn.source, txn.currency] += -txn.fee_minor
         elif txn.type in OUTSIDE_SCOPE:
             report.outside_scope.append(txn)
         else:

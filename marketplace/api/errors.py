@@ -61,7 +61,10 @@ def _title(status_code: int) -> str:
 
 def _field_errors(detail: Any) -> dict[str, Any]:
     if isinstance(detail, dict):
-        return {str(key): _messages(value) for key, value in detail.items()}
+        return {
+            "non_field_errors" if key == "__all__" else str(key): _messages(value)
+            for key, value in detail.items()
+        }
     return {"non_field_errors": _messages(detail)}
 
 

@@ -108,7 +108,15 @@ class IdempotentMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Answer):
             return exc.response
-        return super().handle_exception(exc)  # type: ignore[misc,no-any-return]
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc,no-any-return]
+        except Exception:
+            # A server error escapes: forget the key so a retry runs again.
+            record = getattr(self, "_idempotency_record", None)
+            if record is not None:
+                self._idempotency_record = None
+                IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            raise
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from accounts.models import Seller
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.models.catalog import MAX_PRICE_MINOR
 from payments.currencies import currency_choices
 
 
@@ -30,8 +31,8 @@ class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         slug_field="slug", queryset=Category.objects.all()
     )
     currency = serializers.ChoiceField(choices=currency_choices())
-    price_minor = serializers.IntegerField(min_value=0)
-    stock = serializers.IntegerField(min_value=0)
+    price_minor = serializers.IntegerField(min_value=0, max_value=MAX_PRICE_MINOR)
+    stock = serializers.IntegerField(min_value=0, max_value=1_000_000)
 
     class Meta:
         model = Product

@@ -1,11 +1,13 @@
 """The catalog: categories and the products sellers list in them."""
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
 from payments.currencies import currency_choices
+
+MAX_PRICE_MINOR = 10**12  # 10 billion in a two-decimal currency
 
 
 class Category(models.Model):
@@ -58,11 +60,19 @@ class Product(models.Model):
     price_minor = models.BigIntegerField(
         "price (minor units)",
         help_text="In the currency's smallest unit: cents, yen, fils.",
-        validators=[MinValueValidator(0, "The price cannot be negative.")],
+        validators=[
+            MinValueValidator(0, "The price cannot be negative."),
+            # A line is at most ORDER_MAX_QUANTITY of it; this keeps every total in range.
+            MaxValueValidator(MAX_PRICE_MINOR, "The price is too large."),
+        ],
     )
     currency = models.CharField(max_length=3, choices=currency_choices())
     stock = models.IntegerField(
-        default=0, validators=[MinValueValidator(0, "Stock cannot be negative.")]
+        default=0,
+        validators=[
+            MinValueValidator(0, "Stock cannot be negative."),
+            MaxValueValidator(1_000_000, "Stock is at most 1,000,000."),
+        ],
     )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive products are hidden."

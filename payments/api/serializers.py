@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from django.core.validators import MaxValueValidator
 from rest_framework import serializers
 
 from accounts.models import Seller
@@ -61,7 +63,9 @@ class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[typ
 
 
 class PayoutPolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    seller = SellerRefField(required=False, allow_null=True)
+    seller = SellerRefField(
+        required=False, allow_null=True, default=None, help_text="None: the platform default."
+    )
 
     reason = serializers.CharField(
         max_length=255,
@@ -270,9 +274,12 @@ class RefundDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg
     note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
+LAST_DAY = date(9998, 12, 31)
+
+
 class StatementQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
-    start = serializers.DateField()
-    end = serializers.DateField(help_text="Included.")
+    start = serializers.DateField(validators=[MaxValueValidator(LAST_DAY)])
+    end = serializers.DateField(help_text="Included.", validators=[MaxValueValidator(LAST_DAY)])
     currency = serializers.RegexField(r"^[A-Z]{3}$")
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -353,8 +360,10 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):  # type: ignore[ty
 
 class RevenueQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
     period = serializers.ChoiceField(choices=["day", "week", "month"], default="day")
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False, help_text="Included.")
+    start = serializers.DateField(required=False, validators=[MaxValueValidator(LAST_DAY)])
+    end = serializers.DateField(
+        required=False, help_text="Included.", validators=[MaxValueValidator(LAST_DAY)]
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
@@ -374,8 +383,11 @@ class RevenueRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class ReconciliationQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
-    start = serializers.DateField()
-    end = serializers.DateField(help_text="Included; at most 31 days after the start.")
+    start = serializers.DateField(validators=[MaxValueValidator(LAST_DAY)])
+    end = serializers.DateField(
+        help_text="Included; at most 31 days after the start.",
+        validators=[MaxValueValidator(LAST_DAY)],
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if data["start"] > data["end"]:
@@ -394,6 +406,16 @@ class DifferenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
     note = serializers.CharField()
 
 
+class BalanceTransactionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.CharField()
+    type = serializers.CharField()
+    amount_minor = serializers.IntegerField()
+    fee_minor = serializers.IntegerField()
+    currency = serializers.CharField()
+    processor_object = serializers.CharField(source="source")
+    created = serializers.DateTimeField()
+
+
 class ReconciliationSerializer(serializers.Serializer):  # type: ignore[type-arg]
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
@@ -401,3 +423,4 @@ class ReconciliationSerializer(serializers.Serializer):  # type: ignore[type-arg
     ours_total = serializers.DictField(child=serializers.IntegerField())
     theirs_total = serializers.DictField(child=serializers.IntegerField())
     differences = DifferenceSerializer(many=True)
+    outside_scope = BalanceTransactionSerializer(many=True)

@@ -309,7 +309,7 @@ class SellerBalanceView(APIView):
 
 class StatementView(APIView):
     """A seller's statement for a date range: opening and closing balance and every
-    movement between (docs/money.md). ``?format=csv`` downloads it as CSV."""
+    movement between (payments/statements.py); ``statement.csv`` is the same as CSV."""
 
     permission_classes = [IsSellerOrOperator]
 

@@ -171,6 +171,9 @@ def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, ope
         payout_hold(payout=payout, by=operator, reason="again")
     run(payout_release, payout=payout, by=operator)
     payout.refresh_from_db()
+    assert payout.status == Payout.Status.AWAITING_APPROVAL  # the hold skips no approval
+    run(payout_approve, payout=payout, by=UserFactory(is_staff=True))
+    payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID
 
     second_order = paid_order([(earning, 1000, 1)])
@@ -182,7 +185,11 @@ def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, ope
     assert list(pending.actions.values_list("action", "reason", "actor")) == [
         ("cancel", "Seller asked to wait", operator.pk)
     ]
-    assert [a.action for a in payout.actions.order_by("at", "id")] == ["hold", "release"]
+    assert [a.action for a in payout.actions.order_by("at", "id")] == [
+        "hold",
+        "release",
+        "approve",
+    ]
     assert seller_balance(seller=earning, currency="USD").available == 900  # still owed
     assert ledger_check().ok
 
