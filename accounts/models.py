@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -51,6 +52,15 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
+RESERVED_SHOP_ADDRESSES = frozenset({"me", "new", "admin", "api"})
+
+
+def validate_shop_address(value: str) -> None:
+    """Some addresses name pages of their own (``/api/v1/sellers/me/``)."""
+    if value.lower() in RESERVED_SHOP_ADDRESSES:
+        raise ValidationError(f"“{value}” is reserved; choose another address.")
+
+
 class Seller(models.Model):
     """A user's shop: its public name and storefront, and how it gets paid."""
 
@@ -67,6 +77,7 @@ class Seller(models.Model):
     slug = models.SlugField(
         max_length=80,
         unique=True,
+        validators=[validate_shop_address],
         help_text="Your storefront address: /sellers/<slug>/.",
         error_messages={"unique": "Another seller already uses this address."},
     )

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.managers import normalize_email_address
-from accounts.models import Seller, User
+from accounts.models import RESERVED_SHOP_ADDRESSES, Seller, User
 from accounts.roles import operators_group_sync
 from marketplace.slugs import unique_slug
 
@@ -26,6 +26,13 @@ def user_sign_up(*, email: str, password: str, full_name: str = "") -> User:
         raise ValidationError({"email": EMAIL_TAKEN}) from exc
 
 
+def _free_shop_address(display_name: str) -> str:
+    base = unique_slug(Seller, display_name)
+    if base in RESERVED_SHOP_ADDRESSES:
+        return unique_slug(Seller, f"{display_name} shop")
+    return base
+
+
 def seller_become(
     *, user: User, display_name: str, country: str, default_currency: str, slug: str = ""
 ) -> Seller:
@@ -41,7 +48,7 @@ def seller_become(
     seller = Seller(
         user=user,
         display_name=display_name,
-        slug=slug or unique_slug(Seller, display_name),
+        slug=slug or _free_shop_address(display_name),
         country=country,
         default_currency=default_currency,
     )

@@ -137,3 +137,21 @@ def test_profile_update_changes_the_name():
 
     user.refresh_from_db()
     assert user.full_name == "New Name"
+
+
+def test_reserved_shop_addresses_are_refused_or_avoided(db):
+    import pytest as _pytest
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import seller_become
+    from tests.factories import UserFactory
+
+    with _pytest.raises(ValidationError) as refused:
+        seller_become(
+            user=UserFactory(), display_name="Me", country="US", default_currency="USD", slug="me"
+        )
+    assert "reserved" in str(refused.value)
+    shop = seller_become(
+        user=UserFactory(), display_name="Me", country="US", default_currency="USD"
+    )
+    assert shop.slug == "me-shop"
