@@ -51,6 +51,7 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         sys.exit("Run the benchmark on PostgreSQL (set DATABASE_URL).")
+    call_command("migrate", interactive=False, verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
     app.conf.task_always_eager = True
 

@@ -158,5 +158,5 @@ def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout
     PayoutAction.objects.create(
         payout=payout, actor=by, action="mark_paid", reason=payout.bank_reference
     )
-    payout_notify_later(payout.pk, "paid")
+    payout_notify_later(payout, "paid")
     return payout

@@ -106,7 +106,8 @@ def payout_send(*, payout: Payout) -> Payout:
             ]
         )
         if not payout.processor_payout_id:  # the first time it got through
-            payout_notify_later(current.pk, "sent")
+            current.seller = payout.seller
+            payout_notify_later(current, "sent")
     return current
 
 
@@ -133,7 +134,7 @@ def payout_paid(*, payout: Payout) -> Payout:
     )
     payout.status, payout.paid_at = Status.PAID, timezone.now()
     payout.save(update_fields=["status", "paid_at"])
-    payout_notify_later(payout.pk, "paid")
+    payout_notify_later(payout, "paid")
     return payout
 
 
@@ -165,7 +166,7 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
     payout.status, payout.failed_at = Status.FAILED, timezone.now()
     payout.failure_reason = reason[:255]
     payout.save(update_fields=["status", "failed_at", "failure_reason"])
-    payout_notify_later(payout.pk, "failed")
+    payout_notify_later(payout, "failed")
     return payout
 
 
@@ -205,10 +206,11 @@ def payouts_sweep(*, older_than_minutes: int = 10) -> int:
     return swept
 
 
-def payout_notify_later(payout_id: int, event: str) -> None:
+def payout_notify_later(payout: Payout, event: str) -> None:
     """Email the seller and tell integrators, once this transaction commits."""
     from payments.integration_events import payout_announce
     from payments.tasks import payout_notify_task
 
-    payout_announce(payout=Payout.objects.select_related("seller").get(pk=payout_id), event=event)
+    payout_announce(payout=payout, event=event)
+    payout_id = payout.pk
     transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))
