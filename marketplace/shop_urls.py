@@ -4,6 +4,7 @@ from marketplace.views import (
     cart,
     checkout,
     refund_requests,
+    seller_orders,
     seller_payouts,
     seller_products,
     seller_statements,
@@ -29,6 +30,15 @@ urlpatterns = [
         "orders/<int:pk>/lines/<int:line_pk>/refund-request/",
         refund_requests.refund_request_new,
         name="refund_request_new",
+    ),
+    path("sell/orders/", seller_orders.seller_order_list, name="seller_orders"),
+    path(
+        "sell/orders/<int:pk>/ship/", seller_orders.seller_order_ship_view, name="seller_order_ship"
+    ),
+    path(
+        "sell/orders/<int:pk>/deliver/",
+        seller_orders.seller_order_deliver_view,
+        name="seller_order_deliver",
     ),
     path("sell/refunds/", refund_requests.seller_refund_requests, name="seller_refund_requests"),
     path(
