@@ -4,6 +4,7 @@ from marketplace.views import (
     cart,
     checkout,
     refund_requests,
+    seller_dashboard,
     seller_orders,
     seller_payouts,
     seller_products,
@@ -31,6 +32,7 @@ urlpatterns = [
         refund_requests.refund_request_new,
         name="refund_request_new",
     ),
+    path("sell/", seller_dashboard.dashboard, name="seller_dashboard"),
     path("sell/orders/", seller_orders.seller_order_list, name="seller_orders"),
     path(
         "sell/orders/<int:pk>/ship/", seller_orders.seller_order_ship_view, name="seller_order_ship"

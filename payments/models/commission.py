@@ -124,8 +124,15 @@ class CommissionRule(models.Model):
         if self.name:
             return self.name
         target = self.product or self.seller or self.category
+        where = f" on {target}" if target else ""
+        return f"{self.get_scope_display()}{where}: {self.terms_text}"
+
+    @property
+    def terms_text(self) -> str:
+        """The terms in words: "10% + $0.30"."""
+        from payments.currencies import format_amount
+
         parts = [f"{(Decimal(self.percentage_bps) / 100).normalize():f}%"]
         if self.fixed_fee_minor:
-            parts.append(f"+ {self.fixed_fee_minor} {self.currency} minor")
-        where = f" on {target}" if target else ""
-        return f"{self.get_scope_display()}{where}: {' '.join(parts)}"
+            parts.append(f"+ {format_amount(self.fixed_fee_minor, self.currency)}")
+        return " ".join(parts)

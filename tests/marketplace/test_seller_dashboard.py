@@ -1,0 +1,70 @@
+"""The seller's earnings dashboard: balances, this month, the series, the terms."""
+
+import pytest
+from django.urls import reverse
+
+from payments.earnings import commission_terms_for, earnings_by_day
+from payments.holds import seller_order_hold_release
+from payments.payouts import run_payouts
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import enable_payouts, paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trading(run, seller):
+    """100.00 and 50.00 sold at 10%, 20.00 refunded, the first paid out."""
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    first = paid_order([(seller, 10000, 1)])
+    paid_order([(seller, 5000, 1)])
+    refund_mark_succeeded(refund=refund_create(order=first, amount_minor=2000))
+    seller_order_hold_release(seller_order=first.seller_orders.get())
+    run(run_payouts)
+    return seller
+
+
+def test_the_series_has_every_day_and_todays_net_earnings(trading):
+    days = earnings_by_day(seller=trading, currency="USD", days=30)
+
+    assert len(days) == 30
+    assert days[-1].earned == 13500 - 1800
+    assert sum(d.earned for d in days[:-1]) == 0
+
+
+def test_the_terms_are_the_sellers_own_rule_else_the_default(seller):
+    default = CommissionRuleFactory(percentage_bps=1000)
+    assert commission_terms_for(seller=seller, currency="USD") == default
+    own = CommissionRuleFactory(scope="seller", seller=seller, percentage_bps=700)
+    assert commission_terms_for(seller=seller, currency="USD") == own
+
+
+def test_the_dashboard_shows_balances_this_month_and_the_chart(seller_client, trading):
+    page = seller_client.get(reverse("marketplace:seller_dashboard")).text
+
+    assert "$45.00" in page  # pending: the 50.00 sale's share
+    assert "$72.00 this month" in page  # the first order's share, less its refund, paid
+    assert "Earned in the last 30 days: <strong>$117.00</strong>" in page
+    assert "<svg" in page and "commission on your sales: 10% per line" in page
+
+
+def test_the_dashboard_runs_the_same_queries_with_more_history(
+    seller_client, seller, count_queries
+):
+    CommissionRuleFactory(percentage_bps=1000)
+    url = reverse("marketplace:seller_dashboard")
+
+    def measure(orders):
+        for _ in range(orders):
+            paid_order([(seller, 1000, 1)])
+        seller_client.get(url)
+        return count_queries(lambda: seller_client.get(url))
+
+    assert measure(10) == measure(200)
+
+
+def test_customers_do_not_get_a_dashboard(client, customer):
+    client.force_login(customer)
+    assert client.get(reverse("marketplace:seller_dashboard")).status_code in (302, 403)
