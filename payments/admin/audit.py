@@ -23,10 +23,30 @@ class ReasonForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 class AuditedSettingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Saves through ``save_service`` with who and why; shows the setting's history."""
+    """Saves through ``save_service`` with who and why; shows the setting's history.
+
+    Dates are one labelled ``datetime-local`` input and related rows are raw ids
+    (a labelled text box with a lookup), instead of Django's split date/time
+    boxes and select2 widgets, which axe-core finds unlabelled.
+    """
 
     form = ReasonForm
     audit_target = ""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        from django.db import models
+
+        if isinstance(db_field, models.DateTimeField):
+            return forms.DateTimeField(
+                label=str(db_field.verbose_name).capitalize(),
+                required=not db_field.blank,
+                help_text=db_field.help_text,
+                widget=forms.DateTimeInput(
+                    attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"
+                ),
+                input_formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"],
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_service(self, obj: Any, by: Any, reason: str) -> Any:
         raise NotImplementedError

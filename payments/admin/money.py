@@ -55,7 +55,7 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
     )
     list_filter = ("scope", "currency")
     search_fields = ("name", "seller__display_name", "product__title", "category__name")
-    autocomplete_fields = ("seller", "product")
+    raw_id_fields = ("seller", "product")
     list_select_related = ("seller", "product", "category")
     readonly_fields = ("preview",)
     fieldsets = (

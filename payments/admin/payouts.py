@@ -63,7 +63,7 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
     )
     list_filter = ("schedule", "method", "frozen")
     search_fields = ("seller__display_name", "seller__slug")
-    autocomplete_fields = ("seller",)
+    raw_id_fields = ("seller",)
     list_select_related = ("seller",)
     fieldsets = (
         (None, {"fields": ("seller", "method")}),

@@ -95,14 +95,38 @@ def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Itera
     context.close()
 
 
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def accessibility_violations(page: Page) -> list[str]:
+    """The page's serious and critical accessibility violations, found by axe-core
+    (vendored from the npm registry, injected into the page)."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}) at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        for v in violations
+        if v["impact"] in BLOCKING_IMPACTS
+    ]
+
+
 @pytest.fixture
 def shot(request: pytest.FixtureRequest) -> Shot:
-    """``shot(page, step)`` saves a full-page screenshot as ``<test name>-<step>.png``."""
+    """``shot(page, step)`` saves a full-page screenshot as ``<test name>-<step>.png``
+    and fails the test if axe-core finds a serious or critical accessibility problem
+    on the page: every step a journey records is also checked."""
 
     def take(page: Page, step: str) -> Path:
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOT_DIR / f"{_file_stem(request)}-{step}.png"
         page.screenshot(path=path, full_page=True)
+        problems = accessibility_violations(page)
+        assert not problems, f"{step} on {page.url}: " + "; ".join(problems)
         return path
 
     return take

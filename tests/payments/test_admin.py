@@ -74,8 +74,7 @@ def test_an_operator_adds_a_commission_rule_and_bad_rules_are_refused(operator_c
         "percentage_bps": "500",
         "fixed_fee_minor": "0",
         "currency": "",
-        "active_from_0": "2026-01-01",
-        "active_from_1": "00:00:00",
+        "active_from": "2026-01-01T00:00:00",
         "change_reason": "Acme's volume deal",
     }
 

@@ -49,8 +49,7 @@ def test_the_admin_needs_a_reason_and_shows_the_history(operator_client, operato
         "percentage_bps": "1500",
         "fixed_fee_minor": "0",
         "currency": "",
-        "active_from_0": "2026-01-01",
-        "active_from_1": "00:00:00",
+        "active_from": "2026-01-01T00:00:00",
     }
 
     refused = operator_client.post(url, form)
