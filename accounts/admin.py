@@ -101,17 +101,13 @@ class SellerAdmin(admin.ModelAdmin):
         """Pending, available, in transit and paid out per currency (from the ledger)."""
         from django.utils.html import format_html_join
 
-        from payments.balances import seller_balance
+        from payments.balances import seller_balance, seller_currencies
         from payments.currencies import format_amount
 
         if seller.pk is None:
             return "—"
-        currencies = sorted(
-            {seller.default_currency}
-            | set(seller.ledger_accounts.values_list("currency", flat=True))
-        )
         rows = []
-        for currency in currencies:
+        for currency in seller_currencies(seller):
             b = seller_balance(seller=seller, currency=currency)
             rows.append(
                 (

@@ -42,6 +42,12 @@ class PlatformBalance:
     paid_from_bank: int = 0
 
 
+def seller_currencies(seller: Seller) -> list[str]:
+    """The currencies a seller has money in, and their default currency, sorted."""
+    held = LedgerAccount.objects.filter(seller=seller).values_list("currency", flat=True)
+    return sorted({seller.default_currency} | set(held.distinct()))
+
+
 def seller_balance(*, seller: Seller, currency: str) -> SellerBalance:
     """Pending, available, in transit and paid-out totals of one seller in one currency."""
     balances = dict(

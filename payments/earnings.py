@@ -4,7 +4,7 @@ series, and the commission terms that apply to them (a fixed number of queries).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncDay
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Seller
 from payments.models import CommissionRule, LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.periods import day_start
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -29,7 +30,7 @@ def earnings_by_day(*, seller: Seller, currency: str, days: int = 30) -> list[Da
     a row for every day (zero where nothing happened). One grouped query."""
     today = timezone.localdate()
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, timezone.get_current_timezone())
+    since = day_start(first)
     rows = dict(
         LedgerEntry.objects.filter(
             account__seller=seller,

@@ -26,15 +26,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db.models import Sum
-from django.utils import timezone
 
 from accounts.models import Seller
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.periods import day_start
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -74,10 +74,6 @@ def month_bounds(month: str) -> tuple[date, date]:
     return first, following - timedelta(days=1)
 
 
-def _instant(day: date) -> datetime:
-    return datetime.combine(day, time.min, timezone.get_current_timezone())
-
-
 def _tax_included(amount: int, basis_points: int) -> int:
     if not basis_points:
         return 0
@@ -89,7 +85,7 @@ def seller_statement(*, seller: Seller, currency: str, start: date, end: date) -
     """The seller's statement for the days ``start`` to ``end`` (both included)."""
     if start > end:
         raise ValueError("The statement must start before it ends.")
-    since, until = _instant(start), _instant(end + timedelta(days=1))
+    since, until = day_start(start), day_start(end + timedelta(days=1))
     owed = LedgerEntry.objects.filter(
         account__seller=seller, account__currency=currency, account__kind__in=OWED
     )

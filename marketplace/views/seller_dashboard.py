@@ -1,16 +1,15 @@
 """The seller's earnings dashboard: per currency, balances, this month, the next payout,
 30 days of earnings as a chart, and the commission terms that apply."""
 
-from datetime import datetime, time
-
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from payments.balances import seller_balance
+from payments.balances import seller_balance, seller_currencies
 from payments.earnings import commission_terms_for, earnings_by_day, paid_out_since
 from payments.payouts import next_payout_for
+from payments.periods import day_start
 
 CHART_HEIGHT = 120
 BAR_WIDTH = 16
@@ -38,15 +37,9 @@ def _chart(days):
 @require_GET
 def dashboard(request):
     seller = request.seller
-    currencies = sorted(
-        {seller.default_currency}
-        | set(seller.ledger_accounts.values_list("currency", flat=True).distinct())
-    )
-    month_start = datetime.combine(
-        timezone.localdate().replace(day=1), time.min, timezone.get_current_timezone()
-    )
+    month_start = day_start(timezone.localdate().replace(day=1))
     panels = []
-    for currency in currencies:
+    for currency in seller_currencies(seller):
         days = earnings_by_day(seller=seller, currency=currency, days=30)
         panels.append(
             {

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import seller_required
-from payments.balances import seller_balance
+from payments.balances import seller_balance, seller_currencies
 from payments.onboarding import seller_account_sync, seller_onboarding_start
 from payments.payouts import next_payout_for
 from payments.policies import payout_policy_for
@@ -31,9 +31,7 @@ def payouts_setup(request):
             return redirect("marketplace:seller_payouts")
         return redirect(link.url)
     seller = request.seller
-    currencies = sorted(
-        {seller.default_currency} | set(seller.ledger_accounts.values_list("currency", flat=True))
-    )
+    currencies = seller_currencies(seller)
     summaries = [
         {
             "balance": seller_balance(seller=seller, currency=currency),

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
+from payments.balances import seller_currencies
 from payments.statements import month_bounds, seller_statement, statement_csv
 
 
@@ -32,10 +33,7 @@ class StatementForm(forms.Form):
 
 def _statement_form(request):
     seller = request.seller
-    currencies = sorted(
-        {seller.default_currency}
-        | set(seller.ledger_accounts.values_list("currency", flat=True).distinct())
-    )
+    currencies = seller_currencies(seller)
     data = {
         "month": request.GET.get("month") or timezone.localdate().strftime("%Y-%m"),
         "currency": request.GET.get("currency") or seller.default_currency,

@@ -1,14 +1,13 @@
 """A seller's transactions: their ledger as a readable, filterable history."""
 
-from datetime import datetime, time, timedelta
-
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
+from payments.balances import seller_currencies
+from payments.periods import days_between
 from payments.seller_history import LABELS, history_rows, seller_transactions
 
 
@@ -31,21 +30,16 @@ class HistoryFilter(forms.Form):
 @require_GET
 def transactions(request):
     seller = request.seller
-    currencies = sorted(
-        {seller.default_currency}
-        | set(seller.ledger_accounts.values_list("currency", flat=True).distinct())
-    )
-    form = HistoryFilter(request.GET or None, currencies=currencies)
+    form = HistoryFilter(request.GET or None, currencies=seller_currencies(seller))
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    tz = timezone.get_current_timezone()
-    start, end = filters.get("start"), filters.get("end")
+    since, until = days_between(filters.get("start"), filters.get("end"))
     currency = filters.get("currency") or seller.default_currency
     found = seller_transactions(
         seller=seller,
         currency=currency,
         kind=filters.get("kind", ""),
-        since=datetime.combine(start, time.min, tz) if start else None,
-        until=datetime.combine(end + timedelta(days=1), time.min, tz) if end else None,
+        since=since,
+        until=until,
     )
     page = Paginator(found, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from payments.admin.base import ReadOnlyAdmin
 from payments.models import ReconciliationReport, RevenueReport
+from payments.periods import days_between
 from payments.reports import RevenueRow, revenue_report
 
 CHART_HEIGHT = 120
@@ -64,13 +65,10 @@ class RevenueReportAdmin(ReadOnlyAdmin):
         )
         rows: list[RevenueRow] = []
         if form.is_valid():
-            tz = timezone.get_current_timezone()
-            start, end = form.cleaned_data.get("start"), form.cleaned_data.get("end")
-            rows = revenue_report(
-                period=form.cleaned_data["period"],
-                start=datetime.combine(start, time.min, tz) if start else None,
-                end=datetime.combine(end + timedelta(days=1), time.min, tz) if end else None,
+            since, until = days_between(
+                form.cleaned_data.get("start"), form.cleaned_data.get("end")
             )
+            rows = revenue_report(period=form.cleaned_data["period"], start=since, end=until)
         totals: dict[str, dict[str, int]] = {}
         for row in rows:
             total = totals.setdefault(
@@ -127,9 +125,8 @@ class ReconciliationReportAdmin(ReadOnlyAdmin):
         form = ReconciliationForm(request.GET or {"start": today, "end": today})
         report, error = None, ""
         if form.is_valid():
-            tz = timezone.get_current_timezone()
-            since = datetime.combine(form.cleaned_data["start"], time.min, tz)
-            until = datetime.combine(form.cleaned_data["end"] + timedelta(days=1), time.min, tz)
+            since, until = days_between(form.cleaned_data["start"], form.cleaned_data["end"])
+            assert since is not None and until is not None  # both are required
             try:
                 report = reconcile(since=since, until=until)
             except ProcessorError as exc:

@@ -24,6 +24,17 @@ from payments.models import (
 from payments.models.outbound_webhooks import EVENT_TYPES
 
 
+def change_reason_field() -> serializers.CharField:
+    """The optional "why" of a change to a money setting (write only)."""
+    return serializers.CharField(
+        max_length=255,
+        write_only=True,
+        required=False,
+        default="",
+        help_text="Why this change: kept in the setting's history with your name.",
+    )
+
+
 class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
@@ -32,13 +43,7 @@ class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
 class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(required=False, allow_null=True)
 
-    reason = serializers.CharField(
-        max_length=255,
-        write_only=True,
-        required=False,
-        default="",
-        help_text="Why this change: kept in the setting's history with your name.",
-    )
+    reason = change_reason_field()
 
     class Meta:
         model = CommissionRule
@@ -67,13 +72,7 @@ class PayoutPolicySerializer(serializers.ModelSerializer):  # type: ignore[type-
         required=False, allow_null=True, default=None, help_text="None: the platform default."
     )
 
-    reason = serializers.CharField(
-        max_length=255,
-        write_only=True,
-        required=False,
-        default="",
-        help_text="Why this change: kept in the setting's history with your name.",
-    )
+    reason = change_reason_field()
 
     class Meta:
         model = PayoutPolicy

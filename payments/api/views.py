@@ -22,7 +22,7 @@ from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.pagination import NewestFirstCursorPagination
 from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
 from payments.api import serializers as s
-from payments.balances import seller_balance
+from payments.balances import seller_balance, seller_currencies
 from payments.commission import commission_rule_save
 from payments.models import (
     CommissionRule,
@@ -49,6 +49,7 @@ from payments.payout_controls import (
     payout_retry,
 )
 from payments.payouts import run_payouts
+from payments.periods import days_between
 from payments.policies import payout_policy_save
 from payments.refund_requests import refund_request_approve, refund_request_decline
 from payments.reports import revenue_report
@@ -66,7 +67,7 @@ def _actor(request: Request) -> User:
     return user
 
 
-class CommissionRuleViewSet(
+class AuditedSettingViewSet(
     IdempotentMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -74,6 +75,27 @@ class CommissionRuleViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,  # type: ignore[type-arg]
 ):
+    """A money setting (commission rule, payout policy): writes go through its save
+    service with the caller and the optional ``reason``, so every change is recorded."""
+
+    def save_setting(self, instance: Any, reason: str) -> Any:
+        raise NotImplementedError
+
+    def perform_create(self, serializer: Any) -> None:
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        model = serializer.Meta.model
+        serializer.instance = self.save_setting(model(**data), reason)
+
+    def perform_update(self, serializer: Any) -> None:
+        instance, data = serializer.instance, dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        for field, value in data.items():
+            setattr(instance, field, value)
+        serializer.instance = self.save_setting(instance, reason)
+
+
+class CommissionRuleViewSet(AuditedSettingViewSet):
     """Operators manage commission rules; a seller reads the rules that can apply to
     them (platform default, category rules, their own and their products')."""
 
@@ -92,37 +114,13 @@ class CommissionRuleViewSet(
             Q(scope__in=["default", "category"]) | Q(seller=seller) | Q(product__seller=seller)
         )
 
-    def perform_create(self, serializer: Any) -> None:
-        data = dict(serializer.validated_data)
-        reason = data.pop("reason", "")
-        serializer.instance = commission_rule_save(
-            rule=CommissionRule(**data),
-            by=_actor(self.request),
-            reason=reason,
-            via="api",
-        )
-
-    def perform_update(self, serializer: Any) -> None:
-        rule, data = serializer.instance, dict(serializer.validated_data)
-        reason = data.pop("reason", "")
-        for field, value in data.items():
-            setattr(rule, field, value)
-        serializer.instance = commission_rule_save(
-            rule=rule,
-            by=_actor(self.request),
-            reason=reason,
-            via="api",
+    def save_setting(self, instance: Any, reason: str) -> Any:
+        return commission_rule_save(
+            rule=instance, by=_actor(self.request), reason=reason, via="api"
         )
 
 
-class PayoutPolicyViewSet(
-    IdempotentMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
-):
+class PayoutPolicyViewSet(AuditedSettingViewSet):
     """Payout policies (operators): the platform default has no seller."""
 
     serializer_class = s.PayoutPolicySerializer
@@ -130,26 +128,9 @@ class PayoutPolicyViewSet(
     queryset = PayoutPolicy.objects.select_related("seller").order_by("id")
     filterset_fields = ["schedule", "method", "frozen"]
 
-    def perform_create(self, serializer: Any) -> None:
-        data = dict(serializer.validated_data)
-        reason = data.pop("reason", "")
-        serializer.instance = payout_policy_save(
-            policy=PayoutPolicy(**data),
-            by=_actor(self.request),
-            reason=reason,
-            via="api",
-        )
-
-    def perform_update(self, serializer: Any) -> None:
-        policy, data = serializer.instance, dict(serializer.validated_data)
-        reason = data.pop("reason", "")
-        for field, value in data.items():
-            setattr(policy, field, value)
-        serializer.instance = payout_policy_save(
-            policy=policy,
-            by=_actor(self.request),
-            reason=reason,
-            via="api",
+    def save_setting(self, instance: Any, reason: str) -> Any:
+        return payout_policy_save(
+            policy=instance, by=_actor(self.request), reason=reason, via="api"
         )
 
 
@@ -273,15 +254,10 @@ class PayoutRunViewSet(
 
 
 def _balances(seller: Seller) -> list[dict[str, Any]]:
-    currencies = sorted(
-        {seller.default_currency}
-        | set(
-            LedgerAccount.objects.filter(seller=seller)
-            .values_list("currency", flat=True)
-            .distinct()
-        )
-    )
-    return [s.BalanceSerializer(seller_balance(seller=seller, currency=c)).data for c in currencies]
+    return [
+        s.BalanceSerializer(seller_balance(seller=seller, currency=c)).data
+        for c in seller_currencies(seller)
+    ]
 
 
 class MyBalanceView(APIView):
@@ -424,20 +400,11 @@ class RevenueReportView(APIView):
         parameters=[s.RevenueQuerySerializer], responses=s.RevenueRowSerializer(many=True)
     )
     def get(self, request: Request) -> Response:
-        from datetime import datetime, time, timedelta
-
-        from django.utils import timezone
-
         query = s.RevenueQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        data, tz = query.validated_data, timezone.get_current_timezone()
-        rows = revenue_report(
-            period=data["period"],
-            start=datetime.combine(data["start"], time.min, tz) if data.get("start") else None,
-            end=datetime.combine(data["end"] + timedelta(days=1), time.min, tz)
-            if data.get("end")
-            else None,
-        )
+        data = query.validated_data
+        since, until = days_between(data.get("start"), data.get("end"))
+        rows = revenue_report(period=data["period"], start=since, end=until)
         return Response(s.RevenueRowSerializer(rows, many=True).data)
 
 
@@ -450,19 +417,13 @@ class ReconciliationView(APIView):
         parameters=[s.ReconciliationQuerySerializer], responses=s.ReconciliationSerializer
     )
     def get(self, request: Request) -> Response:
-        from datetime import datetime, time, timedelta
-
-        from django.utils import timezone
-
         from payments.reconciliation import reconcile
 
         query = s.ReconciliationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        tz = timezone.get_current_timezone()
-        report = reconcile(
-            since=datetime.combine(query.validated_data["start"], time.min, tz),
-            until=datetime.combine(query.validated_data["end"] + timedelta(days=1), time.min, tz),
-        )
+        since, until = days_between(query.validated_data["start"], query.validated_data["end"])
+        assert since is not None and until is not None  # both are required
+        report = reconcile(since=since, until=until)
         return Response(s.ReconciliationSerializer(report).data)
 
 
