@@ -94,3 +94,20 @@ def run(eager_celery, django_capture_on_commit_callbacks):
             return fn(*args, **kwargs)
 
     return call
+
+
+@pytest.fixture
+def api_as(db):
+    """``api_as(user)``: an API client signed in with a real API token (None: nobody)."""
+    from rest_framework.test import APIClient
+
+    from accounts.tokens import api_token_create
+
+    def login(user):
+        client = APIClient()
+        if user is not None:
+            raw = api_token_create(user=user, name="tests").raw
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return login

@@ -2,7 +2,6 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from accounts.tokens import api_token_create
 from tests.factories import UserFactory
 
 
@@ -17,18 +16,6 @@ def _fresh_throttle_counters():
 def api():
     """An API client as nobody; ``api_as(user)`` signs in with a real API token."""
     return APIClient()
-
-
-@pytest.fixture
-def api_as(db):
-    def login(user):
-        client = APIClient()
-        if user is not None:
-            raw = api_token_create(user=user, name="tests").raw
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -160,19 +160,19 @@ def test_a_dispute_fee_at_the_processor_is_a_difference():
         ),
     ],
 )
-def test_bad_input_is_a_400_not_a_500(api_client, seller, category, name, kwargs, body):
-    response = api_client(seller.user).post(reverse(name, kwargs=kwargs), body, format="json")
+def test_bad_input_is_a_400_not_a_500(api_as, seller, category, name, kwargs, body):
+    response = api_as(seller.user).post(reverse(name, kwargs=kwargs), body, format="json")
     assert response.status_code == 400, response.content
 
 
 @pytest.mark.parametrize("name", ["api:revenue-report", "api:reconciliation"])
-def test_far_future_dates_are_a_400(api_client, operator, name):
-    response = api_client(operator).get(reverse(name), {"start": "9999-12-01", "end": "9999-12-31"})
+def test_far_future_dates_are_a_400(api_as, operator, name):
+    response = api_as(operator).get(reverse(name), {"start": "9999-12-01", "end": "9999-12-31"})
     assert response.status_code == 400
 
 
-def test_validation_errors_of_the_whole_request_are_non_field_errors(api_client, operator):
-    response = api_client(operator).post(
+def test_validation_errors_of_the_whole_request_are_non_field_errors(api_as, operator):
+    response = api_as(operator).post(
         reverse("api:commission-rule-list"),
         {"scope": "seller", "percentage_bps": 100},
         format="json",
@@ -181,8 +181,8 @@ def test_validation_errors_of_the_whole_request_are_non_field_errors(api_client,
     assert "non_field_errors" in response.json()["errors"]
 
 
-def test_a_server_error_frees_its_idempotency_key(api_client, operator, monkeypatch):
-    client = api_client(operator)
+def test_a_server_error_frees_its_idempotency_key(api_as, operator, monkeypatch):
+    client = api_as(operator)
     client.raise_request_exception = False
     url = reverse("api:payout-run-list")
 
@@ -193,17 +193,3 @@ def test_a_server_error_frees_its_idempotency_key(api_client, operator, monkeypa
     assert client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 500
     monkeypatch.undo()
     assert client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
-
-
-@pytest.fixture
-def api_client(db):
-    from rest_framework.test import APIClient
-
-    from accounts.tokens import api_token_create
-
-    def make(user):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='t').raw}")
-        return client
-
-    return make

@@ -80,17 +80,17 @@ def test_the_statement_page_prints_and_downloads(seller_client, month_of_trading
     assert bad.status_code == 400 and "YYYY-MM" in bad.text
 
 
-def test_the_statement_api(api_client_for, month_of_trading, operator):
+def test_the_statement_api(api_as, month_of_trading, operator):
     today = timezone.localdate().isoformat()
     query = {"start": today, "end": today, "currency": "USD"}
 
-    mine = api_client_for(month_of_trading.user).get(reverse("api:my-statement"), query)
-    theirs = api_client_for(operator).get(reverse("api:seller-statement", args=["acme"]), query)
-    as_csv = api_client_for(operator).get(reverse("api:seller-statement-csv", args=["acme"]), query)
-    denied = api_client_for(month_of_trading.user).get(
+    mine = api_as(month_of_trading.user).get(reverse("api:my-statement"), query)
+    theirs = api_as(operator).get(reverse("api:seller-statement", args=["acme"]), query)
+    as_csv = api_as(operator).get(reverse("api:seller-statement-csv", args=["acme"]), query)
+    denied = api_as(month_of_trading.user).get(
         reverse("api:seller-statement", args=["acme"]), query
     )
-    bad = api_client_for(month_of_trading.user).get(
+    bad = api_as(month_of_trading.user).get(
         reverse("api:my-statement"), {**query, "start": "2027-01-01"}
     )
 
@@ -98,17 +98,3 @@ def test_the_statement_api(api_client_for, month_of_trading, operator):
     assert as_csv["Content-Type"].startswith("text/csv") and b"4500" in as_csv.content
     assert denied.status_code == 403
     assert bad.status_code == 400
-
-
-@pytest.fixture
-def api_client_for(db):
-    from rest_framework.test import APIClient
-
-    from accounts.tokens import api_token_create
-
-    def make(user):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='t').raw}")
-        return client
-
-    return make
