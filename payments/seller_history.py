@@ -39,10 +39,8 @@ class HistoryRow:
 
     @property
     def order_id(self) -> int | None:
-        if self.transaction.reference_type in ("order", "seller_order"):
-            lines = {e.order_line.order_id for e in self.entries if e.order_line}
-            return next(iter(lines), None)
-        return None
+        """The order a sale, fee, release or refund is about (its entries name the lines)."""
+        return next((e.order_line.order_id for e in self.entries if e.order_line), None)
 
     @property
     def payout_id(self) -> int | None:

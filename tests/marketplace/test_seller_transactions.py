@@ -32,6 +32,7 @@ def test_each_transaction_says_what_it_did_to_the_balance(history, seller):
     assert by_label["Sale"].change == 9000
     assert by_label["Sale"].order_id == history.pk
     assert by_label["Refund"].change == -1200  # the seller's part of 20.00 over two lines
+    assert by_label["Refund"].order_id == history.pk
     assert by_label["Earnings available"].change == 0
     assert by_label["Earnings available"].moved == 7800
     assert by_label["Payout paid"].change == -7800
