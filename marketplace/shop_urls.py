@@ -35,6 +35,7 @@ urlpatterns = [
     ),
     path("sell/", seller_dashboard.dashboard, name="seller_dashboard"),
     path("sell/orders/", seller_orders.seller_order_list, name="seller_orders"),
+    path("sell/orders/<int:pk>/", seller_orders.seller_order_detail, name="seller_order_detail"),
     path("sell/transactions/", seller_transactions.transactions, name="seller_transactions"),
     path(
         "sell/orders/<int:pk>/ship/", seller_orders.seller_order_ship_view, name="seller_order_ship"

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Seller
+from marketplace.models import SellerOrder
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
 Kind = LedgerAccount.Kind
@@ -43,6 +44,15 @@ class HistoryRow:
         return next((e.order_line.order_id for e in self.entries if e.order_line), None)
 
     @property
+    def is_sale(self) -> bool:
+        return self.transaction.kind == TxnKind.PAYMENT_CAPTURED
+
+    @property
+    def seller_order_id(self) -> int | None:
+        """The seller's part of that order."""
+        return next((e.order_line.seller_order_id for e in self.entries if e.order_line), None)
+
+    @property
     def payout_id(self) -> int | None:
         ref = self.transaction
         return int(ref.reference_id) if ref.reference_type == "payout" else None
@@ -55,9 +65,11 @@ def seller_transactions(
     kind: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
+    seller_order: SellerOrder | None = None,
 ) -> QuerySet[LedgerTransaction]:
-    """The transactions that touched the seller's accounts in ``currency``, newest first,
-    each with ``mine``: its entries on those accounts (prefetched)."""
+    """The transactions that touched the seller's accounts in ``currency`` (optionally
+    only those of one kind, in a date range, or about one seller order), newest
+    first, each with ``mine``: its entries on those accounts (prefetched)."""
     mine = LedgerEntry.objects.filter(
         account__seller=seller, account__currency=currency
     ).select_related("account", "order_line")
@@ -66,6 +78,8 @@ def seller_transactions(
     )
     if kind:
         txns = txns.filter(kind=kind)
+    if seller_order is not None:
+        txns = txns.filter(entries__order_line__seller_order=seller_order)
     if since is not None:
         txns = txns.filter(created_at__gte=since)
     if until is not None:

@@ -113,6 +113,15 @@ class SellerOrder(models.Model):
     def __str__(self) -> str:
         return f"Order #{self.order_id} · {self.seller}"
 
+    @property
+    def refunded_seller_minor(self) -> int:
+        """What refunds took back from the seller's share (sums the prefetched lines)."""
+        return sum(line.refunded_seller_minor for line in self.lines.all())
+
+    @property
+    def seller_net_minor(self) -> int:
+        return self.seller_share_minor - self.refunded_seller_minor
+
 
 class OrderLine(models.Model):
     """A product bought in an order, with a snapshot of its price and of the
@@ -180,6 +189,11 @@ class OrderLine(models.Model):
     @property
     def refundable_minor(self) -> int:
         return self.gross_minor - self.refunded_minor
+
+    @property
+    def seller_net_minor(self) -> int:
+        """The seller's share less what refunds took back from it."""
+        return self.seller_share_minor - self.refunded_seller_minor
 
     @property
     def open_refund_request(self) -> bool:

@@ -70,3 +70,14 @@ def test_the_page_runs_the_same_queries_with_more_history(seller_client, seller,
         return count_queries(lambda: seller_client.get(url))
 
     assert measure(10) == measure(40)
+
+
+def test_a_sale_links_its_order_and_says_which_payout_paid_it(seller_client, history, seller):
+    seller_order = history.seller_orders.get(seller=seller)
+    payout = Payout.objects.get()
+
+    page = seller_client.get(reverse("marketplace:seller_transactions")).text
+
+    detail = reverse("marketplace:seller_order_detail", args=[seller_order.pk])
+    assert f'<a href="{detail}">Order #{history.pk}</a>' in page
+    assert f"in payout #{payout.pk} (paid)" in page

@@ -1,0 +1,132 @@
+"""When a sale's earnings become available and which payout pays them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from marketplace.models import SellerOrder
+from payments.earnings_schedule import (
+    STATE_AVAILABLE,
+    STATE_IN_PAYOUT,
+    STATE_NOTHING,
+    STATE_ON_HOLD,
+    STATE_UNTIL_DELIVERED,
+    when_paid,
+)
+from payments.models import PayoutPolicy
+from payments.payout_sending import payout_failed, payout_send
+from payments.payouts import run_payouts
+from tests.factories import CommissionRuleFactory
+from tests.money_helpers import enable_payouts, paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sale(seller, customer):
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    order = paid_order([(seller, 2500, 1)], customer=customer)
+    return SellerOrder.objects.select_related("order").get(order=order)
+
+
+def when(sale, now):
+    sale = SellerOrder.objects.select_related("order").get(pk=sale.pk)
+    return when_paid(seller_orders=[sale], now=now)[sale.pk]
+
+
+def local_day(at):
+    return timezone.localdate(at)
+
+
+def test_a_new_sale_is_available_after_the_hold_and_paid_the_next_payout_day(sale):
+    paid_at = sale.order.paid_at
+
+    found = when(sale, paid_at)
+
+    available = local_day(paid_at + timedelta(days=7))  # the default hold, daily payouts
+    assert (found.state, found.available_on) == (STATE_ON_HOLD, available)
+    assert found.payout_on == available + timedelta(days=1)
+    assert found.text == (
+        f"Available on {available:%a} {available.day} {available:%b %Y}, expected in the payout"
+        f" of {found.payout_on:%a} {found.payout_on.day} {found.payout_on:%b %Y}."
+    )
+
+
+def test_a_weekly_schedule_pays_on_its_weekday(sale, seller):
+    PayoutPolicy.objects.create(seller=seller, schedule="weekly", weekday=4, hold_days=3)
+
+    found = when(sale, sale.order.paid_at)
+
+    available = local_day(sale.order.paid_at + timedelta(days=3))
+    assert found.available_on == available
+    assert found.payout_on.weekday() == 4
+    assert available < found.payout_on <= available + timedelta(days=7)
+
+
+def test_release_on_delivery_waits_for_the_delivery(sale, seller):
+    PayoutPolicy.objects.create(seller=seller, release_on_delivery=True)
+
+    assert when(sale, sale.order.paid_at).state == STATE_UNTIL_DELIVERED
+    delivered = sale.order.paid_at + timedelta(days=2)
+    SellerOrder.objects.filter(pk=sale.pk).update(
+        status="delivered", shipped_at=delivered, delivered_at=delivered
+    )
+    found = when(sale, delivered)
+    assert (found.state, found.available_on) == (STATE_ON_HOLD, local_day(delivered))
+
+
+def test_once_a_payout_claims_the_earnings_that_payout_is_named(sale, seller):
+    later = sale.order.paid_at + timedelta(days=8)
+    run_payouts(now=later)
+
+    found = when(sale, later)
+
+    payout = seller.payouts.get()
+    assert (found.state, found.payout) == (STATE_IN_PAYOUT, payout)
+    assert found.available_on == local_day(later)
+    assert f"in payout #{payout.pk} (" in found.text
+
+
+def test_a_failed_payout_gives_the_earnings_back_to_the_next_payout(sale, seller):
+    later = sale.order.paid_at + timedelta(days=8)
+    run_payouts(now=later)
+    payout = payout_send(payout=seller.payouts.get())
+    payout_failed(payout=payout, reason="The bank account was closed.")
+
+    found = when(sale, later)
+
+    assert (found.state, found.payout) == (STATE_AVAILABLE, None)
+    assert found.payout_on == local_day(later) + timedelta(days=1)
+
+
+def test_frozen_payouts_say_why_there_is_no_date(sale, seller):
+    PayoutPolicy.objects.create(seller=seller, frozen=True, frozen_reason="Fraud review")
+
+    found = when(sale, sale.order.paid_at)
+
+    assert found.payout_on is None
+    assert found.text.endswith("your payouts are paused; we will write to you.")
+
+
+def test_a_refunded_sale_has_nothing_to_pay(sale):
+    SellerOrder.objects.filter(pk=sale.pk).update(status="refunded")
+
+    assert when(sale, sale.order.paid_at).state == STATE_NOTHING
+
+
+def test_many_sales_are_read_in_a_fixed_number_of_queries(
+    seller, customer, django_assert_num_queries
+):
+    CommissionRuleFactory(percentage_bps=1000)
+    for _ in range(2):
+        paid_order([(seller, 1000, 1)], customer=customer)
+    few = list(SellerOrder.objects.select_related("order"))
+    with django_assert_num_queries(3) as captured:
+        when_paid(seller_orders=few)
+    for _ in range(10):
+        paid_order([(seller, 1000, 1)], customer=customer)
+    many = list(SellerOrder.objects.select_related("order"))
+    with django_assert_num_queries(len(captured)):
+        assert len(when_paid(seller_orders=many)) == 12
