@@ -1,5 +1,5 @@
-"""What a seller's earnings dashboard reads: balances, this month, the daily earnings
-series, and the commission terms that apply to them (a fixed number of queries)."""
+"""What a seller's earnings dashboard reads: balances, this month, earnings per day
+and per week, and the commission terms that apply to them (a fixed number of queries)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import Q, Sum
-from django.db.models.functions import TruncDay
+from django.db.models.functions import TruncDay, TruncWeek
 from django.utils import timezone
 
 from accounts.models import Seller
@@ -20,38 +20,55 @@ SELLER_SIDE = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
 
 @dataclass(frozen=True)
-class DayEarnings:
-    day: date
-    earned: int  # the seller's share of sales, less refunds and fees charged that day
+class PeriodEarnings:
+    start: date  # the day, or the Monday the week starts on
+    earned: int  # the seller's share of sales, less refunds and fees charged in the period
 
 
-def earnings_by_day(*, seller: Seller, currency: str, days: int = 30) -> list[DayEarnings]:
+def earnings_by_day(*, seller: Seller, currency: str, days: int = 30) -> list[PeriodEarnings]:
     """The seller's net earnings per day for the last ``days`` days, oldest first, with
     a row for every day (zero where nothing happened). One grouped query."""
+    first = timezone.localdate() - timedelta(days=days - 1)
+    totals = _earned_per(TruncDay, seller=seller, currency=currency, since=first)
+    return [
+        PeriodEarnings(day, totals.get(day, 0))
+        for day in (first + timedelta(days=offset) for offset in range(days))
+    ]
+
+
+def earnings_by_week(*, seller: Seller, currency: str, weeks: int = 52) -> list[PeriodEarnings]:
+    """The seller's net earnings per week (Monday to Sunday) for the last ``weeks`` weeks,
+    this one included, oldest first, with a row for every week. One grouped query."""
     today = timezone.localdate()
-    first = today - timedelta(days=days - 1)
-    since = day_start(first)
-    rows = dict(
+    first = today - timedelta(days=today.weekday(), weeks=weeks - 1)
+    totals = _earned_per(TruncWeek, seller=seller, currency=currency, since=first)
+    return [
+        PeriodEarnings(monday, totals.get(monday, 0))
+        for monday in (first + timedelta(weeks=offset) for offset in range(weeks))
+    ]
+
+
+def _earned_per(
+    trunc: type[TruncDay] | type[TruncWeek], *, seller: Seller, currency: str, since: date
+) -> dict[date, int]:
+    """Net earnings (what the seller's pending account was credited by sales, less
+    refunds and fees) grouped by day or week in the site's time zone, from ``since``."""
+    rows = (
         LedgerEntry.objects.filter(
             account__seller=seller,
             account__currency=currency,
             account__kind=Kind.PENDING,
-            created_at__gte=since,
+            created_at__gte=day_start(since),
             transaction__kind__in=(TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND, TxnKind.PROCESSOR_FEE),
         )
-        .annotate(day=TruncDay("created_at"))
-        .values("day")
+        .annotate(period=trunc("created_at"))
+        .values("period")
         .annotate(total=Sum("amount_minor"))
-        .values_list("day", "total")
+        .values_list("period", "total")
     )
-    by_day = {
-        (key.date() if isinstance(key, datetime) else key): -int(total or 0)
-        for key, total in rows.items()
+    return {
+        (key.date() if isinstance(key, datetime) else key): -int(total or 0) for key, total in rows
     }
-    return [
-        DayEarnings(first + timedelta(days=offset), by_day.get(first + timedelta(days=offset), 0))
-        for offset in range(days)
-    ]
 
 
 def paid_out_since(*, seller: Seller, currency: str, since: datetime) -> int:

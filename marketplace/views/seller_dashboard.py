@@ -1,5 +1,6 @@
 """The seller's earnings dashboard: per currency, balances, this month, the next payout,
-30 days of earnings as a chart, and the commission terms that apply."""
+earnings per day (30 days) and per week (a year) as charts, and the commission terms
+that apply."""
 
 from django.shortcuts import render
 from django.utils import timezone
@@ -7,30 +8,43 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
 from payments.balances import seller_balance, seller_currencies
-from payments.earnings import commission_terms_for, earnings_by_day, paid_out_since
+from payments.earnings import (
+    PeriodEarnings,
+    commission_terms_for,
+    earnings_by_day,
+    earnings_by_week,
+    paid_out_since,
+)
 from payments.payouts import next_payout_for
 from payments.periods import day_start
 
 CHART_HEIGHT = 120
 BAR_WIDTH = 16
+BAR_GAP = 4
 
 
-def _chart(days):
-    """Bar positions for a server-drawn SVG; the table under it has the figures."""
-    top = max((abs(d.earned) for d in days), default=0) or 1
+def _chart(series: list[PeriodEarnings]) -> dict:
+    """Bar positions for a server-drawn SVG; a table next to it has the figures."""
+    top = max((abs(p.earned) for p in series), default=0) or 1
     bars = []
-    for index, day in enumerate(days):
-        height = round(CHART_HEIGHT * abs(day.earned) / top)
+    for index, period in enumerate(series):
+        height = round(CHART_HEIGHT * abs(period.earned) / top)
         bars.append(
             {
-                "day": day,
-                "x": index * (BAR_WIDTH + 4),
-                "y": CHART_HEIGHT - height if day.earned >= 0 else CHART_HEIGHT,
+                "period": period,
+                "x": index * (BAR_WIDTH + BAR_GAP),
+                "y": CHART_HEIGHT - height if period.earned >= 0 else CHART_HEIGHT,
                 "height": height,
-                "negative": day.earned < 0,
+                "negative": period.earned < 0,
             }
         )
-    return {"bars": bars, "width": len(days) * (BAR_WIDTH + 4)}
+    return {
+        "bars": bars,
+        "width": len(series) * (BAR_WIDTH + BAR_GAP),
+        "total": sum(p.earned for p in series),
+        "top": max((p.earned for p in series), default=0),
+        "series": series,
+    }
 
 
 @seller_required
@@ -40,7 +54,8 @@ def dashboard(request):
     month_start = day_start(timezone.localdate().replace(day=1))
     panels = []
     for currency in seller_currencies(seller):
-        days = earnings_by_day(seller=seller, currency=currency, days=30)
+        daily = _chart(earnings_by_day(seller=seller, currency=currency, days=30))
+        weekly = _chart(earnings_by_week(seller=seller, currency=currency, weeks=52))
         panels.append(
             {
                 "currency": currency,
@@ -48,10 +63,9 @@ def dashboard(request):
                 "paid_this_month": paid_out_since(
                     seller=seller, currency=currency, since=month_start
                 ),
-                "earned_30_days": sum(d.earned for d in days),
                 "next": next_payout_for(seller=seller, currency=currency),
-                "days": days,
-                "chart": _chart(days),
+                "daily": daily,
+                "weekly": weekly,
                 "commission": commission_terms_for(seller=seller, currency=currency),
             }
         )

@@ -1,9 +1,13 @@
 """The seller's earnings dashboard: balances, this month, the series, the terms."""
 
-import pytest
-from django.urls import reverse
+from datetime import timedelta
 
-from payments.earnings import commission_terms_for, earnings_by_day
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from payments.earnings import commission_terms_for, earnings_by_day, earnings_by_week
 from payments.holds import seller_order_hold_release
 from payments.payouts import run_payouts
 from payments.refunds import refund_create, refund_mark_succeeded
@@ -34,6 +38,32 @@ def test_the_series_has_every_day_and_todays_net_earnings(trading):
     assert sum(d.earned for d in days[:-1]) == 0
 
 
+def test_the_weekly_series_has_a_year_of_weeks_starting_on_mondays(trading):
+    weeks = earnings_by_week(seller=trading, currency="USD", weeks=52)
+
+    today = timezone.localdate()
+    assert len(weeks) == 52
+    assert all(w.start.weekday() == 0 for w in weeks)
+    assert weeks[-1].start <= today < weeks[-1].start + timedelta(days=7)
+    assert weeks[-1].earned == 13500 - 1800
+    assert sum(w.earned for w in weeks[:-1]) == 0
+
+
+def test_earnings_fall_in_the_day_and_week_they_were_made(seller, customer):
+    forty_days_ago = timezone.now() - timedelta(days=40)
+    with time_machine.travel(forty_days_ago, tick=False):
+        CommissionRuleFactory(percentage_bps=1000)
+        paid_order([(seller, 10000, 1)], customer=customer)
+
+    days = earnings_by_day(seller=seller, currency="USD", days=30)
+    weeks = earnings_by_week(seller=seller, currency="USD", weeks=52)
+
+    assert sum(d.earned for d in days) == 0  # older than the 30 days
+    week_of = timezone.localdate(forty_days_ago)
+    week_of -= timedelta(days=week_of.weekday())
+    assert {w.start: w.earned for w in weeks if w.earned} == {week_of: 9000}
+
+
 def test_the_terms_are_the_sellers_own_rule_else_the_default(seller):
     default = CommissionRuleFactory(percentage_bps=1000)
     assert commission_terms_for(seller=seller, currency="USD") == default
@@ -46,8 +76,9 @@ def test_the_dashboard_shows_balances_this_month_and_the_chart(seller_client, tr
 
     assert "$45.00" in page  # pending: the 50.00 sale's share
     assert "$72.00 this month" in page  # the first order's share, less its refund, paid
-    assert "Earned in the last 30 days: <strong>$117.00</strong>" in page
-    assert "<svg" in page and "commission on your sales: 10% per line" in page
+    assert "Earned in the last 30 days: $117.00" in page
+    assert "Earned in the last 52 weeks: $117.00" in page
+    assert page.count("<svg") == 2 and "Commission on your sales: 10% per line" in page
 
 
 def test_the_dashboard_runs_the_same_queries_with_more_history(
