@@ -12,6 +12,7 @@ from payments.payouts import next_payout_for
 from payments.policies import payout_policy_for
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
+from payments.seller_history import LABELS
 
 
 @seller_required
@@ -59,13 +60,21 @@ def payout_detail(request, pk: int):
     breakdown = payout.breakdown.select_related("entry__transaction", "entry__order_line").order_by(
         "entry_id"
     )
+    # Amounts from the seller's side: what each entry adds to the payout.
+    rows = [
+        (item.entry, LABELS.get(item.entry.transaction.kind, ""), -item.entry.amount_minor)
+        for item in breakdown
+    ]
+    total = sum(amount for _, _, amount in rows)
     return render(
         request,
         "marketplace/seller/payout_detail.html",
         {
             "payout": payout,
-            # Amounts from the seller's side: what each entry adds to the payout.
-            "breakdown": [(item.entry, -item.entry.amount_minor) for item in breakdown],
+            "breakdown": rows,
+            "breakdown_total": total,
+            # A rolling reserve keeps part of the released earnings back for later.
+            "kept_back": total - payout.amount_minor,
         },
     )
 

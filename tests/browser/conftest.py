@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import CHROMIUM
+from tests.factories import CommissionRuleFactory, ProductFactory
 
 # pytest-django's live server binds to "localhost" unless told otherwise;
 # keep all browser traffic on the IPv4 loopback address.
@@ -130,3 +131,26 @@ def shot(request: pytest.FixtureRequest) -> Shot:
         return path
 
     return take
+
+
+@pytest.fixture
+def shop(seller, other_seller, category, eager_celery):
+    """Two shops selling in USD, on a 10% platform commission."""
+    CommissionRuleFactory(percentage_bps=1000)
+    teapot = ProductFactory(
+        seller=seller,
+        category=category,
+        title="Blue Teapot",
+        slug="blue-teapot",
+        price_minor=2500,
+        stock=3,
+    )
+    print_ = ProductFactory(
+        seller=other_seller,
+        category=category,
+        title="Harbour Print",
+        slug="harbour-print",
+        price_minor=1000,
+        stock=3,
+    )
+    return teapot, print_

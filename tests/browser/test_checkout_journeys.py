@@ -20,36 +20,13 @@ from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.models import LedgerTransaction, PaymentAttempt, Refund, RefundRequest
 from tests.browser.test_journeys import NEW_PASSWORD, account_menu, log_in, main_button
-from tests.factories import PASSWORD, CommissionRuleFactory, ProductFactory
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CARD_PAYS = "4242 4242 4242 4242"
 CARD_DECLINED = "4000 0000 0000 0002"
 CARD_CONFIRMS = "4000 0025 0000 3155"
-
-
-@pytest.fixture
-def shop(seller, other_seller, category, eager_celery):
-    """Two shops selling in USD, on a 10% platform commission."""
-    CommissionRuleFactory(percentage_bps=1000)
-    teapot = ProductFactory(
-        seller=seller,
-        category=category,
-        title="Blue Teapot",
-        slug="blue-teapot",
-        price_minor=2500,
-        stock=3,
-    )
-    print_ = ProductFactory(
-        seller=other_seller,
-        category=category,
-        title="Harbour Print",
-        slug="harbour-print",
-        price_minor=1000,
-        stock=3,
-    )
-    return teapot, print_
 
 
 def cart_link(page: Page) -> Locator:

@@ -226,13 +226,32 @@ def test_the_seller_sees_balances_next_payout_history_and_breakdown(run, earning
     assert f"#{payout.pk}" in page and "Paid" in page
     detail = client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk]))
     assert detail.status_code == 200
-    assert [amount for _, amount in detail.context["breakdown"]] == [9000]
-    assert "Hold released" in detail.content.decode()
+    assert [amount for _, _, amount in detail.context["breakdown"]] == [9000]
+    assert "Earnings available" in detail.content.decode()
+    assert "rolling reserve" not in detail.content.decode()
 
     client.force_login(UserFactory())
     assert (
         client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk])).status_code == 302
     )
+
+
+def test_the_breakdown_shows_what_the_rolling_reserve_kept_back(run, earning, client):
+    from django.urls import reverse
+
+    from payments.models import PayoutPolicy
+
+    PayoutPolicy.objects.create(seller=earning, reserve_bps=1000, reserve_days=90)
+    run(run_payouts)
+    payout = Payout.objects.get()
+    client.force_login(earning.user)
+
+    detail = client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk]))
+
+    assert payout.amount_minor == 8100  # 90.00 released, 10% kept back
+    assert detail.context["kept_back"] == 900
+    page = detail.content.decode()
+    assert "Kept in your rolling reserve, paid later" in page and "$81.00" in page
 
 
 def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning, mailoutbox):
