@@ -1,10 +1,43 @@
 """Filters for product lists (django-filter), shared by pages and, later, the API."""
 
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
 import django_filters
+from django import forms
 from django.db.models import Q
 
+from accounts.models import Seller
 from marketplace.models import Category, Product
 from marketplace.selectors.catalog import category_and_children_q
+from payments.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
+
+
+def price_at_least_q(amount: Decimal) -> Q:
+    """Products priced at ``amount`` or more in their own currency's major units
+    (10 means 10.00 USD, 10 JPY, 10.000 KWD)."""
+    return _price_q(amount, "gte", ROUND_CEILING)
+
+
+def price_at_most_q(amount: Decimal) -> Q:
+    """Products priced at ``amount`` or less in their own currency's major units."""
+    return _price_q(amount, "lte", ROUND_FLOOR)
+
+
+def _price_q(amount: Decimal, lookup: str, rounding: str) -> Q:
+    condition = Q()
+    for currency in SUPPORTED_CURRENCIES:
+        minor = int(amount.scaleb(exponent(currency)).to_integral_value(rounding=rounding))
+        condition |= Q(currency=currency, **{f"price_minor__{lookup}": minor})
+    return condition
+
+
+class ProductFilterForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_price", "Enter a highest price at or above the lowest price.")
+        return data
 
 
 class ProductOrderingFilter(django_filters.OrderingFilter):
@@ -32,7 +65,31 @@ class ProductFilter(django_filters.FilterSet):
         method="filter_category",
         empty_label="All categories",
     )
-    seller = django_filters.CharFilter(field_name="seller__slug", label="Seller", max_length=80)
+    seller = django_filters.ModelChoiceFilter(
+        queryset=Seller.objects.filter(products__is_active=True)
+        .distinct()
+        .order_by("display_name"),
+        to_field_name="slug",
+        field_name="seller",
+        empty_label="All sellers",
+    )
+    min_price = django_filters.NumberFilter(
+        label="Lowest price",
+        method="filter_min_price",
+        min_value=0,
+        max_value=MAX_MAJOR_UNITS,
+        decimal_places=3,
+    )
+    max_price = django_filters.NumberFilter(
+        label="Highest price",
+        method="filter_max_price",
+        min_value=0,
+        max_value=MAX_MAJOR_UNITS,
+        decimal_places=3,
+    )
+    in_stock = django_filters.BooleanFilter(
+        label="In stock only", method="filter_in_stock", widget=forms.CheckboxInput
+    )
     sort = ProductOrderingFilter(
         label="Sort by",
         fields=(("created_at", "created"), ("price_minor", "price"), ("title", "title")),
@@ -48,7 +105,8 @@ class ProductFilter(django_filters.FilterSet):
 
     class Meta:
         model = Product
-        fields = ["q", "category", "seller"]
+        fields = ["q", "category", "seller", "min_price", "max_price", "in_stock"]
+        form = ProductFilterForm
 
     def filter_search(self, queryset, name, value):
         value = value.strip()
@@ -58,3 +116,12 @@ class ProductFilter(django_filters.FilterSet):
 
     def filter_category(self, queryset, name, value):
         return queryset.filter(category_and_children_q(value)) if value else queryset
+
+    def filter_min_price(self, queryset, name, value):
+        return queryset.filter(price_at_least_q(value)) if value is not None else queryset
+
+    def filter_max_price(self, queryset, name, value):
+        return queryset.filter(price_at_most_q(value)) if value is not None else queryset
+
+    def filter_in_stock(self, queryset, name, value):
+        return queryset.filter(stock__gt=0) if value else queryset

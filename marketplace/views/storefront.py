@@ -33,15 +33,15 @@ def home(request):
 def product_list(request):
     filterset = ProductFilter(request.GET, queryset=Product.objects.listed())
     # An unknown category or a malformed value shows its error and no products.
-    products = filterset.qs if filterset.is_valid() else Product.objects.none()
-    seller_slug = request.GET.get("seller")
+    valid = filterset.is_valid()
+    products = filterset.qs if valid else Product.objects.none()
     querystring = request.GET.copy()
     querystring.pop("page", None)
     context = {
         "filter": filterset,
         "page_obj": _paginate(request, products),
         "querystring": querystring.urlencode(),
-        "seller": Seller.objects.filter(slug=seller_slug).first() if seller_slug else None,
+        "seller": filterset.form.cleaned_data.get("seller") if valid else None,
     }
     return render(request, "marketplace/product_list.html", context)
 

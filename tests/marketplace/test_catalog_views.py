@@ -80,6 +80,76 @@ def test_seller_filter(client):
     assert response.context["seller"] == acme
 
 
+def test_the_seller_filter_offers_the_sellers_with_products(client):
+    SellerFactory(display_name="Empty shop")
+    ProductFactory(seller=SellerFactory(display_name="Bakery", slug="bakery"))
+
+    form = client.get(LIST).context["filter"].form
+
+    assert [label for _, label in form.fields["seller"].choices] == ["All sellers", "Bakery"]
+
+
+def test_an_unknown_seller_is_a_form_error_not_a_500(client):
+    ProductFactory()
+
+    response = client.get(LIST, {"seller": "nobody"})
+
+    assert response.status_code == 200
+    assert titles(response) == []
+    assert "Select a valid choice" in response.text
+
+
+def test_price_range_is_in_each_currencys_own_units(client):
+    ProductFactory(title="USD 9.99", price_minor=999, currency="USD")
+    ProductFactory(title="USD 10.00", price_minor=1000, currency="USD")
+    ProductFactory(title="USD 20.01", price_minor=2001, currency="USD")
+    ProductFactory(title="JPY 15", price_minor=15, currency="JPY")
+    ProductFactory(title="JPY 1500", price_minor=1500, currency="JPY")
+    ProductFactory(title="KWD 12.500", price_minor=12500, currency="KWD")
+
+    response = client.get(LIST, {"min_price": "10", "max_price": "20", "sort": "title"})
+
+    assert titles(response) == ["JPY 15", "KWD 12.500", "USD 10.00"]
+
+
+def test_a_price_bound_between_cents_rounds_inward(client):
+    ProductFactory(title="USD 10.00", price_minor=1000, currency="USD")
+    ProductFactory(title="USD 10.01", price_minor=1001, currency="USD")
+
+    assert titles(client.get(LIST, {"min_price": "10.005"})) == ["USD 10.01"]
+    assert titles(client.get(LIST, {"max_price": "10.005"})) == ["USD 10.00"]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"min_price": "30", "max_price": "20"}, "Enter a highest price at or above the lowest"),
+        ({"min_price": "-1"}, "greater than or equal to 0"),
+        ({"max_price": "lots"}, "Enter a number."),
+        ({"max_price": "1e400"}, "less than or equal to"),
+    ],
+)
+def test_a_bad_price_range_is_a_form_error(client, params, error):
+    ProductFactory()
+
+    response = client.get(LIST, params)
+
+    assert response.status_code == 200
+    assert titles(response) == []
+    assert error in response.text
+
+
+def test_in_stock_only_hides_sold_out_products(client):
+    ProductFactory(title="Plenty", stock=5)
+    ProductFactory(title="Sold out", stock=0)
+
+    everything = titles(client.get(LIST, {"sort": "title"}))
+    in_stock = titles(client.get(LIST, {"in_stock": "on"}))
+
+    assert everything == ["Plenty", "Sold out"]
+    assert in_stock == ["Plenty"]
+
+
 @pytest.mark.parametrize(
     ("sort", "expected"),
     [
