@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint format migrate seed worker beat clean
+.PHONY: run test lint format migrate seed worker beat clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,7 @@ seed: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## screenshots: rebuild docs/screenshots/ from a demo shop with a year of history (needs chromium)
+screenshots: $(VENV)/.test
+	$(BIN)/python docs/screenshots.py

@@ -106,11 +106,12 @@ def main() -> None:
             cursor.execute(
                 """
                 INSERT INTO payments_ledgerentry
-                    (transaction_id, account_id, amount_minor, currency, created_at)
-                SELECT t.id, t.reference_id::bigint, -100, 'USD', now()
+                    (transaction_id, account_id, amount_minor, currency, transaction_kind,
+                     created_at)
+                SELECT t.id, t.reference_id::bigint, -100, 'USD', t.kind, now()
                 FROM payments_ledgertransaction t WHERE t.reference_type = 'bench'
                 UNION ALL
-                SELECT t.id, %s, 100, 'USD', now()
+                SELECT t.id, %s, 100, 'USD', t.kind, now()
                 FROM payments_ledgertransaction t WHERE t.reference_type = 'bench'
                 """,
                 [processor.pk],

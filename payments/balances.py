@@ -59,7 +59,7 @@ def seller_balance(*, seller: Seller, currency: str) -> SellerBalance:
         account__seller=seller,
         account__currency=currency,
         account__kind=Kind.IN_TRANSIT,
-        transaction__kind=LedgerTransaction.Kind.PAYOUT_PAID,
+        transaction_kind=LedgerTransaction.Kind.PAYOUT_PAID,
     ).aggregate(total=Sum("amount_minor"))["total"]
     return SellerBalance(
         currency=currency,

@@ -92,6 +92,10 @@ def _check_transactions(problems: list[str]) -> None:
     )
     for key, currency, total in unbalanced:
         problems.append(f"Transaction {key} does not balance in {currency}: {total:+d}.")
+    for entry_id, copied, kind in LedgerEntry.objects.exclude(
+        transaction_kind=F("transaction__kind")
+    ).values_list("pk", "transaction_kind", "transaction__kind"):
+        problems.append(f"Entry #{entry_id} says {copied} but its transaction is a {kind}.")
     for entry_id, entry_currency, account_currency in LedgerEntry.objects.exclude(
         currency=F("account__currency")
     ).values_list("pk", "currency", "account__currency"):

@@ -59,7 +59,7 @@ def _earned_per(
             account__currency=currency,
             account__kind=Kind.PENDING,
             created_at__gte=day_start(since),
-            transaction__kind__in=(TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND, TxnKind.PROCESSOR_FEE),
+            transaction_kind__in=(TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND, TxnKind.PROCESSOR_FEE),
         )
         .annotate(period=trunc("created_at"))
         .values("period")
@@ -77,7 +77,7 @@ def paid_out_since(*, seller: Seller, currency: str, since: datetime) -> int:
         account__seller=seller,
         account__currency=currency,
         account__kind=Kind.IN_TRANSIT,
-        transaction__kind=TxnKind.PAYOUT_PAID,
+        transaction_kind=TxnKind.PAYOUT_PAID,
         created_at__gte=since,
     ).aggregate(total=Sum("amount_minor"))["total"]
     return int(total or 0)

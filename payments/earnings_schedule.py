@@ -15,7 +15,7 @@ it to a later payout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -59,7 +59,7 @@ def _expected(when: WhenPaid) -> str:
     return when.no_payout_day
 
 
-_TEXT = {
+_TEXT: dict[str, Callable[[WhenPaid], str]] = {
     STATE_NOTHING: lambda w: "Nothing to pay: the order was refunded or cancelled.",
     STATE_ON_HOLD: lambda w: f"Available on {_day(w.available_on)}, {_expected(w)}.",
     STATE_UNTIL_DELIVERED: lambda w: "Available once delivered, then paid on your next payout day.",
@@ -97,7 +97,7 @@ def _payouts_holding(seller_order_ids: list[int]) -> dict[int, Payout]:
         PayoutEntry.objects.filter(
             entry__order_line__seller_order_id__in=seller_order_ids,
             entry__account__kind=LedgerAccount.Kind.AVAILABLE,
-            entry__transaction__kind=LedgerTransaction.Kind.HOLD_RELEASED,
+            entry__transaction_kind=LedgerTransaction.Kind.HOLD_RELEASED,
         )
         .values_list("entry__order_line__seller_order_id", "payout")
         .order_by("payout_id")

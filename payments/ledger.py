@@ -109,6 +109,7 @@ def ledger_post(
             account=posting.account,
             amount_minor=posting.amount_minor,
             currency=posting.account.currency,
+            transaction_kind=kind,
             order_line_id=posting.order_line_id,
         )
         for posting in postings

@@ -130,8 +130,8 @@ def payout_reserves(
             LedgerEntry.objects.filter(
                 account__kind=Kind.AVAILABLE,
                 account__seller_id__in=ids,
-                transaction__kind=TxnKind.HOLD_RELEASED,
-                transaction__created_at__gte=now - timedelta(days=days),
+                transaction_kind=TxnKind.HOLD_RELEASED,
+                created_at__gte=now - timedelta(days=days),
             )
             .values_list("account__seller_id", "account__currency")
             .annotate(total=Sum("amount_minor"))
@@ -302,7 +302,7 @@ def payout_create(
                 created_by=by,
             )
             entries = LedgerEntry.objects.filter(account=account, payout_item__isnull=True).exclude(
-                transaction__kind__in=PAYOUT_TXN_KINDS
+                transaction_kind__in=PAYOUT_TXN_KINDS
             )
             PayoutEntry.objects.bulk_create(
                 PayoutEntry(payout=payout, entry_id=entry_id)

@@ -1,5 +1,6 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from marketplace.errors import Conflict, InvalidRequest
 from payments.balances import platform_balance, seller_balance
@@ -150,7 +151,11 @@ def test_the_database_refuses_a_zero_entry(accounts):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(
-            transaction=txn, account=processor, amount_minor=0, currency="USD"
+            transaction=txn,
+            account=processor,
+            amount_minor=0,
+            currency="USD",
+            transaction_kind="adjustment",
         )
 
 
@@ -160,3 +165,69 @@ def test_one_account_per_owner_kind_and_currency(seller):
         LedgerAccount.objects.create(kind=Kind.PROCESSOR, currency="USD")
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerAccount.objects.create(seller=seller, kind=Kind.PROCESSOR, currency="USD")
+
+
+def test_each_entry_carries_its_transactions_kind_and_the_check_says_if_not(accounts):
+    from payments.checks import ledger_check
+
+    processor, pending, _ = accounts
+    txn = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+    assert set(txn.entries.values_list("transaction_kind", flat=True)) == {txn.kind}
+    assert ledger_check().ok
+
+    odd = LedgerTransaction.objects.create(
+        kind="adjustment", idempotency_key="odd", reference_type="t", reference_id="1"
+    )
+    for account, amount in ((processor, 100), (pending, -100)):
+        LedgerEntry.objects.create(
+            transaction=odd,
+            account=account,
+            amount_minor=amount,
+            currency="USD",
+            transaction_kind="refund",
+        )
+
+    assert any(
+        "says refund but its transaction is a adjustment" in p for p in ledger_check().problems
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_copies_the_kind_onto_existing_entries():
+    """0018 fills the new column from the transactions (on PostgreSQL, past the
+    append-only trigger, which is on again afterwards)."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = (
+        ("payments", "0017_payout_requires_approval"),
+        (
+            "payments",
+            "0019_ledgerentry_transaction_kind_required",
+        ),
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    old = executor.loader.project_state([before]).apps
+    account = old.get_model("payments", "LedgerAccount").objects.create(
+        kind="processor", currency="USD"
+    )
+    txn = old.get_model("payments", "LedgerTransaction").objects.create(
+        kind="payment_captured", idempotency_key="old", reference_type="t", reference_id="1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO payments_ledgerentry (transaction_id, account_id, amount_minor,"
+            " currency, created_at) VALUES (%s, %s, 100, 'USD', %s)",
+            [txn.pk, account.pk, timezone.now()],
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([after])
+
+    assert list(LedgerEntry.objects.values_list("transaction_kind", flat=True)) == [
+        "payment_captured"
+    ]
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            LedgerEntry.objects.filter(transaction_id=txn.pk)._raw_delete(connection.alias)
