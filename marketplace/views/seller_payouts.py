@@ -57,9 +57,9 @@ def payouts_setup(request):
 @require_GET
 def payout_detail(request, pk: int):
     payout = get_object_or_404(request.seller.payouts, pk=pk)
-    breakdown = payout.breakdown.select_related("entry__transaction", "entry__order_line__order").order_by(
-        "entry_id"
-    )
+    breakdown = payout.breakdown.select_related(
+        "entry__transaction", "entry__order_line__order"
+    ).order_by("entry_id")
     # Amounts from the seller's side: what each entry adds to the payout.
     rows = [
         (item.entry, LABELS.get(item.entry.transaction.kind, ""), -item.entry.amount_minor)
