@@ -8,13 +8,15 @@ machine, and every test can save full-page screenshots of its steps into
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import CHROMIUM
 from tests.factories import CommissionRuleFactory, ProductFactory
@@ -77,23 +79,94 @@ def _file_stem(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def page(browser: Browser, live_server, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A page in a new browser context (no cookies carried over), pointed at the live server.
+def open_context(
+    browser: Browser, live_server, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], BrowserContext]]:
+    """``open_context()``: a new browser context (its own cookies: another person)
+    pointed at the live server. Every page it loads is checked with axe-core as it
+    loads (see ``AxeOnEveryPage``); a test that passes fails at teardown if one had
+    a serious or critical problem."""
+    opened: list[tuple[BrowserContext, AxeOnEveryPage]] = []
 
-    The test's screenshots from an earlier run are removed first; a failing
-    test leaves ``<test name>-FAILED.png`` showing where it stopped.
+    def open_() -> BrowserContext:
+        context = browser.new_context(viewport=DESKTOP_VIEWPORT, base_url=live_server.url)
+        context.set_default_timeout(TIMEOUT_MS)
+        opened.append((context, AxeOnEveryPage(context)))
+        return context
+
+    yield open_
+    report = getattr(request.node, "report_call", None)
+    for context, axe in opened:
+        axe.settle()
+        context.close()
+    if report is not None and report.passed:
+        checked = set().union(*(axe.checked for _, axe in opened))
+        problems = [problem for _, axe in opened for problem in axe.problems]
+        assert checked, "no page was checked for accessibility"
+        assert not problems, "Accessibility problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def page(open_context, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a new browser context, checked with axe-core on every load.
+
+    The test's screenshots from an earlier run are removed first; a failing test
+    leaves ``<test name>-FAILED.png`` showing where it stopped.
     """
     for old in SCREENSHOT_DIR.glob(f"{_file_stem(request)}-*.png"):
         old.unlink()
-    context = browser.new_context(viewport=DESKTOP_VIEWPORT, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    page = open_context().new_page()
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOT_DIR / f"{_file_stem(request)}-FAILED.png", full_page=True)
-    context.close()
+
+
+class AxeOnEveryPage:
+    """Runs axe-core on every page a browser context loads, in any of its tabs, and
+    keeps the serious and critical problems by URL.
+
+    axe-core and a small script go into every page as init scripts: on ``load``
+    the page runs axe on itself and hands the result to Python through an exposed
+    binding, whose callback only records it (Playwright calls are not made from
+    event callbacks). A page left before axe finishes is not reported; the next one
+    is. ``settle()`` waits for the checks still running on the open pages.
+    """
+
+    RUN = """
+    if (window.top === window) {
+      window.__axeRun = new Promise((resolve) => {
+        window.addEventListener("load", async () => {
+          const result = await axe.run(document, {resultTypes: ["violations"]});
+          const found = result.violations
+            .filter((v) => ["serious", "critical"].includes(v.impact))
+            .map((v) => `${v.impact}: ${v.id} (${v.help}) at ` +
+              v.nodes.slice(0, 5).map((n) => n.target.join(" ")).join(", "));
+          await window.__axeReport(location.href, found);
+          resolve();
+        });
+      });
+    }
+    """
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.context = context
+        self.checked: set[str] = set()
+        self.problems: list[str] = []
+        context.add_init_script(path=str(AXE))
+        context.add_init_script(script=self.RUN)
+        context.expose_binding("__axeReport", self.record)
+
+    def record(self, source, url: str, found: list[str]) -> None:
+        self.checked.add(url)
+        self.problems += [f"{url}: {problem}" for problem in found]
+
+    def settle(self) -> None:
+        for page in self.context.pages:
+            # A closed or navigating page has nothing left to wait for.
+            with contextlib.suppress(PlaywrightError):
+                page.evaluate("() => window.__axeRun")
 
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"

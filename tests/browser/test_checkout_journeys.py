@@ -256,7 +256,7 @@ def test_the_card_that_asks_for_a_confirmation(page: Page, shop, customer, shot)
 
 
 def test_customer_asks_for_a_refund_and_the_seller_approves_it(
-    page: Page, browser, live_server, shop, customer, seller, shot
+    page: Page, open_context, shop, customer, seller, shot
 ) -> None:
     teapot, print_ = shop
     log_in(page, customer.email, PASSWORD)
@@ -287,30 +287,38 @@ def test_customer_asks_for_a_refund_and_the_seller_approves_it(
     assert request.order_line.title == "Blue Teapot"
 
     # The seller, in a browser of their own.
-    seller_context = browser.new_context(base_url=live_server.url, viewport=page.viewport_size)
-    try:
-        shop_page = seller_context.new_page()
-        log_in(shop_page, seller.user.email, PASSWORD)
-        shop_page.get_by_role("link", name="My shop").click()
-        shop_page.get_by_role("link", name="Refund requests").click()
-        expect(shop_page).to_have_url(re.compile(r"/sell/refunds/$"))
-        expect(shop_page.get_by_role("heading", level=1)).to_have_text("Refund requests")
-        row = shop_page.locator("main tbody tr").filter(has_text="Blue Teapot")
-        expect(row.get_by_role("cell").nth(0)).to_have_text(f"#{order.pk}")
-        expect(row).to_contain_text("The lid arrived cracked.")
-        expect(row).to_contain_text("Waiting for the seller")
-        shot(shop_page, "03-seller-requests")
-        row.get_by_role("button", name="Approve refund").click()
+    shop_page = open_context().new_page()
+    log_in(shop_page, seller.user.email, PASSWORD)
+    shop_page.get_by_role("link", name="My shop").click()
+    shop_page.get_by_role("link", name="Refund requests").click()
+    expect(shop_page).to_have_url(re.compile(r"/sell/refunds/$"))
+    expect(shop_page.get_by_role("heading", level=1)).to_have_text("Refund requests")
+    row = shop_page.locator("main tbody tr").filter(has_text="Blue Teapot")
+    expect(row.get_by_role("cell").nth(0)).to_have_text(f"#{order.pk}")
+    expect(row).to_contain_text("The lid arrived cracked.")
+    expect(row).to_contain_text("Waiting for the seller")
+    shot(shop_page, "03-seller-requests")
+    row.get_by_role("button", name="Approve refund").click()
 
-        expect(shop_page.get_by_role("status")).to_have_text(
-            "Refund approved and sent to the payment processor."
-        )
-        expect(row).to_contain_text("Approved")
-        expect(row).to_contain_text("Refund succeeded")
-        expect(row.get_by_role("button")).to_have_count(0)
-        shot(shop_page, "04-seller-approved")
-    finally:
-        seller_context.close()
+    expect(shop_page.get_by_role("status")).to_have_text(
+        "Refund approved and sent to the payment processor."
+    )
+    expect(row).to_contain_text("Approved")
+    expect(row).to_contain_text("Refund succeeded")
+    expect(row.get_by_role("button")).to_have_count(0)
+    shot(shop_page, "04-seller-approved")
+
+    # The refund took the seller's share back out of their pending earnings.
+    shop_page.get_by_role("banner").get_by_role("link", name="Earnings").click()
+    pending = shop_page.locator(".balance-cards article").filter(has_text="Pending")
+    expect(pending.locator(".price")).to_have_text("$0.00")
+    expect(shop_page.get_by_text("Earned in the last 30 days: $0.00")).to_be_visible()
+    shop_page.get_by_role("link", name="Transactions").click()
+    refund_row = shop_page.locator("main tbody tr").filter(
+        has=shop_page.get_by_role("cell", name="Refund", exact=True)
+    )
+    expect(refund_row).to_contain_text("-$22.50")
+    shot(shop_page, "05-seller-balance-after-refund")
 
     page.reload()
     teapot_line = page.locator("main .summary li").filter(has_text="Blue Teapot").first
@@ -319,7 +327,7 @@ def test_customer_asks_for_a_refund_and_the_seller_approves_it(
     expect(page.locator("main details")).to_have_count(1)
     expect(page.locator(".cart-total")).to_have_text("Total: $35.00 · refunded $25.00")
     expect(page.locator("#order-status")).to_contain_text("Partially refunded.")
-    shot(page, "05-customer-sees-refund")
+    shot(page, "06-customer-sees-refund")
 
     refund = Refund.objects.get()
     assert (refund.status, refund.amount_minor) == (Refund.Status.SUCCEEDED, 2500)

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_seller_ships_and_delivers_and_the_customer_sees_it(
-    page: Page, browser, live_server, seller, other_seller, customer, shot
+    page: Page, open_context, seller, other_seller, customer, shot
 ) -> None:
     CommissionRuleFactory(percentage_bps=1000)
     order = paid_order([(seller, 2500, 1), (other_seller, 1000, 1)], customer=customer)
@@ -40,16 +40,12 @@ def test_a_seller_ships_and_delivers_and_the_customer_sees_it(
     card.get_by_role("button", name=re.compile("Mark delivered")).click()
     expect(page.get_by_role("status")).to_have_text(f"Order #{order.pk} is marked delivered.")
 
-    customer_context = browser.new_context(base_url=live_server.url, viewport=page.viewport_size)
-    try:
-        mine = customer_context.new_page()
-        log_in(mine, customer.email, PASSWORD)
-        mine.goto(f"/orders/{order.pk}/")
-        acme = mine.locator("main article").filter(has_text="Acme")
-        expect(acme.locator(".badge")).to_have_text("Delivered")
-        expect(acme).to_contain_text("tracking 1Z999AA1")
-        rival = mine.locator("main article").filter(has_text="Rival")
-        expect(rival.locator(".badge")).to_have_text("Paid")
-        shot(mine, "03-customer-sees-delivered")
-    finally:
-        customer_context.close()
+    mine = open_context().new_page()
+    log_in(mine, customer.email, PASSWORD)
+    mine.goto(f"/orders/{order.pk}/")
+    acme = mine.locator("main article").filter(has_text="Acme")
+    expect(acme.locator(".badge")).to_have_text("Delivered")
+    expect(acme).to_contain_text("tracking 1Z999AA1")
+    rival = mine.locator("main article").filter(has_text="Rival")
+    expect(rival.locator(".badge")).to_have_text("Paid")
+    shot(mine, "03-customer-sees-delivered")

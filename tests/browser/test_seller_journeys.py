@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from accounts.models import Seller
 from marketplace.models import Order
@@ -61,15 +61,12 @@ def bought(page: Page, shop, seller, other_seller, customer, shot) -> Order:
 
 
 @contextmanager
-def seller_page(browser: Browser, live_server, seller: Seller) -> Iterator[Page]:
+def seller_page(open_context, seller: Seller) -> Iterator[Page]:
     """A separate browser (own cookies) with the seller logged in."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        log_in(page, seller.user.email, PASSWORD)
-        yield page
-    finally:
-        context.close()
+    page = open_context().new_page()
+    log_in(page, seller.user.email, PASSWORD)
+    yield page
+    page.close()
 
 
 def open_dashboard(page: Page) -> None:
@@ -84,10 +81,10 @@ def balance_card(page: Page, name: str):
 
 
 def test_each_seller_sees_their_share_and_ships_and_the_customer_sees_it(
-    page: Page, browser, live_server, bought, seller, other_seller, shot
+    page: Page, open_context, bought, seller, other_seller, shot
 ) -> None:
     for shop in (seller, other_seller):
-        with seller_page(browser, live_server, shop) as mine:
+        with seller_page(open_context, shop) as mine:
             name = shop.display_name
             open_dashboard(mine)
             expect(balance_card(mine, "Pending").locator(".price")).to_have_text(SHARES[name])
@@ -117,14 +114,14 @@ def test_each_seller_sees_their_share_and_ships_and_the_customer_sees_it(
 
 
 def test_after_the_hold_an_operator_pays_both_sellers_and_they_see_the_breakdown(
-    page: Page, browser, live_server, bought, seller, other_seller, operator, shot
+    page: Page, open_context, bought, seller, other_seller, operator, shot
 ) -> None:
     paid_at = bought.paid_at
     assert paid_at is not None
     # Eight days later: past the default 7-day hold. The clock keeps ticking.
     with time_machine.travel(paid_at + timedelta(days=8), tick=True):
         holds_release_due()  # the hourly beat task
-        with seller_page(browser, live_server, seller) as acme:
+        with seller_page(open_context, seller) as acme:
             open_dashboard(acme)
             expect(balance_card(acme, "Pending").locator(".price")).to_have_text("$0.00")
             expect(balance_card(acme, "Available").locator(".price")).to_have_text("$45.00")
@@ -147,7 +144,7 @@ def test_after_the_hold_an_operator_pays_both_sellers_and_they_see_the_breakdown
             name = shop.display_name
             payout = Payout.objects.get(seller=shop)
             assert payout.status == Payout.Status.PAID
-            with seller_page(browser, live_server, shop) as mine:
+            with seller_page(open_context, shop) as mine:
                 open_dashboard(mine)
                 expect(balance_card(mine, "Available").locator(".price")).to_have_text("$0.00")
                 expect(balance_card(mine, "Paid out").locator(".price")).to_have_text(SHARES[name])
