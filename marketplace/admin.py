@@ -6,10 +6,22 @@ from marketplace.services.products import products_set_active_bulk
 from payments.currencies import format_amount
 
 
+class CategoryListFilter(admin.RelatedFieldListFilter):
+    """Categories by their full name ("Books › Fiction"), read in one query."""
+
+    def field_choices(self, field, request, model_admin):
+        return [
+            (category.pk, str(category))
+            for category in Category.objects.select_related("parent").order_by(
+                "parent__name", "position", "name"
+            )
+        ]
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "parent", "position")
-    list_filter = ("parent",)
+    list_filter = (("parent", CategoryListFilter),)
     list_editable = ("position",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -28,7 +40,13 @@ class ProductAdmin(admin.ModelAdmin):
         "is_featured",
         "created_at",
     )
-    list_filter = ("is_active", "is_featured", "currency", "category", "created_at")
+    list_filter = (
+        "is_active",
+        "is_featured",
+        "currency",
+        ("category", CategoryListFilter),
+        "created_at",
+    )
     list_editable = ("is_featured",)
     search_fields = ("title", "slug", "description", "seller__display_name", "seller__slug")
     list_select_related = ("seller", "category", "category__parent")
@@ -83,6 +101,17 @@ class OrderLineInline(admin.TabularInline):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "commission_rule__product",
+                "commission_rule__seller",
+                "commission_rule__category__parent",
+            )
+        )
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -104,6 +133,9 @@ class SellerOrderInline(admin.TabularInline):
         "released_at",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("seller")
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from payments.currencies import format_amount
@@ -42,6 +43,12 @@ class ReadOnlyWithActionsAdmin(ReadOnlyAdmin):
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
+    # Relations every row shows: joined once, not fetched row by row.
+    select_related: tuple[str, ...] = ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        return queryset.select_related(*self.select_related) if self.select_related else queryset
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -150,6 +150,7 @@ class RefundLineInline(ReadOnlyInline):
     model = RefundLine
     fields = ("order_line", "amount_minor", "seller_amount_minor", "commission_amount_minor")
     readonly_fields = fields
+    select_related = ("order_line",)
 
 
 @admin.register(Refund)
@@ -248,6 +249,7 @@ class DisputeLineInline(ReadOnlyInline):
     model = DisputeLine
     fields = ("order_line", "amount_minor", "seller_amount_minor", "commission_amount_minor")
     readonly_fields = fields
+    select_related = ("order_line",)
 
 
 @admin.register(Dispute)

@@ -83,8 +83,7 @@ class PayoutEntryInline(ReadOnlyInline):
     readonly_fields = fields
     verbose_name_plural = "breakdown (ledger entries this payout pays for)"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PayoutEntry]:
-        return super().get_queryset(request).select_related("entry__transaction", "entry__account")
+    select_related = ("entry__transaction", "entry__account__seller")
 
     @admin.display(description="kind")
     def kind(self, item: PayoutEntry) -> str:
@@ -211,6 +210,7 @@ class PayoutInline(AmountColumn, ReadOnlyInline):
     fields = ("link", "seller", "currency", "amount", "method", "status")
     readonly_fields = fields
     show_change_link = False
+    select_related = ("seller",)
 
     @admin.display(description="payout")
     def link(self, payout: Payout) -> str:
@@ -232,6 +232,7 @@ class PayoutRunAdmin(ReadOnlyAdmin):
         "payouts_created",
         "holds_released",
     )
+    list_select_related = ("started_by",)
     list_filter = ("trigger", "started_at")
     readonly_fields = (
         "trigger",
