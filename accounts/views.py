@@ -6,7 +6,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
@@ -21,17 +20,9 @@ from accounts.roles import seller_for
 from accounts.tokens import api_token_create, api_token_revoke
 from marketplace.errors import ApplicationError
 from marketplace.form_errors import add_service_error
+from marketplace.web import safe_next
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def _next_url(request, default: str) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next")
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return default
 
 
 @require_http_methods(["GET", "POST"])
@@ -51,8 +42,8 @@ def sign_up(request):
         else:
             login(request, user, backend=BACKEND)
             messages.success(request, "Welcome! Your account is ready.")
-            return redirect(_next_url(request, reverse("marketplace:home")))
-    return render(request, "accounts/sign_up.html", {"form": form, "next": _next_url(request, "")})
+            return redirect(safe_next(request, reverse("marketplace:home")))
+    return render(request, "accounts/sign_up.html", {"form": form, "next": safe_next(request, "")})
 
 
 @require_http_methods(["GET", "POST"])

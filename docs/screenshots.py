@@ -29,9 +29,17 @@ CHROMIUM = "/usr/bin/chromium"
 DAYS = 365
 
 
+def isolated_env(var_dir: Path) -> dict[str, str]:
+    """Settings that keep every byte in ``var_dir``: the embedded SQLite database
+    and broker, whatever DATABASE_URL or CELERY_BROKER_URL the shell has."""
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL"):
+        os.environ.pop(name, None)
+    return {"VAR_DIR": str(var_dir)}
+
+
 def build_history(var_dir: Path) -> None:
     """The demo data as of a year ago, then a year of sales for the demo shops."""
-    os.environ.update(VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="marketplace.settings")
+    os.environ.update(isolated_env(var_dir), DJANGO_SETTINGS_MODULE="marketplace.settings")
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -113,7 +121,7 @@ def free_port() -> int:
 
 
 def serve(var_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "VAR_DIR": str(var_dir), "DEBUG": "true"}
+    env = {**os.environ, **isolated_env(var_dir), "DEBUG": "true"}
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,

@@ -211,6 +211,9 @@ if PAYMENTS_PROCESSOR_FEE_PAYER not in ("platform", "sellers"):
 PAYMENTS_LOCAL_FAULTS: dict[str, str] = {}
 # Unpaid orders are cancelled (and their stock released) after this long.
 PAYMENTS_ORDER_EXPIRY_MINUTES = env.int("PAYMENTS_ORDER_EXPIRY_MINUTES", default=30)
+# The hour (site time zone) the scheduled payout run goes (its beat schedule, editable
+# in the admin, is 06:00 by default): sellers' expected payout days assume it.
+PAYMENTS_PAYOUT_RUN_HOUR = env.int("PAYMENTS_PAYOUT_RUN_HOUR", default=6)
 # Payout sends per second per worker (Celery rate limit syntax).
 PAYMENTS_PAYOUT_RATE_LIMIT = env.str("PAYMENTS_PAYOUT_RATE_LIMIT", default="10/s")
 # Most units of one product in one order.

@@ -1,6 +1,7 @@
 """Small helpers shared by the shop's views."""
 
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from marketplace.services.cart import CartStorage
 
@@ -10,3 +11,14 @@ def cart_storage(request: HttpRequest) -> CartStorage:
     if request.user.is_authenticated:
         return CartStorage(user=request.user)
     return CartStorage(session=request.session)
+
+
+def safe_next(request: HttpRequest, default: str) -> str:
+    """The ``next`` address the form or link asked for, if it stays on this site (same
+    host, and https when the request is), else ``default``."""
+    candidate = request.POST.get("next") or request.GET.get("next")
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return default

@@ -17,6 +17,15 @@ from payments.periods import day_start
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 SELLER_SIDE = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
+# What changes what a seller has earned (moves between their own accounts, such as a
+# hold release, a payout or a dispute opened or won, do not).
+EARNING_KINDS = (
+    TxnKind.PAYMENT_CAPTURED,
+    TxnKind.PROCESSOR_FEE,
+    TxnKind.REFUND,
+    TxnKind.DISPUTE_LOST,
+    TxnKind.ADJUSTMENT,
+)
 
 
 @dataclass(frozen=True)
@@ -51,15 +60,16 @@ def earnings_by_week(*, seller: Seller, currency: str, weeks: int = 52) -> list[
 def _earned_per(
     trunc: type[TruncDay] | type[TruncWeek], *, seller: Seller, currency: str, since: date
 ) -> dict[date, int]:
-    """Net earnings (what the seller's pending account was credited by sales, less
-    refunds and fees) grouped by day or week in the site's time zone, from ``since``."""
+    """Net earnings (the seller's share of sales, less fees, refunds and lost disputes,
+    whichever of their accounts each came out of: a refund after the hold comes out
+    of available) grouped by day or week in the site's time zone, from ``since``."""
     rows = (
         LedgerEntry.objects.filter(
             account__seller=seller,
             account__currency=currency,
-            account__kind=Kind.PENDING,
+            account__kind__in=SELLER_SIDE,
             created_at__gte=day_start(since),
-            transaction_kind__in=(TxnKind.PAYMENT_CAPTURED, TxnKind.REFUND, TxnKind.PROCESSOR_FEE),
+            transaction_kind__in=EARNING_KINDS,
         )
         .annotate(period=trunc("created_at"))
         .values("period")

@@ -7,24 +7,27 @@ the seller's schedule. Once a payout claims the released entries, that payout is
 the answer; a failed or cancelled payout gives its entries back, so they show as
 waiting again.
 
-Expected payout days are estimates. The payout run goes early in the day (06:00 by
-default), so money that becomes available on a day is counted in the first payout
-day after it; a minimum payout amount, a reserve, an approval or a freeze can move
-it to a later payout.
+Expected payout days are estimates. The scheduled run goes at
+``PAYMENTS_PAYOUT_RUN_HOUR`` (06:00 by default) and releases the holds that are due
+before it pays, so money due before a payout day's run is paid that day, and money
+due after it on the next payout day; a minimum payout amount, a reserve, an approval
+or a freeze can move it to a later payout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
+from accounts.models import Seller
 from marketplace.models import SellerOrder
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutEntry, PayoutPolicy
 from payments.periods import day_start
-from payments.policies import PolicyBook, next_payout_date
+from payments.policies import PolicyBook, next_payout_date, payout_period
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,17 @@ def when_paid(
     }
 
 
+def when_sold_earnings_are_paid(
+    *, seller: Seller, seller_order_ids: Iterable[int | None], now: datetime | None = None
+) -> dict[int, WhenPaid]:
+    """``when_paid`` for some of the seller's own seller orders, by id (others ignored)."""
+    ids = {pk for pk in seller_order_ids if pk is not None}
+    if not ids:
+        return {}
+    found = SellerOrder.objects.filter(seller=seller, pk__in=ids).select_related("order")
+    return when_paid(seller_orders=list(found), now=now)
+
+
 def _payouts_holding(seller_order_ids: list[int]) -> dict[int, Payout]:
     """The live payout that claimed each seller order's released earnings."""
     items = (
@@ -108,33 +122,43 @@ def _payouts_holding(seller_order_ids: list[int]) -> dict[int, Payout]:
 
 
 def _when(so: SellerOrder, policy: PayoutPolicy, payout: Payout | None, now: datetime) -> WhenPaid:
-    released_on = timezone.localdate(so.released_at) if so.released_at else None
-    if payout is not None:
-        return WhenPaid(STATE_IN_PAYOUT, released_on, payout=payout)
     if so.status in (SellerOrder.Status.REFUNDED, SellerOrder.Status.CANCELLED):
         return WhenPaid(STATE_NOTHING)
-    today = timezone.localdate(now)
-    if released_on is not None:
-        return _waiting(STATE_AVAILABLE, released_on, policy, after=today)
+    if so.released_at is not None:
+        released_on = timezone.localdate(so.released_at)
+        if payout is not None:
+            return WhenPaid(STATE_IN_PAYOUT, released_on, payout=payout)
+        return _waiting(STATE_AVAILABLE, released_on, policy, from_=now)
     if policy.release_on_delivery:
         if so.delivered_at is None:
             return WhenPaid(STATE_UNTIL_DELIVERED)
-        available_on = max(timezone.localdate(so.delivered_at), today)
+        due = so.delivered_at
     else:
-        paid_at = so.order.paid_at or now
-        available_on = max(timezone.localdate(paid_at + timedelta(days=policy.hold_days)), today)
-    return _waiting(STATE_ON_HOLD, available_on, policy, after=available_on)
+        due = (so.order.paid_at or now) + timedelta(days=policy.hold_days)
+    due = max(due, now)
+    return _waiting(STATE_ON_HOLD, timezone.localdate(due), policy, from_=due)
 
 
-def _waiting(state: str, available_on: date, policy: PayoutPolicy, *, after: date) -> WhenPaid:
-    """Earnings not in a payout yet: expected in the first day after ``after`` that the
-    seller's schedule pays, or why there is no such day."""
-    found = next_payout_date(policy, day_start(after))
-    if found is not None:
-        return WhenPaid(state, available_on, payout_on=timezone.localdate(found))
+def _waiting(state: str, available_on: date, policy: PayoutPolicy, *, from_: datetime) -> WhenPaid:
+    """Earnings not in a payout yet: expected in the first payout run at or after
+    ``from_`` on a day the seller's schedule pays, or why there is no such day."""
+    day = _first_run_day(policy, from_)
+    if day is not None:
+        return WhenPaid(state, available_on, payout_on=day)
     why = (
         "your payouts are paused; we will write to you"
         if policy.frozen
         else "paid when the team makes a payout for you"
     )
     return WhenPaid(state, available_on, no_payout_day=why)
+
+
+def _first_run_day(policy: PayoutPolicy, moment: datetime) -> date | None:
+    """The day of the first scheduled payout run at or after ``moment`` that pays this
+    policy (a run releases the holds due first, then pays)."""
+    day = timezone.localdate(moment)
+    run_at = day_start(day) + timedelta(hours=settings.PAYMENTS_PAYOUT_RUN_HOUR)
+    if moment <= run_at and not policy.frozen and payout_period(policy, run_at) is not None:
+        return day
+    found = next_payout_date(policy, day_start(day))
+    return timezone.localdate(found) if found is not None else None

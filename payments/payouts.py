@@ -298,6 +298,7 @@ def payout_create(
                 status=plan.status,
                 method=plan.method,
                 requires_approval=plan.status == Status.AWAITING_APPROVAL,
+                reserve_minor=plan.reserve_minor,
                 run=run,
                 created_by=by,
             )

@@ -2,14 +2,14 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import CartQuantityForm
 from marketplace.models import Product
 from marketplace.services.cart import cart_add, cart_contents, cart_set_quantity
-from marketplace.web import cart_storage
+from marketplace.web import cart_storage, safe_next
 
 
 @require_GET
@@ -20,10 +20,7 @@ def cart_detail(request):
 
 
 def _back(request, default="marketplace:cart"):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return redirect(target)
-    return redirect(default)
+    return redirect(safe_next(request, reverse(default)))
 
 
 @require_POST

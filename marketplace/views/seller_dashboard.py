@@ -24,25 +24,32 @@ BAR_GAP = 4
 
 
 def _chart(series: list[PeriodEarnings]) -> dict:
-    """Bar positions for a server-drawn SVG; a table next to it has the figures."""
-    top = max((abs(p.earned) for p in series), default=0) or 1
+    """Bar positions for a server-drawn SVG; a table next to it has the figures.
+
+    Bars stand on a baseline, up for earnings and down for a net loss (refunds
+    larger than sales that period), scaled so the tallest of each fits."""
+    highest = max((p.earned for p in series), default=0)
+    lowest = min((p.earned for p in series), default=0)
+    span = (max(highest, 0) - min(lowest, 0)) or 1
+    baseline = CHART_HEIGHT * max(highest, 0) / span
     bars = []
     for index, period in enumerate(series):
-        height = round(CHART_HEIGHT * abs(period.earned) / top)
+        height = CHART_HEIGHT * abs(period.earned) / span
         bars.append(
             {
                 "period": period,
                 "x": index * (BAR_WIDTH + BAR_GAP),
-                "y": CHART_HEIGHT - height if period.earned >= 0 else CHART_HEIGHT,
-                "height": height,
+                "y": round(baseline - height if period.earned >= 0 else baseline, 1),
+                "height": round(height, 1),
                 "negative": period.earned < 0,
             }
         )
     return {
         "bars": bars,
+        "baseline": round(baseline, 1) if lowest < 0 else CHART_HEIGHT,
         "width": len(series) * (BAR_WIDTH + BAR_GAP),
         "total": sum(p.earned for p in series),
-        "top": max((p.earned for p in series), default=0),
+        "top": highest,
         "series": series,
     }
 

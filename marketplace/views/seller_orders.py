@@ -5,13 +5,13 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import seller_required
 from marketplace.errors import ApplicationError
 from marketplace.models import OrderLine, SellerOrder
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
+from marketplace.web import safe_next
 from payments.earnings_schedule import when_paid
 from payments.seller_history import history_rows, seller_transactions
 
@@ -82,10 +82,7 @@ def _mine(request, pk: int) -> SellerOrder:
 
 def _back(request, default: str):
     """Where the form was posted from (the list or the order's page), else ``default``."""
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
-    return redirect(default)
+    return redirect(safe_next(request, default))
 
 
 @seller_required

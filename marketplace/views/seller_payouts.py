@@ -8,11 +8,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.decorators import seller_required
 from payments.balances import seller_balance, seller_currencies
 from payments.onboarding import seller_account_sync, seller_onboarding_start
+from payments.payout_breakdown import payout_breakdown
 from payments.payouts import next_payout_for
 from payments.policies import payout_policy_for
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
-from payments.seller_history import LABELS
 
 
 @seller_required
@@ -57,25 +57,10 @@ def payouts_setup(request):
 @require_GET
 def payout_detail(request, pk: int):
     payout = get_object_or_404(request.seller.payouts, pk=pk)
-    breakdown = payout.breakdown.select_related(
-        "entry__transaction", "entry__order_line__order"
-    ).order_by("entry_id")
-    # Amounts from the seller's side: what each entry adds to the payout.
-    rows = [
-        (item.entry, LABELS.get(item.entry.transaction.kind, ""), -item.entry.amount_minor)
-        for item in breakdown
-    ]
-    total = sum(amount for _, _, amount in rows)
     return render(
         request,
         "marketplace/seller/payout_detail.html",
-        {
-            "payout": payout,
-            "breakdown": rows,
-            "breakdown_total": total,
-            # A rolling reserve keeps part of the released earnings back for later.
-            "kept_back": total - payout.amount_minor,
-        },
+        {"payout": payout, "breakdown": payout_breakdown(payout=payout)},
     )
 
 

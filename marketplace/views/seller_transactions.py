@@ -6,11 +6,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from marketplace.models import SellerOrder
 from payments.balances import seller_currencies
-from payments.earnings_schedule import when_paid
+from payments.earnings_schedule import when_sold_earnings_are_paid
 from payments.periods import days_between
-from payments.seller_history import LABELS, HistoryRow, history_rows, seller_transactions
+from payments.seller_history import LABELS, history_rows, seller_transactions
 
 
 class HistoryFilter(forms.Form):
@@ -45,7 +44,9 @@ def transactions(request):
     )
     page = Paginator(found, 50).get_page(request.GET.get("page"))
     rows = history_rows(list(page.object_list))
-    when = _when_sales_are_paid(rows)
+    when = when_sold_earnings_are_paid(
+        seller=seller, seller_order_ids={row.seller_order_id for row in rows if row.is_sale}
+    )
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -59,14 +60,4 @@ def transactions(request):
             "querystring": query.urlencode(),
         },
         status=400 if form.is_bound and not form.is_valid() else 200,
-    )
-
-
-def _when_sales_are_paid(rows: list[HistoryRow]):
-    """For the sales on the page: when each one's earnings are paid, by seller order."""
-    sold = {row.seller_order_id for row in rows if row.is_sale}
-    if not sold:
-        return {}
-    return when_paid(
-        seller_orders=list(SellerOrder.objects.filter(pk__in=sold).select_related("order"))
     )

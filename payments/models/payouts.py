@@ -229,6 +229,11 @@ class Payout(models.Model):
     requires_approval = models.BooleanField(
         default=False, help_text="Above the approval threshold: a second operator must approve."
     )
+    reserve_minor = models.BigIntegerField(
+        default=0,
+        help_text="What the seller's rolling reserve kept back of their available balance "
+        "when this payout was made (paid in a later payout).",
+    )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -64,6 +64,16 @@ def test_earnings_fall_in_the_day_and_week_they_were_made(seller, customer):
     assert {w.start: w.earned for w in weeks if w.earned} == {week_of: 9000}
 
 
+def test_a_refund_after_the_hold_counts_against_earnings_too(seller, customer):
+    CommissionRuleFactory(percentage_bps=1000)
+    order = paid_order([(seller, 10000, 1)], customer=customer)
+    seller_order_hold_release(seller_order=order.seller_orders.get())
+    refund_mark_succeeded(refund=refund_create(order=order, amount_minor=10000))
+
+    assert sum(d.earned for d in earnings_by_day(seller=seller, currency="USD")) == 0
+    assert sum(w.earned for w in earnings_by_week(seller=seller, currency="USD")) == 0
+
+
 def test_the_terms_are_the_sellers_own_rule_else_the_default(seller):
     default = CommissionRuleFactory(percentage_bps=1000)
     assert commission_terms_for(seller=seller, currency="USD") == default
@@ -99,3 +109,25 @@ def test_the_dashboard_runs_the_same_queries_with_more_history(
 def test_customers_do_not_get_a_dashboard(client, customer):
     client.force_login(customer)
     assert client.get(reverse("marketplace:seller_dashboard")).status_code in (302, 403)
+
+
+def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
+    from datetime import date
+
+    from marketplace.views.seller_dashboard import CHART_HEIGHT, _chart
+    from payments.earnings import PeriodEarnings
+
+    chart = _chart(
+        [
+            PeriodEarnings(date(2026, 1, 1), 3000),
+            PeriodEarnings(date(2026, 1, 2), -1000),
+            PeriodEarnings(date(2026, 1, 3), 0),
+        ]
+    )
+
+    gain, loss, nothing = chart["bars"]
+    assert chart["baseline"] == 90  # three quarters up: 30.00 above, 10.00 below
+    assert (gain["y"], gain["height"]) == (0, 90)
+    assert (loss["y"], loss["height"], loss["negative"]) == (90, 30, True)
+    assert loss["y"] + loss["height"] <= CHART_HEIGHT
+    assert nothing["height"] == 0

@@ -1,8 +1,9 @@
 """When a sale's earnings become available and which payout pays them."""
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from marketplace.models import SellerOrder
@@ -23,12 +24,21 @@ from tests.money_helpers import enable_payouts, paid_order
 pytestmark = pytest.mark.django_db
 
 
+# A Wednesday afternoon: after that day's 06:00 payout run.
+WEDNESDAY_2PM = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)
+
+
+def sold_at(seller, customer, at):
+    with time_machine.travel(at, tick=False):
+        order = paid_order([(seller, 2500, 1)], customer=customer)
+    return SellerOrder.objects.select_related("order").get(order=order)
+
+
 @pytest.fixture
 def sale(seller, customer):
-    CommissionRuleFactory(percentage_bps=1000)
+    CommissionRuleFactory(percentage_bps=1000, active_from=WEDNESDAY_2PM - timedelta(days=1))
     enable_payouts(seller)
-    order = paid_order([(seller, 2500, 1)], customer=customer)
-    return SellerOrder.objects.select_related("order").get(order=order)
+    return sold_at(seller, customer, WEDNESDAY_2PM)
 
 
 def when(sale, now):
@@ -52,6 +62,19 @@ def test_a_new_sale_is_available_after_the_hold_and_paid_the_next_payout_day(sal
         f"Available on {available:%a} {available.day} {available:%b %Y}, expected in the payout"
         f" of {found.payout_on:%a} {found.payout_on.day} {found.payout_on:%b %Y}."
     )
+
+
+def test_money_due_before_the_morning_run_is_paid_by_that_run(sale, seller, customer, settings):
+    settings.PAYMENTS_PAYOUT_RUN_HOUR = 6
+    PayoutPolicy.objects.create(seller=seller, schedule="weekly", weekday=0, hold_days=7)
+    early_monday = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    late_monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    early = when(sold_at(seller, customer, early_monday), early_monday)
+    late = when(sold_at(seller, customer, late_monday), late_monday)
+
+    assert (early.available_on, early.payout_on) == (date(2026, 3, 9), date(2026, 3, 9))
+    assert (late.available_on, late.payout_on) == (date(2026, 3, 9), date(2026, 3, 16))
 
 
 def test_a_weekly_schedule_pays_on_its_weekday(sale, seller):

@@ -195,14 +195,15 @@ def test_each_entry_carries_its_transactions_kind_and_the_check_says_if_not(acco
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_copies_the_kind_onto_existing_entries():
     """0018 fills the new column from the transactions (on PostgreSQL, past the
-    append-only trigger, which is on again afterwards)."""
+    append-only trigger, which is on again afterwards); 0019's insert trigger fills
+    it for writers that do not know it yet; 0021 builds the index concurrently."""
     from django.db.migrations.executor import MigrationExecutor
 
     before, after = (
         ("payments", "0017_payout_requires_approval"),
         (
             "payments",
-            "0019_ledgerentry_transaction_kind_required",
+            "0021_ledgerentry_kind_index",
         ),
     )
     executor = MigrationExecutor(connection)
@@ -231,3 +232,14 @@ def test_the_migration_copies_the_kind_onto_existing_entries():
     if connection.vendor == "postgresql":
         with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
             LedgerEntry.objects.filter(transaction_id=txn.pk)._raw_delete(connection.alias)
+        # A previous release's process, posting without the column during a rolling
+        # deploy: the insert trigger fills it in.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO payments_ledgerentry (transaction_id, account_id, amount_minor,"
+                " currency, created_at) VALUES (%s, %s, -100, 'USD', %s)",
+                [txn.pk, account.pk, timezone.now()],
+            )
+        assert set(LedgerEntry.objects.values_list("transaction_kind", flat=True)) == {
+            "payment_captured"
+        }

@@ -10,6 +10,7 @@ from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
 from payments.models import LocalAccount, LocalPayout, LocalTransfer, Payout, PayoutPolicy
+from payments.payout_breakdown import payout_breakdown
 from payments.payout_controls import payout_approve
 from payments.payout_sending import payout_send
 from payments.payouts import run_payouts
@@ -226,7 +227,7 @@ def test_the_seller_sees_balances_next_payout_history_and_breakdown(run, earning
     assert f"#{payout.pk}" in page and "Paid" in page
     detail = client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk]))
     assert detail.status_code == 200
-    assert [amount for _, _, amount in detail.context["breakdown"]] == [9000]
+    assert [line.amount_minor for line in detail.context["breakdown"].lines] == [9000]
     assert "1 × " in detail.content.decode()
     assert "rolling reserve" not in detail.content.decode()
 
@@ -239,8 +240,6 @@ def test_the_seller_sees_balances_next_payout_history_and_breakdown(run, earning
 def test_the_breakdown_shows_what_the_rolling_reserve_kept_back(run, earning, client):
     from django.urls import reverse
 
-    from payments.models import PayoutPolicy
-
     PayoutPolicy.objects.create(seller=earning, reserve_bps=1000, reserve_days=90)
     run(run_payouts)
     payout = Payout.objects.get()
@@ -249,9 +248,45 @@ def test_the_breakdown_shows_what_the_rolling_reserve_kept_back(run, earning, cl
     detail = client.get(reverse("marketplace:seller_payout_detail", args=[payout.pk]))
 
     assert payout.amount_minor == 8100  # 90.00 released, 10% kept back
-    assert detail.context["kept_back"] == 900
+    breakdown = detail.context["breakdown"]
+    assert (breakdown.entries_total, breakdown.kept_in_reserve, breakdown.carried) == (9000, 900, 0)
     page = detail.content.decode()
     assert "Kept in your rolling reserve, paid later" in page and "$81.00" in page
+
+
+def test_a_reserve_released_later_is_shown_as_carried_not_as_a_negative_reserve(run, earning):
+    PayoutPolicy.objects.create(seller=earning, reserve_bps=1000, reserve_days=30)
+    run(run_payouts)
+    run(run_payouts, now=timezone.now() + timedelta(days=31))
+    first, second = Payout.objects.order_by("pk")
+
+    one, two = payout_breakdown(payout=first), payout_breakdown(payout=second)
+
+    assert (first.amount_minor, one.entries_total, one.kept_in_reserve, one.carried) == (
+        8100,
+        9000,
+        900,
+        0,
+    )
+    assert (second.amount_minor, two.entries_total, two.kept_in_reserve, two.carried) == (
+        900,
+        0,
+        0,
+        900,
+    )
+
+
+def test_a_refund_still_pending_is_shown_as_held_back(run, earning):
+    order = earning.seller_orders.get().order
+    refund = refund_create(order=order, amount_minor=5000)  # still pending at the processor
+    assert refund.status == "pending"
+    run(run_payouts)
+
+    breakdown = payout_breakdown(payout=Payout.objects.get())
+
+    assert breakdown.entries_total == 9000
+    assert breakdown.carried == -4500  # the seller's part of the pending refund
+    assert breakdown.payout.amount_minor == 4500
 
 
 def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning, mailoutbox):
