@@ -5,11 +5,14 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from marketplace.views import health
+
 admin.site.site_header = "Marketplace operations"
 admin.site.site_title = "Marketplace admin"
 admin.site.index_title = "Run the marketplace"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("payments/", include("payments.urls")),
