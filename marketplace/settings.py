@@ -113,6 +113,12 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "marketplace:home"
 LOGOUT_REDIRECT_URL = "marketplace:home"
 
+# Argon2 for new and changed passwords; a PBKDF2 hash from before is upgraded to
+# Argon2 the next time its owner logs in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
