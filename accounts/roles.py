@@ -29,6 +29,9 @@ OPERATOR_ACCOUNT_CODENAMES = (
     "view_apitoken",
     "change_apitoken",
 )
+# Login throttling (django-axes): operators see the attempts and lockouts and lift a
+# lockout by deleting its attempt.
+OPERATOR_AXES_CODENAMES = ("view_accessattempt", "delete_accessattempt", "view_accesslog")
 
 
 def seller_for(user) -> Seller | None:
@@ -56,6 +59,7 @@ def operators_group_sync() -> Group:
     permissions = Permission.objects.filter(
         Q(content_type__app_label__in=OPERATOR_MANAGED_APPS)
         | Q(content_type__app_label="accounts", codename__in=OPERATOR_ACCOUNT_CODENAMES)
+        | Q(content_type__app_label="axes", codename__in=OPERATOR_AXES_CODENAMES)
     )
     group.permissions.set(permissions)
     return group

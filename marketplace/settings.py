@@ -7,6 +7,7 @@ embedded Celery broker on a SQLite file). Production sets ``DEBUG=0`` and the
 variables documented in README.md; secrets have no production default.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "accounts",
     "payments",
     "marketplace",
@@ -65,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -107,8 +111,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts ----------------------------------------------------------------
 
+# The covering index on ledger entries stores the amount in the index on PostgreSQL;
+# SQLite (development, fast tests) builds it without, which is fine there.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a login while its email and address are locked out (django-axes).
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling: after AXES_FAILURE_LIMIT wrong passwords for one email from one
+# address (site and admin logins alike), that pair is locked out for
+# AXES_COOLOFF_MINUTES; a right password before then resets the count. Attempts are
+# kept in the database (admin: Axes), so every web process sees them.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.login_throttling.attempted_email"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "marketplace:home"
 LOGOUT_REDIRECT_URL = "marketplace:home"

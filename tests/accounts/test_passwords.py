@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.hashers import make_password
+from django.urls import reverse
 
 from tests.factories import UserFactory
 
@@ -19,7 +20,10 @@ def test_new_passwords_use_argon2_and_old_pbkdf2_hashes_upgrade_at_login(client,
     user.password = make_password("an old pass phrase", hasher="pbkdf2_sha256")
     user.save(update_fields=["password"])
 
-    assert client.login(email="old@example.com", password="an old pass phrase")
+    response = client.post(
+        reverse("accounts:login"), {"username": "old@example.com", "password": "an old pass phrase"}
+    )
+    assert response.status_code == 302
 
     user.refresh_from_db()
     assert user.password.startswith("argon2$")
