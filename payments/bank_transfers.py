@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from payments.models import Payout, PayoutMethod, PayoutRun
 from payments.money import Money
+from payments.spreadsheets import spreadsheet_text
 
 COLUMNS = [
     "payout_id",
@@ -19,12 +20,6 @@ COLUMNS = [
     "currency",
     "seller",
 ]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    """Text that a spreadsheet shows as text, never runs as a formula."""
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def payouts_to_transfer(run: PayoutRun) -> Iterable[Payout]:
@@ -51,9 +46,9 @@ def bank_transfer_csv(run: PayoutRun) -> str:
             [
                 payout.pk,
                 f"PAYOUT-{payout.pk}",
-                _cell(seller.bank_account_holder),
-                _cell(seller.bank_account_number),
-                _cell(seller.bank_routing_code),
+                spreadsheet_text(seller.bank_account_holder),
+                spreadsheet_text(seller.bank_account_number),
+                spreadsheet_text(seller.bank_routing_code),
                 f"{Money(payout.amount_minor, payout.currency).to_decimal():f}",
                 payout.currency,
                 seller.slug,

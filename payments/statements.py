@@ -35,6 +35,7 @@ from django.db.models import Sum
 from accounts.models import Seller
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from payments.periods import day_start
+from payments.spreadsheets import spreadsheet_text
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -135,5 +136,10 @@ def statement_csv(statement: Statement) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["seller", *CSV_FIELDS])
-    writer.writerow([statement.seller.slug, *(getattr(statement, name) for name in CSV_FIELDS)])
+    writer.writerow(
+        [
+            spreadsheet_text(statement.seller.slug),
+            *(getattr(statement, name) for name in CSV_FIELDS),
+        ]
+    )
     return out.getvalue()
