@@ -280,6 +280,8 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench.sellers import bench_sellers
+
     logging.disable(logging.INFO)
     # whitenoise looks for STATIC_ROOT, which only `collectstatic` creates
     warnings.filterwarnings("ignore", "No directory at", UserWarning)
@@ -291,13 +293,11 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from accounts.models import Seller, User
     from payments.models import (
         CommissionRule,
         LedgerAccount,
         LedgerEntry,
         LedgerTransaction,
-        LocalAccount,
         Payout,
         PayoutPolicy,
     )
@@ -331,31 +331,7 @@ def main() -> None:
     started = time.perf_counter()
     with transaction.atomic(), explicit_created_at(LedgerTransaction, LedgerEntry, Payout):
         n = len(histories)
-        users = User.objects.bulk_create(
-            User(email=f"bench{i}@example.com", password="!") for i in range(n)
-        )
-        LocalAccount.objects.bulk_create(
-            LocalAccount(
-                id=f"acct_local_d{i}",
-                email=f"bench{i}@example.com",
-                country="US",
-                details_submitted=True,
-                idempotency_key=f"bench-dashboard-{i}",
-            )
-            for i in range(n)
-        )
-        sellers = Seller.objects.bulk_create(
-            Seller(
-                user=user,
-                display_name=f"Bench {i}",
-                slug=f"bench-{i}",
-                country="US",
-                default_currency="USD",
-                payout_account_id=f"acct_local_d{i}",
-                payout_status=Seller.PayoutStatus.ENABLED,
-            )
-            for i, user in enumerate(users)
-        )
+        users, sellers = bench_sellers(n, tag="d")
         seller, user = sellers[0], users[0]
         if args.reserve_bps:
             PayoutPolicy.objects.create(

@@ -36,15 +36,15 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench.sellers import bench_sellers
+
     logging.disable(logging.INFO)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     from django.db import connection, transaction
 
-    from accounts.models import Seller, User
     from marketplace.celery import app
     from payments.models import (
         LedgerAccount,
-        LocalAccount,
         Payout,
     )
     from payments.payouts import run_payouts
@@ -58,31 +58,7 @@ def main() -> None:
     n, m = args.sellers, args.entries
     started = time.perf_counter()
     with transaction.atomic():
-        users = User.objects.bulk_create(
-            User(email=f"bench{i}@example.com", password="!") for i in range(n)
-        )
-        LocalAccount.objects.bulk_create(
-            LocalAccount(
-                id=f"acct_local_b{i}",
-                email=f"bench{i}@example.com",
-                country="US",
-                details_submitted=True,
-                idempotency_key=f"bench-{i}",
-            )
-            for i in range(n)
-        )
-        sellers = Seller.objects.bulk_create(
-            Seller(
-                user=user,
-                display_name=f"Bench {i}",
-                slug=f"bench-{i}",
-                country="US",
-                default_currency="USD",
-                payout_account_id=f"acct_local_b{i}",
-                payout_status=Seller.PayoutStatus.ENABLED,
-            )
-            for i, user in enumerate(users)
-        )
+        _, sellers = bench_sellers(n, tag="b")
         processor = LedgerAccount.objects.create(
             kind="processor", currency="USD", balance_minor=100 * m * n
         )
