@@ -58,10 +58,12 @@ def _database() -> None:
         cursor.fetchone()
 
 
-def _broker() -> None:
+def _broker(url: str | None = None) -> None:
+    """Connect to the broker (``url``, else the configured one)."""
     from marketplace.celery import app
 
     with app.connection_for_write(
+        url,
         connect_timeout=BROKER_TIMEOUT_SECONDS,
         transport_options={
             "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
