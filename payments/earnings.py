@@ -3,11 +3,12 @@ and per week, and the commission terms that apply to them (a fixed number of que
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import Q, Sum
-from django.db.models.functions import TruncDay, TruncWeek
+from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from accounts.models import Seller
@@ -34,35 +35,40 @@ class PeriodEarnings:
     earned: int  # the seller's share of sales, less refunds and fees charged in the period
 
 
-def earnings_by_day(*, seller: Seller, currency: str, days: int = 30) -> list[PeriodEarnings]:
-    """The seller's net earnings per day for the last ``days`` days, oldest first, with
-    a row for every day (zero where nothing happened). One grouped query."""
-    first = timezone.localdate() - timedelta(days=days - 1)
-    totals = _earned_per(TruncDay, seller=seller, currency=currency, since=first)
-    return [
-        PeriodEarnings(day, totals.get(day, 0))
-        for day in (first + timedelta(days=offset) for offset in range(days))
-    ]
+@dataclass(frozen=True)
+class EarningsSeries:
+    daily: list[PeriodEarnings]  # the last ``days`` days, oldest first
+    weekly: list[PeriodEarnings]  # the last ``weeks`` weeks (Monday to Sunday), this one too
 
 
-def earnings_by_week(*, seller: Seller, currency: str, weeks: int = 52) -> list[PeriodEarnings]:
-    """The seller's net earnings per week (Monday to Sunday) for the last ``weeks`` weeks,
-    this one included, oldest first, with a row for every week. One grouped query."""
+def earnings_series(
+    *, seller: Seller, currency: str, days: int = 30, weeks: int = 52
+) -> EarningsSeries:
+    """The seller's net earnings per day and per week, with a row for every period (zero
+    where nothing happened), from one query grouped by day in the site's time zone."""
     today = timezone.localdate()
-    first = today - timedelta(days=today.weekday(), weeks=weeks - 1)
-    totals = _earned_per(TruncWeek, seller=seller, currency=currency, since=first)
-    return [
-        PeriodEarnings(monday, totals.get(monday, 0))
-        for monday in (first + timedelta(weeks=offset) for offset in range(weeks))
-    ]
+    first_day = today - timedelta(days=days - 1)
+    first_monday = today - timedelta(days=today.weekday(), weeks=weeks - 1)
+    by_day = _earned_per_day(seller=seller, currency=currency, since=min(first_day, first_monday))
+    by_week: dict[date, int] = defaultdict(int)
+    for day, earned in by_day.items():
+        by_week[day - timedelta(days=day.weekday())] += earned
+    return EarningsSeries(
+        daily=[
+            PeriodEarnings(day, by_day.get(day, 0))
+            for day in (first_day + timedelta(days=offset) for offset in range(days))
+        ],
+        weekly=[
+            PeriodEarnings(monday, by_week.get(monday, 0))
+            for monday in (first_monday + timedelta(weeks=offset) for offset in range(weeks))
+        ],
+    )
 
 
-def _earned_per(
-    trunc: type[TruncDay] | type[TruncWeek], *, seller: Seller, currency: str, since: date
-) -> dict[date, int]:
+def _earned_per_day(*, seller: Seller, currency: str, since: date) -> dict[date, int]:
     """Net earnings (the seller's share of sales, less fees, refunds and lost disputes,
     whichever of their accounts each came out of: a refund after the hold comes out
-    of available) grouped by day or week in the site's time zone, from ``since``."""
+    of available) per day in the site's time zone, from ``since``."""
     rows = (
         LedgerEntry.objects.filter(
             account__seller=seller,
@@ -71,10 +77,10 @@ def _earned_per(
             created_at__gte=day_start(since),
             transaction_kind__in=EARNING_KINDS,
         )
-        .annotate(period=trunc("created_at"))
-        .values("period")
+        .annotate(day=TruncDay("created_at"))
+        .values("day")
         .annotate(total=Sum("amount_minor"))
-        .values_list("period", "total")
+        .values_list("day", "total")
     )
     return {
         (key.date() if isinstance(key, datetime) else key): -int(total or 0) for key, total in rows

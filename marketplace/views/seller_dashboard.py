@@ -11,8 +11,7 @@ from payments.balances import seller_balance, seller_currencies
 from payments.earnings import (
     PeriodEarnings,
     commission_terms_for,
-    earnings_by_day,
-    earnings_by_week,
+    earnings_series,
     paid_out_since,
 )
 from payments.payouts import next_payout_for
@@ -61,8 +60,7 @@ def dashboard(request):
     month_start = day_start(timezone.localdate().replace(day=1))
     panels = []
     for currency in seller_currencies(seller):
-        daily = _chart(earnings_by_day(seller=seller, currency=currency, days=30))
-        weekly = _chart(earnings_by_week(seller=seller, currency=currency, weeks=52))
+        series = earnings_series(seller=seller, currency=currency, days=30, weeks=52)
         panels.append(
             {
                 "currency": currency,
@@ -71,8 +69,8 @@ def dashboard(request):
                     seller=seller, currency=currency, since=month_start
                 ),
                 "next": next_payout_for(seller=seller, currency=currency),
-                "daily": daily,
-                "weekly": weekly,
+                "daily": _chart(series.daily),
+                "weekly": _chart(series.weekly),
                 "commission": commission_terms_for(seller=seller, currency=currency),
             }
         )

@@ -7,7 +7,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.earnings import commission_terms_for, earnings_by_day, earnings_by_week
+from payments.earnings import commission_terms_for, earnings_series
 from payments.holds import seller_order_hold_release
 from payments.payouts import run_payouts
 from payments.refunds import refund_create, refund_mark_succeeded
@@ -31,7 +31,7 @@ def trading(run, seller):
 
 
 def test_the_series_has_every_day_and_todays_net_earnings(trading):
-    days = earnings_by_day(seller=trading, currency="USD", days=30)
+    days = earnings_series(seller=trading, currency="USD", days=30).daily
 
     assert len(days) == 30
     assert days[-1].earned == 13500 - 1800
@@ -39,7 +39,7 @@ def test_the_series_has_every_day_and_todays_net_earnings(trading):
 
 
 def test_the_weekly_series_has_a_year_of_weeks_starting_on_mondays(trading):
-    weeks = earnings_by_week(seller=trading, currency="USD", weeks=52)
+    weeks = earnings_series(seller=trading, currency="USD", weeks=52).weekly
 
     today = timezone.localdate()
     assert len(weeks) == 52
@@ -55,8 +55,8 @@ def test_earnings_fall_in_the_day_and_week_they_were_made(seller, customer):
         CommissionRuleFactory(percentage_bps=1000)
         paid_order([(seller, 10000, 1)], customer=customer)
 
-    days = earnings_by_day(seller=seller, currency="USD", days=30)
-    weeks = earnings_by_week(seller=seller, currency="USD", weeks=52)
+    days = earnings_series(seller=seller, currency="USD", days=30).daily
+    weeks = earnings_series(seller=seller, currency="USD", weeks=52).weekly
 
     assert sum(d.earned for d in days) == 0  # older than the 30 days
     week_of = timezone.localdate(forty_days_ago)
@@ -70,8 +70,8 @@ def test_a_refund_after_the_hold_counts_against_earnings_too(seller, customer):
     seller_order_hold_release(seller_order=order.seller_orders.get())
     refund_mark_succeeded(refund=refund_create(order=order, amount_minor=10000))
 
-    assert sum(d.earned for d in earnings_by_day(seller=seller, currency="USD")) == 0
-    assert sum(w.earned for w in earnings_by_week(seller=seller, currency="USD")) == 0
+    assert sum(d.earned for d in earnings_series(seller=seller, currency="USD").daily) == 0
+    assert sum(w.earned for w in earnings_series(seller=seller, currency="USD").weekly) == 0
 
 
 def test_the_terms_are_the_sellers_own_rule_else_the_default(seller):
