@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Seller
 from marketplace.models import SellerOrder
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutEntry, PayoutPolicy
 from payments.periods import day_start
-from payments.policies import PolicyBook, next_payout_date, payout_period
+from payments.policies import PolicyBook, next_payout_date, payout_period, release_due_at
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def when_paid(
 ) -> dict[int, WhenPaid]:
     """For each of these (paid) seller orders of one or more sellers, keyed by seller
     order id: when its earnings become available and which payout pays them. Reads
-    the policies and the payouts in a fixed number of queries; the seller orders
+    the policies and the payouts in a fixed number of queries (three); the seller orders
     must come with their order (``select_related("order")``)."""
     now = now or timezone.now()
     if not seller_orders:
@@ -113,12 +114,11 @@ def _payouts_holding(seller_order_ids: list[int]) -> dict[int, Payout]:
             entry__account__kind=LedgerAccount.Kind.AVAILABLE,
             entry__transaction_kind=LedgerTransaction.Kind.HOLD_RELEASED,
         )
-        .values_list("entry__order_line__seller_order_id", "payout")
+        .annotate(seller_order_id=F("entry__order_line__seller_order_id"))
+        .select_related("payout")
         .order_by("payout_id")
     )
-    by_order = {so_id: payout_id for so_id, payout_id in items}
-    found = Payout.objects.in_bulk(set(by_order.values()))
-    return {so_id: found[payout_id] for so_id, payout_id in by_order.items()}
+    return {item.seller_order_id: item.payout for item in items}
 
 
 def _when(so: SellerOrder, policy: PayoutPolicy, payout: Payout | None, now: datetime) -> WhenPaid:
@@ -129,12 +129,9 @@ def _when(so: SellerOrder, policy: PayoutPolicy, payout: Payout | None, now: dat
         if payout is not None:
             return WhenPaid(STATE_IN_PAYOUT, released_on, payout=payout)
         return _waiting(STATE_AVAILABLE, released_on, policy, from_=now)
-    if policy.release_on_delivery:
-        if so.delivered_at is None:
-            return WhenPaid(STATE_UNTIL_DELIVERED)
-        due = so.delivered_at
-    else:
-        due = (so.order.paid_at or now) + timedelta(days=policy.hold_days)
+    due = release_due_at(policy, paid_at=so.order.paid_at or now, delivered_at=so.delivered_at)
+    if due is None:
+        return WhenPaid(STATE_UNTIL_DELIVERED)
     due = max(due, now)
     return _waiting(STATE_ON_HOLD, timezone.localdate(due), policy, from_=due)
 

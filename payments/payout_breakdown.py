@@ -44,7 +44,7 @@ class PayoutBreakdown:
 
 
 def payout_breakdown(*, payout: Payout) -> PayoutBreakdown:
-    """The payout's entries, oldest first, with what each adds (two queries)."""
+    """The payout's entries, oldest first, with what each adds (one query)."""
     items = payout.breakdown.select_related(
         "entry__transaction", "entry__order_line__order"
     ).order_by("entry_id")

@@ -74,13 +74,21 @@ def next_payout_date(policy: PayoutPolicy, now: datetime) -> datetime | None:
     return None
 
 
+def release_due_at(
+    policy: PayoutPolicy, *, paid_at: datetime, delivered_at: datetime | None
+) -> datetime | None:
+    """When earnings leave their hold: ``hold_days`` after payment or, per policy, once
+    delivered (None while not delivered)."""
+    if policy.release_on_delivery:
+        return delivered_at
+    return paid_at + timedelta(days=policy.hold_days)
+
+
 def release_is_due(
     policy: PayoutPolicy, *, paid_at: datetime, delivered_at: datetime | None, now: datetime
 ) -> bool:
-    """Earnings leave their hold ``hold_days`` after payment or, per policy, once delivered."""
-    if policy.release_on_delivery:
-        return delivered_at is not None and delivered_at <= now
-    return paid_at <= now - timedelta(days=policy.hold_days)
+    due = release_due_at(policy, paid_at=paid_at, delivered_at=delivered_at)
+    return due is not None and due <= now
 
 
 def payout_policy_save(
