@@ -9,37 +9,23 @@ from django.utils import timezone
 
 from payments.earnings import commission_terms_for, earnings_series
 from payments.holds import seller_order_hold_release
-from payments.payouts import run_payouts
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
-from tests.money_helpers import enable_payouts, paid_order
+from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def trading(run, seller):
-    """100.00 and 50.00 sold at 10%, 20.00 refunded, the first paid out."""
-    CommissionRuleFactory(percentage_bps=1000)
-    enable_payouts(seller)
-    first = paid_order([(seller, 10000, 1)])
-    paid_order([(seller, 5000, 1)])
-    refund_mark_succeeded(refund=refund_create(order=first, amount_minor=2000))
-    seller_order_hold_release(seller_order=first.seller_orders.get())
-    run(run_payouts)
-    return seller
-
-
-def test_the_series_has_every_day_and_todays_net_earnings(trading):
-    days = earnings_series(seller=trading, currency="USD", days=30).daily
+def test_the_series_has_every_day_and_todays_net_earnings(month_of_trading):
+    days = earnings_series(seller=month_of_trading, currency="USD", days=30).daily
 
     assert len(days) == 30
     assert days[-1].earned == 13500 - 1800
     assert sum(d.earned for d in days[:-1]) == 0
 
 
-def test_the_weekly_series_has_a_year_of_weeks_starting_on_mondays(trading):
-    weeks = earnings_series(seller=trading, currency="USD", weeks=52).weekly
+def test_the_weekly_series_has_a_year_of_weeks_starting_on_mondays(month_of_trading):
+    weeks = earnings_series(seller=month_of_trading, currency="USD", weeks=52).weekly
 
     today = timezone.localdate()
     assert len(weeks) == 52
@@ -81,7 +67,7 @@ def test_the_terms_are_the_sellers_own_rule_else_the_default(seller):
     assert commission_terms_for(seller=seller, currency="USD") == own
 
 
-def test_the_dashboard_shows_balances_this_month_and_the_chart(seller_client, trading):
+def test_the_dashboard_shows_balances_this_month_and_the_chart(seller_client, month_of_trading):
     page = seller_client.get(reverse("marketplace:seller_dashboard")).text
 
     assert "$45.00" in page  # pending: the 50.00 sale's share

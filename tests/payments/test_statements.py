@@ -8,28 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.holds import seller_order_hold_release
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_succeeded
 from payments.statements import month_bounds, seller_statement
-from tests.factories import CommissionRuleFactory
-from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def month_of_trading(run, seller):
-    """Two sales (100.00 and 50.00 at 10%), a 20.00 refund, then a payout of the rest
-    of the first order."""
-    CommissionRuleFactory(percentage_bps=1000)
-    enable_payouts(seller)
-    first = paid_order([(seller, 10000, 1)])
-    paid_order([(seller, 5000, 1)])
-    refund_mark_succeeded(refund=refund_create(order=first, amount_minor=2000))
-    seller_order_hold_release(seller_order=first.seller_orders.get())
-    run(run_payouts)
-    return seller
 
 
 def _today_statement(seller, **kwargs):
