@@ -31,6 +31,7 @@ def test_five_wrong_passwords_lock_out_that_email_from_that_address(client):
 
     assert fifth.status_code == 429
     assert "Too many failed attempts" in fifth.text and "Reset your password" in fifth.text
+    assert "is paused for 15\xa0minutes" in fifth.text
     assert right.status_code == 429  # even the right password, until the cool-off ends
     assert elsewhere.status_code == 302  # another address is not locked out
 
