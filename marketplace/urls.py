@@ -13,6 +13,7 @@ admin.site.index_title = "Run the marketplace"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("livez", health.livez, name="livez"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("payments/", include("payments.urls")),

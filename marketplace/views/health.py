@@ -1,8 +1,9 @@
-"""``/healthz``: the load balancer's question, answered in JSON."""
+"""``/healthz``: the load balancer's question, answered in JSON; ``/livez``: is the
+process serving at all."""
 
 from dataclasses import asdict
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -22,3 +23,11 @@ def healthz(request):
         },
         status=503 if health.status == "fail" else 200,
     )
+
+
+@never_cache
+@require_GET
+def livez(request):
+    """200 whenever this process answers, touching nothing else: a liveness probe (a
+    restart is the cure only when this fails), and the benchmarks' static baseline."""
+    return HttpResponse("ok", content_type="text/plain")

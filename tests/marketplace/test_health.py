@@ -65,3 +65,12 @@ def test_an_unreachable_broker_url_is_reported_quickly(client, monkeypatch):
 
 def test_only_get(client):
     assert client.post(URL).status_code == 405
+
+
+def test_livez_answers_without_touching_the_database(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get(reverse("livez"))
+
+    assert response.status_code == 200
+    assert response.content == b"ok"
+    assert "no-cache" in response["Cache-Control"]
