@@ -15,3 +15,11 @@ def idempotency_keys_expire_task() -> int:
     from marketplace.api.idempotency import idempotency_keys_expire
 
     return idempotency_keys_expire()
+
+
+@shared_task
+def deferred_tasks_send_task() -> int:
+    """Queue again the tasks the broker refused while it was down."""
+    from marketplace.task_queue import deferred_tasks_send
+
+    return deferred_tasks_send()

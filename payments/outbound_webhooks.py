@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
 from marketplace.errors import InvalidRequest, NotFound
+from marketplace.task_queue import enqueue_on_commit
 from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.outbound_webhooks import EVENT_TYPES
 
@@ -187,8 +187,8 @@ def webhook_event_publish(
     )
     from payments.tasks import webhook_delivery_task
 
-    ids = [delivery.pk for delivery in deliveries]
-    transaction.on_commit(lambda: [webhook_delivery_task.delay(pk) for pk in ids])
+    for delivery in deliveries:
+        enqueue_on_commit(webhook_delivery_task, delivery.pk)
     return deliveries
 
 
@@ -271,6 +271,6 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status=WebhookDelivery.Status.PENDING, attempts=0
     )
-    transaction.on_commit(lambda: webhook_delivery_task.delay(delivery.pk))
+    enqueue_on_commit(webhook_delivery_task, delivery.pk)
     delivery.refresh_from_db()
     return delivery

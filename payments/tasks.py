@@ -27,6 +27,14 @@ def webhook_event_process_task(self: Any, webhook_event_id: int) -> str:
     return str(webhook_event_process(webhook_event_id=webhook_event_id).status)
 
 
+@shared_task
+def webhook_events_sweep_task() -> int:
+    """Queue again the stored webhook events whose processing task was lost."""
+    from payments.webhooks import webhook_events_sweep
+
+    return webhook_events_sweep()
+
+
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=5)
 def local_event_deliver(event_id: str) -> None:
     """The local processor's event delivery: sign it and hand it to the webhook service."""

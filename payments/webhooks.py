@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from functools import partial
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from marketplace.task_queue import enqueue, enqueue_on_commit
 from payments.models import WebhookEvent
 from payments.processors import get_processor
 from payments.processors.base import ProcessorEvent
@@ -39,8 +39,7 @@ def _payment_succeeded(processor: str, event: ProcessorEvent) -> None:
 
     order = payment_succeeded(payment_id=str(event.data["id"]), processor_name=processor)
     if order is not None:
-        order_id = order.pk
-        transaction.on_commit(lambda: order_paid_notify_task.delay(order_id))
+        enqueue_on_commit(order_paid_notify_task, order.pk)
 
 
 def _payment_failed(processor: str, event: ProcessorEvent) -> None:
@@ -143,16 +142,30 @@ def webhook_receive(
                 payload=payload.decode(),
                 headers=kept_headers,
             )
-            transaction.on_commit(lambda: _enqueue(stored.pk))
+            _enqueue_on_commit(stored.pk)
             return stored
     except IntegrityError:
         return WebhookEvent.objects.get(processor=processor_name, event_id=event.id)
 
 
-def _enqueue(webhook_event_id: int) -> None:
+def _enqueue_on_commit(webhook_event_id: int) -> None:
     from payments.tasks import webhook_event_process_task
 
-    webhook_event_process_task.delay(webhook_event_id)
+    enqueue_on_commit(webhook_event_process_task, webhook_event_id)
+
+
+def webhook_events_sweep(*, older_than_minutes: int = 5) -> int:
+    """Queue again the stored events still waiting to be processed after
+    ``older_than_minutes``: their task was lost between the commit and the publish (a
+    killed web process, a broker that took the message and then lost it). Failed
+    events are not swept: their task retries them, then operators reprocess them."""
+    from payments.tasks import webhook_event_process_task
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    waiting = WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    return sum(enqueue(webhook_event_process_task, pk) for pk in waiting.iterator())
 
 
 def webhook_event_process(*, webhook_event_id: int) -> WebhookEvent:
@@ -194,7 +207,7 @@ def webhook_event_reprocess(*, webhook_event_id: int) -> None:
     WebhookEvent.objects.filter(pk=webhook_event_id, status=WebhookEvent.Status.FAILED).update(
         status=WebhookEvent.Status.RECEIVED
     )
-    _enqueue(webhook_event_id)
+    _enqueue_on_commit(webhook_event_id)
 
 
 def _event_from(stored: WebhookEvent) -> ProcessorEvent:
@@ -237,5 +250,5 @@ def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> 
             )
             if created:
                 added += 1
-                transaction.on_commit(partial(_enqueue, stored.pk))
+                _enqueue_on_commit(stored.pk)
     return added
