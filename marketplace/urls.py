@@ -11,6 +11,8 @@ admin.site.site_header = "Marketplace operations"
 admin.site.site_title = "Marketplace admin"
 admin.site.index_title = "Run the marketplace"
 
+handler500 = "marketplace.views.errors.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("livez", health.livez, name="livez"),

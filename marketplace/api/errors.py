@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from marketplace.errors import ApplicationError, Conflict, InvalidRequest, InvalidState, NotFound
+from marketplace.views.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, database_unavailable
 from payments.processors.base import ProcessorError, TemporaryProcessorError
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         set_rollback()
         code = next(s for cls, s in APPLICATION_STATUS if isinstance(exc, cls))
         return problem(code, exc.message, exc.code)
+    if database_unavailable(exc):
+        set_rollback()
+        response = problem(503, UNAVAILABLE, "unavailable")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, TemporaryProcessorError):
         set_rollback()
         response = problem(503, "The payment service is not answering; try again.", exc.code)

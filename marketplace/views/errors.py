@@ -1,0 +1,56 @@
+"""The last-resort error answers (``handler500``).
+
+An exception no view handled ends here. When it is the database that failed (it is
+restarting, unreachable, or out of connections) the request is retryable, so the
+answer is a 503 with ``Retry-After`` rather than a 500: a page that says so for
+people, a problem response for API clients and payment processors (which retry a
+webhook on any non-2xx). Nothing here touches the database, and no traceback is
+ever shown; the exception is logged by Django as usual.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+
+RETRY_AFTER_SECONDS = 5
+# Paths whose clients read JSON: the API and the processors' webhooks.
+MACHINE_PATHS = ("/api/", "/payments/webhooks/")
+UNAVAILABLE = "The service is briefly unavailable; nothing was changed. Try again."
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """The database could not be reached or dropped the connection (a retry may work)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500, or 503 when the database is unavailable; rendered without the database."""
+    unavailable = database_unavailable(sys.exc_info()[1])
+    status = 503 if unavailable else 500
+    if request.path.startswith(MACHINE_PATHS):
+        response: HttpResponse = JsonResponse(
+            {
+                "type": "about:blank",
+                "title": "Service Unavailable" if unavailable else "Internal Server Error",
+                "status": status,
+                "detail": (
+                    UNAVAILABLE
+                    if unavailable
+                    else "The request failed on our side; nothing was changed."
+                ),
+                "code": "unavailable" if unavailable else "server_error",
+            },
+            status=status,
+            content_type="application/problem+json",
+        )
+    else:
+        # No RequestContext: its context processors would query the database.
+        template = "503.html" if unavailable else "500.html"
+        response = HttpResponse(loader.get_template(template).render(), status=status)
+    if unavailable:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
