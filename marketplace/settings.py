@@ -334,8 +334,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # queue after this many seconds unacknowledged. Keep it above the longest task (the
 # payout run); tasks are idempotent, so a redelivery of a task still running is safe.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        "visibility_timeout": _visibility_timeout,
+        # Look for such tasks every few seconds (one cheap sorted-set range query).
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout // 5)),
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": 3,
     }
 CELERY_TIMEZONE = TIME_ZONE

@@ -54,10 +54,26 @@ def chromium_available() -> bool:
     return shutil.which(CHROMIUM) is not None
 
 
+@cache
+def redis_server_available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+@cache
+def postgres_server_available() -> bool:
+    binaries = all(shutil.which(name) for name in ("initdb", "pg_ctl"))
+    return binaries and (os.geteuid() != 0 or shutil.which("runuser") is not None)
+
+
 SERVICE_MARKERS = {
     "postgres": (postgres_available, "needs PostgreSQL (set DATABASE_URL=postgres://...)"),
     "redis": (redis_available, "needs a Redis broker (set CELERY_BROKER_URL=redis://...)"),
     "browser": (chromium_available, f"needs Playwright and Chromium at {CHROMIUM}"),
+    "redis_server": (redis_server_available, "needs redis-server to start a Redis of its own"),
+    "postgres_server": (
+        postgres_server_available,
+        "needs PostgreSQL's initdb and pg_ctl to start a cluster of its own",
+    ),
 }
 
 

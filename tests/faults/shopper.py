@@ -1,0 +1,97 @@
+"""A customer's browser, reduced to HTTP: logs in, fills a cart from several sellers,
+checks out and pays with a local test card, the same requests a browser sends
+(CSRF token, Origin, behind a TLS proxy). Used by the fault tests against gunicorn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import requests
+
+CARD_PAYS = "4242 4242 4242 4242"
+PAID_TEXT = "Thank you! Your payment was received"
+ADDRESS = {
+    "name": "Fault Test",
+    "line1": "221 Larkspur Lane",
+    "line2": "",
+    "city": "Portland",
+    "postal_code": "97201",
+    "country": "US",
+}
+
+
+class ShopperError(Exception):
+    def __init__(self, message: str, response: requests.Response | None = None) -> None:
+        super().__init__(message)
+        self.status = response.status_code if response is not None else None
+
+
+@dataclass(frozen=True)
+class Item:
+    product_id: int
+    slug: str
+
+
+class Shopper:
+    def __init__(self, base_url: str, *, timeout: float = 30) -> None:
+        self.base = base_url
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["X-Forwarded-Proto"] = "https"
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(
+            self.base + path, allow_redirects=False, timeout=self.timeout, **kwargs
+        )
+
+    def post(self, path: str, data: dict) -> requests.Response:
+        token = self.session.cookies.get("csrftoken")
+        if token is None:
+            raise ShopperError("no CSRF cookie yet")
+        return self.session.post(
+            self.base + path,
+            data={"csrfmiddlewaretoken": token, **data},
+            headers={"Origin": self.base.replace("http://", "https://", 1)},
+            allow_redirects=False,
+            timeout=self.timeout,
+        )
+
+    @staticmethod
+    def expect(response: requests.Response, status: int, what: str) -> requests.Response:
+        if response.status_code != status:
+            title = re.search(r"<title>(.*?)</title>", response.text or "", re.S)
+            raise ShopperError(
+                f"{what}: {response.status_code}, expected {status}"
+                + (f" ({title.group(1).strip()})" if title else ""),
+                response,
+            )
+        return response
+
+    def login(self, email: str, password: str) -> None:
+        self.expect(self.get("/accounts/login/"), 200, "login page")
+        response = self.post(
+            "/accounts/login/", {"username": email, "password": password, "next": "/"}
+        )
+        self.expect(response, 302, "log in")
+
+    def buy(self, items: list[Item], *, currency: str = "USD", card: str = CARD_PAYS) -> int:
+        """Place an order of one of each item and pay it; returns the order's number."""
+        for item in items:
+            page = f"/products/{item.slug}/"
+            response = self.post(
+                "/cart/add/", {"product": item.product_id, "quantity": "1", "next": page}
+            )
+            self.expect(response, 302, f"add {item.slug}")
+        self.expect(self.get(f"/checkout/{currency}/"), 200, "checkout page")
+        response = self.expect(self.post(f"/checkout/{currency}/", ADDRESS), 302, "check out")
+        order_id = int(re.search(r"/orders/(\d+)/", response.headers["Location"]).group(1))
+        self.expect(self.get(f"/orders/{order_id}/pay/"), 200, "payment page")
+        card_form = {"card_number": card, "expiry": "12/34", "cvc": "123"}
+        self.expect(self.post(f"/orders/{order_id}/pay/", card_form), 302, "pay")
+        return order_id
+
+    def is_paid(self, order_id: int) -> bool:
+        response = self.expect(self.get(f"/orders/{order_id}/"), 200, "order page")
+        return PAID_TEXT in response.text
