@@ -8,7 +8,9 @@ Rules the posting service enforces:
   unique index decides, the loser returns the winner's transaction);
 - the entries, the transaction and the accounts' running balances are written
   in one database transaction, the balances under row locks taken in primary
-  key order (so concurrent posts cannot deadlock) and changed with ``F()``.
+  key order (so concurrent posts cannot deadlock) and changed by the database
+  (``balance_minor + delta``, as ``F()`` would), never read and written back;
+- a refusal writes nothing and leaves the caller's transaction usable.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import Seller
 from marketplace.errors import Conflict, InvalidRequest
@@ -75,7 +77,21 @@ def _validate(postings: Sequence[Posting]) -> None:
         raise UnbalancedTransaction(f"Entries do not sum to zero: {unbalanced}.")
 
 
-@transaction.atomic
+# The two statements of a posting that the ORM cannot say in one statement each.
+# Table and column names are the models' (payments.models.ledger); both run on
+# PostgreSQL and on SQLite (3.35 or later, for RETURNING).
+_INSERT_ONCE = (
+    "INSERT INTO payments_ledgertransaction"
+    " (kind, idempotency_key, reference_type, reference_id, description, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_MOVE_BALANCES = (
+    "UPDATE payments_ledgeraccount SET balance_minor = balance_minor + CASE id {whens} END"
+    " WHERE id IN ({ids})"
+)
+
+
 def ledger_post(
     *,
     kind: str,
@@ -85,24 +101,71 @@ def ledger_post(
     postings: Sequence[Posting],
     description: str = "",
 ) -> LedgerTransaction:
-    """Post one balanced transaction once; see the module docstring for the rules."""
-    existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return _same_event(existing, kind)
-    _validate(postings)
-    try:
-        with transaction.atomic():
-            txn = LedgerTransaction.objects.create(
-                kind=kind,
-                idempotency_key=idempotency_key,
-                reference_type=reference_type,
-                reference_id=str(reference_id),
-                description=description,
-            )
-    except IntegrityError:
-        # The same event was posted concurrently and committed first.
-        return _same_event(LedgerTransaction.objects.get(idempotency_key=idempotency_key), kind)
+    """Post one balanced transaction once; see the module docstring for the rules.
 
+    A new key costs four statements in the caller's transaction (or in one of
+    its own): the transaction row, its entries, the ordered row locks and one
+    UPDATE of all the balances. The key is not looked up first: the INSERT of
+    the transaction row skips itself (``ON CONFLICT DO NOTHING``) when the key
+    is taken, also by a concurrent post that commits while it waits on the
+    unique index, and the existing transaction is then read and returned. So no
+    savepoint is needed, and refusals (unbalanced, key taken by another kind)
+    are raised before anything is written, leaving the caller's transaction
+    usable. A database error in the middle (which the rules above leave no
+    room for) fails the caller's whole transaction, as PostgreSQL would anyway.
+    """
+    try:
+        _validate(postings)
+    except UnbalancedTransaction:
+        # A repeat of a posted event answers with that event even if its postings,
+        # recomputed from the current state, would no longer be valid.
+        existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return _same_event(existing, kind)
+    with transaction.atomic(savepoint=False):
+        txn = _insert_once(
+            kind=kind,
+            idempotency_key=idempotency_key,
+            reference_type=reference_type,
+            reference_id=str(reference_id),
+            description=description,
+        )
+        if txn is not None:
+            _write(txn, kind, postings)
+            return txn
+        # Posted already, or concurrently by a transaction that committed first.
+        existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
+    return _same_event(existing, kind)
+
+
+def _insert_once(**values: str) -> LedgerTransaction | None:
+    """The new transaction row, or None if its idempotency key is taken."""
+    txn = LedgerTransaction(**values, created_at=timezone.now())
+    created_at = LedgerTransaction._meta.get_field("created_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_ONCE,
+            [
+                txn.kind,
+                txn.idempotency_key,
+                txn.reference_type,
+                txn.reference_id,
+                txn.description,
+                created_at.get_db_prep_value(txn.created_at, connection),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    txn.pk = row[0]
+    txn._state.adding = False
+    txn._state.db = connection.alias
+    return txn
+
+
+def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting]) -> None:
+    """The entries and the running balances of a newly inserted transaction."""
     LedgerEntry.objects.bulk_create(
         LedgerEntry(
             transaction=txn,
@@ -117,14 +180,22 @@ def ledger_post(
     deltas: dict[int, int] = defaultdict(int)
     for posting in postings:
         deltas[posting.account.pk] += posting.amount_minor
-    # Lock every touched account in one ordered query, then move the balances.
-    locked = LedgerAccount.objects.select_for_update().filter(pk__in=deltas).order_by("pk")
-    for account_id in locked.values_list("pk", flat=True):
-        if deltas[account_id]:
-            LedgerAccount.objects.filter(pk=account_id).update(
-                balance_minor=F("balance_minor") + deltas[account_id]
-            )
-    return txn
+    # Lock every touched account in one query, in primary key order (an UPDATE
+    # locks rows in whatever order its plan visits them, so it cannot do this),
+    # then move all the balances in one UPDATE, computed by the database.
+    list(
+        LedgerAccount.objects.select_for_update()
+        .filter(pk__in=deltas)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    moved = sorted((pk, delta) for pk, delta in deltas.items() if delta)
+    if moved:
+        sql = _MOVE_BALANCES.format(
+            whens=" ".join(["WHEN %s THEN %s"] * len(moved)), ids=", ".join(["%s"] * len(moved))
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [v for pair in moved for v in pair] + [pk for pk, _ in moved])
 
 
 def _same_event(existing: LedgerTransaction, kind: str) -> LedgerTransaction:

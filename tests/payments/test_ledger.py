@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from marketplace.errors import Conflict, InvalidRequest
 from payments.balances import platform_balance, seller_balance
+from payments.checks import ledger_check
 from payments.ledger import (
     Posting,
     UnbalancedTransaction,
@@ -243,3 +244,122 @@ def test_the_migration_copies_the_kind_onto_existing_entries():
         assert set(LedgerEntry.objects.values_list("transaction_kind", flat=True)) == {
             "payment_captured"
         }
+
+
+def test_a_new_posting_is_four_statements(accounts, django_assert_num_queries):
+    processor, pending, commission = accounts
+    postings = [Posting(processor, 1000), Posting(pending, -900), Posting(commission, -100)]
+
+    # The transaction row, its entries, the ordered row locks, one UPDATE of the balances.
+    with django_assert_num_queries(4):
+        post(postings=postings)
+
+
+def test_an_account_twice_in_a_transaction_moves_by_the_sum_and_a_net_zero_not_at_all(
+    accounts, seller
+):
+    processor, pending, commission = accounts
+
+    txn = post(
+        postings=[
+            Posting(processor, 1000),
+            Posting(pending, -600),
+            Posting(pending, -300),
+            Posting(commission, -150),
+            Posting(commission, 50),
+        ]
+    )
+    post(
+        key="adjust:2",
+        postings=[
+            Posting(pending, 70),
+            Posting(pending, -70),
+            Posting(processor, 5),
+            Posting(commission, -5),
+        ],
+    )
+
+    assert txn.entries.count() == 5
+    for account, expected in ((processor, 1005), (pending, -900), (commission, -105)):
+        account.refresh_from_db()
+        assert account.balance_minor == expected
+    assert ledger_check().ok
+
+
+def test_a_repeat_returns_the_posted_transaction_even_if_its_postings_no_longer_balance(accounts):
+    processor, pending, _ = accounts
+    first = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+
+    again = post(postings=[Posting(processor, 500), Posting(pending, 0)])
+
+    assert again == first
+    assert LedgerEntry.objects.count() == 2
+
+
+def test_refusals_write_nothing_and_leave_the_callers_transaction_usable(accounts):
+    processor, pending, _ = accounts
+
+    with transaction.atomic():
+        post(postings=[Posting(processor, 500), Posting(pending, -500)])
+        with pytest.raises(Conflict):
+            post(postings=[Posting(processor, 500), Posting(pending, -500)], kind="refund")
+        with pytest.raises(UnbalancedTransaction):
+            post(key="adjust:2", postings=[Posting(processor, 500), Posting(pending, -400)])
+        replay = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+        post(key="adjust:3", postings=[Posting(processor, 100), Posting(pending, -100)])
+
+    assert replay.idempotency_key == "adjust:1"
+    assert sorted(LedgerTransaction.objects.values_list("idempotency_key", flat=True)) == [
+        "adjust:1",
+        "adjust:3",
+    ]
+    processor.refresh_from_db()
+    assert processor.balance_minor == 600
+    assert ledger_check().ok
+
+
+def test_the_transaction_returned_is_the_stored_row(accounts):
+    processor, pending, _ = accounts
+
+    txn = post(postings=[Posting(processor, 500), Posting(pending, -500)])
+
+    stored = LedgerTransaction.objects.get()
+    assert (txn.pk, txn.kind, txn.reference_type, txn.reference_id) == (
+        stored.pk,
+        stored.kind,
+        stored.reference_type,
+        stored.reference_id,
+    )
+    assert txn.created_at == stored.created_at
+    assert not txn._state.adding
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_loser_of_a_race_for_a_key_gets_the_winners_transaction_and_carries_on(seller):
+    from tests.concurrency import race
+
+    processor = platform_account(Kind.PROCESSOR, "USD")
+    pending = seller_account(seller, Kind.PENDING, "USD")
+    commission = platform_account(Kind.COMMISSION, "USD")
+    winner = {}
+
+    def loser():
+        with transaction.atomic():
+            txn = post(key="race", postings=[Posting(processor, 500), Posting(pending, -500)])
+            # Its own transaction is still usable: the key's conflict cost no savepoint.
+            post(key="after", postings=[Posting(processor, 7), Posting(commission, -7)])
+            return txn
+
+    outcome = race(
+        lambda: winner.setdefault(
+            "txn", post(key="race", postings=[Posting(processor, 500), Posting(pending, -500)])
+        ),
+        loser,
+    )
+
+    assert outcome["value"].pk == winner["txn"].pk
+    assert LedgerTransaction.objects.count() == 2
+    processor.refresh_from_db()
+    assert processor.balance_minor == 507
+    assert ledger_check().ok
