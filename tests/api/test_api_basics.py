@@ -1,7 +1,10 @@
 """The API's shared behaviour: schema and docs, tokens, problem details, throttling,
 and Idempotency-Key replay."""
 
+import socket
+
 import pytest
+from django.test import override_settings
 from django.urls import reverse
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -145,3 +148,23 @@ def test_expired_idempotency_keys_are_forgotten(api_as, operator):
     assert PayoutRun.objects.count() == 2
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
     assert idempotency_keys_expire() == 1
+
+
+def test_the_rate_limits_fail_open_while_their_cache_is_down(api, monkeypatch, caplog):
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "1/min", "user": "1/min"})
+    with socket.socket() as s:  # a port nothing listens on: the Redis is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis_down = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    url = reverse("api:schema") + "?format=json"
+
+    with override_settings(CACHES=redis_down):
+        statuses = [api.get(url).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert "API rate limit skipped: the cache is unavailable" in caplog.text
