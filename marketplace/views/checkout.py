@@ -123,6 +123,15 @@ def order_list(request):
 def order_detail(request, pk: int):
     order = _my_order(request, pk)
     attempt = order.payment_attempts.last()
+    if (
+        order.status == Order.Status.AWAITING_PAYMENT
+        and attempt is not None
+        and attempt.status == PaymentAttempt.Status.SUCCEEDED
+    ):
+        # The worker recorded the payment between reading the order and reading its
+        # attempt: read the order again, or the page would say "Waiting for your
+        # payment" with a Pay button (and the live status would stop polling).
+        order = _my_order(request, pk)
     if request.headers.get("HX-Request"):
         # The live status polls while the payment is confirmed; once it is,
         # reload the whole page so every part shows the new state.
