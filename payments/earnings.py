@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import Q, Sum
-from django.db.models.functions import TruncDay
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Seller
@@ -77,7 +77,8 @@ def _earned_per_day(*, seller: Seller, currency: str, since: date) -> dict[date,
             created_at__gte=day_start(since),
             transaction_kind__in=EARNING_KINDS,
         )
-        .annotate(day=TruncDay("created_at"))
+        # The local date (a cast, cheaper per row than truncating to a local midnight).
+        .annotate(day=TruncDate("created_at"))
         .values("day")
         .annotate(total=Sum("amount_minor"))
         .values_list("day", "total")

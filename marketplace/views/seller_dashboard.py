@@ -7,13 +7,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from payments.balances import seller_balance, seller_currencies
-from payments.earnings import (
-    PeriodEarnings,
-    commission_terms_for,
-    earnings_series,
-    paid_out_since,
-)
+from payments.balances import SellerBalance, seller_balances
+from payments.earnings import PeriodEarnings, commission_terms_for, earnings_series
 from payments.payouts import next_payout_for
 from payments.periods import day_start
 
@@ -58,16 +53,18 @@ def _chart(series: list[PeriodEarnings]) -> dict:
 def dashboard(request):
     seller = request.seller
     month_start = day_start(timezone.localdate().replace(day=1))
+    # Currencies, balances and what was paid this month in one query.
+    balances = seller_balances(seller=seller, paid_since=month_start)
     panels = []
-    for currency in seller_currencies(seller):
+    for currency in sorted({seller.default_currency} | set(balances)):
+        nothing = SellerBalance(currency, pending=0, available=0, in_transit=0, paid_out=0)
+        balance, paid_this_month = balances.get(currency, (nothing, 0))
         series = earnings_series(seller=seller, currency=currency, days=30, weeks=52)
         panels.append(
             {
                 "currency": currency,
-                "balance": seller_balance(seller=seller, currency=currency),
-                "paid_this_month": paid_out_since(
-                    seller=seller, currency=currency, since=month_start
-                ),
+                "balance": balance,
+                "paid_this_month": paid_this_month,
                 "next": next_payout_for(seller=seller, currency=currency),
                 "daily": _chart(series.daily),
                 "weekly": _chart(series.weekly),

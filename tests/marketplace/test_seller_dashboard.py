@@ -117,3 +117,28 @@ def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
     assert (loss["y"], loss["height"], loss["negative"]) == (90, 30, True)
     assert loss["y"] + loss["height"] <= CHART_HEIGHT
     assert nothing["height"] == 0
+
+
+def test_one_query_reads_the_balances_and_what_was_paid_since(
+    month_of_trading, django_assert_num_queries
+):
+    from payments.balances import seller_balance, seller_balances
+    from payments.earnings import paid_out_since
+    from payments.periods import day_start
+
+    month_start = day_start(timezone.localdate().replace(day=1))
+    with django_assert_num_queries(1):
+        balances = seller_balances(seller=month_of_trading, paid_since=month_start)
+    with django_assert_num_queries(1):
+        usd = seller_balance(seller=month_of_trading, currency="USD")
+
+    assert set(balances) == {"USD"}
+    balance, paid_this_month = balances["USD"]
+    assert balance == usd and usd.paid_out == 7200
+    assert paid_this_month == 7200
+    assert paid_this_month == paid_out_since(
+        seller=month_of_trading, currency="USD", since=month_start
+    )
+    tomorrow = timezone.now() + timedelta(days=1)
+    assert seller_balances(seller=month_of_trading, paid_since=tomorrow)["USD"][1] == 0
+    assert seller_balance(seller=month_of_trading, currency="EUR").total_owed == 0
