@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from tests.faults.stack import RedisServer, Stack
+from tests.faults.stack import BASE_DIR, RedisServer, Stack
 
 # The load's length: a short form by default (CI), `make soak` runs 60 s.
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "15"))
@@ -18,6 +20,33 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    """``collectstatic`` once, as a release does: production settings serve the
+    hashed names from its manifest."""
+    root = tmp_path_factory.mktemp("static")
+    env = os.environ | {"DEBUG": "false", "SECRET_KEY": "x" * 50, "STATIC_ROOT": str(root)}
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    return root
+
+
+@pytest.fixture
+def app_env(tmp_path, static_root):
+    """``app_env(database_url=..., broker_url=..., **more)``: a production-like
+    environment for the test's processes."""
+
+    def make(**kwargs: str) -> dict[str, str]:
+        return Stack.app_env(var_dir=tmp_path, STATIC_ROOT=str(static_root), **kwargs)
+
+    return make
 
 
 @pytest.fixture

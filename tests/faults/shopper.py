@@ -41,21 +41,32 @@ class Shopper:
         self.session = requests.Session()
         self.session.headers["X-Forwarded-Proto"] = "https"
 
+    def _behind_tls_proxy(self, response: requests.Response) -> requests.Response:
+        """Keep sending the site's Secure cookies over the plain HTTP between the "proxy"
+        (these requests, marked X-Forwarded-Proto: https) and gunicorn."""
+        for cookie in self.session.cookies:
+            cookie.secure = False
+        return response
+
     def get(self, path: str, **kwargs) -> requests.Response:
-        return self.session.get(
-            self.base + path, allow_redirects=False, timeout=self.timeout, **kwargs
+        return self._behind_tls_proxy(
+            self.session.get(
+                self.base + path, allow_redirects=False, timeout=self.timeout, **kwargs
+            )
         )
 
     def post(self, path: str, data: dict) -> requests.Response:
         token = self.session.cookies.get("csrftoken")
         if token is None:
             raise ShopperError("no CSRF cookie yet")
-        return self.session.post(
-            self.base + path,
-            data={"csrfmiddlewaretoken": token, **data},
-            headers={"Origin": self.base.replace("http://", "https://", 1)},
-            allow_redirects=False,
-            timeout=self.timeout,
+        return self._behind_tls_proxy(
+            self.session.post(
+                self.base + path,
+                data={"csrfmiddlewaretoken": token, **data},
+                headers={"Origin": self.base.replace("http://", "https://", 1)},
+                allow_redirects=False,
+                timeout=self.timeout,
+            )
         )
 
     @staticmethod

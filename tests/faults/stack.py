@@ -217,6 +217,7 @@ class Stack:
                 sys.executable, "-m", "gunicorn", "marketplace.wsgi",
                 "--bind", f"{HOST}:{port}", "--workers", str(workers),
                 "--timeout", "30", "--graceful-timeout", "5",
+                "--control-socket", str(self.directory / f"gunicorn-{port}.ctl"),
             ],
         )  # fmt: skip
         base = f"http://{HOST}:{port}"

@@ -13,7 +13,7 @@ from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
 from payments.models import LocalPayout, LocalTransfer, Payout
 from tests.factories import CommissionRuleFactory, SellerFactory
-from tests.faults.stack import Stack, database_url, wait_for
+from tests.faults.stack import database_url, wait_for
 from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = [
@@ -29,7 +29,7 @@ SALE, SHARE = 10_000, 9_000  # 10% commission
 
 
 def test_a_worker_killed_mid_run_leaves_every_seller_paid_exactly_once(
-    redis_server, stacks, tmp_path
+    redis_server, stacks, app_env
 ):
     CommissionRuleFactory(percentage_bps=1000)
     sellers = []
@@ -39,10 +39,9 @@ def test_a_worker_killed_mid_run_leaves_every_seller_paid_exactly_once(
         seller_order_hold_release(seller_order=order.seller_orders.get())
         sellers.append(seller)
     stack = stacks(
-        Stack.app_env(
+        app_env(
             database_url=database_url(connection.settings_dict),
             broker_url=redis_server.url(),
-            var_dir=tmp_path,
             # A lost task comes back after 3 s; sends are paced so the run lasts a while.
             CELERY_VISIBILITY_TIMEOUT="3",
             PAYMENTS_PAYOUT_RATE_LIMIT="3/s",
