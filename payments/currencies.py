@@ -8,8 +8,10 @@ CLDR through Babel, a maintained package, rather than a table typed here.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_name, get_currency_precision
+from babel import Locale
+from babel.numbers import NumberPattern, get_currency_name, get_currency_precision
 from django.utils import translation
 
 # Currencies a seller can price products in. Each one is a real ISO 4217 code
@@ -94,5 +96,30 @@ def to_major_units(minor: int, currency: str) -> Decimal:
 
 def format_amount(minor: int, currency: str, locale: str | None = None) -> str:
     """Display an amount for people, in the active language's conventions."""
-    locale = locale or translation.to_locale(translation.get_language() or "en-us")
-    return format_currency(to_major_units(minor, currency), currency, locale=locale)
+    locale = locale or _locale_name(translation.get_language() or "en-us")
+    return _formatted(minor, currency, locale)
+
+
+# What ``babel.numbers.format_currency(amount, currency, locale=locale)`` does, with
+# the lookups it repeats on every call done once: the output is a function of the
+# amount, the currency and the locale only (CLDR data does not change while the
+# process runs), so whole results are remembered too (a page shows the same
+# figures more than once, and zero often).
+
+
+@lru_cache(maxsize=64)
+def _locale_name(language: str) -> str:
+    return translation.to_locale(language)
+
+
+@lru_cache(maxsize=64)
+def _currency_pattern(locale: str) -> tuple[Locale, NumberPattern]:
+    parsed = Locale.parse(locale)
+    return parsed, parsed.currency_formats["standard"]
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _formatted(minor: int, currency: str, locale: str) -> str:
+    amount = to_major_units(minor, currency)  # refuses a currency not on the list, first
+    parsed, pattern = _currency_pattern(locale)
+    return str(pattern.apply(amount, parsed, currency=currency))

@@ -108,7 +108,8 @@ def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
             PeriodEarnings(date(2026, 1, 1), 3000),
             PeriodEarnings(date(2026, 1, 2), -1000),
             PeriodEarnings(date(2026, 1, 3), 0),
-        ]
+        ],
+        "USD",
     )
 
     gain, loss, nothing = chart["bars"]
@@ -117,6 +118,45 @@ def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
     assert (loss["y"], loss["height"], loss["negative"]) == (90, 30, True)
     assert loss["y"] + loss["height"] <= CHART_HEIGHT
     assert nothing["height"] == 0
+
+
+def test_the_chart_formats_each_figure_and_date_once_for_the_template():
+    from datetime import date
+
+    from django.utils import translation
+
+    from marketplace.views.seller_dashboard import _chart
+    from payments.earnings import PeriodEarnings
+
+    weeks = [
+        PeriodEarnings(date(2026, 1, 5), 150000),
+        PeriodEarnings(date(2026, 1, 12), 0),
+        PeriodEarnings(date(2026, 1, 19), -2500),
+    ]
+    chart = _chart(weeks, "JPY", "week")
+
+    assert [bar["title"] for bar in chart["bars"]] == [
+        "Week of 5 Jan: ¥150,000",
+        "Week of 12 Jan: ¥0",
+        "Week of 19 Jan: -¥2,500",
+    ]
+    assert chart["rows"] == [("Mon 5 Jan 2026", "¥150,000"), ("Mon 19 Jan 2026", "-¥2,500")]
+    assert (chart["total_shown"], chart["top_shown"], chart["since"]) == (
+        "¥147,500",
+        "¥150,000",
+        "5 Jan 2026",
+    )
+    days = _chart([PeriodEarnings(date(2026, 1, 5), -1)], "KWD", "day")
+    assert days["bars"][0]["title"] == "5 Jan: -KWD0.001"
+    with translation.override("fr"):  # dates and amounts in the active language
+        assert _chart(weeks, "EUR", "day")["rows"][0] == ("lun 5 Jan 2026", "1\u202f500,00\xa0€")
+
+
+def test_the_chart_coordinates_are_not_localized(seller_client, month_of_trading, settings):
+    settings.USE_THOUSAND_SEPARATOR = True  # the year's chart is 1040 wide
+    page = seller_client.get(reverse("marketplace:seller_dashboard")).text
+
+    assert 'viewBox="0 0 1040 120"' in page and "1,040" not in page
 
 
 def test_one_query_reads_the_balances_and_what_was_paid_since(

@@ -2,7 +2,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from babel.numbers import format_currency
+from django.conf import global_settings
+from django.utils import translation
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payments.currencies import (
@@ -99,6 +102,47 @@ def test_an_amount_is_accepted_only_when_it_fits_the_minor_unit(currency, amount
 )
 def test_format_amount_uses_the_locale(minor, currency, locale, shown):
     assert format_amount(minor, currency, locale=locale) == shown
+
+
+# format_amount keeps Babel's parsed locales and patterns, and its results: it must
+# show exactly what babel.numbers.format_currency shows, for every currency, sign and
+# size, in every language Django has (and a few locales with unusual grouping,
+# symbols or numbering), called once or many times.
+LOCALES = sorted(
+    {translation.to_locale(code) for code, _ in global_settings.LANGUAGES}
+    - {"udm"}  # Udmurt: Django has a translation, CLDR no locale
+    | {"en_IN", "de_CH", "ar_EG", "fa_IR", "hi_IN", "es_CO", "root"}
+)
+
+
+@given(
+    currency=st.sampled_from(SUPPORTED_CURRENCIES),
+    locale=st.sampled_from(LOCALES),
+    minor=st.integers(min_value=-(MAX_MAJOR_UNITS * 1000), max_value=MAX_MAJOR_UNITS * 1000)
+    | st.integers(min_value=-1100, max_value=1100),
+)
+@settings(max_examples=600)
+def test_format_amount_shows_what_babel_shows(currency, locale, minor):
+    expected = format_currency(to_major_units(minor, currency), currency, locale=locale)
+    assert format_amount(minor, currency, locale=locale) == expected
+    assert format_amount(minor, currency, locale=locale) == expected  # remembered
+
+
+def test_format_amount_follows_the_active_language():
+    with translation.override("fr"):
+        assert format_amount(123450, "EUR") == "1\u202f234,50\xa0€"
+    with translation.override("en-us"):
+        assert format_amount(-123450, "EUR") == "-€1,234.50"
+        assert format_amount(-1, "KWD") == "-KWD0.001"
+        assert format_amount(0, "JPY") == "¥0"
+    with translation.override(None):
+        assert format_amount(1250, "USD") == "$12.50"
+
+
+def test_format_amount_refuses_an_unknown_currency_every_time():
+    for _ in range(2):
+        with pytest.raises(AmountError):
+            format_amount(100, "XBT")
 
 
 @pytest.mark.parametrize(
