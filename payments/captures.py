@@ -14,8 +14,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Seller
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
@@ -26,18 +28,41 @@ Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 
 
+def _accounts(
+    currency: str, platform_kinds: tuple[str, ...], sellers: list[Seller]
+) -> dict[tuple[int | None, str], LedgerAccount]:
+    """The platform's accounts of ``platform_kinds`` and the sellers' pending accounts,
+    keyed by (seller id or None, kind): read in one query, made on first use."""
+    found = {
+        (account.seller_id, account.kind): account
+        for account in LedgerAccount.objects.filter(
+            Q(seller__isnull=True, kind__in=platform_kinds)
+            | Q(seller__in=[seller.pk for seller in sellers], kind=Kind.PENDING),
+            currency=currency,
+        )
+    }
+    for kind in platform_kinds:
+        if (None, kind) not in found:
+            found[None, kind] = platform_account(kind, currency)
+    for seller in sellers:
+        if (seller.pk, Kind.PENDING) not in found:
+            found[seller.pk, Kind.PENDING] = seller_account(seller, Kind.PENDING, currency)
+    return found
+
+
+def _sellers(lines: list[OrderLine]) -> list[Seller]:
+    return list({line.seller_order.seller_id: line.seller_order.seller for line in lines}.values())
+
+
 def payment_postings(order: Order, lines: list[OrderLine]) -> list[Posting]:
     """The entries of a captured payment: processor +T, sellers and commission -parts."""
-    currency = order.currency
-    commission = platform_account(Kind.COMMISSION, currency)
-    postings = [Posting(platform_account(Kind.PROCESSOR, currency), order.total_minor)]
-    pending_accounts: dict[int, LedgerAccount] = {}
+    accounts = _accounts(order.currency, (Kind.PROCESSOR, Kind.COMMISSION), _sellers(lines))
+    commission = accounts[None, Kind.COMMISSION]
+    postings = [Posting(accounts[None, Kind.PROCESSOR], order.total_minor)]
     for line in lines:
-        seller = line.seller_order.seller
-        if seller.pk not in pending_accounts:
-            pending_accounts[seller.pk] = seller_account(seller, Kind.PENDING, currency)
+        pending = accounts[line.seller_order.seller_id, Kind.PENDING]
         if line.seller_share_minor:
-            postings.append(Posting(pending_accounts[seller.pk], -line.seller_share_minor, line.pk))
+            postings.append(Posting(pending, -line.seller_share_minor, line.pk))
         if line.commission_minor:
             postings.append(Posting(commission, -line.commission_minor, line.pk))
     return postings
@@ -51,19 +76,22 @@ def fee_postings(order: Order, lines: list[OrderLine], fee_minor: int) -> list[P
     each seller order moves the share net of its fee.
     """
     currency = order.currency
-    postings = [Posting(platform_account(Kind.PROCESSOR, currency), -fee_minor)]
     shares = [line.seller_share_minor for line in lines]
     if settings.PAYMENTS_PROCESSOR_FEE_PAYER == "sellers" and sum(shares):
-        pending: dict[int, LedgerAccount] = {}
-        for line, part in zip(lines, allocate(fee_minor, shares), strict=True):
+        parts = allocate(fee_minor, shares)
+        charged = [line for line, part in zip(lines, parts, strict=True) if part]
+        accounts = _accounts(currency, (Kind.PROCESSOR,), _sellers(charged))
+        postings = [Posting(accounts[None, Kind.PROCESSOR], -fee_minor)]
+        for line, part in zip(lines, parts, strict=True):
             if part:
-                seller = line.seller_order.seller
-                if seller.pk not in pending:
-                    pending[seller.pk] = seller_account(seller, Kind.PENDING, currency)
-                postings.append(Posting(pending[seller.pk], part, line.pk))
+                pending = accounts[line.seller_order.seller_id, Kind.PENDING]
+                postings.append(Posting(pending, part, line.pk))
         return postings
-    postings.append(Posting(platform_account(Kind.PROCESSOR_FEES, currency), fee_minor))
-    return postings
+    accounts = _accounts(currency, (Kind.PROCESSOR, Kind.PROCESSOR_FEES), [])
+    return [
+        Posting(accounts[None, Kind.PROCESSOR], -fee_minor),
+        Posting(accounts[None, Kind.PROCESSOR_FEES], fee_minor),
+    ]
 
 
 @transaction.atomic
