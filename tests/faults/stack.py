@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -125,11 +126,13 @@ class RedisServer:
 
 class PostgresServer:
     """A PostgreSQL cluster of our own on a free port, made with initdb (as the
-    ``postgres`` user when the tests run as root), that a test may restart."""
+    ``postgres`` user when the tests run as root), that a test may restart. It lives
+    in a folder of its own under the system's temporary folder, which that user can
+    reach (pytest's are private to root); ``remove()`` deletes it."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.data = directory / "pgdata"
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="marketplace-faults-pg-"))
+        self.data = self.directory / "pgdata"
         self.port = free_port()
 
     def url(self, name: str) -> str:
@@ -139,12 +142,12 @@ class PostgresServer:
         command = list(argv)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, timeout=timeout, capture_output=True)
+        result = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(argv)}: {result.stdout}{result.stderr}"
 
     def start(self) -> None:
         initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
         assert initdb and pg_ctl, "PostgreSQL's initdb and pg_ctl are not on PATH"
-        self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres")
         self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
@@ -168,6 +171,9 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._pg_ctl("stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def create_database(self, name: str) -> None:
         import psycopg
