@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from marketplace.csp import content_security_policy
+
 env = environ.Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -210,6 +213,10 @@ if PAYMENTS_PROCESSOR not in PAYMENTS_PROCESSORS:
         f"PAYMENTS_PROCESSOR must be one of {', '.join(PAYMENTS_PROCESSORS)}; "
         f"got {PAYMENTS_PROCESSOR!r}."
     )
+
+# Content-Security-Policy (django-csp) on every page; Stripe.js only with Stripe.
+CONTENT_SECURITY_POLICY = content_security_policy(PAYMENTS_PROCESSOR)
+
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

@@ -6,4 +6,13 @@
   if (panel && window.matchMedia("(max-width: 768px)").matches) {
     panel.open = false;
   }
+
+  // Print buttons need script (the page's Content-Security-Policy allows no inline
+  // handlers), so they stay hidden without it.
+  document.querySelectorAll("button[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      window.print();
+    });
+  });
 })();
