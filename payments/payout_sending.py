@@ -20,10 +20,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.errors import InvalidState
-from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.ledger import Posting, ledger_account, ledger_post
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
 from payments.processors import get_processor
 from payments.processors.base import InvalidProcessorRequest, ProcessorError
@@ -41,20 +42,15 @@ def payout_send(*, payout: Payout) -> Payout:
         if payout.method != PayoutMethod.PROCESSOR:
             return payout
         if payout.status == Status.SCHEDULED:
-            seller = payout.seller
+            accounts = _payout_accounts(payout, Kind.AVAILABLE, Kind.IN_TRANSIT)
             ledger_post(
                 kind=TxnKind.PAYOUT_SENT,
                 idempotency_key=f"payout:{payout.pk}:sent",
                 reference_type="payout",
                 reference_id=payout.pk,
                 postings=[
-                    Posting(
-                        seller_account(seller, Kind.AVAILABLE, payout.currency), payout.amount_minor
-                    ),
-                    Posting(
-                        seller_account(seller, Kind.IN_TRANSIT, payout.currency),
-                        -payout.amount_minor,
-                    ),
+                    Posting(accounts[Kind.AVAILABLE], payout.amount_minor),
+                    Posting(accounts[Kind.IN_TRANSIT], -payout.amount_minor),
                 ],
                 description=f"Payout #{payout.pk} sent",
             )
@@ -111,24 +107,53 @@ def payout_send(*, payout: Payout) -> Payout:
     return current
 
 
+def _payout_accounts(payout: Payout, *kinds: str) -> dict[str, LedgerAccount]:
+    """The ledger accounts of these kinds in the payout's currency (the seller's, or the
+    platform's for a platform kind), read in one query; made on first use."""
+    seller_kinds = [kind for kind in kinds if kind not in LedgerAccount.PLATFORM_KINDS]
+    platform_kinds = [kind for kind in kinds if kind in LedgerAccount.PLATFORM_KINDS]
+    wanted = Q(pk__in=[])
+    if seller_kinds:
+        wanted |= Q(seller_id=payout.seller_id, kind__in=seller_kinds)
+    if platform_kinds:
+        wanted |= Q(seller__isnull=True, kind__in=platform_kinds)
+    found = {
+        account.kind: account
+        for account in LedgerAccount.objects.filter(wanted, currency=payout.currency)
+    }
+    for kind in kinds:
+        if kind not in found:
+            seller = None if kind in platform_kinds else payout.seller
+            found[kind] = ledger_account(kind=kind, currency=payout.currency, seller=seller)
+    return found
+
+
+def _payout_locked(payout: Payout) -> Payout:
+    """The payout read again under its row lock (and its seller's), in a transaction."""
+    return Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+
+
 @transaction.atomic
 def payout_paid(*, payout: Payout) -> Payout:
     """The processor paid the seller's bank: in transit becomes paid out. Safe to repeat."""
-    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    return _payout_paid(_payout_locked(payout))
+
+
+def _payout_paid(payout: Payout) -> Payout:
+    """``payout_paid`` of a payout read under its lock in the current transaction."""
     if payout.status in (Status.PAID, Status.FAILED):
         return payout
     if payout.status not in (Status.SENDING, Status.IN_TRANSIT):
         raise InvalidState(f"Payout #{payout.pk} was not sent.")
+    accounts = _payout_accounts(payout, Kind.IN_TRANSIT, Kind.PROCESSOR)
     ledger_post(
         kind=TxnKind.PAYOUT_PAID,
         idempotency_key=f"payout:{payout.pk}:paid",
         reference_type="payout",
         reference_id=payout.pk,
         postings=[
-            Posting(
-                seller_account(payout.seller, Kind.IN_TRANSIT, payout.currency), payout.amount_minor
-            ),
-            Posting(platform_account(Kind.PROCESSOR, payout.currency), -payout.amount_minor),
+            Posting(accounts[Kind.IN_TRANSIT], payout.amount_minor),
+            Posting(accounts[Kind.PROCESSOR], -payout.amount_minor),
         ],
         description=f"Payout #{payout.pk} paid",
     )
@@ -141,24 +166,23 @@ def payout_paid(*, payout: Payout) -> Payout:
 @transaction.atomic
 def payout_failed(*, payout: Payout, reason: str) -> Payout:
     """The payout did not reach the seller: the money is available again and is paid next run."""
-    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    return _payout_failed(_payout_locked(payout), reason)
+
+
+def _payout_failed(payout: Payout, reason: str) -> Payout:
+    """``payout_failed`` of a payout read under its lock in the current transaction."""
     if payout.status in (Status.PAID, Status.FAILED, Status.CANCELLED):
         return payout
     if payout.status in (Status.SENDING, Status.IN_TRANSIT):
+        accounts = _payout_accounts(payout, Kind.IN_TRANSIT, Kind.AVAILABLE)
         ledger_post(
             kind=TxnKind.PAYOUT_FAILED,
             idempotency_key=f"payout:{payout.pk}:failed",
             reference_type="payout",
             reference_id=payout.pk,
             postings=[
-                Posting(
-                    seller_account(payout.seller, Kind.IN_TRANSIT, payout.currency),
-                    payout.amount_minor,
-                ),
-                Posting(
-                    seller_account(payout.seller, Kind.AVAILABLE, payout.currency),
-                    -payout.amount_minor,
-                ),
+                Posting(accounts[Kind.IN_TRANSIT], payout.amount_minor),
+                Posting(accounts[Kind.AVAILABLE], -payout.amount_minor),
             ],
             description=f"Payout #{payout.pk} failed",
         )
@@ -170,21 +194,35 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
     return payout
 
 
+@transaction.atomic(savepoint=False)  # all or nothing with its caller's transaction
 def payout_sync(
     *, processor_name: str, processor_payout_id: str, status: str, metadata: dict[str, str]
 ) -> None:
-    """Apply a ``payout.paid`` or ``payout.failed`` event to our payout."""
-    payout = Payout.objects.filter(
-        processor=processor_name, processor_payout_id=processor_payout_id
-    ).first()
-    if payout is None and metadata.get("payout_id", "").isdigit():
-        payout = Payout.objects.filter(pk=int(metadata["payout_id"])).first()
+    """Apply a ``payout.paid`` or ``payout.failed`` event to our payout: the one with
+    that processor payout id, else (not recorded yet) the one its metadata names."""
+    if status not in ("paid", "failed", "canceled"):
+        return
+    by_processor_id = Q(processor=processor_name, processor_payout_id=processor_payout_id)
+    named = metadata.get("payout_id", "")
+    wanted = (by_processor_id | Q(pk=int(named))) if named.isdigit() else by_processor_id
+    # Both lookups in one query, which takes the rows' locks (in key order) at once.
+    candidates = list(
+        Payout.objects.select_for_update().select_related("seller").filter(wanted).order_by("pk")
+    )
+    payout = next(
+        (
+            p
+            for p in candidates
+            if p.processor == processor_name and p.processor_payout_id == processor_payout_id
+        ),
+        candidates[0] if candidates else None,
+    )
     if payout is None:
         return
     if status == "paid":
-        payout_paid(payout=payout)
-    elif status in ("failed", "canceled"):
-        payout_failed(payout=payout, reason=f"The processor reported the payout {status}.")
+        _payout_paid(payout)
+    else:
+        _payout_failed(payout, f"The processor reported the payout {status}.")
 
 
 def payouts_sweep(*, older_than_minutes: int = 10) -> int:

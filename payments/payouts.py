@@ -105,7 +105,8 @@ def amounts_claimed(seller_ids: Iterable[int]) -> dict[SellerCurrency, int]:
         .annotate(total=Sum("seller_amount_minor"))
         .order_by()
     )
-    for seller_id, currency, total in [*open_payouts, *pending_refunds]:
+    # One statement: under the account lock in ``payout_create`` it runs once per payout.
+    for seller_id, currency, total in open_payouts.union(pending_refunds, all=True):
         claimed[seller_id, currency] = claimed.get((seller_id, currency), 0) + int(total or 0)
     return claimed
 

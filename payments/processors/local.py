@@ -124,6 +124,22 @@ class LocalProcessor:
         except IntegrityError:
             return model._default_manager.get(idempotency_key=idempotency_key), False
 
+    def _create_once(
+        self, model: type[_M], idempotency_key: str, create: dict[str, Any]
+    ) -> tuple[_M, bool]:
+        """``_once`` for the operations a payout makes (transfer, payout): a new key is
+        the common case, so it is inserted at once (one statement) and a key that exists
+        meets the unique index, whose answer is the existing object. Outside a
+        transaction a failed INSERT leaves nothing to roll back, so no savepoint."""
+        manager = model._default_manager
+        try:
+            if not transaction.get_connection().in_atomic_block:
+                return manager.create(idempotency_key=idempotency_key, **create), True
+            with transaction.atomic():
+                return manager.create(idempotency_key=idempotency_key, **create), True
+        except IntegrityError:
+            return manager.get(idempotency_key=idempotency_key), False
+
     def _emit(self, type_: str, data: Mapping[str, Any], account: str = "") -> LocalEvent:
         from payments.tasks import local_event_deliver
 
@@ -423,7 +439,7 @@ class LocalProcessor:
         self._fault("transfer_create", "before")
         if not LocalAccount.objects.filter(pk=destination, details_submitted=True).exists():
             raise InvalidProcessorRequest(f"{destination} cannot receive transfers yet.")
-        transfer, _ = self._once(
+        transfer, _ = self._create_once(
             LocalTransfer,
             idempotency_key,
             {
@@ -476,7 +492,7 @@ class LocalProcessor:
         idempotency_key: str,
     ) -> Payout:
         self._fault("payout_create", "before")
-        payout, created = self._once(
+        payout, created = self._create_once(
             LocalPayout,
             idempotency_key,
             {

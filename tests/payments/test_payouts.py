@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -9,12 +10,21 @@ from marketplace.errors import InvalidState
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
-from payments.models import LocalAccount, LocalPayout, LocalTransfer, Payout, PayoutPolicy
+from payments.models import (
+    LedgerTransaction,
+    LocalAccount,
+    LocalEvent,
+    LocalPayout,
+    LocalTransfer,
+    Payout,
+    PayoutPolicy,
+)
 from payments.payout_breakdown import payout_breakdown
 from payments.payout_controls import payout_approve
-from payments.payout_sending import payout_send
+from payments.payout_sending import payout_send, payout_sync
 from payments.payouts import run_payouts
 from payments.processors.base import TemporaryProcessorError
+from payments.processors.local import LocalProcessor
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
@@ -336,3 +346,108 @@ def test_a_refund_waiting_for_the_processor_is_not_paid_out(run, earning):
     run(run_payouts)
 
     assert Payout.objects.get().amount_minor == 9000 - 4500
+
+
+def _sending_payout(run, settings):
+    """A payout sent to the processor whose bank payout is not recorded on it yet."""
+    settings.PAYMENTS_LOCAL_FAULTS = {"payout_create": "timeout_before"}
+    payout = run_payouts(dry_run=False).planned[0].payout
+    with pytest.raises(TemporaryProcessorError):
+        run(payout_send, payout=payout)
+    settings.PAYMENTS_LOCAL_FAULTS = {}
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.SENDING and not payout.processor_payout_id
+    return payout
+
+
+def test_a_paid_event_settles_the_payout_its_metadata_names_once(run, earning, settings):
+    payout = _sending_payout(run, settings)
+    event = {"processor_name": "local", "processor_payout_id": "po_local_x", "status": "paid"}
+
+    run(payout_sync, **event, metadata={"payout_id": str(payout.pk)})
+    run(payout_sync, **event, metadata={"payout_id": str(payout.pk)})
+
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+    assert LedgerTransaction.objects.filter(idempotency_key__startswith="payout:").count() == 2
+    assert seller_balance(seller=earning, currency="USD").paid_out == 9000
+    assert ledger_check().ok
+
+
+def test_an_event_settles_the_payout_with_its_processor_id_not_the_one_named(
+    run, earning, settings
+):
+    payout = _sending_payout(run, settings)
+    Payout.objects.filter(pk=payout.pk).update(processor_payout_id="po_local_x")
+    other = Payout.objects.create(
+        seller=earning, currency="USD", amount_minor=1, period="other", status="scheduled"
+    )
+
+    run(
+        payout_sync,
+        processor_name="local",
+        processor_payout_id="po_local_x",
+        status="failed",
+        metadata={"payout_id": str(other.pk)},
+    )
+
+    payout.refresh_from_db()
+    other.refresh_from_db()
+    assert payout.status == Payout.Status.FAILED and other.status == Payout.Status.SCHEDULED
+    assert seller_balance(seller=earning, currency="USD").available == 9000
+    assert ledger_check().ok
+
+
+def test_an_event_for_no_payout_of_ours_changes_nothing(run, earning, settings):
+    payout = _sending_payout(run, settings)
+
+    for metadata in ({}, {"payout_id": "not a number"}, {"payout_id": str(payout.pk + 1)}):
+        run(
+            payout_sync,
+            processor_name="local",
+            processor_payout_id="po_local_x",
+            status="paid",
+            metadata=metadata,
+        )
+
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.SENDING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_the_local_processor_answers_a_repeated_key_with_the_first_transfer_and_payout(
+    in_transaction, seller, eager_celery
+):
+    enable_payouts(seller)
+    processor = LocalProcessor()
+    account = seller.payout_account_id
+
+    def send():
+        transfer = processor.transfer_create(
+            amount_minor=500,
+            currency="USD",
+            destination=account,
+            transfer_group="g",
+            source_charge="",
+            metadata={},
+            idempotency_key="k-transfer",
+        )
+        sent = processor.payout_create(
+            account_id=account,
+            amount_minor=500,
+            currency="USD",
+            metadata={},
+            idempotency_key="k-payout",
+        )
+        return transfer.id, sent.id
+
+    if in_transaction:
+        with transaction.atomic():
+            first, again = send(), send()
+    else:
+        first, again = send(), send()
+
+    assert first == again
+    assert (LocalTransfer.objects.count(), LocalPayout.objects.count()) == (1, 1)
+    assert LocalEvent.objects.filter(type="payout.paid").count() == 1
