@@ -165,9 +165,12 @@ class PostgresServer:
             "-m", "fast", "-w", "-t", "60", action,
         )  # fmt: skip
 
-    def restart(self) -> None:
-        """``pg_ctl restart -m fast``: every connection is cut, then it comes back."""
-        self._pg_ctl("restart")
+    def restart(self, *, down_for: float = 0.0) -> None:
+        """Stop (``-m fast``: every connection is cut), stay down ``down_for`` seconds,
+        start again."""
+        self._pg_ctl("stop")
+        time.sleep(down_for)
+        self._pg_ctl("start")
 
     def stop(self) -> None:
         self._pg_ctl("stop")

@@ -168,7 +168,7 @@ def test_a_postgres_restart_under_load_fails_requests_cleanly_and_recovers(
     try:
         time.sleep(max(3.0, SOAK_SECONDS / 4))
         restart_started = time.monotonic()
-        own_postgres.restart()
+        own_postgres.restart(down_for=2.0)
         restarted = time.monotonic()
         time.sleep(max(8.0, SOAK_SECONDS / 2))
     finally:
