@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint format migrate seed worker beat clean screenshots
+BENCH_VENV := .venv-bench
+
+.PHONY: run test lint format migrate seed worker beat clean screenshots bench soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +47,25 @@ seed: $(VENV)/.runtime
 	$(BIN)/python manage.py seed_demo
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) var .pytest_cache .mypy_cache .ruff_cache
 
 ## screenshots: rebuild docs/screenshots/ from a demo shop with a year of history (needs chromium)
 screenshots: $(VENV)/.test
 	$(BIN)/python docs/screenshots.py
+
+## bench: the five benchmarks on PostgreSQL and Redis, in a virtualenv of their own
+## (BENCH_DATABASE_URL, default marketplace_bench, is wiped; BENCH_ARGS=--quick for a smoke run)
+$(BENCH_VENV)/.installed: requirements.txt requirements-test.txt requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check --quiet install -r requirements-bench.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
+
+## soak: the fault tests (tests/faults) with 60 s of load, on PostgreSQL and Redis
+SOAK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/marketplace_soak
+soak: $(VENV)/.test
+	DATABASE_URL=$(SOAK_DATABASE_URL) CELERY_BROKER_URL=redis://127.0.0.1:6379/7 \
+	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/8 REQUIRE_SERVICES=1 SOAK_SECONDS=60 \
+	$(BIN)/pytest tests/faults -m faults $(PYTEST_ARGS)

@@ -77,10 +77,15 @@ SERVICE_MARKERS = {
 }
 
 
-def pytest_sessionstart(session):
+def pytest_collection_modifyitems(session, config, items):
+    """With REQUIRE_SERVICES=1, stop before running anything if a service that a
+    selected test needs is missing."""
     if not REQUIRE_SERVICES:
         return
-    missing = [reason for available, reason in SERVICE_MARKERS.values() if not available()]
+    needed = {name for item in items for name in SERVICE_MARKERS if item.get_closest_marker(name)}
+    missing = [
+        SERVICE_MARKERS[name][1] for name in sorted(needed) if not SERVICE_MARKERS[name][0]()
+    ]
     if missing:
         raise pytest.UsageError("REQUIRE_SERVICES=1 but: " + "; ".join(missing))
 
