@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.models import Category, DeferredTask, Order, OrderLine, Product, SellerOrder
 from marketplace.services.products import products_set_active_bulk
+from marketplace.task_queue import deferred_tasks_send
+from payments.admin.base import ReadOnlyWithActionsAdmin
 from payments.currencies import format_amount
 
 
@@ -190,3 +192,23 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="refunded", ordering="refunded_minor")
     def refunded(self, order: Order) -> str:
         return format_amount(order.refunded_minor, order.currency)
+
+
+@admin.register(DeferredTask)
+class DeferredTaskAdmin(ReadOnlyWithActionsAdmin):
+    """Tasks the broker refused while it was down; sent again every minute by beat.
+    Rows that stay here mean the broker is still down (see /healthz)."""
+
+    list_display = ("task", "args", "attempts", "error", "created_at")
+    list_filter = ("task",)
+    date_hierarchy = "created_at"
+    actions = ["send_now"]
+
+    @admin.action(description="Queue the selected tasks again now", permissions=["change"])
+    def send_now(self, request, queryset):
+        pks = list(queryset.values_list("pk", flat=True))
+        sent = deferred_tasks_send(pks=pks)
+        level = messages.SUCCESS if sent == len(pks) else messages.WARNING
+        self.message_user(
+            request, f"Queued {sent} of {len(pks)}; the rest wait for the broker.", level
+        )

@@ -50,13 +50,15 @@ def enqueue(task: Task, *args: Any) -> bool:
     return True
 
 
-def deferred_tasks_send(*, limit: int = SEND_BATCH) -> int:
-    """Publish the tasks the broker refused earlier, oldest first, deleting each one sent;
-    stops at the first refusal (the broker is still down). Returns how many were sent."""
+def deferred_tasks_send(*, pks: list[int] | None = None, limit: int = SEND_BATCH) -> int:
+    """Publish the tasks the broker refused earlier (or those of ``pks``), oldest first,
+    deleting each one sent; stops at the first refusal (the broker is still down).
+    Returns how many were sent."""
     from marketplace.celery import app
 
+    waiting = DeferredTask.objects.all() if pks is None else DeferredTask.objects.filter(pk__in=pks)
     sent = 0
-    for deferred in DeferredTask.objects.all()[:limit]:
+    for deferred in waiting[:limit]:
         task = app.tasks.get(deferred.task)
         if task is None:
             logger.error(

@@ -123,3 +123,25 @@ def test_the_sweep_queues_events_left_waiting_and_only_those(published):
 
     assert webhook_events_sweep() == 1
     assert published.messages == [("payments.tasks.webhook_event_process_task", (lost,))]
+
+
+def test_operators_see_the_kept_tasks_and_queue_them_again_from_the_admin(
+    operator_client, published
+):
+    published.refuse = True
+    enqueue(webhook_event_process_task, 7)
+    kept = DeferredTask.objects.get()
+    url = reverse("admin:marketplace_deferredtask_changelist")
+
+    page = operator_client.get(url)
+    assert page.status_code == 200
+    assert "payments.tasks.webhook_event_process_task" in page.content.decode()
+
+    published.refuse = False
+    response = operator_client.post(
+        url, {"action": "send_now", "_selected_action": [kept.pk]}, follow=True
+    )
+
+    assert "Queued 1 of 1" in response.content.decode()
+    assert published.messages == [("payments.tasks.webhook_event_process_task", (7,))]
+    assert not DeferredTask.objects.exists()
