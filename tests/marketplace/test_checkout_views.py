@@ -245,6 +245,37 @@ def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, c
     assert paid.headers["HX-Refresh"] == "true"
 
 
+def test_a_payment_recorded_while_the_page_reads_shows_paid_not_a_pay_button(
+    client, shop, customer, run, monkeypatch
+):
+    """The worker records the payment between the view's read of the order and its
+    read of the attempt (seen under load): the page reads the order again."""
+    from marketplace.views import checkout as views
+
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    order = Order.objects.get()
+    stale = Order.objects.get(pk=order.pk)  # read before the payment is recorded
+    run(client.post, reverse("marketplace:order_pay", args=[order.pk]), CARD)
+    reads = []
+    real = views._my_order
+
+    def first_read_is_stale(request, pk):
+        reads.append(pk)
+        return stale if len(reads) == 1 else real(request, pk)
+
+    monkeypatch.setattr(views, "_my_order", first_read_is_stale)
+    url = reverse("marketplace:order_detail", args=[order.pk])
+
+    status = client.get(url, headers={"HX-Request": "true"})
+
+    assert stale.status == Order.Status.AWAITING_PAYMENT and len(reads) == 2
+    assert status.headers["HX-Refresh"] == "true"
+    assert "Waiting for your payment" not in status.content.decode()
+
+
 @pytest.mark.parametrize("page", ["cart", "order_list", "order_detail"])
 def test_cart_and_order_pages_run_the_same_number_of_queries_for_2_or_8_items(
     client, customer, page, count_queries
