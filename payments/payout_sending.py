@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.errors import InvalidState
+from marketplace.task_queue import enqueue_on_commit
 from payments.ledger import Posting, ledger_account, ledger_post
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
 from payments.processors import get_processor
@@ -250,5 +251,4 @@ def payout_notify_later(payout: Payout, event: str) -> None:
     from payments.tasks import payout_notify_task
 
     payout_announce(payout=payout, event=event)
-    payout_id = payout.pk
-    transaction.on_commit(lambda: payout_notify_task.delay(payout_id, event))
+    enqueue_on_commit(payout_notify_task, payout.pk, event)

@@ -27,6 +27,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Seller, User
+from marketplace.task_queue import enqueue_on_commit
 from payments.holds import holds_due, holds_due_amounts, holds_release_due
 from payments.models import (
     LedgerAccount,
@@ -321,7 +322,7 @@ def payout_enqueue(payout: Payout) -> None:
     if payout.status == Status.SCHEDULED and payout.method == PayoutMethod.PROCESSOR:
         from payments.tasks import payout_send_task
 
-        transaction.on_commit(lambda: payout_send_task.delay(payout.pk))
+        enqueue_on_commit(payout_send_task, payout.pk)
 
 
 @dataclass

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 
+from marketplace.task_queue import enqueue_on_commit
 from payments.models.local import (
     LocalAccount,
     LocalEvent,
@@ -146,7 +147,7 @@ class LocalProcessor:
         event = LocalEvent.objects.create(
             id=local_id("evt"), type=type_, account=account, data=dict(data)
         )
-        transaction.on_commit(lambda: local_event_deliver.delay(event.id))
+        enqueue_on_commit(local_event_deliver, event.id)
         return event
 
     @staticmethod
