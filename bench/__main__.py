@@ -81,6 +81,7 @@ def main() -> None:
     env = os.environ | {
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "marketplace.settings",
+        "PYTHONUNBUFFERED": "1",  # each benchmark's detail as it happens
     }
     extra = ["--quick"] if options.quick else []
     chosen = [(n, m) for n, m in BENCHMARKS if not options.only or options.only in n]
