@@ -204,6 +204,10 @@ class DeferredTaskAdmin(ReadOnlyWithActionsAdmin):
     date_hierarchy = "created_at"
     actions = ["send_now"]
 
+    def has_delete_permission(self, request, obj=None):
+        # A row naming a task that no longer exists can only be removed by hand.
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
     @admin.action(description="Queue the selected tasks again now", permissions=["change"])
     def send_now(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True))

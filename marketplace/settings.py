@@ -265,6 +265,12 @@ OUTBOUND_WEBHOOKS_ALLOW_LOCAL = env.bool("OUTBOUND_WEBHOOKS_ALLOW_LOCAL", defaul
 # Throttle counters live in the cache: local memory by default (per process);
 # set CACHE_URL (e.g. redis://127.0.0.1:6379/2) to share them between processes.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # A cache that is down or unreachable costs a request at most a second per call
+    # (the API's rate limits then fail open), never the kernel's two-minute timeout.
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": 1, "socket_timeout": 1}
+    )
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api_auth.ApiTokenAuthentication",
@@ -334,6 +340,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
+# Nothing reads task results, and keeping one makes every publish subscribe to the
+# result backend first, which, on a Redis that is down, hangs ~20 s and then raises
+# (past the code that keeps refused tasks). Tasks that need a result say so.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -348,6 +358,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "unacked_restore_interval": max(1, min(10, _visibility_timeout // 5)),
         "unacked_restore_throttle": 1,
         "socket_connect_timeout": 3,
+        "socket_timeout": 5,  # a Redis that accepts but never answers
     }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

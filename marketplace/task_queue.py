@@ -24,10 +24,17 @@ from marketplace.models import DeferredTask
 logger = logging.getLogger(__name__)
 
 SEND_BATCH = 500
-# What a broker that is down, unreachable or too slow raises from a publish (kombu
-# wraps the client's connection errors; sockets raise OSErrors). Anything else is a
-# bug, or an eager task's own error in tests, and propagates.
-BROKER_ERRORS = (OperationalError, OSError)
+# What a broker that is down, unreachable or too slow raises from a publish: kombu
+# wraps the client's connection and timeout errors in its OperationalError. Anything
+# else is a bug (or, in eager mode, the task's own error) and propagates.
+BROKER_ERRORS = (OperationalError,)
+
+
+def _publish(task: Task, args: Any) -> None:
+    """Publish with no result subscription: with a result backend on a Redis that is
+    down, subscribing first would hang the request ~20 s and then raise a RuntimeError.
+    Kombu's own short publish retries (~0.6 s on a refused connection) stay."""
+    task.apply_async(args=args, ignore_result=True)
 
 
 def enqueue_on_commit(task: Task, *args: Any) -> None:
@@ -38,7 +45,7 @@ def enqueue_on_commit(task: Task, *args: Any) -> None:
 def enqueue(task: Task, *args: Any) -> bool:
     """Publish ``task(*args)`` now; if the broker refuses, keep it for later. True if sent."""
     try:
-        task.apply_async(args=args)
+        _publish(task, args)
     except BROKER_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         logger.warning("Broker refused %s%r (%s); kept to queue again", task.name, args, reason)
@@ -53,26 +60,32 @@ def enqueue(task: Task, *args: Any) -> bool:
 def deferred_tasks_send(*, pks: list[int] | None = None, limit: int = SEND_BATCH) -> int:
     """Publish the tasks the broker refused earlier (or those of ``pks``), oldest first,
     deleting each one sent; stops at the first refusal (the broker is still down).
+    Each row is claimed under a row lock that concurrent senders skip (beat and an
+    operator's "send now" never publish the same row twice), and deleted in the same
+    transaction. Rows naming no registered task are left for an operator to delete.
     Returns how many were sent."""
     from marketplace.celery import app
 
-    waiting = DeferredTask.objects.all() if pks is None else DeferredTask.objects.filter(pk__in=pks)
+    waiting = DeferredTask.objects.filter(task__in=list(app.tasks))
+    if pks is not None:
+        waiting = waiting.filter(pk__in=pks)
     sent = 0
-    for deferred in waiting[:limit]:
-        task = app.tasks.get(deferred.task)
-        if task is None:
-            logger.error(
-                "Deferred task %s is not a registered task; left for an operator", deferred
-            )
-            continue
-        try:
-            task.apply_async(args=deferred.args)
-        except BROKER_ERRORS as exc:
-            DeferredTask.objects.filter(pk=deferred.pk).update(
-                attempts=deferred.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:500]
-            )
-            logger.warning("Broker still refuses tasks (%s); %d sent", type(exc).__name__, sent)
-            break
-        deferred.delete()
+    while sent < limit:
+        with transaction.atomic():
+            deferred = waiting.select_for_update(skip_locked=True).first()
+            if deferred is None:
+                break
+            try:
+                _publish(app.tasks[deferred.task], deferred.args)
+            except BROKER_ERRORS as exc:
+                DeferredTask.objects.filter(pk=deferred.pk).update(
+                    attempts=deferred.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:500]
+                )
+                logger.warning("Broker still refuses tasks (%s); %d sent", type(exc).__name__, sent)
+                break
+            deferred.delete()
         sent += 1
+    unknown = DeferredTask.objects.exclude(task__in=list(app.tasks)).count()
+    if unknown:
+        logger.error("%d deferred tasks name no registered task; left for an operator", unknown)
     return sent

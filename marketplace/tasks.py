@@ -3,7 +3,7 @@
 from celery import shared_task
 
 
-@shared_task(bind=True)
+@shared_task(bind=True, ignore_result=False)
 def ping(self) -> dict[str, str]:
     """Answer with the name of the worker that ran it: proves the broker round trip."""
     return {"pong": "ok", "worker": self.request.hostname}

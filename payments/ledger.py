@@ -182,9 +182,12 @@ def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting]) -> No
         deltas[posting.account.pk] += posting.amount_minor
     # Lock every touched account in one query, in primary key order (an UPDATE
     # locks rows in whatever order its plan visits them, so it cannot do this),
-    # then move all the balances in one UPDATE, computed by the database.
+    # then move all the balances in one UPDATE, computed by the database. FOR NO
+    # KEY UPDATE, the lock that UPDATE itself takes: the entries just inserted hold
+    # KEY SHARE locks on these rows (their foreign keys), which a plain FOR UPDATE
+    # would wait on, so two posts to a busy account could deadlock.
     list(
-        LedgerAccount.objects.select_for_update()
+        LedgerAccount.objects.select_for_update(no_key=True)
         .filter(pk__in=deltas)
         .order_by("pk")
         .values_list("pk", flat=True)

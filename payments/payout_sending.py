@@ -203,7 +203,12 @@ def payout_sync(
     that processor payout id, else (not recorded yet) the one its metadata names."""
     if status not in ("paid", "failed", "canceled"):
         return
-    by_processor_id = Q(processor=processor_name, processor_payout_id=processor_payout_id)
+    # An empty id would match every payout not sent yet: match by the name only then.
+    by_processor_id = (
+        Q(processor=processor_name, processor_payout_id=processor_payout_id)
+        if processor_payout_id
+        else Q(pk__in=[])
+    )
     named = metadata.get("payout_id", "")
     wanted = (by_processor_id | Q(pk=int(named))) if named.isdigit() else by_processor_id
     # Both lookups in one query, which takes the rows' locks (in key order) at once.

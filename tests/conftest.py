@@ -77,6 +77,7 @@ SERVICE_MARKERS = {
 }
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
     """With REQUIRE_SERVICES=1, stop before running anything if a service that a
     selected test needs is missing."""

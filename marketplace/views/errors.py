@@ -19,12 +19,28 @@ from django.template import loader
 RETRY_AFTER_SECONDS = 5
 # Paths whose clients read JSON: the API and the processors' webhooks.
 MACHINE_PATHS = ("/api/", "/payments/webhooks/")
-UNAVAILABLE = "The service is briefly unavailable; nothing was changed. Try again."
+UNAVAILABLE = (
+    "The service is briefly unavailable; the request may not have completed. Retry it "
+    "(with the same Idempotency-Key for a POST)."
+)
+# PostgreSQL's codes for "not reachable now": connection exceptions (class 08), the
+# server shutting down or starting up (57P01-57P03), too many connections (53300).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def database_unavailable(exc: BaseException | None) -> bool:
-    """The database could not be reached or dropped the connection (a retry may work)."""
-    return isinstance(exc, OperationalError | InterfaceError)
+    """The database could not be reached or dropped the connection, so a retry may work.
+    Other database errors (a statement timeout, a deadlock, a full disk, a missing
+    table) are bugs or capacity problems and stay 500s."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if not hasattr(cause, "sqlstate"):  # not PostgreSQL (SQLite in development)
+        return False
+    # psycopg gives no SQLSTATE when it cannot connect or the connection is lost.
+    return cause.sqlstate is None or cause.sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,34 @@ def database_url(settings_dict: dict) -> str:
     )
     host = f"{settings_dict['HOST'] or HOST}:{settings_dict['PORT'] or 5432}"
     return f"postgres://{credentials}@{host}/{settings_dict['NAME']}"
+
+
+class LoadThreads:
+    """The threads that put load on a stack. An exception that ends one is recorded,
+    so a test cannot pass with a load thread that died early."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def start(self, target: Callable[..., None], *args: object) -> None:
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:
+                self.errors.append(f"{target.__name__}{args!r}: {exc!r}")
+
+        thread = threading.Thread(target=run, name=target.__name__, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not alive, f"load threads still running: {alive}"
+        assert not self.errors, f"load threads died: {self.errors}"
 
 
 class Process:
@@ -204,7 +233,9 @@ class Stack:
             "USE_X_FORWARDED_PROTO": "true",
             "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": broker_url,
-            "CELERY_RESULT_BACKEND": "cache+memory://",
+            # As in production: results on the broker's Redis (nothing reads them, but
+            # a result backend on a Redis that is down must not break publishing).
+            "CELERY_RESULT_BACKEND": broker_url.rsplit("/", 1)[0] + "/15",
             "CELERY_TASK_DEFAULT_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
             "VAR_DIR": str(var_dir),
             "EMAIL_URL": "consolemail://",

@@ -28,7 +28,7 @@ from payments.processors.local import SIGNATURE_HEADER, LocalProcessor, sign
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.faults.conftest import SOAK_SECONDS
 from tests.faults.shopper import Item, Shopper, ShopperError
-from tests.faults.stack import database_url, wait_for
+from tests.faults.stack import LoadThreads, database_url, wait_for
 from tests.money_helpers import enable_payouts
 
 pytestmark = [
@@ -123,15 +123,15 @@ def test_checkout_load_with_payout_runs_and_webhook_redeliveries(redis_server, s
             stack.send_task("payments.tasks.run_payouts_task")  # as beat does
             runs += 1
 
-    threads = [threading.Thread(target=shop, args=(email,)) for email in customers]
-    threads += [threading.Thread(target=redeliver), threading.Thread(target=run_payouts)]
+    load = LoadThreads()
     started = time.monotonic()
-    for thread in threads:
-        thread.start()
+    for email in customers:
+        load.start(shop, email)
+    load.start(redeliver)
+    load.start(run_payouts)
     time.sleep(SOAK_SECONDS)
     stop.set()
-    for thread in threads:
-        thread.join(timeout=120)
+    load.join(timeout=120)
     elapsed = time.monotonic() - started
 
     assert not failures, failures

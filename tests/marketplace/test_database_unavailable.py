@@ -3,12 +3,14 @@ a 503 with Retry-After (a page for people, problem JSON for the API and processo
 no traceback, nothing written. The real restart is in tests/faults/."""
 
 import json
+import sqlite3
 
+import psycopg
 import pytest
 from django.db import OperationalError, connection
 from django.urls import reverse
 
-from marketplace.views.errors import server_error
+from marketplace.views.errors import database_unavailable, server_error
 from payments.models import WebhookEvent
 from payments.processors.local import SIGNATURE_HEADER, sign
 
@@ -20,7 +22,9 @@ def database_down(client):
     """Every SQL statement fails as it does while PostgreSQL restarts."""
 
     def refuse(execute, sql, params, many, context):
-        raise OperationalError("server closed the connection unexpectedly")
+        raise OperationalError("server closed the connection") from psycopg.OperationalError(
+            "server closed the connection unexpectedly"
+        )
 
     client.raise_request_exception = False
     with connection.execute_wrapper(refuse):
@@ -33,7 +37,7 @@ def test_a_page_answers_503_with_a_page_for_people(client, database_down):
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     page = response.content.decode()
-    assert "Back in a moment" in page and "nothing was changed" in page
+    assert "Back in a moment" in page and "may not have gone through" in page
     assert "Traceback" not in page and "OperationalError" not in page
 
 
@@ -41,7 +45,9 @@ def test_a_signed_in_page_fails_the_same_way_in_the_session_middleware(client, c
     client.force_login(customer)
 
     def refuse(execute, sql, params, many, context):
-        raise OperationalError("the database system is starting up")
+        raise OperationalError("starting up") from psycopg.errors.CannotConnectNow(
+            "the database system is starting up"
+        )
 
     client.raise_request_exception = False
     with connection.execute_wrapper(refuse):
@@ -66,7 +72,9 @@ def test_a_webhook_gets_a_503_so_the_processor_sends_it_again(client):
     ).encode()
 
     def refuse(execute, sql, params, many, context):
-        raise OperationalError("server closed the connection unexpectedly")
+        raise OperationalError("server closed the connection") from psycopg.OperationalError(
+            "server closed the connection unexpectedly"
+        )
 
     client.raise_request_exception = False
     with connection.execute_wrapper(refuse):
@@ -80,6 +88,22 @@ def test_a_webhook_gets_a_503_so_the_processor_sends_it_again(client):
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        psycopg.errors.DiskFull("could not extend file"),
+        sqlite3.OperationalError("no such table: marketplace_product"),
+    ],
+)
+def test_other_database_errors_are_500s_not_retryable_503s(cause):
+    exc = OperationalError(str(cause))
+    exc.__cause__ = cause
+
+    assert not database_unavailable(exc)
 
 
 def test_any_other_error_is_still_a_plain_500(rf):
