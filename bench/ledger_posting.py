@@ -62,6 +62,7 @@ def main() -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from bench.raw import raw_connection
     from marketplace.models import Order, OrderLine
     from payments.captures import payment_postings
     from payments.checks import ledger_check
@@ -144,14 +145,7 @@ def main() -> None:
                     leaving = time.perf_counter()
                 commit_time += time.perf_counter() - leaving
 
-    params = connection.settings_dict
-    raw = psycopg.connect(
-        dbname=params["NAME"],
-        user=params["USER"] or None,
-        password=params["PASSWORD"] or None,
-        host=params["HOST"] or None,
-        port=params["PORT"] or None,
-    )
+    raw = raw_connection()
     raw_statements = 0
 
     raw_time_by_kind: Counter[str] = Counter()

@@ -77,7 +77,6 @@ def main() -> None:
     django.setup()
     import logging
 
-    import psycopg
     import redis
     from django.conf import settings
     from django.core.management import call_command
@@ -86,6 +85,7 @@ def main() -> None:
     from django.test.utils import setup_test_environment
     from django.urls import reverse
 
+    from bench.raw import raw_connection
     from marketplace.celery import app
 
     logging.disable(logging.WARNING)
@@ -158,14 +158,7 @@ def main() -> None:
     message = queues.lindex(queue, 0)
     assert message, f"nothing was published to {queue}"
     raw_list = f"{queue}-raw"
-    params = connection.settings_dict
-    raw = psycopg.connect(
-        dbname=params["NAME"],
-        user=params["USER"] or None,
-        password=params["PASSWORD"] or None,
-        host=params["HOST"] or None,
-        port=params["PORT"] or None,
-    )
+    raw = raw_connection()
     raw_statements = 0
 
     def raw_sql(batch: list[tuple[str, bytes]]) -> None:

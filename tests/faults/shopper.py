@@ -5,10 +5,14 @@ checks out and pays with a local test card, the same requests a browser sends
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 import requests
+from django.test import override_settings
+
+from payments.processors.local import SIGNATURE_HEADER, sign
 
 CARD_PAYS = "4242 4242 4242 4242"
 PAID_TEXT = "Thank you! Your payment was received"
@@ -106,3 +110,27 @@ class Shopper:
     def is_paid(self, order_id: int) -> bool:
         response = self.expect(self.get(f"/orders/{order_id}/"), 200, "order page")
         return PAID_TEXT in response.text
+
+
+def ignored_event(event_id: str) -> bytes:
+    """An event of a type the app stores and ignores."""
+    return json.dumps(
+        {"id": event_id, "type": "customer.created", "created": 1, "data": {"object": {}}}
+    ).encode()
+
+
+def post_webhook(base_url: str, secret_key: str, payload: bytes) -> requests.Response:
+    """POST an event as the local processor does, signed with the server's secret
+    (derived from its SECRET_KEY), through the TLS proxy."""
+    with override_settings(SECRET_KEY=secret_key):
+        signature = sign(payload)
+    return requests.post(
+        f"{base_url}/payments/webhooks/local/",
+        data=payload,
+        headers={
+            "Content-Type": "application/json",
+            "X-Forwarded-Proto": "https",
+            SIGNATURE_HEADER: signature,
+        },
+        timeout=30,
+    )

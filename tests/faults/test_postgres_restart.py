@@ -8,7 +8,6 @@ disturbs nothing else; the app's schema and demo data are made by ``migrate`` an
 ``seed_demo`` as for a new installation.
 """
 
-import json
 import threading
 import time
 import uuid
@@ -18,11 +17,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 import requests
-from django.test import override_settings
 
-from payments.processors.local import SIGNATURE_HEADER, sign
 from tests.faults.conftest import SOAK_SECONDS
-from tests.faults.shopper import Item, Shopper, ShopperError
+from tests.faults.shopper import Item, Shopper, ShopperError, ignored_event, post_webhook
 from tests.faults.stack import LoadThreads, PostgresServer, wait_for
 
 pytestmark = [
@@ -126,22 +123,8 @@ def test_a_postgres_restart_under_load_fails_requests_cleanly_and_recovers(
     def send_webhooks() -> None:
         while not stop.is_set():
             event_id = f"evt_restart_{uuid.uuid4().hex[:12]}"
-            payload = json.dumps(
-                {"id": event_id, "type": "customer.created", "created": 1, "data": {"object": {}}}
-            ).encode()
-            with override_settings(SECRET_KEY=stack.env["SECRET_KEY"]):
-                signature = sign(payload)
             try:
-                response = requests.post(
-                    f"{base}/payments/webhooks/local/",
-                    data=payload,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Forwarded-Proto": "https",
-                        SIGNATURE_HEADER: signature,
-                    },
-                    timeout=30,
-                )
+                response = post_webhook(base, stack.env["SECRET_KEY"], ignored_event(event_id))
             except requests.RequestException:
                 answers.append(Answer("webhook", 0, False, time.monotonic()))
                 continue

@@ -3,7 +3,6 @@ pages, checkout and the webhook endpoint keep answering, because everything is
 stored in PostgreSQL first; once Redis is back, the tasks it refused are queued
 again and every order and event is processed exactly once."""
 
-import json
 import uuid
 
 import pytest
@@ -11,14 +10,12 @@ import requests
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.db import connection
 from django.db.models import Count
-from django.test import override_settings
 
 from marketplace.models import DeferredTask, Order
 from payments.checks import ledger_check
 from payments.models import LedgerTransaction, WebhookEvent
-from payments.processors.local import SIGNATURE_HEADER, sign
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
-from tests.faults.shopper import Item, Shopper
+from tests.faults.shopper import Item, Shopper, ignored_event, post_webhook
 from tests.faults.stack import database_url, wait_for
 from tests.money_helpers import enable_payouts
 
@@ -50,26 +47,6 @@ def shop():
     return customer, items
 
 
-def post_event(base: str, secret_key: str, event_id: str) -> requests.Response:
-    """A signed event of a type the app stores and ignores, as the processor sends it
-    (signed with the server's secret, derived from its SECRET_KEY)."""
-    payload = json.dumps(
-        {"id": event_id, "type": "customer.created", "created": 1, "data": {"object": {}}}
-    ).encode()
-    with override_settings(SECRET_KEY=secret_key):
-        signature = sign(payload)
-    return requests.post(
-        f"{base}/payments/webhooks/local/",
-        data=payload,
-        headers={
-            "Content-Type": "application/json",
-            "X-Forwarded-Proto": "https",
-            SIGNATURE_HEADER: signature,
-        },
-        timeout=30,
-    )
-
-
 def test_with_redis_stopped_nothing_is_refused_and_nothing_is_lost(
     redis_server, stacks, app_env, shop
 ):
@@ -97,7 +74,9 @@ def test_with_redis_stopped_nothing_is_refused_and_nothing_is_lost(
     placed = [shopper.buy(items) for _ in range(ORDERS_WHILE_DOWN)]
     event_ids = [f"evt_down_{n}" for n in range(EVENTS_WHILE_DOWN)]
     for event_id in event_ids + event_ids[:3]:  # three redelivered
-        assert post_event(base, stack.env["SECRET_KEY"], event_id).status_code == 200
+        assert (
+            post_webhook(base, stack.env["SECRET_KEY"], ignored_event(event_id)).status_code == 200
+        )
     assert not any(shopper.is_paid(order) for order in placed)  # waiting, not failed
     assert DeferredTask.objects.exists()
 

@@ -18,16 +18,15 @@ import requests
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.db import connection
 from django.db.models import Count, Sum
-from django.test import override_settings
 
 from marketplace.models import Order
 from payments.balances import seller_balance
 from payments.checks import ledger_check
 from payments.models import LedgerEntry, LedgerTransaction, LocalEvent, Payout, WebhookEvent
-from payments.processors.local import SIGNATURE_HEADER, LocalProcessor, sign
+from payments.processors.local import LocalProcessor
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.faults.conftest import SOAK_SECONDS
-from tests.faults.shopper import Item, Shopper, ShopperError
+from tests.faults.shopper import Item, Shopper, ShopperError, post_webhook
 from tests.faults.stack import LoadThreads, database_url, wait_for
 from tests.money_helpers import enable_payouts
 
@@ -100,18 +99,7 @@ def test_checkout_load_with_payout_runs_and_webhook_redeliveries(redis_server, s
                     continue
                 event = LocalEvent.objects.get(pk=random.choice(ids))
                 payload = LocalProcessor.event_payload(event)
-                with override_settings(SECRET_KEY=stack.env["SECRET_KEY"]):
-                    signature = sign(payload)
-                response = requests.post(
-                    f"{base}/payments/webhooks/local/",
-                    data=payload,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Forwarded-Proto": "https",
-                        SIGNATURE_HEADER: signature,
-                    },
-                    timeout=30,
-                )
+                response = post_webhook(base, stack.env["SECRET_KEY"], payload)
                 redelivered[response.status_code] += 1
                 time.sleep(0.05)
         finally:
