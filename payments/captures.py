@@ -21,7 +21,7 @@ from accounts.models import Seller
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
-from payments.models import LedgerAccount, LedgerTransaction
+from payments.models import LedgerAccount, LedgerTransaction, PaymentAttempt
 from payments.money import allocate, is_whole_number
 
 Kind = LedgerAccount.Kind
@@ -73,19 +73,27 @@ def fee_postings(order: Order, lines: list[OrderLine], fee_minor: int) -> list[P
 
     When sellers bear it, it is split over the lines in proportion to their
     seller shares and each part names its line, so that the hold release of
-    each seller order moves the share net of its fee.
+    each seller order moves the share net of its fee. A line's part never
+    exceeds its seller share (a 99 % commission leaves a share smaller than
+    the fee): the platform bears the rest, so no seller owes for a sale.
     """
     currency = order.currency
     shares = [line.seller_share_minor for line in lines]
     if settings.PAYMENTS_PROCESSOR_FEE_PAYER == "sellers" and sum(shares):
-        parts = allocate(fee_minor, shares)
+        parts = [
+            min(part, share)
+            for part, share in zip(allocate(fee_minor, shares), shares, strict=True)
+        ]
         charged = [line for line, part in zip(lines, parts, strict=True) if part]
-        accounts = _accounts(currency, (Kind.PROCESSOR,), _sellers(charged))
+        platform_kinds: tuple[str, ...] = (Kind.PROCESSOR, Kind.PROCESSOR_FEES)
+        accounts = _accounts(currency, platform_kinds, _sellers(charged))
         postings = [Posting(accounts[None, Kind.PROCESSOR], -fee_minor)]
         for line, part in zip(lines, parts, strict=True):
             if part:
                 pending = accounts[line.seller_order.seller_id, Kind.PENDING]
                 postings.append(Posting(pending, part, line.pk))
+        if fee_minor > sum(parts):
+            postings.append(Posting(accounts[None, Kind.PROCESSOR_FEES], fee_minor - sum(parts)))
         return postings
     accounts = _accounts(currency, (Kind.PROCESSOR, Kind.PROCESSOR_FEES), [])
     return [
@@ -165,3 +173,23 @@ def order_payment_captured(
     if processor_fee_minor:
         order_processor_fee_recorded(order=order, fee_minor=processor_fee_minor)
     return txn
+
+
+def duplicate_payment_fee_recorded(*, attempt: PaymentAttempt, fee_minor: int) -> None:
+    """A payment the order did not take (a second payment, or one after the order
+    expired) is refunded whole, but the processor keeps its fee: the platform bears
+    it, once (key ``fee:attempt:<attempt id>``). No seller is involved."""
+    if not fee_minor:
+        return
+    currency = attempt.currency
+    ledger_post(
+        kind=TxnKind.PROCESSOR_FEE,
+        idempotency_key=f"fee:attempt:{attempt.pk}",
+        reference_type="payment_attempt",
+        reference_id=attempt.pk,
+        postings=[
+            Posting(platform_account(Kind.PROCESSOR, currency), -fee_minor),
+            Posting(platform_account(Kind.PROCESSOR_FEES, currency), fee_minor),
+        ],
+        description=f"Processor fee of a refunded duplicate payment of order #{attempt.order_id}",
+    )

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from marketplace.errors import InvalidState
 from marketplace.models import Order
-from payments.captures import order_payment_captured
+from payments.captures import duplicate_payment_fee_recorded, order_payment_captured
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
 from payments.processors.base import Payment, PaymentStatus
@@ -129,6 +129,7 @@ def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
             else "The order was paid already; this second payment was refunded."
         )
         attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        duplicate_payment_fee_recorded(attempt=attempt, fee_minor=payment.fee_minor or 0)
         return None
     order_payment_captured(
         order=order, processor_fee_minor=payment.fee_minor or 0, captured_at=timezone.now()

@@ -1,18 +1,28 @@
 """Disputes in the ledger.
 
 When a customer's bank disputes a payment, the processor withdraws the
-disputed amount from the platform at once. Our policy:
+disputed amount from the platform at once. Our rules (docs/money.md,
+"Disputes and refunds"):
 
 - opened (``dispute:<id>:opened``): the processor account is credited and a
-  platform ``disputes`` account debited for the amount; the sellers' share of
-  it moves from their pending (or available, once released) account to a
-  ``disputed`` account, so it cannot be paid out while the dispute is open.
-  The amount is spread over the order's lines as a refund would be.
+  platform ``disputes`` account debited for the **full** disputed amount, up to
+  what the payment still holds (captured less the refunds that *succeeded*:
+  a refund still pending does not shrink it). The sellers' share of it moves
+  from their pending (or available, once released) account to a ``disputed``
+  account, so it cannot be paid out while the dispute is open. The amount is
+  spread over the order's lines as a refund would be. While a dispute is open
+  or lost, the payment takes no refund (``refunds.refund_create`` refuses); a
+  refund that was pending when it opened resolves against it
+  (``refunds.refund_mark_succeeded``).
 - won (``dispute:<id>:won``): the processor returns the money; the sellers'
-  held share goes back to available.
-- lost (``dispute:<id>:lost``): the money is gone. The sellers lose their held
-  share (it was theirs) and the platform its commission on that part, the
-  same split as a refund; nothing else moves.
+  held share goes back where it came from: to pending while the sale's hold
+  runs (it is released with the rest of the sale), to available after.
+- lost (``dispute:<id>:lost``): the money is gone. The sellers lose what is
+  still held for them and the platform its commission on that part, the same
+  split as a refund; what a refund already gave back of the held amount was
+  paid twice to the customer, and the platform bears it (``losses``).
+- a dispute on a duplicate payment (one the order did not take, refunded when
+  it arrived) is the platform's alone: it never touches a seller.
 
 Events may repeat or arrive out of order: each transition posts once.
 """
@@ -22,13 +32,22 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from marketplace.models import Order, OrderLine
+from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
-from payments.models import Dispute, DisputeLine, LedgerAccount, LedgerTransaction, PaymentAttempt
+from payments.locks import order_lines_lock, order_lock, seller_orders_lock, sellers_money_lock
+from payments.models import (
+    Dispute,
+    DisputeLine,
+    LedgerAccount,
+    LedgerTransaction,
+    PaymentAttempt,
+    RefundLine,
+)
 from payments.money import allocate
-from payments.refunds import refund_split
+from payments.refunds import split_parts
 
 logger = logging.getLogger(__name__)
 Kind = LedgerAccount.Kind
@@ -44,49 +63,95 @@ def dispute_opened(
     amount_minor: int,
     reason: str = "",
 ) -> Dispute | None:
-    """Record a new dispute once and hold the sellers' part of it."""
+    """Record a new dispute once and hold its amount (see the module docstring)."""
     attempt = PaymentAttempt.objects.filter(
         processor=processor_name, processor_payment_id=payment_id
     ).first()
     if attempt is None:
         logger.warning("Dispute %s is on an unknown payment %s", processor_dispute_id, payment_id)
         return None
-    order = Order.objects.select_for_update().get(pk=attempt.order_id)
+    order = order_lock(attempt.order_id)
     existing = Dispute.objects.filter(
         processor=processor_name, processor_dispute_id=processor_dispute_id
     ).first()
     if existing is not None:
         return existing
-    if order.paid_at is None:
-        raise ValueError(f"Order #{order.pk} has no captured payment to dispute.")
-    lines = list(
-        OrderLine.objects.select_for_update()
-        .filter(order=order)
-        .select_related("seller_order__seller")
-        .order_by("pk")
-    )
-    left = [line.gross_minor - line.refunded_minor for line in lines]
-    amount = min(amount_minor, sum(left))
+    attempt.refresh_from_db(fields=["status"])
+    if attempt.status in PaymentAttempt.OPEN or (
+        attempt.status == PaymentAttempt.Status.SUCCEEDED and order.paid_at is None
+    ):
+        # The payment's own event is not processed yet: fail, to be retried after it.
+        raise LookupError(
+            f"The payment {payment_id} of dispute {processor_dispute_id} is not recorded yet."
+        )
     dispute = Dispute.objects.create(
         order=order,
+        payment_attempt=attempt,
         processor=processor_name,
         processor_dispute_id=processor_dispute_id,
         amount_minor=amount_minor,
-        currency=order.currency,
+        currency=attempt.currency,
         reason=reason[:100],
     )
+    if attempt.status == PaymentAttempt.Status.SUCCEEDED:
+        _hold_sale(dispute, order)
+    else:  # a duplicate payment, or one made after the order expired; refunded
+        _hold_duplicate(dispute, attempt)
+    return dispute
+
+
+def _hold_duplicate(dispute: Dispute, attempt: PaymentAttempt) -> None:
+    """A dispute on a payment the order did not take: the platform's money only."""
+    amount = min(dispute.amount_minor, attempt.amount_minor)
+    ledger_post(
+        kind=TxnKind.DISPUTE_OPENED,
+        idempotency_key=f"dispute:{dispute.pk}:opened",
+        reference_type="dispute",
+        reference_id=dispute.pk,
+        postings=[
+            Posting(platform_account(Kind.PROCESSOR, dispute.currency), -amount),
+            Posting(platform_account(Kind.DISPUTES, dispute.currency), amount),
+        ],
+        description=(
+            f"Dispute {dispute.processor_dispute_id} on a duplicate payment "
+            f"of order #{dispute.order_id}"
+        ),
+    )
+
+
+def _hold_sale(dispute: Dispute, order: Order) -> None:
+    """Hold the disputed amount of a sale, spread over its lines, sellers' parts held."""
+    seller_orders = seller_orders_lock(SellerOrder.objects.filter(order=order))
+    released = {so.pk: so.released_at for so in seller_orders}
+    lines = order_lines_lock(OrderLine.objects.filter(order=order).select_related("seller_order"))
+    sellers_money_lock(so.seller_id for so in seller_orders)
+    gone = _given_back_per_line(order)
+    left = []
+    for line in lines:
+        refunded, refunded_share, refunded_commission = gone.get(line.pk, (0, 0, 0))
+        left.append(
+            (
+                line.gross_minor - refunded,
+                line.seller_share_minor - refunded_share,
+                line.commission_minor - refunded_commission,
+            )
+        )
+    amount = min(dispute.amount_minor, sum(gross for gross, _, _ in left))
     if amount <= 0:
-        return dispute
-    currency = order.currency
+        return
+    currency = dispute.currency
     postings = [
         Posting(platform_account(Kind.PROCESSOR, currency), -amount),
         Posting(platform_account(Kind.DISPUTES, currency), amount),
     ]
     dispute_lines = []
-    for line, part in zip(lines, allocate(amount, left), strict=True):
+    parts = allocate(amount, [gross for gross, _, _ in left])
+    for line, part, (_, share_left, commission_left) in zip(lines, parts, left, strict=True):
         if not part:
             continue
-        share, commission = refund_split(line, part)
+        share, commission = split_parts(
+            part, share_left=share_left, commission_left=commission_left
+        )
         dispute_lines.append(
             DisputeLine(
                 dispute=dispute,
@@ -98,7 +163,7 @@ def dispute_opened(
         )
         if share:
             seller = line.seller_order.seller
-            source = Kind.AVAILABLE if line.seller_order.released_at else Kind.PENDING
+            source = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
             postings += [
                 Posting(seller_account(seller, source, currency), share, line.pk),
                 Posting(seller_account(seller, Kind.DISPUTED, currency), -share, line.pk),
@@ -110,55 +175,48 @@ def dispute_opened(
         reference_type="dispute",
         reference_id=dispute.pk,
         postings=postings,
-        description=f"Dispute {processor_dispute_id} on order #{order.pk}",
+        description=f"Dispute {dispute.processor_dispute_id} on order #{order.pk}",
     )
-    return dispute
+
+
+def _given_back_per_line(order: Order) -> dict[int, tuple[int, int, int]]:
+    """Per line, what the customer got back already or is disputing: succeeded refunds
+    and the holds of other disputes not won (pending refunds do not count)."""
+    gone: dict[int, tuple[int, int, int]] = {}
+    refunded = (
+        RefundLine.objects.filter(order_line__order=order, refund__status="succeeded")
+        .values_list("order_line_id")
+        .annotate(Sum("amount_minor"), Sum("seller_amount_minor"), Sum("commission_amount_minor"))
+        .order_by()
+    )
+    held = (
+        DisputeLine.objects.filter(
+            order_line__order=order, dispute__status__in=Dispute.BARS_REFUNDS
+        )
+        .values_list("order_line_id")
+        .annotate(Sum("amount_minor"), Sum("seller_amount_minor"), Sum("commission_amount_minor"))
+        .order_by()
+    )
+    for line_id, amount, share, commission in [*refunded, *held]:
+        before = gone.get(line_id, (0, 0, 0))
+        gone[line_id] = (before[0] + amount, before[1] + share, before[2] + commission)
+    return gone
 
 
 @transaction.atomic
 def dispute_closed(*, processor_name: str, processor_dispute_id: str, won: bool) -> Dispute | None:
     """Release (won) or give up (lost) what the dispute held, once."""
-    dispute = (
-        Dispute.objects.select_for_update()
-        .filter(processor=processor_name, processor_dispute_id=processor_dispute_id)
-        .first()
-    )
-    if dispute is None or dispute.status != Dispute.Status.OPEN:
+    found = Dispute.objects.filter(
+        processor=processor_name, processor_dispute_id=processor_dispute_id
+    ).first()
+    if found is None:
+        return None
+    order_lock(found.order_id)
+    dispute = Dispute.objects.select_for_update(no_key=True).get(pk=found.pk)
+    if dispute.status != Dispute.Status.OPEN:
         return dispute
     lines = list(dispute.lines.select_related("order_line__seller_order__seller"))
-    held = sum(dl.amount_minor for dl in lines)
-    currency = dispute.currency
-    postings: list[Posting] = []
-    if held:
-        postings.append(Posting(platform_account(Kind.DISPUTES, currency), -held))
-        if won:
-            postings.append(Posting(platform_account(Kind.PROCESSOR, currency), held))
-    for dl in lines:
-        seller = dl.order_line.seller_order.seller
-        if dl.seller_amount_minor:
-            postings.append(
-                Posting(
-                    seller_account(seller, Kind.DISPUTED, currency),
-                    dl.seller_amount_minor,
-                    dl.order_line_id,
-                )
-            )
-            if won:
-                postings.append(
-                    Posting(
-                        seller_account(seller, Kind.AVAILABLE, currency),
-                        -dl.seller_amount_minor,
-                        dl.order_line_id,
-                    )
-                )
-        if dl.commission_amount_minor and not won:
-            postings.append(
-                Posting(
-                    platform_account(Kind.COMMISSION, currency),
-                    dl.commission_amount_minor,
-                    dl.order_line_id,
-                )
-            )
+    postings = _close_sale(dispute, lines, won) if lines else _close_duplicate(dispute, won)
     outcome = "won" if won else "lost"
     if postings:
         ledger_post(
@@ -173,3 +231,55 @@ def dispute_closed(*, processor_name: str, processor_dispute_id: str, won: bool)
     dispute.closed_at = timezone.now()
     dispute.save(update_fields=["status", "closed_at"])
     return dispute
+
+
+def _close_sale(dispute: Dispute, lines: list[DisputeLine], won: bool) -> list[Posting]:
+    seller_orders = seller_orders_lock(
+        SellerOrder.objects.filter(pk__in={dl.order_line.seller_order_id for dl in lines})
+    )
+    released = {so.pk: so.released_at for so in seller_orders}
+    sellers_money_lock(so.seller_id for so in seller_orders)
+    currency = dispute.currency
+    held = sum(dl.amount_minor for dl in lines)
+    postings = [Posting(platform_account(Kind.DISPUTES, currency), -held)]
+    if won:
+        postings.append(Posting(platform_account(Kind.PROCESSOR, currency), held))
+    repaid_twice = 0
+    for dl in lines:
+        line = dl.order_line
+        seller = line.seller_order.seller
+        still_held = dl.lost_seller_minor
+        if still_held:
+            postings.append(
+                Posting(seller_account(seller, Kind.DISPUTED, currency), still_held, line.pk)
+            )
+            if won:  # back where it came from: pending while the sale's hold runs
+                back = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
+                postings.append(
+                    Posting(seller_account(seller, back, currency), -still_held, line.pk)
+                )
+        if won:
+            continue
+        if dl.lost_commission_minor:
+            postings.append(
+                Posting(
+                    platform_account(Kind.COMMISSION, currency), dl.lost_commission_minor, line.pk
+                )
+            )
+        repaid_twice += dl.refunded_seller_minor + dl.refunded_commission_minor
+    if repaid_twice:
+        postings.append(Posting(platform_account(Kind.LOSSES, currency), repaid_twice))
+    return postings
+
+
+def _close_duplicate(dispute: Dispute, won: bool) -> list[Posting]:
+    attempt = dispute.payment_attempt
+    if attempt is None or attempt.status == PaymentAttempt.Status.SUCCEEDED:
+        return []  # a sale's dispute that found nothing left to hold
+    amount = min(dispute.amount_minor, attempt.amount_minor)
+    currency = dispute.currency
+    back = Kind.PROCESSOR if won else Kind.LOSSES
+    return [
+        Posting(platform_account(Kind.DISPUTES, currency), -amount),
+        Posting(platform_account(back, currency), amount),
+    ]

@@ -9,17 +9,22 @@ refund already posted), line by line, in one transaction keyed
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from marketplace.errors import InvalidState
 from marketplace.models import SellerOrder
 from payments.ledger import Posting, ledger_post, seller_account
+from payments.locks import order_lock, sellers_money_lock
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from payments.policies import PolicyBook, release_is_due
+from payments.retries import retry_on_conflict
+
+logger = logging.getLogger(__name__)
 
 Kind = LedgerAccount.Kind
 RELEASABLE = (
@@ -37,11 +42,16 @@ def seller_order_hold_release(
     *, seller_order: SellerOrder, now: datetime | None = None
 ) -> LedgerTransaction | None:
     """Move what is still pending for a paid seller order to available. Safe to repeat."""
+    # The lock order (payments.locks): the order, its seller order, the seller's
+    # money lock (the release changes what the seller may be paid).
+    order_id = SellerOrder.objects.values_list("order_id", flat=True).get(pk=seller_order.pk)
+    order_lock(order_id)
     seller_order = (
-        SellerOrder.objects.select_for_update(of=("self",))
+        SellerOrder.objects.select_for_update(no_key=True, of=("self",))
         .select_related("order", "seller")
         .get(pk=seller_order.pk)
     )
+    sellers_money_lock([seller_order.seller_id])
     key = f"hold:{seller_order.pk}"
     if seller_order.released_at is not None:
         existing: LedgerTransaction | None = LedgerTransaction.objects.filter(
@@ -83,7 +93,15 @@ def holds_release_due(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     released = 0
     for pk in holds_due(now=now):
-        seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
+        try:
+            retry_on_conflict(
+                lambda pk=pk: seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
+            )
+        except (InvalidState, OperationalError):
+            # Refunded or cancelled meanwhile, or a conflict that outlasted the
+            # retries: the others are released; this one is due again next hour.
+            logger.exception("Hold of seller order #%s not released", pk)
+            continue
         released += 1
     return released
 

@@ -1,16 +1,44 @@
-"""Emails about money: the customer's receipt and the sellers' "new order"."""
+"""Emails about money: the customer's receipt and the sellers' "new order", payouts.
+
+Each email is about one event and is sent once, even when its task is
+delivered twice (at-least-once queues, a worker that died after sending): the
+event's key is written (``SentNotification``, unique) in the same transaction
+as the email is handed to the mail server. A second delivery that runs
+meanwhile waits on the key and then finds it; one that fails to send rolls
+the key back, so the retry sends it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.mail import send_mass_mail
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 
 from marketplace.models import Order
+from payments.models import SentNotification
+
+
+def send_once(key: str, send: Callable[[], int]) -> int:
+    """Call ``send`` (returns how many emails went out) unless the email keyed ``key``
+    was sent already; returns what ``send`` returned, or 0."""
+    try:
+        with transaction.atomic():
+            SentNotification.objects.create(key=key)
+            return send()
+    except IntegrityError:
+        return 0  # sent already (or by a concurrent delivery that committed first)
 
 
 def order_paid_notify(*, order_id: int) -> int:
-    """Send the receipt and one "new order" email per seller; returns how many were sent."""
+    """Send the receipt and one "new order" email per seller, once; returns how many
+    were sent."""
+    return send_once(f"order:{order_id}:paid", lambda: _order_paid_send(order_id))
+
+
+def _order_paid_send(order_id: int) -> int:
     order = (
         Order.objects.select_related("customer")
         .prefetch_related("seller_orders__seller__user", "seller_orders__lines")
@@ -44,7 +72,12 @@ PAYOUT_SUBJECTS = {
 
 
 def payout_notify(*, payout_id: int, event: str) -> int:
-    """Tell the seller a payout was sent, paid, or failed (with why and what happens next)."""
+    """Tell the seller a payout was sent, paid, or failed (with why and what happens
+    next), once per payout and event."""
+    return send_once(f"payout:{payout_id}:{event}", lambda: _payout_send(payout_id, event))
+
+
+def _payout_send(payout_id: int, event: str) -> int:
     from django.core.mail import send_mail
 
     from payments.models import Payout

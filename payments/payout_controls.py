@@ -11,7 +11,9 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.errors import InvalidState
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.locks import payout_lock, sellers_money_lock
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
+from payments.payout_guard import PayoutStopped, payout_frozen_reason, payout_guard
 from payments.payout_sending import payout_notify_later
 from payments.payouts import (
     SkippedSeller,
@@ -29,9 +31,11 @@ Status = Payout.Status
 
 
 def payout_approve(*, payout: Payout, by: User) -> Payout:
-    """Four eyes: the operator who created a payout cannot approve it."""
+    """Four eyes: the operator who created a payout cannot approve it. An approved payout
+    is checked again before it is sent (``payout_guard``): frozen, it is held; no longer
+    covered, it is cancelled, and ``PayoutStopped`` says why."""
     with transaction.atomic():
-        payout = Payout.objects.select_for_update().get(pk=payout.pk)
+        payout = payout_lock(payout.pk)
         if payout.status != Status.AWAITING_APPROVAL:
             raise InvalidState("Only a payout awaiting approval can be approved.")
         if payout.created_by_id is not None and payout.created_by_id == by.pk:
@@ -39,14 +43,18 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
         payout.status, payout.approved_by = Status.SCHEDULED, by
         payout.save(update_fields=["status", "approved_by"])
         PayoutAction.objects.create(payout=payout, actor=by, action="approve")
-        payout_enqueue(payout)
+        stopped = payout_guard(payout)
+        if stopped is None:
+            payout_enqueue(payout)
+    if stopped is not None:
+        raise PayoutStopped(f"{payout} was approved but not sent: {stopped}.")
     return payout
 
 
 def _operator_action(
     payout: Payout, by: User, action: str, reason: str, allowed: tuple[str, ...]
 ) -> Payout:
-    payout = Payout.objects.select_for_update().get(pk=payout.pk)
+    payout = payout_lock(payout.pk)
     if payout.status not in allowed:
         raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be {action}ed.")
     PayoutAction.objects.create(payout=payout, actor=by, action=action, reason=reason[:255])
@@ -64,15 +72,26 @@ def payout_hold(*, payout: Payout, by: User, reason: str) -> Payout:
     return payout
 
 
-@transaction.atomic
 def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
     """Let a held payout go: it is sent at once, unless it still needs a second
-    operator's approval (holding never stands in for the four eyes)."""
-    payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
-    needs_approval = payout.requires_approval and payout.approved_by_id is None
-    payout.status = Status.AWAITING_APPROVAL if needs_approval else Status.SCHEDULED
-    payout.save(update_fields=["status"])
-    payout_enqueue(payout)
+    operator's approval (holding never stands in for the four eyes). It is checked
+    first (``payout_guard``): while the seller is frozen it stays held (nothing is
+    written); no longer covered, it is cancelled. Either raises ``PayoutStopped``."""
+    with transaction.atomic():
+        payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
+        sellers_money_lock([payout.seller_id])
+        frozen = payout_frozen_reason(payout)
+        if frozen is not None:
+            raise PayoutStopped(f"{payout} stays held: {frozen}. Unfreeze the seller first.")
+        needs_approval = payout.requires_approval and payout.approved_by_id is None
+        payout.status = Status.AWAITING_APPROVAL if needs_approval else Status.SCHEDULED
+        payout.failure_reason = ""
+        payout.save(update_fields=["status", "failure_reason"])
+        stopped = payout_guard(payout)
+        if stopped is None:
+            payout_enqueue(payout)
+    if stopped is not None:
+        raise PayoutStopped(f"{payout} was released but not sent: {stopped}.")
     return payout
 
 
@@ -113,22 +132,35 @@ def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
     return created
 
 
-@transaction.atomic
 def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout:
     """A manual payout the operator has paid by bank transfer: the seller's available
     balance becomes paid out from the platform's bank. Marking it paid again changes
-    nothing."""
-    payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
-    if payout.method != PayoutMethod.MANUAL:
-        raise InvalidState(
-            "Only a manual payout is marked paid by hand; the processor reports the others."
-        )
-    if payout.status == Status.PAID:
-        return payout
-    if payout.status != Status.SCHEDULED:
-        raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be marked paid.")
-    if not bank_reference.strip():
-        raise InvalidState("Give the bank transfer's reference.")
+    nothing. It is checked first (``payout_guard``): a frozen seller's payout is held,
+    one no longer covered is cancelled, and ``PayoutStopped`` says why (if the bank
+    transfer went out anyway, the operator recalls it: the ledger never pays it)."""
+    with transaction.atomic():
+        payout = payout_lock(payout.pk)
+        if payout.method != PayoutMethod.MANUAL:
+            raise InvalidState(
+                "Only a manual payout is marked paid by hand; the processor reports the others."
+            )
+        if payout.status == Status.PAID:
+            return payout
+        if payout.status != Status.SCHEDULED:
+            raise InvalidState(
+                f"A {payout.get_status_display().lower()} payout cannot be marked paid."
+            )
+        if not bank_reference.strip():
+            raise InvalidState("Give the bank transfer's reference.")
+        stopped = payout_guard(payout)
+        if stopped is None:
+            _post_bank_payout(payout, by, bank_reference.strip())
+    if stopped is not None:
+        raise PayoutStopped(f"{payout} was not marked paid: {stopped}.")
+    return payout
+
+
+def _post_bank_payout(payout: Payout, by: User, bank_reference: str) -> None:
     seller, currency, amount = payout.seller, payout.currency, payout.amount_minor
     available = seller_account(seller, Kind.AVAILABLE, currency)
     in_transit = seller_account(seller, Kind.IN_TRANSIT, currency)
@@ -147,16 +179,15 @@ def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout
             Posting(in_transit, amount),
             Posting(platform_account(Kind.BANK, currency), -amount),
         ],
-        description=f"Payout #{payout.pk} paid by bank transfer {bank_reference.strip()}",
+        description=f"Payout #{payout.pk} paid by bank transfer {bank_reference}",
         reference_type="payout",
         reference_id=payout.pk,
     )
     now = timezone.now()
     payout.status, payout.sent_at, payout.paid_at = Status.PAID, now, now
-    payout.bank_reference, payout.processor = bank_reference.strip()[:100], "manual"
+    payout.bank_reference, payout.processor = bank_reference[:100], "manual"
     payout.save(update_fields=["status", "sent_at", "paid_at", "bank_reference", "processor"])
     PayoutAction.objects.create(
         payout=payout, actor=by, action="mark_paid", reason=payout.bank_reference
     )
     payout_notify_later(payout, "paid")
-    return payout

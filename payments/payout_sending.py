@@ -26,7 +26,9 @@ from django.utils import timezone
 from marketplace.errors import InvalidState
 from marketplace.task_queue import enqueue_on_commit
 from payments.ledger import Posting, ledger_account, ledger_post
+from payments.locks import payout_lock, sellers_money_lock
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
+from payments.payout_guard import payout_frozen_reason, payout_guard
 from payments.processors import get_processor
 from payments.processors.base import InvalidProcessorRequest, ProcessorError
 
@@ -39,10 +41,12 @@ BALANCE_SHORT = "Waiting for the platform's processor balance; retried automatic
 def payout_send(*, payout: Payout) -> Payout:
     """Send a scheduled payout through the processor, exactly once (see the module docstring)."""
     with transaction.atomic():
-        payout = Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+        payout = payout_lock(payout.pk)
         if payout.method != PayoutMethod.PROCESSOR:
             return payout
         if payout.status == Status.SCHEDULED:
+            if payout_guard(payout) is not None:
+                return payout  # held or cancelled, with the reason on it
             accounts = _payout_accounts(payout, Kind.AVAILABLE, Kind.IN_TRANSIT)
             ledger_post(
                 kind=TxnKind.PAYOUT_SENT,
@@ -59,6 +63,10 @@ def payout_send(*, payout: Payout) -> Payout:
             payout.processor = get_processor().name
             payout.save(update_fields=["status", "sent_at", "processor"])
         elif payout.status != Status.SENDING:
+            return payout
+        elif (frozen := payout_frozen_reason(payout)) is not None:
+            # Its money left the available balance already; it goes on once unfrozen.
+            Payout.objects.filter(pk=payout.pk).update(failure_reason=frozen[:255])
             return payout
     processor = get_processor(payout.processor)
     metadata = {"payout_id": str(payout.pk), "seller_id": str(payout.seller_id)}
@@ -88,7 +96,7 @@ def payout_send(*, payout: Payout) -> Payout:
             return payout
         return payout_failed(payout=payout, reason=exc.message)
     with transaction.atomic():
-        current = Payout.objects.select_for_update().get(pk=payout.pk)
+        current = payout_lock(payout.pk)
         if current.status == Status.SENDING:
             current.status = Status.IN_TRANSIT
         current.processor_transfer_id = transfer.id
@@ -130,8 +138,10 @@ def _payout_accounts(payout: Payout, *kinds: str) -> dict[str, LedgerAccount]:
 
 
 def _payout_locked(payout: Payout) -> Payout:
-    """The payout read again under its row lock (and its seller's), in a transaction."""
-    return Payout.objects.select_for_update().select_related("seller").get(pk=payout.pk)
+    """The payout read again under its row lock, then its seller's money lock."""
+    locked = payout_lock(payout.pk)
+    sellers_money_lock([locked.seller_id])
+    return locked
 
 
 @transaction.atomic
@@ -213,7 +223,10 @@ def payout_sync(
     wanted = (by_processor_id | Q(pk=int(named))) if named.isdigit() else by_processor_id
     # Both lookups in one query, which takes the rows' locks (in key order) at once.
     candidates = list(
-        Payout.objects.select_for_update().select_related("seller").filter(wanted).order_by("pk")
+        Payout.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("seller")
+        .filter(wanted)
+        .order_by("pk")
     )
     payout = next(
         (
@@ -225,6 +238,7 @@ def payout_sync(
     )
     if payout is None:
         return
+    sellers_money_lock([payout.seller_id])
     if status == "paid":
         _payout_paid(payout)
     else:

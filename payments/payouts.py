@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.models import Seller, User
 from marketplace.task_queue import enqueue_on_commit
 from payments.holds import holds_due, holds_due_amounts, holds_release_due
+from payments.locks import sellers_money_lock
 from payments.models import (
     LedgerAccount,
     LedgerEntry,
@@ -43,6 +44,7 @@ from payments.models import (
 )
 from payments.money import percentage
 from payments.policies import PolicyBook, next_payout_date, payout_period
+from payments.retries import retry_on_conflict
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -232,7 +234,11 @@ def run_payouts(
         report.planned.append(plan)
         if report.run is not None:
             account = accounts_by_key[seller_id, currency]
-            plan.payout = payout_create(plan, account=account, run=report.run, by=started_by)
+            plan.payout = retry_on_conflict(
+                lambda plan=plan, account=account: payout_create(
+                    plan, account=account, run=report.run, by=started_by
+                )
+            )
     if report.run is not None:
         report.run.finished_at = timezone.now()
         report.run.holds_released = report.holds_released
@@ -283,9 +289,13 @@ def payout_create(
     """
     try:
         with transaction.atomic():
-            locked = LedgerAccount.objects.select_for_update().get(pk=account.pk)
-            # Another run (another period, a retry) may have claimed part of the balance
-            # since the plan was made: what fits is read again under the lock.
+            # Another run (another period, a retry), a refund or a dispute may have
+            # changed the balance since the plan was made: what fits is read again
+            # under the seller's money lock (payments.locks).
+            sellers_money_lock([plan.seller.pk])
+            if PolicyBook.load([plan.seller.pk]).for_seller(plan.seller.pk).frozen:
+                return None  # frozen since the plan was made
+            locked = LedgerAccount.objects.get(pk=account.pk)
             key = (plan.seller.pk, plan.currency)
             fits = -locked.balance_minor - amounts_claimed([plan.seller.pk]).get(key, 0)
             fits -= plan.reserve_minor

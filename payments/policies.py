@@ -96,8 +96,14 @@ def payout_policy_save(
 ) -> PayoutPolicy:
     """Validate and save a policy, recording who changed what and why: one per seller
     and one default; amounts per real currency in whole minor units; days in range;
-    a freeze needs a reason."""
+    a freeze needs a reason. Freezing holds every open payout the policy governs,
+    in the same transaction (``payouts_hold_for_freeze``)."""
+    from django.db import transaction
+
+    from payments.payout_guard import payouts_hold_for_freeze
     from payments.setting_changes import setting_save
 
-    setting_save(instance=policy, target="payout_policy", by=by, reason=reason, via=via)
+    with transaction.atomic():
+        setting_save(instance=policy, target="payout_policy", by=by, reason=reason, via=via)
+        payouts_hold_for_freeze(policy=policy)
     return policy

@@ -25,14 +25,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
-from payments.models import LedgerAccount, LedgerTransaction, Refund, RefundLine
+from payments.locks import order_lines_lock, order_lock, seller_orders_lock, sellers_money_lock
+from payments.models import (
+    Dispute,
+    DisputeLine,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    PaymentAttempt,
+    Refund,
+    RefundLine,
+)
 from payments.money import allocate, is_whole_number
 
 Kind = LedgerAccount.Kind
@@ -43,8 +53,16 @@ REASON_MAX_LENGTH = Refund._meta.get_field("reason").max_length or 255
 
 def refund_split(line: OrderLine, amount: int) -> tuple[int, int]:
     """(seller part, commission part) of refunding ``amount`` of a line."""
-    commission_left = line.commission_minor - line.refunded_commission_minor
-    share_left = line.seller_share_minor - line.refunded_seller_minor
+    return split_parts(
+        amount,
+        share_left=line.seller_share_minor - line.refunded_seller_minor,
+        commission_left=line.commission_minor - line.refunded_commission_minor,
+    )
+
+
+def split_parts(amount: int, *, share_left: int, commission_left: int) -> tuple[int, int]:
+    """(seller part, commission part) of giving back ``amount`` of what is left of a line:
+    pro rata with ``PAYMENTS_REFUND_COMMISSION`` (the default), else the seller's first."""
     if amount > commission_left + share_left:
         raise InvalidRequest("That is more than is left to refund on the line.")
     if settings.PAYMENTS_REFUND_COMMISSION:
@@ -53,6 +71,31 @@ def refund_split(line: OrderLine, amount: int) -> tuple[int, int]:
         share = min(amount, share_left)
         commission = amount - share
     return share, commission
+
+
+def order_refund_barred(order_id: int) -> Dispute | None:
+    """The dispute that bars refunds of the order's payment, if any: one open or lost
+    on the captured payment (a dispute on a duplicate payment does not)."""
+    return (
+        Dispute.objects.filter(order_id=order_id, status__in=Dispute.BARS_REFUNDS)
+        .filter(
+            Q(payment_attempt__isnull=True)
+            | Q(payment_attempt__status=PaymentAttempt.Status.SUCCEEDED)
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def refund_refusal_if_disputed(order_id: int) -> None:
+    """Raise the clear error every entry point shows for a refund of a disputed payment."""
+    dispute = order_refund_barred(order_id)
+    if dispute is not None:
+        state = "is open" if dispute.status == Dispute.Status.OPEN else "was lost"
+        raise InvalidState(
+            f"This payment is disputed (dispute {dispute.processor_dispute_id} {state}): "
+            "it cannot be refunded; the card network decides what the customer gets back."
+        )
 
 
 @transaction.atomic
@@ -71,15 +114,22 @@ def refund_create(
         raise InvalidRequest("Refund a seller's part or a line, not both.")
     if len(reason) > REASON_MAX_LENGTH:
         raise InvalidRequest(f"Keep the reason under {REASON_MAX_LENGTH} characters.")
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    order = order_lock(order.pk)
     if order.status not in REFUNDABLE_ORDER_STATUSES:
         raise InvalidState("Only a paid order can be refunded.")
-    lines_query = OrderLine.objects.select_for_update().filter(order=order).order_by("pk")
+    refund_refusal_if_disputed(order.pk)
+    lines_query = OrderLine.objects.filter(order=order)
     if seller_order is not None:
         lines_query = lines_query.filter(seller_order=seller_order)
     if order_line is not None:
         lines_query = lines_query.filter(pk=order_line.pk)
-    lines = list(lines_query)
+    # The lock order (payments.locks): seller orders, lines, then the sellers' money
+    # locks, since a refund of a released sale claims part of the available balance.
+    seller_orders = seller_orders_lock(
+        SellerOrder.objects.filter(pk__in=lines_query.values("seller_order_id"))
+    )
+    lines = order_lines_lock(lines_query)
+    sellers_money_lock(so.seller_id for so in seller_orders)
     if not lines:
         raise InvalidRequest("Nothing in this order matches the refund.")
     left = [line.gross_minor - line.refunded_minor for line in lines]
@@ -135,42 +185,73 @@ def refund_create(
     return refund
 
 
+def _refund_locked(refund: Refund) -> tuple[Refund, list[RefundLine], list[SellerOrder]]:
+    """The refund and what it moves, under the locks of ``payments.locks`` in order:
+    order, refund, seller orders, lines, sellers."""
+    order_id = Refund.objects.values_list("order_id", flat=True).get(pk=refund.pk)
+    order_lock(order_id)
+    refund = Refund.objects.select_for_update(no_key=True).get(pk=refund.pk)
+    refund_lines = list(
+        refund.lines.select_related("order_line__seller_order__seller").order_by("order_line_id")
+    )
+    seller_orders = seller_orders_lock(
+        SellerOrder.objects.filter(pk__in={rl.order_line.seller_order_id for rl in refund_lines})
+    )
+    order_lines_lock(OrderLine.objects.filter(pk__in=[rl.order_line_id for rl in refund_lines]))
+    sellers_money_lock(so.seller_id for so in seller_orders)
+    return refund, refund_lines, seller_orders
+
+
 @transaction.atomic
 def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
-    """The processor gave the money back: write the refund to the ledger (once)."""
-    refund = Refund.objects.select_for_update().get(pk=refund.pk)
+    """The processor gave the money back: write the refund to the ledger (once).
+
+    Each seller's part comes out of their pending account, or available once the
+    sale was released. A refund that succeeds while a dispute holds the same line
+    (it was pending when the dispute opened) is resolved against the dispute: the
+    seller's part comes out of what the dispute holds for the line, recorded on the
+    dispute line, so the seller is charged once whatever the dispute's outcome
+    (docs/money.md, "Disputes and refunds").
+    """
+    refund, refund_lines, seller_orders = _refund_locked(refund)
     key = f"refund:{refund.pk}"
-    # Every refund path locks the order before its lines and seller orders,
-    # so concurrent refunds of one order queue up instead of deadlocking.
-    Order.objects.select_for_update().get(pk=refund.order_id)
     if refund.status == Refund.Status.SUCCEEDED:
         return LedgerTransaction.objects.get(idempotency_key=key)
     if refund.status == Refund.Status.FAILED:
         raise InvalidState("A failed refund cannot succeed; create a new one.")
-    refund_lines = list(
-        refund.lines.select_related("order_line__seller_order__seller").order_by("pk")
-    )
-    # Lock the seller orders so a hold release cannot move the money meanwhile.
-    seller_order_ids = sorted({rl.order_line.seller_order_id for rl in refund_lines})
-    released = dict(
-        SellerOrder.objects.select_for_update()
-        .filter(pk__in=seller_order_ids)
-        .order_by("pk")
-        .values_list("pk", "released_at")
-    )
+    released = {so.pk: so.released_at for so in seller_orders}
+    holds = _dispute_holds(refund.order_id)
     currency = refund.currency
     commission = platform_account(Kind.COMMISSION, currency)
     postings = [Posting(platform_account(Kind.PROCESSOR, currency), -refund.amount_minor)]
-    accounts: dict[tuple[int, str], LedgerAccount] = {}
     for refund_line in refund_lines:
         line = refund_line.order_line
-        kind = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
-        if refund_line.seller_amount_minor:
-            seller = line.seller_order.seller
-            if (seller.pk, kind) not in accounts:
-                accounts[seller.pk, kind] = seller_account(seller, kind, currency)
-            account = accounts[seller.pk, kind]
-            postings.append(Posting(account, refund_line.seller_amount_minor, line.pk))
+        seller = line.seller_order.seller
+        share_left = refund_line.seller_amount_minor
+        commission_left = refund_line.commission_amount_minor
+        for hold in holds.get(line.pk, []):
+            if hold.dispute.status == Dispute.Status.OPEN:
+                taken = min(share_left, hold.seller_amount_minor - hold.refunded_seller_minor)
+                taken_commission = min(
+                    commission_left, hold.commission_amount_minor - hold.refunded_commission_minor
+                )
+                hold.refunded_seller_minor += taken
+                hold.refunded_commission_minor += taken_commission
+                hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
+                commission_left -= taken_commission
+                if taken:
+                    held = seller_account(seller, Kind.DISPUTED, currency)
+                    postings.append(Posting(held, taken, line.pk))
+            else:
+                # Lost already: the seller lost this part in the dispute, so the
+                # platform bears the customer being repaid twice (check_ledger says so).
+                taken = min(share_left, hold.lost_seller_minor)
+                if taken:
+                    postings.append(Posting(platform_account(Kind.LOSSES, currency), taken))
+            share_left -= taken
+        if share_left:
+            kind = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
+            postings.append(Posting(seller_account(seller, kind, currency), share_left, line.pk))
         if refund_line.commission_amount_minor:
             postings.append(Posting(commission, refund_line.commission_amount_minor, line.pk))
     txn = ledger_post(
@@ -184,20 +265,43 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     refund.status = Refund.Status.SUCCEEDED
     refund.completed_at = timezone.now()
     refund.save(update_fields=["status", "completed_at"])
-    _refresh_statuses(refund.order_id, seller_order_ids)
+    _refresh_statuses(refund.order_id, sorted(released))
     return txn
+
+
+def _dispute_holds(order_id: int) -> dict[int, list[DisputeLine]]:
+    """What open or lost disputes of the order's captured payment hold, per order line
+    (the disputes are locked: step 2 of the lock order)."""
+    disputes = list(
+        Dispute.objects.select_for_update(no_key=True, of=("self",))
+        .filter(order_id=order_id, status__in=Dispute.BARS_REFUNDS)
+        .order_by("pk")
+    )
+    holds: dict[int, list[DisputeLine]] = {}
+    for dispute_line in DisputeLine.objects.filter(dispute__in=disputes).select_related("dispute"):
+        holds.setdefault(dispute_line.order_line_id, []).append(dispute_line)
+    return holds
 
 
 @transaction.atomic
 def refund_mark_failed(*, refund: Refund) -> Refund:
-    """The processor refused the refund: release what it reserved on the lines. Safe to repeat."""
-    refund = Refund.objects.select_for_update().get(pk=refund.pk)
+    """The processor refused the refund: release what it reserved on the lines. Safe to
+    repeat. A refund reported failed after it succeeded (the customer's bank sent it
+    back) is reversed in the ledger (``refund_reverse``)."""
+    refund, refund_lines, _ = _refund_locked(refund)
     if refund.status == Refund.Status.FAILED:
         return refund
     if refund.status == Refund.Status.SUCCEEDED:
-        raise InvalidState("A refund that succeeded cannot fail.")
-    Order.objects.select_for_update().get(pk=refund.order_id)
-    for refund_line in refund.lines.select_related("order_line").order_by("order_line_id"):
+        return _refund_reverse(refund, refund_lines)
+    _release_reservation(refund, refund_lines)
+    refund.status = Refund.Status.FAILED
+    refund.completed_at = timezone.now()
+    refund.save(update_fields=["status", "completed_at"])
+    return refund
+
+
+def _release_reservation(refund: Refund, refund_lines: list[RefundLine]) -> None:
+    for refund_line in refund_lines:
         OrderLine.objects.filter(pk=refund_line.order_line_id).update(
             refunded_minor=F("refunded_minor") - refund_line.amount_minor,
             refunded_seller_minor=F("refunded_seller_minor") - refund_line.seller_amount_minor,
@@ -210,16 +314,56 @@ def refund_mark_failed(*, refund: Refund) -> Refund:
     Order.objects.filter(pk=refund.order_id).update(
         refunded_minor=F("refunded_minor") - refund.amount_minor
     )
+
+
+def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
+    """A succeeded refund that the processor then reports failed: the money came back.
+
+    One transaction (``refund:<id>:reversed``) gives back every entry of the refund:
+    the processor account gets the amount again, the commission its part, and each
+    seller their part, to where their sale's money is now (available once released,
+    else pending). The reservation on the lines is released, so the amount can be
+    refunded again, and the order's status follows.
+    """
+    released = dict(
+        SellerOrder.objects.filter(
+            pk__in={rl.order_line.seller_order_id for rl in refund_lines}
+        ).values_list("pk", "released_at")
+    )
+    lines = {rl.order_line_id: rl.order_line for rl in refund_lines}
+    original = LedgerEntry.objects.filter(transaction__idempotency_key=f"refund:{refund.pk}")
+    postings = []
+    for entry in original.select_related("account__seller"):
+        account = entry.account
+        if account.seller_id is not None and account.kind in (Kind.PENDING, Kind.AVAILABLE):
+            assert account.seller is not None and entry.order_line_id is not None
+            seller_order_id = lines[entry.order_line_id].seller_order_id
+            kind = Kind.AVAILABLE if released[seller_order_id] else Kind.PENDING
+            account = seller_account(account.seller, kind, account.currency)
+        postings.append(Posting(account, -entry.amount_minor, entry.order_line_id))
+    if postings:
+        ledger_post(
+            kind=LedgerTransaction.Kind.REFUND_REVERSED,
+            idempotency_key=f"refund:{refund.pk}:reversed",
+            reference_type="refund",
+            reference_id=refund.pk,
+            postings=postings,
+            description=f"Refund #{refund.pk} of order #{refund.order_id} came back",
+        )
+    _release_reservation(refund, refund_lines)
     refund.status = Refund.Status.FAILED
+    refund.failure_reason = "The refund failed after it had succeeded; the money came back."
     refund.completed_at = timezone.now()
-    refund.save(update_fields=["status", "completed_at"])
+    refund.save(update_fields=["status", "failure_reason", "completed_at"])
+    _refresh_statuses(refund.order_id, sorted(released))
     return refund
 
 
 def _refresh_statuses(order_id: int, seller_order_ids: list[int]) -> None:
-    """Refunded or partially refunded, from the refunds that succeeded.
+    """Refunded, partially refunded or paid again, from the refunds that succeeded.
 
-    A cancelled seller order stays cancelled.
+    A cancelled seller order stays cancelled; a shipped or delivered one keeps its
+    fulfilment status (its refunded amount shows a partial refund).
     """
     succeeded = dict(
         RefundLine.objects.filter(
@@ -229,19 +373,21 @@ def _refresh_statuses(order_id: int, seller_order_ids: list[int]) -> None:
         .annotate(total=Sum("amount_minor"))
         .order_by()
     )
+    SOStatus = SellerOrder.Status
     for seller_order in SellerOrder.objects.filter(pk__in=seller_order_ids):
-        if seller_order.status == SellerOrder.Status.CANCELLED:
+        if seller_order.status == SOStatus.CANCELLED:
             continue
         done = succeeded.get(seller_order.pk, 0)
         if done == seller_order.gross_minor:
-            new_status = SellerOrder.Status.REFUNDED
-        elif done and seller_order.status == SellerOrder.Status.PAID:
-            # Shipped and delivered parts keep their fulfilment status;
-            # their refunded amount shows the partial refund.
-            new_status = SellerOrder.Status.PARTIALLY_REFUNDED
+            new_status = SOStatus.REFUNDED
+        elif done and seller_order.status in (SOStatus.PAID, SOStatus.REFUNDED):
+            new_status = SOStatus.PARTIALLY_REFUNDED
+        elif not done and seller_order.status in (SOStatus.REFUNDED, SOStatus.PARTIALLY_REFUNDED):
+            new_status = SOStatus.PAID  # a refund came back
         else:
             continue
-        SellerOrder.objects.filter(pk=seller_order.pk).update(status=new_status)
+        if new_status != seller_order.status:
+            SellerOrder.objects.filter(pk=seller_order.pk).update(status=new_status)
     order = Order.objects.get(pk=order_id)
     done = (
         Refund.objects.filter(order_id=order_id, status=Refund.Status.SUCCEEDED).aggregate(
@@ -249,8 +395,15 @@ def _refresh_statuses(order_id: int, seller_order_ids: list[int]) -> None:
         )["total"]
         or 0
     )
-    status = Order.Status.REFUNDED if done == order.total_minor else Order.Status.PARTIALLY_REFUNDED
-    if done and order.status != status:
+    if done == order.total_minor:
+        status = Order.Status.REFUNDED
+    elif done:
+        status = Order.Status.PARTIALLY_REFUNDED
+    else:
+        status = Order.Status.PAID
+    if order.status in (*REFUNDABLE_ORDER_STATUSES, Order.Status.REFUNDED) and (
+        order.status != status
+    ):
         Order.objects.filter(pk=order_id).update(status=status)
 
 
@@ -267,6 +420,12 @@ def refund_submit(*, refund: Refund) -> Refund:
     refund = Refund.objects.get(pk=refund.pk)
     if refund.status != Refund.Status.PENDING or refund.processor_refund_id:
         return refund
+    dispute = order_refund_barred(refund.order_id)
+    if dispute is not None:  # disputed since it was created: the processor would refuse
+        Refund.objects.filter(pk=refund.pk).update(
+            failure_reason=f"The payment was disputed ({dispute.processor_dispute_id})."
+        )
+        return refund_mark_failed(refund=refund)
     attempt = PaymentAttempt.objects.filter(
         order_id=refund.order_id, status=PaymentAttempt.Status.SUCCEEDED
     ).first()

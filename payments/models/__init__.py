@@ -18,6 +18,7 @@ from payments.models.local import (
     LocalTransfer,
     LocalTransferReversal,
 )
+from payments.models.notifications import SentNotification
 from payments.models.outbound_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.payouts import (
     Payout,
@@ -57,6 +58,7 @@ __all__ = [
     "RefundLine",
     "RefundRequest",
     "RevenueReport",
+    "SentNotification",
     "SettingChange",
     "WebhookAttempt",
     "WebhookDelivery",

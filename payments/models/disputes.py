@@ -12,8 +12,20 @@ class Dispute(models.Model):
         WON = "won", "Won"
         LOST = "lost", "Lost"
 
+    # A payment with a dispute in these states takes no refund: the card network
+    # decides what the customer gets back (Stripe refuses with ``charge_disputed``).
+    BARS_REFUNDS = (Status.OPEN, Status.LOST)
+
     order = models.ForeignKey(
         "marketplace.Order", on_delete=models.PROTECT, related_name="disputes"
+    )
+    payment_attempt = models.ForeignKey(
+        "payments.PaymentAttempt",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
+        help_text="The payment disputed: the order's captured one, or a duplicate payment.",
     )
     processor = models.CharField(max_length=20)
     processor_dispute_id = models.CharField(max_length=100)
@@ -51,6 +63,14 @@ class DisputeLine(models.Model):
     amount_minor = models.BigIntegerField()
     seller_amount_minor = models.BigIntegerField()
     commission_amount_minor = models.BigIntegerField()
+    refunded_seller_minor = models.BigIntegerField(
+        default=0,
+        help_text="What refunds that succeeded while the dispute was open took out of the "
+        "seller's held part (the customer was repaid once, through the refund).",
+    )
+    refunded_commission_minor = models.BigIntegerField(
+        default=0, help_text="The same for the commission's part."
+    )
 
     class Meta:
         ordering = ["dispute_id", "id"]
@@ -64,7 +84,25 @@ class DisputeLine(models.Model):
                 ),
                 name="payments_disputeline_parts_add_up",
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    refunded_seller_minor__gte=0,
+                    refunded_seller_minor__lte=F("seller_amount_minor"),
+                    refunded_commission_minor__gte=0,
+                    refunded_commission_minor__lte=F("commission_amount_minor"),
+                ),
+                name="payments_disputeline_refunded_within_held",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.amount_minor} of line #{self.order_line_id}"
+
+    @property
+    def lost_seller_minor(self) -> int:
+        """The seller's part that a lost dispute takes: what is still held for it."""
+        return self.seller_amount_minor - self.refunded_seller_minor
+
+    @property
+    def lost_commission_minor(self) -> int:
+        return self.commission_amount_minor - self.refunded_commission_minor

@@ -64,6 +64,7 @@ class LedgerAccount(models.Model):
         PROCESSOR_FEES = "processor_fees", "Processor fees"
         DISPUTES = "disputes", "Withdrawn by the processor for open disputes"
         BANK = "bank", "Paid from the platform's bank (manual payouts)"
+        LOSSES = "losses", "Losses borne by the platform"
         # A seller's accounts
         PENDING = "pending", "Pending (in hold)"
         AVAILABLE = "available", "Available for payout"
@@ -76,6 +77,7 @@ class LedgerAccount(models.Model):
         Kind.PROCESSOR_FEES,
         Kind.DISPUTES,
         Kind.BANK,
+        Kind.LOSSES,
     )
     SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
@@ -107,7 +109,14 @@ class LedgerAccount(models.Model):
                 condition=(
                     Q(
                         seller__isnull=True,
-                        kind__in=["processor", "commission", "processor_fees", "disputes", "bank"],
+                        kind__in=[
+                            "processor",
+                            "commission",
+                            "processor_fees",
+                            "disputes",
+                            "bank",
+                            "losses",
+                        ],
                     )
                     | Q(
                         seller__isnull=False,
@@ -131,6 +140,7 @@ class LedgerTransaction(AppendOnlyModel):
         PROCESSOR_FEE = "processor_fee", "Processor fee"
         HOLD_RELEASED = "hold_released", "Hold released"
         REFUND = "refund", "Refund"
+        REFUND_REVERSED = "refund_reversed", "Refund reversed"
         PAYOUT_SENT = "payout_sent", "Payout sent"
         PAYOUT_PAID = "payout_paid", "Payout paid"
         PAYOUT_FAILED = "payout_failed", "Payout failed"

@@ -344,6 +344,19 @@ class LocalProcessor:
                 },
             )
 
+    @staticmethod
+    def _disputed(intent: LocalPaymentIntent) -> bool:
+        """The payment has a dispute that is open or was lost."""
+        opened = LocalEvent.objects.filter(
+            type="charge.dispute.created", data__payment_intent=intent.id
+        ).values_list("data__id", flat=True)
+        won = set(
+            LocalEvent.objects.filter(
+                type="charge.dispute.closed", data__id__in=list(opened), data__status="won"
+            ).values_list("data__id", flat=True)
+        )
+        return any(dispute_id not in won for dispute_id in opened)
+
     @transaction.atomic
     def dispute_close(self, *, dispute_id: str, won: bool) -> None:
         """Decide a simulated dispute (what the card network does in real life)."""
@@ -383,6 +396,11 @@ class LocalProcessor:
             intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
             if intent is None or intent.status != PaymentStatus.SUCCEEDED:
                 raise InvalidProcessorRequest("Only a succeeded payment can be refunded.")
+            if self._disputed(intent):
+                # As Stripe: a charge with an open or lost dispute takes no refund.
+                raise InvalidProcessorRequest(
+                    f"Charge {intent.charge_id} has been charged back.", code="charge_disputed"
+                )
             refund, created = self._once(
                 LocalRefund,
                 idempotency_key,

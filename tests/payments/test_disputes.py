@@ -43,14 +43,31 @@ def test_a_dispute_holds_each_seller_share_of_it(disputed, seller, other_seller)
     assert ledger_check().ok
 
 
-def test_a_won_dispute_releases_the_shares_to_available(run, disputed, seller):
+def test_a_won_dispute_returns_the_shares_to_pending_while_the_hold_runs(run, disputed, seller):
+    """Finding 6: the share went straight to available and was paid out on day 1."""
     run(local.dispute_close, dispute_id=disputed.processor_dispute_id, won=True)
 
     disputed.refresh_from_db()
     assert disputed.status == Dispute.Status.WON
     balance = seller_balance(seller=seller, currency="USD")
-    assert (balance.pending, balance.available, held(seller)) == (0, 1800, 0)
+    assert (balance.pending, balance.available, held(seller)) == (1800, 0, 0)
     assert platform_balance(currency="USD").commission_earned == 300
+    assert ledger_check().ok
+
+    # The hold then releases it like any sale.
+    run(seller_order_hold_release, seller_order=disputed.order.seller_orders.get(seller=seller))
+    balance = seller_balance(seller=seller, currency="USD")
+    assert (balance.pending, balance.available) == (0, 1800)
+    assert ledger_check().ok
+
+
+def test_a_won_dispute_after_the_release_returns_the_share_to_available(run, disputed, seller):
+    run(seller_order_hold_release, seller_order=disputed.order.seller_orders.get(seller=seller))
+
+    run(local.dispute_close, dispute_id=disputed.processor_dispute_id, won=True)
+
+    balance = seller_balance(seller=seller, currency="USD")
+    assert (balance.pending, balance.available, held(seller)) == (0, 1800, 0)
     assert ledger_check().ok
 
 

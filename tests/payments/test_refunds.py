@@ -132,8 +132,7 @@ def test_a_refund_succeeds_once(seller):
 
     assert first == second
     assert seller_balance(seller=seller, currency="USD").pending == 810
-    with pytest.raises(InvalidState):
-        refund_mark_failed(refund=created)
+    assert LedgerTransaction.objects.filter(kind="refund").count() == 1
 
 
 def test_without_refund_commission_the_platform_keeps_its_commission(settings, seller):

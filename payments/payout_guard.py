@@ -1,0 +1,119 @@
+"""The one check a payout passes before its money moves.
+
+A payout is planned from the seller's available balance when a run makes it,
+but money can change hands before it is sent: the sale is refunded or
+disputed, an operator freezes the seller. So every step that moves a
+payout's money (send, the sweeper's re-send, approve, release, mark paid)
+re-checks it, holding the payout's row lock and the seller's money lock
+(``payments.locks``), with this rule:
+
+- the seller's payouts are frozen: the payout is **held** (it waits for an
+  operator to release it once unfrozen);
+- the payout is larger than what is payable now (the available balance less
+  what other open payouts and pending refunds of released sales claim, less
+  the reserve the payout kept back): it is **cancelled**, and what is left
+  stays available for the next run.
+
+Either way the reason is recorded on the payout (a ``PayoutAction`` with no
+actor: the system did it) and nothing is sent. Freezing a seller holds every
+open payout of theirs at once (``payouts_hold_for_freeze``).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from accounts.models import Seller
+from marketplace.errors import InvalidState
+from payments.currencies import format_amount
+from payments.locks import sellers_money_lock
+from payments.models import LedgerAccount, Payout, PayoutAction, PayoutPolicy
+from payments.payouts import amounts_claimed
+from payments.policies import PolicyBook
+
+Status = Payout.Status
+
+
+class PayoutStopped(InvalidState):
+    """A payout was held or cancelled by the check instead of going ahead."""
+
+    code = "payout_stopped"
+
+
+def payout_payable_now(payout: Payout) -> int:
+    """What this payout may pay now: see the module docstring (read, no locks taken)."""
+    available = -int(
+        LedgerAccount.objects.filter(
+            seller_id=payout.seller_id, kind=LedgerAccount.Kind.AVAILABLE, currency=payout.currency
+        )
+        .values_list("balance_minor", flat=True)
+        .first()
+        or 0
+    )
+    claimed = amounts_claimed([payout.seller_id]).get((payout.seller_id, payout.currency), 0)
+    if payout.status in Payout.OPEN:
+        claimed -= payout.amount_minor  # its own claim
+    return available - claimed - payout.reserve_minor
+
+
+def payout_frozen_reason(payout: Payout) -> str | None:
+    """Why the payout's seller may not be paid now, if their payouts are frozen."""
+    policy = PolicyBook.load([payout.seller_id]).for_seller(payout.seller_id)
+    if policy.frozen:
+        return f"Payouts frozen: {policy.frozen_reason}"
+    return None
+
+
+def payout_guard(payout: Payout) -> str | None:
+    """Hold or cancel ``payout`` if it may not go ahead now; returns why, or None.
+
+    The caller holds the payout's row lock in an open transaction; this takes
+    the seller's money lock (the next step of the lock order) and writes the
+    hold or cancellation in the caller's transaction.
+    """
+    sellers_money_lock([payout.seller_id])
+    frozen = payout_frozen_reason(payout)
+    if frozen is not None:
+        _stop(payout, Status.HELD, "hold", frozen)
+        return frozen
+    payable = payout_payable_now(payout)
+    if payout.amount_minor > payable:
+        reason = (
+            f"No longer covered: {format_amount(max(payable, 0), payout.currency)} is payable "
+            f"now (refunds or disputes since it was made); what is left is paid next run"
+        )
+        _stop(payout, Status.CANCELLED, "cancel", reason)
+        return reason
+    return None
+
+
+def _stop(payout: Payout, status: str, action: str, reason: str) -> None:
+    if status == Status.CANCELLED:
+        payout.breakdown.all().delete()
+    payout.status = status
+    payout.failure_reason = reason[:255]
+    payout.save(update_fields=["status", "failure_reason"])
+    PayoutAction.objects.create(payout=payout, actor=None, action=action, reason=reason[:255])
+
+
+def payouts_hold_for_freeze(*, policy: PayoutPolicy) -> int:
+    """A frozen policy holds every open payout of the sellers it governs (the seller's
+    own, or, for the platform default, every seller without an override of their own).
+    Runs in the caller's transaction; returns how many were held."""
+    if not policy.frozen:
+        return 0
+    if policy.seller_id is not None:
+        governed = Q(seller_id=policy.seller_id)
+    else:
+        governed = ~Q(seller__in=Seller.objects.filter(payout_policy__isnull=False))
+    held = 0
+    open_payouts = (
+        Payout.objects.select_for_update(no_key=True, of=("self",))
+        .filter(governed, status__in=(Status.AWAITING_APPROVAL, Status.SCHEDULED))
+        .order_by("pk")
+    )
+    reason = f"Payouts frozen: {policy.frozen_reason}"
+    for payout in open_payouts:
+        _stop(payout, Status.HELD, "hold", reason)
+        held += 1
+    return held
