@@ -4,7 +4,7 @@ from django.utils.html import format_html
 from marketplace.models import Category, DeferredTask, Order, OrderLine, Product, SellerOrder
 from marketplace.services.products import products_set_active_bulk
 from marketplace.task_queue import deferred_tasks_send
-from payments.admin.base import ReadOnlyWithActionsAdmin
+from payments.admin.base import ReadOnlyAdmin, ReadOnlyWithActionsAdmin
 from payments.currencies import format_amount
 
 
@@ -147,8 +147,9 @@ class SellerOrderInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    """Orders are written by the order, payment and refund services; here they are read."""
+class OrderAdmin(ReadOnlyAdmin):
+    """Orders are written by the order, payment and refund services; here they are read:
+    every field is read-only, nothing is added or deleted, even by a superuser."""
 
     list_display = (
         "__str__",
@@ -164,22 +165,6 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
     inlines = [SellerOrderInline, OrderLineInline]
-    readonly_fields = (
-        "customer",
-        "currency",
-        "status",
-        "total_minor",
-        "commission_minor",
-        "refunded_minor",
-        "created_at",
-        "paid_at",
-    )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="total", ordering="total_minor")
     def total(self, order: Order) -> str:
@@ -208,7 +193,7 @@ class DeferredTaskAdmin(ReadOnlyWithActionsAdmin):
         # A row naming a task that no longer exists can only be removed by hand.
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    @admin.action(description="Queue the selected tasks again now", permissions=["change"])
+    @admin.action(description="Queue the selected tasks again now", permissions=["operate"])
     def send_now(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True))
         sent = deferred_tasks_send(pks=pks)

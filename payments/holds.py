@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import OperationalError, transaction
 from django.db.models import Q, Sum
@@ -94,9 +95,7 @@ def holds_release_due(*, now: datetime | None = None) -> int:
     released = 0
     for pk in holds_due(now=now):
         try:
-            retry_on_conflict(
-                lambda pk=pk: seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
-            )
+            retry_on_conflict(partial(_release_one, pk, now))
         except (InvalidState, OperationalError):
             # Refunded or cancelled meanwhile, or a conflict that outlasted the
             # retries: the others are released; this one is due again next hour.
@@ -104,6 +103,10 @@ def holds_release_due(*, now: datetime | None = None) -> int:
             continue
         released += 1
     return released
+
+
+def _release_one(pk: int, now: datetime) -> LedgerTransaction | None:
+    return seller_order_hold_release(seller_order=SellerOrder(pk=pk), now=now)
 
 
 def holds_due(*, now: datetime) -> list[int]:

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
@@ -235,9 +236,7 @@ def run_payouts(
         if report.run is not None:
             account = accounts_by_key[seller_id, currency]
             plan.payout = retry_on_conflict(
-                lambda plan=plan, account=account: payout_create(
-                    plan, account=account, run=report.run, by=started_by
-                )
+                partial(payout_create, plan, account=account, run=report.run, by=started_by)
             )
     if report.run is not None:
         report.run.finished_at = timezone.now()

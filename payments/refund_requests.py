@@ -59,8 +59,9 @@ def _locked_open(request: RefundRequest, by: User) -> RefundRequest:
     return request
 
 
-def refund_request_approve(*, request: RefundRequest, by: User) -> Refund:
-    """Approve: refund what is left of the line and send it to the processor."""
+def refund_request_approve(*, request: RefundRequest, by: User, note: str = "") -> Refund:
+    """Approve: refund what is left of the line and send it to the processor. ``note``,
+    why (an operator's reason), is kept on the request."""
     with transaction.atomic():
         Order.objects.select_for_update().get(pk=request.order_line.order_id)
         request = _locked_open(request, by)
@@ -72,7 +73,10 @@ def refund_request_approve(*, request: RefundRequest, by: User) -> Refund:
         )
         request.status = RefundRequest.Status.APPROVED
         request.decided_by, request.decided_at, request.refund = by, timezone.now(), refund
-        request.save(update_fields=["status", "decided_by", "decided_at", "refund"])
+        request.decision_note = note.strip()[:255]
+        request.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_note", "refund"]
+        )
     return refund_submit(refund=refund)
 
 

@@ -94,7 +94,8 @@ def refund_refusal_if_disputed(order_id: int) -> None:
         state = "is open" if dispute.status == Dispute.Status.OPEN else "was lost"
         raise InvalidState(
             f"This payment is disputed (dispute {dispute.processor_dispute_id} {state}): "
-            "it cannot be refunded; the card network decides what the customer gets back."
+            "it cannot be refunded; the card network decides what the customer gets back.",
+            code="payment_disputed",
         )
 
 

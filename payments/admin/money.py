@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -14,6 +15,7 @@ from payments.admin.base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyWithActionsAdmin,
+    ReasonActionForm,
 )
 from payments.currencies import format_amount
 from payments.models import (
@@ -210,39 +212,72 @@ class PaymentAttemptAdmin(AmountColumn, ReadOnlyAdmin):
     list_select_related = ("order",)
 
 
+class RefundDecisionForm(ReasonActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Why you approve or decline (kept on the request's page)",
+    )
+
+
 @admin.register(RefundRequest)
 class RefundRequestAdmin(ReadOnlyWithActionsAdmin):
-    """Operators decide refund requests like sellers do, through the same services."""
+    """Operators decide refund requests like sellers do, through the same services,
+    giving a reason that the request's page shows with who decided and when."""
 
-    list_display = ("__str__", "order_line", "reason", "status", "created_at", "decided_by")
+    action_form = RefundDecisionForm
+    list_display = (
+        "__str__",
+        "order_line",
+        "reason",
+        "status",
+        "created_at",
+        "decided_by",
+        "decision_note",
+    )
     list_filter = ("status", "created_at")
     search_fields = ("reason", "order_line__title", "requested_by__email")
     list_select_related = ("order_line", "decided_by")
+    fieldsets = (
+        (None, {"fields": ("order_line", "requested_by", "reason", "status", "created_at")}),
+        ("Decision", {"fields": ("decided_by", "decided_at", "decision_note", "refund")}),
+    )
     actions = ("approve", "decline")
 
-    @admin.action(description="Approve and refund the selected requests")
+    @admin.action(description="Approve and refund the selected requests (give a reason)")
     def approve(self, request: HttpRequest, queryset: QuerySet[RefundRequest]) -> None:
         from marketplace.errors import ApplicationError
         from payments.processors.base import ProcessorError
         from payments.refund_requests import refund_request_approve
 
+        note = self.action_reason(request, "Give a reason for approving the selected requests.")
+        if note is None:
+            return
         done = 0
         for refund_request in queryset.filter(status=RefundRequest.Status.REQUESTED):
             try:
-                refund_request_approve(request=refund_request, by=request.user)  # type: ignore[arg-type]
+                refund_request_approve(request=refund_request, by=request.user, note=note)  # type: ignore[arg-type]
                 done += 1
             except (ApplicationError, ProcessorError) as exc:
-                self.message_user(request, f"{refund_request}: {exc}", level="error")
+                self.message_user(request, f"{refund_request}: {exc}", level=messages.ERROR)
         self.message_user(request, f"{done} request(s) approved and sent to the processor.")
 
-    @admin.action(description="Decline the selected requests")
+    @admin.action(description="Decline the selected requests (give a reason)")
     def decline(self, request: HttpRequest, queryset: QuerySet[RefundRequest]) -> None:
+        from marketplace.errors import ApplicationError
         from payments.refund_requests import refund_request_decline
 
-        open_requests = list(queryset.filter(status=RefundRequest.Status.REQUESTED))
-        for refund_request in open_requests:
-            refund_request_decline(request=refund_request, by=request.user)  # type: ignore[arg-type]
-        self.message_user(request, f"{len(open_requests)} request(s) declined.")
+        note = self.action_reason(request, "Give a reason for declining the selected requests.")
+        if note is None:
+            return
+        done = 0
+        for refund_request in queryset.filter(status=RefundRequest.Status.REQUESTED):
+            try:
+                refund_request_decline(request=refund_request, by=request.user, note=note)  # type: ignore[arg-type]
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{refund_request}: {exc}", level=messages.ERROR)
+        self.message_user(request, f"{done} request(s) declined.")
 
 
 class DisputeLineInline(ReadOnlyInline):

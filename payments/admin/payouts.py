@@ -10,7 +10,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -26,6 +25,7 @@ from payments.admin.base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyWithActionsAdmin,
+    ReasonActionForm,
 )
 from payments.bank_transfers import bank_transfer_csv
 from payments.models import Payout, PayoutAction, PayoutEntry, PayoutPolicy, PayoutRun
@@ -100,7 +100,7 @@ class PayoutEntryInline(ReadOnlyInline):
         return item.entry.transaction.description
 
 
-class PayoutActionForm(ActionForm):
+class PayoutActionForm(ReasonActionForm):
     reason = forms.CharField(
         required=False,
         max_length=255,
@@ -158,9 +158,18 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
         self.message_user(request, f"{done} payout(s) approved.")
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[Payout], service: Any, verb: str
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payout],
+        service: Any,
+        verb: str,
+        missing: str = "",
     ) -> None:
-        reason = str(request.POST.get("reason", "")).strip()
+        reason = self.action_reason(
+            request, missing or f"Give a reason before the selected payouts are {verb}."
+        )
+        if reason is None:
+            return
         done = 0
         for payout in queryset:
             try:
@@ -170,19 +179,21 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
                 self.message_user(request, f"{payout}: {exc}", level=messages.ERROR)
         self.message_user(request, f"{done} payout(s) {verb}.")
 
-    @admin.action(description="Hold the selected payouts")
+    @admin.action(description="Hold the selected payouts (give a reason)")
     def hold(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(request, queryset, payout_hold, "held")
 
-    @admin.action(description="Release the selected held payouts")
+    @admin.action(description="Release the selected held payouts (give a reason)")
     def release(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(request, queryset, payout_release, "released")
 
-    @admin.action(description="Pay the selected failed payouts' sellers again now")
+    @admin.action(description="Pay the selected failed payouts' sellers again now (give a reason)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(request, queryset, payout_retry, "retried")
 
-    @admin.action(description="Cancel the selected payouts (the money stays available)")
+    @admin.action(
+        description="Cancel the selected payouts (the money stays available; give a reason)"
+    )
     def cancel(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(request, queryset, payout_cancel, "cancelled")
 
@@ -193,7 +204,13 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
         def service(*, payout: Payout, by: Any, reason: str) -> Payout:
             return payout_mark_paid(payout=payout, by=by, bank_reference=reason)
 
-        self._each(request, queryset, service, "marked paid")
+        self._each(
+            request,
+            queryset,
+            service,
+            "marked paid",
+            missing="Give the bank transfer's reference in the reason box.",
+        )
 
 
 class RunPayoutsForm(forms.Form):

@@ -21,7 +21,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_reserved_shop_addresses'),
-        ('marketplace', '0011_checkout_submission'),
         ('payments', '0023_ledger_balanced_trigger'),
     ]
 

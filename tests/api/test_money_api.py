@@ -239,3 +239,59 @@ def test_the_revenue_report_api_is_for_operators(world, api_as, operator, seller
     assert rows[0]["sales"] == 20000 and rows[0]["commission"] == 2000 and rows[0]["net"] == 2000
     assert bad.status_code == 400
     assert api_as(seller.user).get(url).status_code == 403
+
+
+def test_an_approval_of_a_payout_no_longer_covered_is_a_409_that_cancels_it(
+    world, api_as, operator, seller
+):
+    """Money safety, finding 1, through the API: the sale behind the payout was refunded."""
+    from payments.models import Refund
+    from payments.refunds import refund_create, refund_mark_succeeded
+
+    payout = world["payouts"]["acme"]
+    Payout.objects.filter(pk=payout.pk).update(status="awaiting_approval")
+    order = seller.seller_orders.get().order
+    refund_mark_succeeded(refund=refund_create(order=order))
+
+    response = api_as(operator).post(reverse("api:payout-approve", args=[payout.pk]))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "payout_stopped"
+    assert "No longer covered" in response.json()["detail"]
+    payout.refresh_from_db()
+    assert payout.status == "cancelled"
+    assert Refund.objects.get().status == "succeeded"
+
+
+def test_a_refund_request_on_a_disputed_payment_is_a_409(world, api_as, seller, customer):
+    """Money safety, finding 3, through the API."""
+    from payments.models import Dispute, PaymentAttempt, RefundRequest
+    from payments.refund_requests import refund_request_create
+
+    order = seller.seller_orders.get().order
+    line = order.lines.get()
+    request = refund_request_create(customer=customer, order_line=line, reason="Broken")
+    attempt = PaymentAttempt.objects.create(
+        order=order,
+        number=1,
+        processor="local",
+        processor_payment_id="pi_disputed",
+        amount_minor=order.total_minor,
+        currency="USD",
+        status="succeeded",
+        idempotency_key="payment-disputed",
+    )
+    Dispute.objects.create(
+        order=order,
+        payment_attempt=attempt,
+        processor="local",
+        processor_dispute_id="dp_api",
+        amount_minor=order.total_minor,
+        currency="USD",
+    )
+
+    response = api_as(seller.user).post(reverse("api:refund-request-approve", args=[request.pk]))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "payment_disputed"
+    assert RefundRequest.objects.get().status == "requested"

@@ -65,7 +65,7 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
     # 1. Approve the refund request: the refund goes to the processor.
     page.get_by_role("link", name="Refund requests").click()
     expect(page.locator("#result_list")).to_contain_text("Arrived chipped.")
-    run_action(page, "approve")
+    run_action(page, "approve", "Photo shows the chip")
     expect(page.locator(".messagelist")).to_contain_text("1 request(s) approved")
     shot(page, "02-refund-approved")
     assert Refund.objects.get().status == Refund.Status.SUCCEEDED

@@ -103,9 +103,7 @@ def refund_in_full(order):
 # --- 1. Payouts are re-checked before money leaves -------------------------------------
 
 
-def test_a_payout_awaiting_approval_is_cancelled_when_its_sale_was_refunded(
-    sale, seller, operator
-):
+def test_a_payout_awaiting_approval_is_cancelled_when_its_sale_was_refunded(sale, seller, operator):
     policy(seller, approval_thresholds={"USD": 5000})
     payout = run_payouts(sellers=[seller]).created[0]
     assert payout.status == Payout.Status.AWAITING_APPROVAL

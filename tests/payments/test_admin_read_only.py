@@ -1,0 +1,472 @@
+"""Money is read-only in the admin: no change form saves, nothing is added or deleted,
+even by a superuser; money moves only through actions that call a service, each
+with a reason that the row's page shows with who and when."""
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from marketplace.models import DeferredTask, Order, OrderLine, SellerOrder
+from marketplace.services.orders import CartItem, place_order
+from payments.checkout import payment_start
+from payments.holds import seller_order_hold_release
+from payments.models import (
+    Dispute,
+    DisputeLine,
+    LedgerAccount,
+    LedgerTransaction,
+    LocalAccount,
+    PaymentAttempt,
+    Payout,
+    PayoutAction,
+    PayoutEntry,
+    PayoutPolicy,
+    PayoutRun,
+    Refund,
+    RefundLine,
+    WebhookEvent,
+)
+from payments.payout_controls import payout_hold
+from payments.payouts import run_payouts
+from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
+from payments.refund_requests import refund_request_create
+from payments.refunds import refund_create, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
+from tests.money_helpers import enable_payouts
+
+pytestmark = pytest.mark.django_db
+
+SUCCESS = "changed successfully"
+
+
+@pytest.fixture
+def money(run, customer, seller, other_seller):
+    """A card-paid order of two sellers' lines, Acme's earnings paid out, a refund, a
+    refund request, a dispute (won), and a webhook event and a deferred task (not money,
+    but read-only too): one row of each, by name."""
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    mine = ProductFactory(seller=seller, title="Teapot", price_minor=6750, stock=2)
+    theirs = ProductFactory(seller=other_seller, title="Print", price_minor=1000, stock=2)
+    order = place_order(
+        customer=customer, cart_items=[CartItem(mine.pk, 1), CartItem(theirs.pk, 1)]
+    )
+    attempt = run(payment_start, order=order)
+    run(
+        LocalProcessor().payment_confirm,
+        payment_id=attempt.processor_payment_id,
+        card_number=CARD_SUCCEEDS,
+    )
+    order.refresh_from_db()
+    seller_order_hold_release(seller_order=order.seller_orders.get(seller=seller))
+    report = run(run_payouts, sellers=[seller])
+    refund = refund_create(order=order, order_line=order.lines.get(title="Print"), reason="Torn")
+    refund_mark_succeeded(refund=refund)
+    refund.refresh_from_db()
+    request = refund_request_create(
+        customer=customer, order_line=order.lines.get(title="Teapot"), reason="Chipped spout"
+    )
+    dispute = Dispute.objects.create(
+        order=order,
+        processor="local",
+        processor_dispute_id="dp_1",
+        amount_minor=6750,
+        currency="USD",
+        reason="fraudulent",
+        status=Dispute.Status.WON,  # closed: an open dispute would bar the refund
+        closed_at=timezone.now(),
+    )
+    capture = LedgerTransaction.objects.get(kind=LedgerTransaction.Kind.PAYMENT_CAPTURED)
+    return {
+        "order": Order.objects.get(pk=order.pk),
+        "attempt": PaymentAttempt.objects.get(order=order),
+        "payout": Payout.objects.get(),
+        "run": report.run,
+        "refund": refund,
+        "request": request,
+        "dispute": dispute,
+        "transaction": capture,
+        "entry": capture.entries.filter(account__seller=seller).first(),
+        "account": LedgerAccount.objects.get(seller=seller, kind="available"),
+        "event": WebhookEvent.objects.create(
+            processor="local", event_id="evt_1", type="payout.paid", payload="{}"
+        ),
+        "task": DeferredTask.objects.create(task="payments.tasks.payout_send", args=[1]),
+    }
+
+
+@pytest.fixture(params=["operator", "superuser"])
+def staff_client(request, client, django_user_model):
+    """An operator (staff in the Operators group), then a superuser."""
+    if request.param == "operator":
+        user = request.getfixturevalue("operator")
+    else:
+        user = django_user_model.objects.create_superuser(email="root@example.com", password="x")
+    client.force_login(user)
+    return client
+
+
+def _row(obj):
+    return {field.attname: getattr(obj, field.attname) for field in obj._meta.concrete_fields}
+
+
+def _altered(obj):
+    """A change form POST that alters every field of ``obj``: amounts, statuses,
+    relations (another seller, user or order) and dates."""
+    data = {"_save": "Save"}
+    for field in obj._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        value, name = getattr(obj, field.attname), field.name
+        if isinstance(field, models.ForeignKey):
+            other = field.related_model.objects.exclude(pk=value).values_list("pk", flat=True)
+            data[name] = str(other.first() or 999_999)
+        elif isinstance(field, models.BooleanField):
+            if not value:
+                data[name] = "on"
+        elif isinstance(field, models.DateTimeField):
+            data[name] = "2001-02-03 04:05:06"
+            data[f"{name}_0"], data[f"{name}_1"] = "2001-02-03", "04:05:06"
+        elif isinstance(field, models.IntegerField):
+            data[name] = "2" if value == 1 else "1"
+        elif isinstance(field, models.JSONField):
+            data[name] = '{"altered": true}'
+        elif field.choices:
+            data[name] = next(choice for choice, _ in field.choices if choice != value)
+        else:
+            data[name] = "XYZ"
+    return data
+
+
+# (url name, the row, the field whose value its page shows)
+MONEY_PAGES = [
+    ("payments_paymentattempt", "attempt", "amount_minor"),
+    ("payments_payout", "payout", "amount_minor"),
+    ("payments_payoutrun", "run", "payouts_created"),
+    ("payments_refund", "refund", "amount_minor"),
+    ("payments_refundrequest", "request", "reason"),
+    ("payments_dispute", "dispute", "processor_dispute_id"),
+    ("payments_ledgertransaction", "transaction", "idempotency_key"),
+    ("payments_ledgerentry", "entry", "amount_minor"),
+    ("payments_ledgeraccount", "account", "balance_minor"),
+    ("marketplace_order", "order", "total_minor"),
+]
+NOT_MONEY_PAGES = [
+    ("payments_webhookevent", "event", "event_id"),
+    ("marketplace_deferredtask", "task", "task"),
+]
+
+
+@pytest.mark.parametrize(("url_name", "key", "shown"), MONEY_PAGES + NOT_MONEY_PAGES)
+def test_the_change_page_shows_the_row_and_a_post_changes_nothing(
+    staff_client, money, url_name, key, shown
+):
+    obj = money[key]
+    before = _row(obj)
+    url = reverse(f"admin:{url_name}_change", args=[obj.pk])
+
+    page = staff_client.get(url)
+    assert page.status_code == 200
+    assert f'<div class="readonly">{getattr(obj, shown)}</div>' in page.content.decode()
+    assert b'name="_save"' not in page.content
+
+    response = staff_client.post(url, _altered(obj))
+
+    assert response.status_code == 403
+    assert SUCCESS not in response.content.decode()
+    assert not list(get_messages(response.wsgi_request))
+    obj.refresh_from_db()
+    assert _row(obj) == before
+
+
+@pytest.mark.parametrize(("url_name", "key", "shown"), MONEY_PAGES + NOT_MONEY_PAGES)
+def test_money_rows_cannot_be_added(staff_client, money, url_name, key, shown):
+    model = type(money[key])
+    count = model.objects.count()
+    url = reverse(f"admin:{url_name}_add")
+
+    assert staff_client.get(url).status_code == 403
+    assert staff_client.post(url, _altered(money[key])).status_code == 403
+    assert model.objects.count() == count
+
+
+@pytest.mark.parametrize(("url_name", "key", "shown"), MONEY_PAGES + NOT_MONEY_PAGES[:1])
+def test_money_rows_cannot_be_deleted(staff_client, money, url_name, key, shown):
+    obj = money[key]
+    url = reverse(f"admin:{url_name}_delete", args=[obj.pk])
+    changelist = reverse(f"admin:{url_name}_changelist")
+
+    assert staff_client.get(url).status_code == 403
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
+    bulk = staff_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    )
+    assert bulk.status_code in (200, 302)
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "model", [PayoutEntry, PayoutAction, RefundLine, DisputeLine, SellerOrder, OrderLine]
+)
+def test_money_rows_shown_inline_have_no_admin_of_their_own(model):
+    assert not admin.site.is_registered(model)
+
+
+@pytest.mark.parametrize("parent", [Payout, PayoutRun, Refund, Dispute, LedgerTransaction, Order])
+def test_inlines_of_money_pages_add_change_and_delete_nothing(rf, django_user_model, parent):
+    request = rf.get("/")
+    request.user = django_user_model(email="root@example.com", is_staff=True, is_superuser=True)
+
+    inlines = admin.site._registry[parent].get_inline_instances(request)
+
+    assert inlines
+    for inline in inlines:
+        assert not inline.has_add_permission(request, None)
+        assert not inline.has_change_permission(request, None)
+        assert not inline.can_delete or not inline.has_delete_permission(request, None)
+
+
+def test_a_post_with_inline_rows_changes_no_seller_order_or_line(staff_client, money):
+    order = money["order"]
+    seller_order, line = order.seller_orders.first(), order.lines.first()
+    before = _row(seller_order), _row(line)
+    data = _altered(order) | {
+        "seller_orders-TOTAL_FORMS": "1",
+        "seller_orders-INITIAL_FORMS": "1",
+        "seller_orders-0-id": str(seller_order.pk),
+        "seller_orders-0-order": str(order.pk),
+        "seller_orders-0-seller_share_minor": "1",
+        "seller_orders-0-status": "delivered",
+        "lines-TOTAL_FORMS": "1",
+        "lines-INITIAL_FORMS": "1",
+        "lines-0-id": str(line.pk),
+        "lines-0-order": str(order.pk),
+        "lines-0-refunded_minor": "1",
+    }
+
+    response = staff_client.post(reverse("admin:marketplace_order_change", args=[order.pk]), data)
+
+    assert response.status_code == 403
+    seller_order.refresh_from_db()
+    line.refresh_from_db()
+    assert (_row(seller_order), _row(line)) == before
+
+
+# Payout actions: each needs a reason (the bank reference for mark paid).
+
+
+@pytest.fixture
+def earning(seller):
+    """Acme with 90.00 available: a paid 100.00 order at 10%, its hold released."""
+    from tests.money_helpers import paid_order
+
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    order = paid_order([(seller, 10000, 1)])
+    seller_order_hold_release(seller_order=order.seller_orders.get())
+    return seller
+
+
+@pytest.fixture
+def payout_for(run, earning, operator):
+    """``payout_for(action)``: a payout in a state that ``action`` accepts."""
+
+    def make(action):
+        if action == "retry":
+            account = LocalAccount.objects.filter(pk=earning.payout_account_id)
+            account.update(details_submitted=False)
+            run(run_payouts)
+            account.update(details_submitted=True)
+        elif action == "mark_paid":
+            earning.bank_account_holder = "Acme Trading Ltd"
+            earning.bank_account_number = "GB33BUKB20201555555555"
+            earning.bank_routing_code = "BUKBGB22"
+            earning.save()
+            PayoutPolicy.objects.create(seller=earning, method="manual")
+            run(run_payouts)
+        else:  # waits for a second operator: open, not sent
+            PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 1})
+            run(run_payouts)
+            if action == "release":
+                payout_hold(payout=Payout.objects.get(), by=operator, reason="Address check")
+        return Payout.objects.get()
+
+    return make
+
+
+VERBS = {
+    "hold": "held",
+    "release": "released",
+    "cancel": "cancelled",
+    "retry": "retried",
+    "mark_paid": "marked paid",
+}
+PAYOUT_ACTIONS = [
+    ("hold", "awaiting_approval", "held"),
+    ("release", "held", "awaiting_approval"),
+    ("cancel", "awaiting_approval", "cancelled"),
+    ("retry", "failed", "failed"),  # a new payout pays the seller
+    ("mark_paid", "scheduled", "paid"),
+]
+
+
+def _run_action(client, url_name, action, pks, reason):
+    data = {"action": action, "_selected_action": pks}
+    if reason is not None:
+        data["reason"] = reason
+    return client.post(reverse(f"admin:{url_name}_changelist"), data, follow=True)
+
+
+def _messages(response):
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize(("action", "before", "after"), PAYOUT_ACTIONS)
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_a_payout_action_without_a_reason_is_refused_and_changes_nothing(
+    operator_client, payout_for, action, before, after, reason
+):
+    payout = payout_for(action)
+    assert payout.status == before
+    row, actions, payouts = _row(payout), PayoutAction.objects.count(), Payout.objects.count()
+
+    response = _run_action(operator_client, "payments_payout", action, [payout.pk], reason)
+
+    [(level, text)] = _messages(response)
+    assert level == "error" and "Nothing was changed." in text
+    assert ("bank transfer's reference" if action == "mark_paid" else "Give a reason") in text
+    payout.refresh_from_db()
+    assert _row(payout) == row
+    assert (PayoutAction.objects.count(), Payout.objects.count()) == (actions, payouts)
+
+
+@pytest.mark.parametrize(("action", "before", "after"), PAYOUT_ACTIONS)
+def test_a_payout_action_with_a_reason_runs_and_the_page_shows_who_and_why(
+    run, operator_client, operator, payout_for, action, before, after
+):
+    payout = payout_for(action)
+
+    response = run(
+        _run_action, operator_client, "payments_payout", action, [payout.pk], "Ticket 4711"
+    )
+
+    assert _messages(response) == [("info", f"1 payout(s) {VERBS[action]}.")]
+    payout.refresh_from_db()
+    assert payout.status == after
+    recorded = payout.actions.filter(action=action).get()
+    assert (recorded.actor, recorded.reason) == (operator, "Ticket 4711")
+    if action == "retry":
+        assert Payout.objects.get(period=f"retry-{payout.pk}").status == "paid"
+    if action == "mark_paid":
+        assert payout.bank_reference == "Ticket 4711"
+    page = operator_client.get(reverse("admin:payments_payout_change", args=[payout.pk]))
+    assert (
+        page.context["inline_admin_formsets"][0]
+        .formset.queryset.filter(action=action, reason="Ticket 4711", actor=operator)
+        .exists()
+    )
+    assert "Ticket 4711" in page.content.decode()
+
+
+def test_staff_without_the_change_permission_run_no_payout_action(client, payout_for):
+    payout = payout_for("hold")
+    viewer = UserFactory(email="viewer@example.com", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_payout"))
+    client.force_login(viewer)
+
+    page = client.get(reverse("admin:payments_payout_changelist"))
+    assert page.status_code == 200
+    assert "action_form" not in page.context or not page.context["action_form"]
+    _run_action(client, "payments_payout", "hold", [payout.pk], "Because")
+
+    payout.refresh_from_db()
+    assert payout.status == "awaiting_approval"
+    assert not payout.actions.exists()
+
+
+# Refund requests: approving or declining needs a reason, kept on the request's page.
+
+
+@pytest.fixture
+def refund_request(money):
+    return money["request"]
+
+
+@pytest.mark.parametrize("action", ["approve", "decline"])
+@pytest.mark.parametrize("reason", [None, "  "])
+def test_a_refund_request_decision_without_a_reason_is_refused_and_changes_nothing(
+    operator_client, refund_request, action, reason
+):
+    row, refunds = _row(refund_request), Refund.objects.count()
+
+    response = _run_action(
+        operator_client, "payments_refundrequest", action, [refund_request.pk], reason
+    )
+
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert text == f"Give a reason for {action[:-1]}ing the selected requests. Nothing was changed."
+    refund_request.refresh_from_db()
+    assert _row(refund_request) == row
+    assert Refund.objects.count() == refunds
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "message"),
+    [
+        ("approve", "approved", "1 request(s) approved and sent to the processor."),
+        ("decline", "declined", "1 request(s) declined."),
+    ],
+)
+def test_a_refund_request_decision_records_who_when_and_why_on_its_page(
+    run, operator_client, operator, refund_request, action, status, message
+):
+    response = run(
+        _run_action,
+        operator_client,
+        "payments_refundrequest",
+        action,
+        [refund_request.pk],
+        " Photo shows the chip ",
+    )
+
+    assert _messages(response) == [("info", message)]
+    refund_request.refresh_from_db()
+    assert (refund_request.status, refund_request.decided_by, refund_request.decision_note) == (
+        status,
+        operator,
+        "Photo shows the chip",
+    )
+    assert refund_request.decided_at is not None
+    assert (refund_request.refund is not None) == (action == "approve")
+    if action == "approve":
+        assert refund_request.refund.status == Refund.Status.SUCCEEDED
+    page = operator_client.get(
+        reverse("admin:payments_refundrequest_change", args=[refund_request.pk])
+    )
+    html = page.content.decode()
+    assert "Decision" in html
+    assert "Photo shows the chip" in html and operator.email in html
+
+
+def test_a_decided_request_is_not_decided_again(run, operator_client, refund_request):
+    run(
+        _run_action,
+        operator_client,
+        "payments_refundrequest",
+        "decline",
+        [refund_request.pk],
+        "Out of time",
+    )
+
+    response = _run_action(
+        operator_client, "payments_refundrequest", "approve", [refund_request.pk], "Changed mind"
+    )
+
+    assert _messages(response) == [("info", "0 request(s) approved and sent to the processor.")]
+    refund_request.refresh_from_db()
+    assert (refund_request.status, refund_request.decision_note) == ("declined", "Out of time")
