@@ -187,7 +187,10 @@ class CheckoutCustomer(_Base):
             )
             self.call("GET", page, "GET /products/[slug]/ (added)", 200, contains="is in your cart")
         self.call("GET", "/cart/", "GET /cart/", 200)
-        self.call("GET", "/checkout/USD/", "GET /checkout/USD/", 200)
+        page = self.call("GET", "/checkout/USD/", "GET /checkout/USD/", 200)
+        token = re.search(r'name="submission_token" value="([^"]+)"', page.text or "")
+        if token is None:
+            raise FlowError("GET /checkout/USD/: no submission token in the form")
         response = self.call(
             "POST",
             "/checkout/USD/",
@@ -200,6 +203,7 @@ class CheckoutCustomer(_Base):
                 "city": "Portland",
                 "postal_code": "97201",
                 "country": "US",
+                "submission_token": token.group(1),
             },
             location=r"/orders/\d+/pay/",
         )

@@ -1,10 +1,21 @@
 """Forms of the cart and checkout pages."""
 
+import re
+import secrets
 from datetime import date
 
 from django import forms
 from django.conf import settings
 from django_countries import countries
+
+from marketplace.services.cart import FORM_EXPIRED
+from marketplace.services.orders import ShippingAddress
+
+SUBMISSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
+
+
+def submission_token_new() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class CartQuantityForm(forms.Form):
@@ -13,6 +24,14 @@ class CartQuantityForm(forms.Form):
 
 
 class ShippingForm(forms.Form):
+    """The delivery address, and the one-time token that makes the form place one order
+    however often it is submitted (``checkout_submit``)."""
+
+    # A fresh token each time the form is shown; checked in ``clean``, so that a
+    # missing or garbled one is the form's own error, not the hidden field's.
+    submission_token = forms.CharField(
+        widget=forms.HiddenInput, required=False, strip=False, initial=submission_token_new
+    )
     name = forms.CharField(
         label="Full name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
     )
@@ -36,6 +55,22 @@ class ShippingForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
     )
     country = forms.ChoiceField(choices=[("", "Choose a country"), *list(countries)])
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if not SUBMISSION_TOKEN.fullmatch(cleaned_data.get("submission_token") or ""):
+            raise forms.ValidationError(FORM_EXPIRED, code="expired")
+        return cleaned_data
+
+    def shipping(self) -> ShippingAddress:
+        fields = ("name", "line1", "line2", "city", "postal_code", "country")
+        return ShippingAddress(**{name: self.cleaned_data[name] for name in fields})
+
+    def renew_token(self) -> None:
+        """Show the form again with a new token: nothing was placed with the old one,
+        and a token that was refused would be refused again."""
+        self.data = self.data.copy()
+        self.data[self.add_prefix("submission_token")] = submission_token_new()
 
 
 def luhn_ok(number: str) -> bool:

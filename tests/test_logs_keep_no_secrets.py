@@ -55,7 +55,9 @@ def test_paying_by_card_logs_no_card_data(client, customer, seller, run, every_l
     product = ProductFactory(seller=seller, price_minor=2500, stock=5)
     client.force_login(customer)
     client.post(reverse("marketplace:cart_add"), {"product": product.pk, "quantity": 1})
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    checkout = reverse("marketplace:checkout", args=["USD"])
+    token = client.get(checkout).context["form"]["submission_token"].value()
+    client.post(checkout, SHIPPING | {"submission_token": token})
     order = Order.objects.get()
     pay = reverse("marketplace:order_pay", args=[order.pk])
 

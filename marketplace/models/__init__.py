@@ -1,5 +1,6 @@
 from marketplace.models.cart import CartItem
 from marketplace.models.catalog import Category, Product
+from marketplace.models.checkout import CheckoutSubmission
 from marketplace.models.deferred_tasks import DeferredTask
 from marketplace.models.idempotency import IdempotencyRecord
 from marketplace.models.orders import Order, OrderLine, SellerOrder
@@ -7,6 +8,7 @@ from marketplace.models.orders import Order, OrderLine, SellerOrder
 __all__ = [
     "CartItem",
     "Category",
+    "CheckoutSubmission",
     "DeferredTask",
     "IdempotencyRecord",
     "Order",

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import Seller, User
 from marketplace.errors import InvalidRequest
-from marketplace.models import CartItem, Order, Product
+from marketplace.models import CartItem, CheckoutSubmission, Order, Product
 from marketplace.services.orders import CartItem as OrderItem
 from marketplace.services.orders import ShippingAddress, place_order
 
@@ -180,4 +180,56 @@ def cart_checkout(
     items = cart_order_items(storage, currency)
     order = place_order(customer=customer, cart_items=items, shipping=shipping)
     storage.remove([item.product_id for item in items])
+    return order
+
+
+FORM_EXPIRED = "This form has expired; please submit it again."
+
+
+def _submitted_order(*, customer: User, submission_token: str) -> Order | None:
+    """The order the form with this token placed, if it placed one; another customer's
+    token is refused without saying whether it exists."""
+    submission = (
+        CheckoutSubmission.objects.select_related("order").filter(token=submission_token).first()
+    )
+    if submission is None:
+        return None
+    if submission.customer_id != customer.pk:
+        raise InvalidRequest(FORM_EXPIRED, code="expired")
+    return submission.order
+
+
+def checkout_submit(
+    *,
+    storage: CartStorage,
+    customer: User,
+    currency: str,
+    shipping: ShippingAddress,
+    submission_token: str,
+) -> Order:
+    """``cart_checkout`` for the checkout form, once per form: the form's one-time token
+    is written with the order under a unique index, so a second submit of the same
+    form (back button, double click, or at the same instant: it waits for the first
+    to commit, then fails on the index and rolls back) places nothing and returns the
+    first order. Another customer's token is refused as an expired form; a token that
+    placed nothing (the order was refused) can be used again.
+    """
+    earlier = _submitted_order(customer=customer, submission_token=submission_token)
+    if earlier is not None:
+        return earlier
+    try:
+        with transaction.atomic():
+            order = cart_checkout(
+                storage=storage, customer=customer, currency=currency, shipping=shipping
+            )
+            CheckoutSubmission.objects.create(
+                token=submission_token, customer=customer, order=order
+            )
+    except IntegrityError:
+        # The same form, submitted at the same instant, placed its order first
+        # (everything above rolled back: stock, order, cart).
+        earlier = _submitted_order(customer=customer, submission_token=submission_token)
+        if earlier is None:
+            raise
+        return earlier
     return order

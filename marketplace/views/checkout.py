@@ -9,8 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import CardForm, ShippingForm
 from marketplace.models import Order
-from marketplace.services.cart import cart_checkout, cart_contents
-from marketplace.services.orders import ShippingAddress
+from marketplace.services.cart import cart_contents, checkout_submit
 from marketplace.web import cart_storage
 from payments.checkout import local_card_authenticate, local_card_pay, payment_start
 from payments.models import PaymentAttempt
@@ -32,24 +31,28 @@ def _my_order(request, pk: int) -> Order:
 @require_http_methods(["GET", "POST"])
 def checkout(request, currency: str):
     storage = cart_storage(request)
-    group = next((g for g in cart_contents(storage) if g.currency == currency), None)
-    if group is None:
-        messages.info(request, f"Your cart has nothing in {currency}.")
-        return redirect("marketplace:cart")
-    initial = {"name": request.user.full_name}
-    form = ShippingForm(request.POST or None, initial=initial)
+    form = ShippingForm(request.POST or None, initial={"name": request.user.full_name})
     if request.method == "POST" and form.is_valid():
+        # Before looking at the cart: a second submit of this form finds it empty,
+        # and must still lead to the order the first one placed.
         try:
-            order = cart_checkout(
+            order = checkout_submit(
                 storage=storage,
                 customer=request.user,
                 currency=currency,
-                shipping=ShippingAddress(**form.cleaned_data),
+                shipping=form.shipping(),
+                submission_token=form.cleaned_data["submission_token"],
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
             return redirect("marketplace:order_pay", pk=order.pk)
+    group = next((g for g in cart_contents(storage) if g.currency == currency), None)
+    if group is None:
+        messages.info(request, f"Your cart has nothing in {currency}.")
+        return redirect("marketplace:cart")
+    if form.is_bound:
+        form.renew_token()
     return render(request, "marketplace/checkout.html", {"form": form, "group": group})
 
 

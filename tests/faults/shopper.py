@@ -26,6 +26,14 @@ ADDRESS = {
 }
 
 
+def submission_token(page: str) -> str:
+    """The checkout form's one-time token (its hidden field), as a browser submits it."""
+    found = re.search(r'name="submission_token" value="([^"]+)"', page)
+    if found is None:
+        raise ShopperError("no submission token in the checkout form")
+    return found.group(1)
+
+
 class ShopperError(Exception):
     def __init__(self, message: str, response: requests.Response | None = None) -> None:
         super().__init__(message)
@@ -99,8 +107,9 @@ class Shopper:
                 "/cart/add/", {"product": item.product_id, "quantity": "1", "next": page}
             )
             self.expect(response, 302, f"add {item.slug}")
-        self.expect(self.get(f"/checkout/{currency}/"), 200, "checkout page")
-        response = self.expect(self.post(f"/checkout/{currency}/", ADDRESS), 302, "check out")
+        page = self.expect(self.get(f"/checkout/{currency}/"), 200, "checkout page")
+        form = ADDRESS | {"submission_token": submission_token(page.text)}
+        response = self.expect(self.post(f"/checkout/{currency}/", form), 302, "check out")
         order_id = int(re.search(r"/orders/(\d+)/", response.headers["Location"]).group(1))
         self.expect(self.get(f"/orders/{order_id}/pay/"), 200, "payment page")
         card_form = {"card_number": card, "expiry": "12/34", "cvc": "123"}

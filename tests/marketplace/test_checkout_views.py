@@ -37,6 +37,12 @@ def shop(seller, other_seller):
     )
 
 
+def form_token(client, currency):
+    """The one-time token of the checkout form, as the page gives it to a browser."""
+    form = client.get(reverse("marketplace:checkout", args=[currency])).context["form"]
+    return {"submission_token": form["submission_token"].value()}
+
+
 def add(client, product, quantity=1):
     return client.post(
         reverse("marketplace:cart_add"), {"product": product.pk, "quantity": quantity}
@@ -88,7 +94,9 @@ def test_checkout_pay_and_see_the_order_paid(client, shop, customer, seller, oth
     add(client, teapot)
     add(client, print_, 2)
 
-    response = client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    response = client.post(
+        reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD")
+    )
     order = Order.objects.get()
     assert response.url == reverse("marketplace:order_pay", args=[order.pk])
     assert order.shipping_city == "London" and order.total_minor == 4500
@@ -112,7 +120,7 @@ def test_a_declined_card_shows_why_and_another_card_pays_the_same_order(
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
     pay = reverse("marketplace:order_pay", args=[order.pk])
 
@@ -131,7 +139,7 @@ def test_the_confirmation_step_card(client, shop, customer, run):
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
 
     step = run(
@@ -158,7 +166,7 @@ def test_a_bad_card_form_changes_nothing(client, shop, customer, card, field, me
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
 
     response = client.post(reverse("marketplace:order_pay", args=[order.pk]), CARD | card)
@@ -179,7 +187,8 @@ def test_a_bad_address_is_a_form_error_and_places_no_order(client, shop, custome
     add(client, teapot)
 
     response = client.post(
-        reverse("marketplace:checkout", args=["USD"]), SHIPPING | {"country": ""}
+        reverse("marketplace:checkout", args=["USD"]),
+        SHIPPING | form_token(client, "USD") | {"country": ""},
     )
 
     assert "country" in response.context["form"].errors
@@ -190,7 +199,7 @@ def test_another_customer_order_is_not_found(client, shop, customer):
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
 
     client.force_login(UserFactory())
@@ -205,7 +214,7 @@ def test_a_cart_in_two_currencies_checks_out_one_currency_at_a_time(client, shop
     add(client, teapot)
     add(client, euro)
 
-    client.post(reverse("marketplace:checkout", args=["EUR"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["EUR"]), SHIPPING | form_token(client, "EUR"))
 
     assert Order.objects.get().currency == "EUR"
     assert list(CartItem.objects.filter(user=customer).values_list("product", flat=True)) == [
@@ -233,7 +242,7 @@ def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, c
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
     url = reverse("marketplace:order_detail", args=[order.pk])
 
@@ -255,7 +264,7 @@ def test_a_payment_recorded_while_the_page_reads_shows_paid_not_a_pay_button(
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
-    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
     order = Order.objects.get()
     stale = Order.objects.get(pk=order.pk)  # read before the payment is recorded
     run(client.post, reverse("marketplace:order_pay", args=[order.pk]), CARD)

@@ -99,3 +99,32 @@ def test_through_the_pages(run, client, paid, customer, seller):
     client.force_login(SellerFactory().user)
     response = client.post(reverse("marketplace:seller_refund_request_approve", args=[request.pk]))
     assert response.status_code == 404
+
+
+def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(run, paid, customer, seller, client):
+    """Money safety, finding 3, on the seller's page: a clear message, nothing refunded."""
+    from payments.disputes import dispute_opened
+
+    request = refund_request_create(
+        customer=customer, order_line=paid.lines.get(title="Teapot"), reason="Broken"
+    )
+    attempt = paid.payment_attempts.get(status="succeeded")
+    dispute_opened(
+        processor_name="local",
+        processor_dispute_id="dp_page",
+        payment_id=attempt.processor_payment_id,
+        amount_minor=paid.total_minor,
+    )
+    client.force_login(seller.user)
+
+    response = run(
+        client.post,
+        reverse("marketplace:seller_refund_request_approve", args=[request.pk]),
+        follow=True,
+    )
+
+    assert "This payment is disputed" in response.content.decode()
+    assert not Refund.objects.exists()
+    request.refresh_from_db()
+    assert request.status == RefundRequest.Status.REQUESTED
+    assert ledger_check().ok
