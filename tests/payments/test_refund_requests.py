@@ -101,7 +101,9 @@ def test_through_the_pages(run, client, paid, customer, seller):
     assert response.status_code == 404
 
 
-def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(run, paid, customer, seller, client):
+def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(
+    run, paid, customer, seller, client
+):
     """Money safety, finding 3, on the seller's page: a clear message, nothing refunded."""
     from payments.disputes import dispute_opened
 
