@@ -1,4 +1,4 @@
-"""``make bench``: the five benchmarks of the production-readiness issue, one after the
+"""``make bench``: the benchmarks of the production-readiness issue, one after the
 other on PostgreSQL, then their rows in one table.
 
     .venv-bench/bin/python -m bench            # the full sizes (about 25 minutes)
@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("ledger posting", "bench.ledger_posting"),
     ("payout run", "bench.payouts"),
     ("balance and dashboard", "bench.dashboard"),
+    ("check_ledger", "bench.check_ledger"),
     ("checkout over HTTP", "bench.checkout_http"),
     ("webhook ingestion", "bench.webhooks"),
 ]

@@ -320,8 +320,9 @@ def histories_for(args: argparse.Namespace, now: datetime) -> list[History]:
 def load(histories: list[History], *, now: datetime, reserve_bps: int) -> tuple[object, object]:
     """Write the histories as the posting service would have: sellers and their
     accounts, payouts, full orders (order, seller order, line, refund) for the refunded
-    ones, then every transaction and entry in time order with ``COPY``, and the
-    accounts' running balances. Returns (user, seller) of seller 0. Call in a transaction."""
+    ones, then every transaction and entry in time order with ``COPY``, each payout's
+    breakdown, and the accounts' running balances. Returns (user, seller) of seller 0.
+    Call in a transaction."""
     from django.core.management.color import no_style
     from django.db import connection
 
@@ -505,6 +506,8 @@ def load(histories: list[History], *, now: datetime, reserve_bps: int) -> tuple[
     }
     balances: dict[int, int] = defaultdict(int)
     entry_id = 0
+    unclaimed: dict[int, list[int]] = defaultdict(list)  # per seller: entry ids
+    breakdowns: list[tuple[int, int]] = []  # (payout id, entry id)
     with connection.cursor() as cursor:
         with cursor.copy(
             "COPY payments_ledgertransaction (id, kind, idempotency_key, reference_type,"
@@ -537,10 +540,17 @@ def load(histories: list[History], *, now: datetime, reserve_bps: int) -> tuple[
                     if event.reference_type != "payout" and event.reference_id in with_lines
                     else None
                 )
+                if event.kind == "payout_sent":
+                    # The payout pays for the available entries since the last one
+                    # (its breakdown, as ``payout_create`` records it).
+                    payout_id = payouts[i, event.reference_id].pk
+                    breakdowns.extend((payout_id, claimed) for claimed in unclaimed.pop(i, []))
                 for kind, amount in event.postings:
                     account = accounts[i, kind] if kind in SELLER_KINDS else platform[kind]
                     balances[account.pk] += amount
                     entry_id += 1
+                    if kind == "available" and not event.kind.startswith("payout_"):
+                        unclaimed[i].append(entry_id)
                     copy.write_row(
                         (
                             entry_id,
@@ -553,6 +563,9 @@ def load(histories: list[History], *, now: datetime, reserve_bps: int) -> tuple[
                             event.at,
                         )
                     )
+        with cursor.copy("COPY payments_payoutentry (payout_id, entry_id) FROM STDIN") as copy:
+            for row in breakdowns:
+                copy.write_row(row)
         # The ids were given here: move the sequences past them.
         models = [LedgerTransaction, LedgerEntry, Order, SellerOrder, OrderLine, Refund]
         for sql in connection.ops.sequence_reset_sql(no_style(), models):
@@ -646,7 +659,8 @@ def main() -> None:
         cursor.execute(
             "VACUUM (ANALYZE) accounts_user, accounts_seller, payments_ledgeraccount,"
             " payments_ledgertransaction, payments_ledgerentry, payments_payout,"
-            " payments_payoutpolicy, payments_commissionrule, payments_localaccount,"
+            " payments_payoutentry, payments_payoutpolicy, payments_commissionrule,"
+            " payments_localaccount,"
             " marketplace_order, marketplace_sellerorder, marketplace_orderline,"
             " payments_refund, payments_refundline"
         )

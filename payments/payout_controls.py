@@ -128,7 +128,10 @@ def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
             raise InvalidState(f"Not paid again: {decision.reason}.")
         created = payout_create(decision, account=account, run=None, by=by)
         if created is None:
-            raise InvalidState("This payout was retried already.")
+            raise InvalidState(
+                "Not paid again: it was retried already, or the seller was frozen or "
+                "paid meanwhile."
+            )
     return created
 
 

@@ -9,11 +9,12 @@ from marketplace.services.orders import CartItem, place_order, seller_order_canc
 from payments.balances import platform_balance, seller_balance
 from payments.checks import ledger_check
 from payments.holds import seller_order_hold_release
-from payments.ledger import Posting, ledger_post, seller_account
 from payments.models import LedgerTransaction, Refund
+from payments.payout_sending import payout_send
+from payments.payouts import run_payouts
 from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory
-from tests.money_helpers import paid_order
+from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -158,15 +159,9 @@ def test_a_refund_after_release_comes_out_of_available_and_can_leave_a_debt(sell
 
     second = paid_order([(seller, 2000, 1)])
     seller_order_hold_release(seller_order=second.seller_orders.get())
-    available = seller_account(seller, "available", "USD")
-    in_transit = seller_account(seller, "in_transit", "USD")
-    ledger_post(
-        kind="payout_sent",
-        idempotency_key="payout:test:sent",
-        reference_type="payout",
-        reference_id="test",
-        postings=[Posting(available, 1800), Posting(in_transit, -1800)],
-    )
+    enable_payouts(seller)
+    payout = run_payouts(sellers=[seller]).created[0]
+    payout_send(payout=payout)  # the 1800 leave for the seller's bank
     refund(second, amount_minor=1000)
 
     balance = seller_balance(seller=seller, currency="USD")

@@ -6,7 +6,7 @@ from payments.checks import ledger_check
 
 
 class Command(BaseCommand):
-    help = "Prove the ledger consistent (see payments/checks.py); exits non-zero on any problem."
+    help = "Prove the ledger consistent (see payments/checks/); exits non-zero on any problem."
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = ledger_check()

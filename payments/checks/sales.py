@@ -1,0 +1,173 @@
+"""Invariants of captured payments, refunds, disputes and processor fees, proved
+from the business tables and the ledger together (checks 9 to 11)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db.models import F, Q, Sum
+
+from marketplace.models import Order
+from payments.checks.report import sums
+from payments.models import Dispute, LedgerEntry, LedgerTransaction, PaymentAttempt, Refund
+from payments.processors.local import processing_fee
+
+TxnKind = LedgerTransaction.Kind
+# A refund that went (or may go) to the customer.
+LIVE_REFUNDS = (Refund.Status.SUCCEEDED, Refund.Status.PENDING)
+
+
+def _on_the_captured_payment(prefix: str = "") -> Q:
+    """Disputes of the order's captured payment, not of a duplicate payment that was
+    refunded on its own (a dispute names its payment attempt when it is known)."""
+    return Q(**{f"{prefix}payment_attempt__isnull": True}) | Q(
+        **{f"{prefix}payment_attempt__status": PaymentAttempt.Status.SUCCEEDED}
+    )
+
+
+def check_given_back(problems: list[str]) -> None:
+    """9. Per order with a captured payment: succeeded refunds plus what lost disputes
+    of that payment took (the disputed amount, as the processor withdrew it) are at
+    most the total, plus what the platform booked as its own loss on them (its
+    ``losses`` account, in those refunds' and disputes' transactions: a customer
+    repaid twice because a refund already sent succeeded while the dispute was open)."""
+    refunded = sums(Refund.objects.filter(status=Refund.Status.SUCCEEDED), "order_id")
+    lost_disputes = list(
+        Dispute.objects.filter(_on_the_captured_payment(), status=Dispute.Status.LOST)
+        .values_list("pk", "order_id", "amount_minor")
+        .order_by()
+    )
+    if not refunded and not lost_disputes:
+        return
+    lost: dict[int, int] = defaultdict(int)
+    for _, order_id, amount in lost_disputes:
+        lost[order_id] += amount
+    booked = _losses_by_order({pk for pk, _, _ in lost_disputes})
+    suspects = set(refunded) | set(lost)
+    paid = Order.objects.filter(paid_at__isnull=False).values_list("pk", "total_minor", "currency")
+    for order_id, total, currency in paid.iterator():
+        if order_id not in suspects:
+            continue
+        given_back = refunded.get(order_id, 0) + lost.get(order_id, 0)
+        if given_back > total + booked.get(order_id, 0):
+            problems.append(
+                f"Order #{order_id}: captured {total} {currency}, but succeeded refunds "
+                f"({refunded.get(order_id, 0)}) and lost disputes ({lost.get(order_id, 0)}) "
+                f"gave back {given_back}"
+                + (
+                    f", and the platform booked only {booked[order_id]} as lost."
+                    if booked.get(order_id)
+                    else "."
+                )
+            )
+
+
+def _losses_by_order(disputes: set[int]) -> dict[int, int]:
+    """What the platform's ``losses`` account took in refund transactions and in the
+    transactions of these disputes, per order (two queries; losses are rare)."""
+    rows = (
+        LedgerEntry.objects.filter(
+            account__seller__isnull=True,
+            account__kind="losses",
+            transaction__reference_type__in=("refund", "dispute"),
+        )
+        .values_list("transaction__reference_type", "transaction__reference_id")
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    )
+    by_refund: dict[int, int] = defaultdict(int)
+    by_dispute: dict[int, int] = defaultdict(int)
+    for reference_type, reference_id, total in rows:
+        if not str(reference_id).isdigit():
+            continue
+        target = by_refund if reference_type == "refund" else by_dispute
+        target[int(reference_id)] += int(total)
+    booked: dict[int, int] = defaultdict(int)
+    if by_refund:
+        for refund_id, order_id in Refund.objects.filter(pk__in=list(by_refund)).values_list(
+            "pk", "order_id"
+        ):
+            booked[order_id] += by_refund[refund_id]
+    if by_dispute:
+        for dispute_id, order_id in Dispute.objects.filter(
+            pk__in=[pk for pk in by_dispute if pk in disputes]
+        ).values_list("pk", "order_id"):
+            booked[order_id] += by_dispute[dispute_id]
+    return booked
+
+
+def check_refunds_under_dispute(problems: list[str]) -> None:
+    """10. No refund (succeeded or pending) was created on an order after a dispute
+    of its payment opened, while that dispute is open or lost: the card network
+    decides what the customer gets back."""
+    barred = (
+        Refund.objects.filter(
+            _on_the_captured_payment("order__disputes__"),
+            status__in=LIVE_REFUNDS,
+            order__disputes__status__in=Dispute.BARS_REFUNDS,
+            order__disputes__opened_at__lt=F("created_at"),
+        )
+        .values_list(
+            "pk",
+            "order_id",
+            "amount_minor",
+            "status",
+            "created_at",
+            "order__disputes__pk",
+            "order__disputes__status",
+            "order__disputes__amount_minor",
+            "order__disputes__opened_at",
+        )
+        .order_by("pk", "order__disputes__pk")
+    )
+    for (
+        refund_id,
+        order_id,
+        amount,
+        status,
+        created,
+        dispute_id,
+        d_status,
+        d_amount,
+        opened,
+    ) in barred.iterator():
+        problems.append(
+            f"Refund #{refund_id} of order #{order_id} ({status}, {amount}) was created at "
+            f"{created:%Y-%m-%d %H:%M:%S} while dispute #{dispute_id} ({d_status}, {d_amount}, "
+            f"opened {opened:%Y-%m-%d %H:%M:%S}) was on the payment."
+        )
+
+
+def check_local_fees(problems: list[str]) -> None:
+    """11. Every payment captured through the local processor has its fee posted
+    (``fee:<order id>``) for what the processor keeps: 2.9% + 30, at most the amount,
+    so never 0 for a payment above 0. Other processors may report no fee (then none
+    is posted), so only their fee's amount is not checked here."""
+    posted = {
+        int(order_id): -int(total)
+        for order_id, total in LedgerEntry.objects.filter(
+            transaction__kind=TxnKind.PROCESSOR_FEE,
+            account__seller__isnull=True,
+            account__kind="processor",
+        )
+        .values_list("transaction__reference_id")
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    }
+    local = PaymentAttempt.objects.filter(
+        processor="local", status=PaymentAttempt.Status.SUCCEEDED, order__paid_at__isnull=False
+    ).values_list("pk", "order_id", "amount_minor")
+    for attempt_id, order_id, amount in local.iterator():
+        expected = processing_fee(amount)
+        got = posted.get(order_id)
+        if got is None and expected:
+            problems.append(
+                f"Order #{order_id}: payment attempt #{attempt_id} of {amount} was captured by "
+                f"the local processor, which kept a fee of {expected}; no fee:{order_id} "
+                "transaction was posted."
+            )
+        elif got is not None and got != expected:
+            problems.append(
+                f"Order #{order_id}: the local processor kept a fee of {expected} on payment "
+                f"attempt #{attempt_id}; fee:{order_id} posted {got}."
+            )
