@@ -21,6 +21,7 @@ from accounts.models import Seller
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.locks import order_lock
 from payments.models import LedgerAccount, LedgerTransaction, PaymentAttempt
 from payments.money import allocate, is_whole_number
 
@@ -109,7 +110,7 @@ def order_processor_fee_recorded(*, order: Order, fee_minor: int) -> LedgerTrans
     The fee may be known at capture or later (from the processor's balance
     transaction); a second call returns the fee already posted.
     """
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    order = order_lock(order.pk)
     key = f"fee:{order.pk}"
     existing: LedgerTransaction | None = LedgerTransaction.objects.filter(
         idempotency_key=key
@@ -144,7 +145,7 @@ def order_payment_captured(
     The fee, when given, is recorded too (``order_processor_fee_recorded``),
     also on a retry whose first attempt had none.
     """
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    order = order_lock(order.pk)
     key = f"payment:{order.pk}"
     txn: LedgerTransaction | None = LedgerTransaction.objects.filter(idempotency_key=key).first()
     if txn is None:
@@ -152,6 +153,13 @@ def order_payment_captured(
             raise InvalidState(
                 f"Order #{order.pk} is {order.get_status_display().lower()}, not awaiting payment."
             )
+        order.status = Order.Status.PAID
+        order.paid_at = captured_at or timezone.now()
+        order.save(update_fields=["status", "paid_at"])
+        # Seller orders before the ledger accounts: the lock order of payments.locks.
+        SellerOrder.objects.filter(order=order, status=SellerOrder.Status.PENDING).update(
+            status=SellerOrder.Status.PAID
+        )
         lines = list(order.lines.select_related("seller_order__seller").order_by("pk"))
         txn = ledger_post(
             kind=TxnKind.PAYMENT_CAPTURED,
@@ -160,12 +168,6 @@ def order_payment_captured(
             reference_id=order.pk,
             postings=payment_postings(order, lines),
             description=f"Payment for order #{order.pk}",
-        )
-        order.status = Order.Status.PAID
-        order.paid_at = captured_at or timezone.now()
-        order.save(update_fields=["status", "paid_at"])
-        SellerOrder.objects.filter(order=order, status=SellerOrder.Status.PENDING).update(
-            status=SellerOrder.Status.PAID
         )
         from payments.integration_events import order_paid_announce
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from marketplace.errors import InvalidState
 from marketplace.models import Order
 from payments.captures import duplicate_payment_fee_recorded, order_payment_captured
+from payments.locks import order_lock
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
 from payments.processors.base import Payment, PaymentStatus
@@ -39,7 +40,7 @@ def payment_start(*, order: Order) -> PaymentAttempt:
     leaves a row whose key the next call reuses.
     """
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = order_lock(order.pk)
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise InvalidState(f"Order #{order.pk} is not waiting for a payment.")
         attempt = order.payment_attempts.filter(status__in=PaymentAttempt.OPEN).last()
@@ -103,7 +104,7 @@ def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
         logger.warning("No payment attempt for %s payment %s", processor_name, payment_id)
         return None
     # The order first, then the attempt: the lock order of every payment path.
-    order = Order.objects.select_for_update().get(pk=found.order_id)
+    order = order_lock(found.order_id)
     attempt = PaymentAttempt.objects.select_for_update().get(pk=found.pk)
     if attempt.status == Status.SUCCEEDED:
         return None  # recorded already

@@ -99,21 +99,38 @@ def _stop(payout: Payout, status: str, action: str, reason: str) -> None:
 def payouts_hold_for_freeze(*, policy: PayoutPolicy) -> int:
     """A frozen policy holds every open payout of the sellers it governs (the seller's
     own, or, for the platform default, every seller without an override of their own).
-    Runs in the caller's transaction; returns how many were held."""
+    Runs in the caller's transaction; returns how many were held.
+
+    The open payouts are locked first, then the governed sellers' money locks (steps 5
+    and 6 of ``payments.locks``). A payout run checks the freeze under the money lock
+    (``payout_create``), so once it is held no payout the first query missed can be
+    made; but one may have been made while it was awaited. Those are locked without
+    waiting (their lock would come after the money lock, out of order): a payout
+    locked by someone else is being sent, approved, released or marked paid, which
+    checks the freeze under the money lock we hold, so it is held then.
+    """
     if not policy.frozen:
         return 0
     if policy.seller_id is not None:
         governed = Q(seller_id=policy.seller_id)
+        seller_ids = [policy.seller_id]
     else:
-        governed = ~Q(seller__in=Seller.objects.filter(payout_policy__isnull=False))
-    held = 0
-    open_payouts = (
-        Payout.objects.select_for_update(no_key=True, of=("self",))
-        .filter(governed, status__in=(Status.AWAITING_APPROVAL, Status.SCHEDULED))
+        overridden = Seller.objects.filter(payout_policy__isnull=False)
+        governed = ~Q(seller__in=overridden)
+        seller_ids = list(Seller.objects.exclude(pk__in=overridden).values_list("pk", flat=True))
+    open_payouts = Payout.objects.select_for_update(no_key=True, of=("self",)).filter(
+        governed, status__in=(Status.AWAITING_APPROVAL, Status.SCHEDULED)
+    )
+    locked = list(open_payouts.order_by("pk"))
+    sellers_money_lock(seller_ids)
+    made_meanwhile = (
+        open_payouts.select_for_update(no_key=True, of=("self",), skip_locked=True)
+        .exclude(pk__in=[payout.pk for payout in locked])
         .order_by("pk")
     )
     reason = f"Payouts frozen: {policy.frozen_reason}"
-    for payout in open_payouts:
+    held = 0
+    for payout in [*locked, *made_meanwhile]:
         _stop(payout, Status.HELD, "hold", reason)
         held += 1
     return held

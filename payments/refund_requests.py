@@ -12,7 +12,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import is_operator, seller_for
 from marketplace.errors import Conflict, InvalidRequest, InvalidState, NotFound
-from marketplace.models import Order, OrderLine
+from marketplace.models import OrderLine
+from payments.locks import order_lock
 from payments.models import Refund, RefundRequest
 from payments.refunds import REFUNDABLE_ORDER_STATUSES, refund_create, refund_submit
 
@@ -48,7 +49,7 @@ def _may_decide(user: User, request: RefundRequest) -> bool:
 
 def _locked_open(request: RefundRequest, by: User) -> RefundRequest:
     request = (
-        RefundRequest.objects.select_for_update()
+        RefundRequest.objects.select_for_update(no_key=True, of=("self",))
         .select_related("order_line__seller_order", "order_line__order")
         .get(pk=request.pk)
     )
@@ -63,7 +64,7 @@ def refund_request_approve(*, request: RefundRequest, by: User, note: str = "") 
     """Approve: refund what is left of the line and send it to the processor. ``note``,
     why (an operator's reason), is kept on the request."""
     with transaction.atomic():
-        Order.objects.select_for_update().get(pk=request.order_line.order_id)
+        order_lock(request.order_line.order_id)
         request = _locked_open(request, by)
         refund = refund_create(
             order=request.order_line.order,

@@ -192,6 +192,11 @@ def _refund_locked(refund: Refund) -> tuple[Refund, list[RefundLine], list[Selle
     order_id = Refund.objects.values_list("order_id", flat=True).get(pk=refund.pk)
     order_lock(order_id)
     refund = Refund.objects.select_for_update(no_key=True).get(pk=refund.pk)
+    list(  # the order's disputes that a refund may resolve against, with the refund
+        Dispute.objects.select_for_update(no_key=True, of=("self",))
+        .filter(order_id=order_id, status__in=Dispute.BARS_REFUNDS)
+        .order_by("pk")
+    )
     refund_lines = list(
         refund.lines.select_related("order_line__seller_order__seller").order_by("order_line_id")
     )
@@ -272,12 +277,8 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
 
 def _dispute_holds(order_id: int) -> dict[int, list[DisputeLine]]:
     """What open or lost disputes of the order's captured payment hold, per order line
-    (the disputes are locked: step 2 of the lock order)."""
-    disputes = list(
-        Dispute.objects.select_for_update(no_key=True, of=("self",))
-        .filter(order_id=order_id, status__in=Dispute.BARS_REFUNDS)
-        .order_by("pk")
-    )
+    (the disputes were locked with the refund: step 2 of the lock order)."""
+    disputes = Dispute.objects.filter(order_id=order_id, status__in=Dispute.BARS_REFUNDS)
     holds: dict[int, list[DisputeLine]] = {}
     for dispute_line in DisputeLine.objects.filter(dispute__in=disputes).select_related("dispute"):
         holds.setdefault(dispute_line.order_line_id, []).append(dispute_line)

@@ -23,6 +23,7 @@ from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
 from marketplace.models import Order, OrderLine, Product, SellerOrder
 from payments.commission import CommissionRuleBook, line_split
+from payments.locks import order_lock
 from payments.models import Refund
 from payments.money import is_whole_number
 from payments.refunds import refund_create
@@ -182,7 +183,7 @@ def _restock(lines: Sequence[OrderLine]) -> None:
 @transaction.atomic
 def order_cancel(*, order: Order) -> Order:
     """Cancel an order that was never paid and put its stock back. Safe to repeat."""
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    order = order_lock(order.pk)
     if order.status == Order.Status.CANCELLED:
         return order
     if order.status != Order.Status.AWAITING_PAYMENT:
@@ -206,8 +207,10 @@ def seller_order_cancel(
     refund for what is still owed; otherwise it changes nothing.
     """
     # The order first, then its seller order: the lock order of every money path.
-    order = Order.objects.select_for_update().get(pk=seller_order.order_id)
-    seller_order = SellerOrder.objects.select_for_update(of=("self",)).get(pk=seller_order.pk)
+    order = order_lock(seller_order.order_id)
+    seller_order = SellerOrder.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=seller_order.pk
+    )
     Status = SellerOrder.Status
     if (
         seller_order.shipped_at
