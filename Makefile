@@ -53,7 +53,7 @@ clean:
 screenshots: $(VENV)/.test
 	$(BIN)/python docs/screenshots.py
 
-## bench: the five benchmarks on PostgreSQL and Redis, in a virtualenv of their own
+## bench: the six benchmarks on PostgreSQL and Redis, in a virtualenv of their own
 ## (BENCH_DATABASE_URL, default marketplace_bench, is wiped; BENCH_ARGS=--quick for a smoke run)
 $(BENCH_VENV)/.installed: requirements.txt requirements-test.txt requirements-bench.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -63,9 +63,12 @@ $(BENCH_VENV)/.installed: requirements.txt requirements-test.txt requirements-be
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 
-## soak: the fault tests (tests/faults) with 60 s of load, on PostgreSQL and Redis
+## soak: the fault tests (tests/faults) with 60 s of load, on PostgreSQL and Redis, then the
+## money state machine with 2,000 examples
 SOAK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/marketplace_soak
 soak: $(VENV)/.test
 	DATABASE_URL=$(SOAK_DATABASE_URL) CELERY_BROKER_URL=redis://127.0.0.1:6379/7 \
 	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/8 REQUIRE_SERVICES=1 SOAK_SECONDS=60 \
 	$(BIN)/pytest tests/faults -m faults $(PYTEST_ARGS)
+	DATABASE_URL=$(SOAK_DATABASE_URL) REQUIRE_SERVICES=1 STATE_MACHINE_EXAMPLES=2000 \
+	$(BIN)/pytest tests/payments/test_money_state_machine.py $(PYTEST_ARGS)

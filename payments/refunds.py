@@ -235,6 +235,7 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
         seller = line.seller_order.seller
         share_left = refund_line.seller_amount_minor
         commission_left = refund_line.commission_amount_minor
+        taken_from_holds = [0, 0]
         for hold in holds.get(line.pk, []):
             if hold.dispute.status == Dispute.Status.OPEN:
                 taken = min(share_left, hold.seller_amount_minor - hold.refunded_seller_minor)
@@ -245,6 +246,8 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
                 hold.refunded_commission_minor += taken_commission
                 hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
                 commission_left -= taken_commission
+                taken_from_holds[0] += taken
+                taken_from_holds[1] += taken_commission
                 if taken:
                     held = seller_account(seller, Kind.DISPUTED, currency)
                     postings.append(Posting(held, taken, line.pk))
@@ -255,6 +258,11 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
                 if taken:
                     postings.append(Posting(platform_account(Kind.LOSSES, currency), taken))
             share_left -= taken
+        if any(taken_from_holds):
+            refund_line.dispute_seller_minor, refund_line.dispute_commission_minor = (
+                taken_from_holds
+            )
+            refund_line.save(update_fields=["dispute_seller_minor", "dispute_commission_minor"])
         if share_left:
             kind = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
             postings.append(Posting(seller_account(seller, kind, currency), share_left, line.pk))
@@ -324,25 +332,74 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
     One transaction (``refund:<id>:reversed``) gives back every entry of the refund:
     the processor account gets the amount again, the commission its part, and each
     seller their part, to where their sale's money is now (available once released,
-    else pending). The reservation on the lines is released, so the amount can be
-    refunded again, and the order's status follows.
+    else pending). What the refund took from a dispute's hold goes back to that
+    dispute: into its hold while it is open; to the seller once it was won; to the
+    platform's ``losses`` once it was lost (the customer was not repaid twice after
+    all). The reservation on the lines is released, so the amount can be refunded
+    again, and the order's status follows.
     """
     released = dict(
         SellerOrder.objects.filter(
             pk__in={rl.order_line.seller_order_id for rl in refund_lines}
         ).values_list("pk", "released_at")
     )
-    lines = {rl.order_line_id: rl.order_line for rl in refund_lines}
-    original = LedgerEntry.objects.filter(transaction__idempotency_key=f"refund:{refund.pk}")
-    postings = []
-    for entry in original.select_related("account__seller"):
-        account = entry.account
+    lines = {rl.order_line_id: rl for rl in refund_lines}
+    currency = refund.currency
+    original = list(
+        LedgerEntry.objects.filter(
+            transaction__idempotency_key=f"refund:{refund.pk}"
+        ).select_related("account__seller")
+    )
+
+    def now_at(seller: Any, line_id: int) -> LedgerAccount:
+        seller_order_id = lines[line_id].order_line.seller_order_id
+        kind = Kind.AVAILABLE if released[seller_order_id] else Kind.PENDING
+        return seller_account(seller, kind, currency)
+
+    postings: list[Posting] = []
+    commission_to_losses: dict[int, int] = {}
+    for entry in original:
+        if entry.account.kind != Kind.DISPUTED or entry.order_line_id is None:
+            continue
+        line_id, seller = entry.order_line_id, entry.account.seller
+        share, commission = entry.amount_minor, lines[line_id].dispute_commission_minor
+        holds = DisputeLine.objects.filter(order_line_id=line_id).select_related("dispute")
+        for hold in holds.order_by("-pk"):
+            back = min(share, hold.refunded_seller_minor)
+            back_commission = min(commission, hold.refunded_commission_minor)
+            if not (back or back_commission):
+                continue
+            share, commission = share - back, commission - back_commission
+            if hold.dispute.status == Dispute.Status.WON:
+                postings.append(Posting(now_at(seller, line_id), -back, line_id))
+                continue
+            hold.refunded_seller_minor -= back
+            hold.refunded_commission_minor -= back_commission
+            hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
+            if hold.dispute.status == Dispute.Status.OPEN:
+                postings.append(Posting(entry.account, -back, line_id))
+            else:  # lost: the platform's double repayment is undone
+                postings.append(Posting(platform_account(Kind.LOSSES, currency), -back))
+                commission_to_losses[line_id] = (
+                    commission_to_losses.get(line_id, 0) + back_commission
+                )
+        if share:
+            postings.append(Posting(now_at(seller, line_id), -share, line_id))
+    for entry in original:
+        account, line_id = entry.account, entry.order_line_id
+        if account.kind == Kind.DISPUTED and line_id is not None:
+            continue
+        amount = -entry.amount_minor
         if account.seller_id is not None and account.kind in (Kind.PENDING, Kind.AVAILABLE):
-            assert account.seller is not None and entry.order_line_id is not None
-            seller_order_id = lines[entry.order_line_id].seller_order_id
-            kind = Kind.AVAILABLE if released[seller_order_id] else Kind.PENDING
-            account = seller_account(account.seller, kind, account.currency)
-        postings.append(Posting(account, -entry.amount_minor, entry.order_line_id))
+            assert line_id is not None
+            account = now_at(account.seller, line_id)
+        elif account.kind == Kind.COMMISSION and line_id in commission_to_losses:
+            shifted = commission_to_losses[line_id]
+            amount += shifted
+            if shifted:
+                postings.append(Posting(platform_account(Kind.LOSSES, currency), -shifted))
+        if amount:
+            postings.append(Posting(account, amount, line_id))
     if postings:
         ledger_post(
             kind=LedgerTransaction.Kind.REFUND_REVERSED,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
 
 from marketplace.models import Order
 from payments.checks.report import sums
@@ -27,14 +28,16 @@ def _on_the_captured_payment(prefix: str = "") -> Q:
 
 def check_given_back(problems: list[str]) -> None:
     """9. Per order with a captured payment: succeeded refunds plus what lost disputes
-    of that payment took (the disputed amount, as the processor withdrew it) are at
-    most the total, plus what the platform booked as its own loss on them (its
+    of that payment held (what its lines took: the disputed amount, capped by what the
+    payment still held when it opened) are at most the total, plus what the platform
+    booked as its own loss on them (its
     ``losses`` account, in those refunds' and disputes' transactions: a customer
     repaid twice because a refund already sent succeeded while the dispute was open)."""
     refunded = sums(Refund.objects.filter(status=Refund.Status.SUCCEEDED), "order_id")
     lost_disputes = list(
         Dispute.objects.filter(_on_the_captured_payment(), status=Dispute.Status.LOST)
-        .values_list("pk", "order_id", "amount_minor")
+        .values_list("pk", "order_id")
+        .annotate(held=Coalesce(Sum("lines__amount_minor"), 0))
         .order_by()
     )
     if not refunded and not lost_disputes:
@@ -147,6 +150,7 @@ def check_local_fees(problems: list[str]) -> None:
         int(order_id): -int(total)
         for order_id, total in LedgerEntry.objects.filter(
             transaction__kind=TxnKind.PROCESSOR_FEE,
+            transaction__reference_type="order",  # not a duplicate payment's fee
             account__seller__isnull=True,
             account__kind="processor",
         )

@@ -57,6 +57,14 @@ class RefundLine(models.Model):
     amount_minor = models.BigIntegerField()
     seller_amount_minor = models.BigIntegerField()
     commission_amount_minor = models.BigIntegerField()
+    dispute_seller_minor = models.BigIntegerField(
+        default=0,
+        help_text="Of the seller's part, what was taken from an open dispute's hold on the "
+        "line (the refund resolved against the dispute).",
+    )
+    dispute_commission_minor = models.BigIntegerField(
+        default=0, help_text="The same for the commission's part."
+    )
 
     class Meta:
         ordering = ["refund_id", "id"]

@@ -150,6 +150,16 @@ def test_refunds_and_lost_disputes_beyond_the_captured_total_are_reported(seller
         opened_at=timezone.now(),
         closed_at=timezone.now(),
     )
+    insert(  # what the dispute held of the line
+        "payments_disputeline",
+        dispute_id=dispute_id,
+        order_line_id=order.lines.get().pk,
+        amount_minor=1000,
+        seller_amount_minor=900,
+        commission_amount_minor=100,
+        refunded_seller_minor=0,
+        refunded_commission_minor=0,
+    )
 
     reported(
         f"Order #{order.pk}: captured 2000 USD, but succeeded refunds (1500) and lost "

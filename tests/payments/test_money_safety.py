@@ -499,3 +499,40 @@ def test_refund_of_the_customer_paid_and_got_back_once(run, paid_by_card, seller
     )["total"]
     assert customer_got_back == 10000
     assert owed(seller, "pending") + owed(seller, "available") == 0
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_a_refund_resolved_against_a_dispute_then_reversed_goes_back_to_the_dispute(
+    paid_by_card, seller, outcome
+):
+    """Found by the state machine: the reversal left 36.00 in the seller's disputed account
+    for good. The customer got back only what the dispute decides."""
+    pending = refund_create(order=paid_by_card, amount_minor=4000)
+    open_dispute(paid_by_card)
+    refund_mark_succeeded(refund=pending)
+
+    refund_mark_failed(refund=pending)  # the refund came back
+    dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=outcome == "won")
+
+    assert owed(seller, "disputed") == 0
+    kept = owed(seller, "pending") + owed(seller, "available")
+    assert kept == (9000 if outcome == "won" else 0)
+    assert platform("losses") == 0
+    assert -platform("commission") == (1000 if outcome == "won" else 0)
+    assert ledger_check().ok
+
+
+def test_a_refund_reversed_after_its_dispute_was_lost_undoes_the_platforms_loss(
+    paid_by_card, seller
+):
+    pending = refund_create(order=paid_by_card, amount_minor=4000)
+    open_dispute(paid_by_card)
+    refund_mark_succeeded(refund=pending)
+    dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=False)
+    assert platform("losses") == 4000
+
+    refund_mark_failed(refund=pending)
+
+    assert platform("losses") == 0 and platform("commission") == 0
+    assert owed(seller, "pending") + owed(seller, "available") + owed(seller, "disputed") == 0
+    assert ledger_check().ok
