@@ -341,11 +341,17 @@ def test_a_dispute_next_to_a_pending_refund_books_the_full_amount(paid_by_card, 
     assert ledger_check().ok
 
 
-def test_a_pending_refund_that_succeeds_resolves_against_the_dispute(paid_by_card, seller):
-    pending = refund_create(order=paid_by_card, amount_minor=4000)
-    open_dispute(paid_by_card)
-
+def refund_resolved_against_a_dispute(order):
+    """A 40.00 refund pending when a 100.00 dispute opens, then succeeding."""
+    pending = refund_create(order=order, amount_minor=4000)
+    open_dispute(order)
     refund_mark_succeeded(refund=pending)
+    return pending
+
+
+def test_a_pending_refund_that_succeeds_resolves_against_the_dispute(paid_by_card, seller):
+    refund_resolved_against_a_dispute(paid_by_card)
+
     dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=False)
 
     # The seller loses their 9000 once; the customer was repaid 4000 twice, which
@@ -359,10 +365,8 @@ def test_a_pending_refund_that_succeeds_resolves_against_the_dispute(paid_by_car
 def test_a_pending_refund_that_succeeds_before_a_won_dispute_charges_the_seller_once(
     paid_by_card, seller
 ):
-    pending = refund_create(order=paid_by_card, amount_minor=4000)
-    open_dispute(paid_by_card)
+    refund_resolved_against_a_dispute(paid_by_card)
 
-    refund_mark_succeeded(refund=pending)
     dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=True)
 
     assert owed(seller, "pending") == 9000 - 3600
@@ -507,9 +511,7 @@ def test_a_refund_resolved_against_a_dispute_then_reversed_goes_back_to_the_disp
 ):
     """Found by the state machine: the reversal left 36.00 in the seller's disputed account
     for good. The customer got back only what the dispute decides."""
-    pending = refund_create(order=paid_by_card, amount_minor=4000)
-    open_dispute(paid_by_card)
-    refund_mark_succeeded(refund=pending)
+    pending = refund_resolved_against_a_dispute(paid_by_card)
 
     refund_mark_failed(refund=pending)  # the refund came back
     dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=outcome == "won")
@@ -525,9 +527,7 @@ def test_a_refund_resolved_against_a_dispute_then_reversed_goes_back_to_the_disp
 def test_a_refund_reversed_after_its_dispute_was_lost_undoes_the_platforms_loss(
     paid_by_card, seller
 ):
-    pending = refund_create(order=paid_by_card, amount_minor=4000)
-    open_dispute(paid_by_card)
-    refund_mark_succeeded(refund=pending)
+    pending = refund_resolved_against_a_dispute(paid_by_card)
     dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=False)
     assert platform("losses") == 4000
 
