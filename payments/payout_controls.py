@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.errors import InvalidState
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
-from payments.locks import payout_lock, sellers_money_lock
+from payments.locks import payout_lock
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
 from payments.payout_guard import PayoutStopped, payout_frozen_reason, payout_guard
 from payments.payout_sending import payout_notify_later
@@ -79,7 +79,6 @@ def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
     written); no longer covered, it is cancelled. Either raises ``PayoutStopped``."""
     with transaction.atomic():
         payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
-        sellers_money_lock([payout.seller_id])
         frozen = payout_frozen_reason(payout)
         if frozen is not None:
             raise PayoutStopped(f"{payout} stays held: {frozen}. Unfreeze the seller first.")

@@ -27,9 +27,9 @@ from accounts.models import Seller
 from marketplace.errors import InvalidState
 from payments.currencies import format_amount
 from payments.locks import sellers_money_lock
-from payments.models import LedgerAccount, Payout, PayoutAction, PayoutPolicy
-from payments.payouts import amounts_claimed
-from payments.policies import PolicyBook
+from payments.models import Payout, PayoutAction, PayoutPolicy
+from payments.payouts import payable_now
+from payments.policies import frozen_policy, frozen_text
 
 Status = Payout.Status
 
@@ -40,28 +40,10 @@ class PayoutStopped(InvalidState):
     code = "payout_stopped"
 
 
-def payout_payable_now(payout: Payout) -> int:
-    """What this payout may pay now: see the module docstring (read, no locks taken)."""
-    available = -int(
-        LedgerAccount.objects.filter(
-            seller_id=payout.seller_id, kind=LedgerAccount.Kind.AVAILABLE, currency=payout.currency
-        )
-        .values_list("balance_minor", flat=True)
-        .first()
-        or 0
-    )
-    claimed = amounts_claimed([payout.seller_id]).get((payout.seller_id, payout.currency), 0)
-    if payout.status in Payout.OPEN:
-        claimed -= payout.amount_minor  # its own claim
-    return available - claimed - payout.reserve_minor
-
-
 def payout_frozen_reason(payout: Payout) -> str | None:
     """Why the payout's seller may not be paid now, if their payouts are frozen."""
-    policy = PolicyBook.load([payout.seller_id]).for_seller(payout.seller_id)
-    if policy.frozen:
-        return f"Payouts frozen: {policy.frozen_reason}"
-    return None
+    policy = frozen_policy(payout.seller_id)
+    return None if policy is None else frozen_text(policy)
 
 
 def payout_guard(payout: Payout) -> str | None:
@@ -76,7 +58,12 @@ def payout_guard(payout: Payout) -> str | None:
     if frozen is not None:
         _stop(payout, Status.HELD, "hold", frozen)
         return frozen
-    payable = payout_payable_now(payout)
+    payable = payable_now(
+        seller_id=payout.seller_id,
+        currency=payout.currency,
+        reserve=payout.reserve_minor,
+        excluding=payout,
+    )
     if payout.amount_minor > payable:
         reason = (
             f"No longer covered: {format_amount(max(payable, 0), payout.currency)} is payable "
@@ -128,7 +115,7 @@ def payouts_hold_for_freeze(*, policy: PayoutPolicy) -> int:
         .exclude(pk__in=[payout.pk for payout in locked])
         .order_by("pk")
     )
-    reason = f"Payouts frozen: {policy.frozen_reason}"
+    reason = frozen_text(policy)
     held = 0
     for payout in [*locked, *made_meanwhile]:
         _stop(payout, Status.HELD, "hold", reason)

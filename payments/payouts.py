@@ -44,7 +44,7 @@ from payments.models import (
     RefundLine,
 )
 from payments.money import percentage
-from payments.policies import PolicyBook, next_payout_date, payout_period
+from payments.policies import PolicyBook, frozen_policy, next_payout_date, payout_period
 from payments.retries import retry_on_conflict
 
 Kind = LedgerAccount.Kind
@@ -113,6 +113,25 @@ def amounts_claimed(seller_ids: Iterable[int]) -> dict[SellerCurrency, int]:
     for seller_id, currency, total in open_payouts.union(pending_refunds, all=True):
         claimed[seller_id, currency] = claimed.get((seller_id, currency), 0) + int(total or 0)
     return claimed
+
+
+def payable_now(
+    *, seller_id: int, currency: str, reserve: int, excluding: Payout | None = None
+) -> int:
+    """What may be paid to a seller now: their available balance, less what open payouts
+    (other than ``excluding``) and pending refunds of released sales claim, less
+    ``reserve``. Read without locks: a caller that acts on it holds the seller's money
+    lock (``payments.locks``)."""
+    available = -int(
+        LedgerAccount.objects.filter(seller_id=seller_id, kind=Kind.AVAILABLE, currency=currency)
+        .values_list("balance_minor", flat=True)
+        .first()
+        or 0
+    )
+    claimed = amounts_claimed([seller_id]).get((seller_id, currency), 0)
+    if excluding is not None and excluding.status in Payout.OPEN:
+        claimed -= excluding.amount_minor  # its own claim
+    return available - claimed - reserve
 
 
 def payout_reserves(
@@ -292,12 +311,11 @@ def payout_create(
             # changed the balance since the plan was made: what fits is read again
             # under the seller's money lock (payments.locks).
             sellers_money_lock([plan.seller.pk])
-            if PolicyBook.load([plan.seller.pk]).for_seller(plan.seller.pk).frozen:
+            if frozen_policy(plan.seller.pk) is not None:
                 return None  # frozen since the plan was made
-            locked = LedgerAccount.objects.get(pk=account.pk)
-            key = (plan.seller.pk, plan.currency)
-            fits = -locked.balance_minor - amounts_claimed([plan.seller.pk]).get(key, 0)
-            fits -= plan.reserve_minor
+            fits = payable_now(
+                seller_id=plan.seller.pk, currency=plan.currency, reserve=plan.reserve_minor
+            )
             if fits <= 0:
                 return None
             plan.amount_minor = min(plan.amount_minor, fits)
@@ -346,15 +364,8 @@ def next_payout_for(*, seller: Seller, currency: str, now: datetime | None = Non
     """When the seller's schedule next pays, and about how much: what would be paid now."""
     now = now or timezone.now()
     book = PolicyBook.load([seller.pk])
-    available = -int(
-        LedgerAccount.objects.filter(seller=seller, kind=Kind.AVAILABLE, currency=currency)
-        .values_list("balance_minor", flat=True)
-        .first()
-        or 0
-    )
-    claimed = amounts_claimed([seller.pk]).get((seller.pk, currency), 0)
     reserve = payout_reserves(book, [seller.pk], now).get((seller.pk, currency), 0)
-    estimate = max(available - claimed - reserve, 0)
+    estimate = max(payable_now(seller_id=seller.pk, currency=currency, reserve=reserve), 0)
     return NextPayout(
         next_payout_date(book.for_seller(seller.pk), now), estimate, currency, reserve
     )

@@ -49,6 +49,17 @@ class PolicyBook:
         return min(p.hold_days for p in [self.default, *self.overrides.values()])
 
 
+def frozen_policy(seller_id: int) -> PayoutPolicy | None:
+    """The policy that freezes this seller's payouts (their own or the default), if any."""
+    policy = PolicyBook.load([seller_id]).for_seller(seller_id)
+    return policy if policy.frozen else None
+
+
+def frozen_text(policy: PayoutPolicy) -> str:
+    """What a frozen policy's payouts are told: the freeze and its reason."""
+    return f"Payouts frozen: {policy.frozen_reason}"
+
+
 def payout_period(policy: PayoutPolicy, now: datetime) -> str | None:
     """The schedule period ``now`` falls in, or None when the schedule is not due today."""
     Schedule = PayoutPolicy.Schedule

@@ -26,10 +26,7 @@ RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
 def is_retryable(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the transaction may simply be run again."""
-    cause = exc.__cause__
-    return getattr(cause, "pgcode", None) in RETRYABLE or getattr(cause, "sqlstate", None) in (
-        RETRYABLE
-    )
+    return getattr(exc.__cause__, "sqlstate", None) in RETRYABLE  # psycopg 3
 
 
 def retry_on_conflict(work: Callable[[], T], *, attempts: int = 5, pause: float = 0.05) -> T:
