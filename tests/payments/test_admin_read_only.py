@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from marketplace.models import DeferredTask, Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
 from payments.holds import seller_order_hold_release
 from payments.models import (
     Dispute,
@@ -32,11 +31,10 @@ from payments.models import (
 )
 from payments.payout_controls import payout_hold
 from payments.payouts import run_payouts
-from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
 from payments.refund_requests import refund_request_create
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
-from tests.money_helpers import enable_payouts
+from tests.money_helpers import enable_payouts, pay_by_card
 
 pytestmark = pytest.mark.django_db
 
@@ -55,13 +53,7 @@ def money(run, customer, seller, other_seller):
     order = place_order(
         customer=customer, cart_items=[CartItem(mine.pk, 1), CartItem(theirs.pk, 1)]
     )
-    attempt = run(payment_start, order=order)
-    run(
-        LocalProcessor().payment_confirm,
-        payment_id=attempt.processor_payment_id,
-        card_number=CARD_SUCCEEDS,
-    )
-    order.refresh_from_db()
+    order = pay_by_card(run, order)
     seller_order_hold_release(seller_order=order.seller_orders.get(seller=seller))
     report = run(run_payouts, sellers=[seller])
     refund = refund_create(order=order, order_line=order.lines.get(title="Print"), reason="Torn")

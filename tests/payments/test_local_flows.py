@@ -40,6 +40,7 @@ from payments.refunds import refund_create, refund_submit
 from payments.tasks import local_event_deliver
 from payments.webhooks import webhook_receive
 from tests.factories import CommissionRuleFactory, ProductFactory
+from tests.money_helpers import pay_again_from_a_stale_tab
 
 pytestmark = pytest.mark.django_db
 
@@ -359,25 +360,7 @@ def test_a_second_payment_of_a_paid_order_is_refunded(run, order):
     first = run(payment_start, order=order)
     run(local.payment_confirm, payment_id=first.processor_payment_id, card_number=CARD_SUCCEEDS)
     # A second payment for the same order appears at the processor (a stale tab).
-    stale = local.payment_create(
-        amount_minor=order.total_minor,
-        currency="USD",
-        transfer_group=f"order-{order.pk}",
-        customer_email="x@example.com",
-        metadata={},
-        idempotency_key="stale-tab",
-    )
-    PaymentAttempt.objects.create(
-        order=order,
-        number=2,
-        processor="local",
-        processor_payment_id=stale.id,
-        amount_minor=order.total_minor,
-        currency="USD",
-        idempotency_key="payment-stale",
-    )
-
-    run(local.payment_confirm, payment_id=stale.id, card_number=CARD_SUCCEEDS)
+    pay_again_from_a_stale_tab(run, order)
 
     duplicate = PaymentAttempt.objects.get(number=2)
     assert duplicate.status == PaymentAttempt.Status.CANCELED

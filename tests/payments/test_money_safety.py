@@ -12,7 +12,6 @@ from django.db.models import Sum
 
 from marketplace.errors import InvalidState
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
 from payments.checks import ledger_check
 from payments.disputes import dispute_closed, dispute_opened
 from payments.holds import seller_order_hold_release
@@ -37,7 +36,7 @@ from payments.payout_sending import payout_send, payouts_sweep
 from payments.payouts import run_payouts
 from payments.policies import payout_policy_save
 from payments.processors.base import InvalidProcessorRequest, TemporaryProcessorError
-from payments.processors.local import CARD_DISPUTED, CARD_SUCCEEDS, LocalProcessor
+from payments.processors.local import CARD_DISPUTED, LocalProcessor
 from payments.refund_requests import refund_request_approve, refund_request_create
 from payments.refunds import (
     refund_create,
@@ -47,7 +46,7 @@ from payments.refunds import (
     refund_sync,
 )
 from tests.factories import CommissionRuleFactory, ProductFactory
-from tests.money_helpers import enable_payouts, paid_order
+from tests.money_helpers import enable_payouts, paid_order, pay_again_from_a_stale_tab, pay_by_card
 
 pytestmark = pytest.mark.django_db
 local = LocalProcessor()
@@ -92,6 +91,12 @@ def sale(seller):
     order = paid_order([(seller, 10000, 1)])
     seller_order_hold_release(seller_order=order.seller_orders.get())
     return order
+
+
+def one_sale(customer, seller):
+    """An order awaiting payment: one 100.00 product of ``seller``."""
+    product = ProductFactory(seller=seller, price_minor=10000, stock=1)
+    return place_order(customer=customer, cart_items=[CartItem(product.pk, 1)])
 
 
 def refund_in_full(order):
@@ -240,12 +245,7 @@ def test_the_sweeper_does_not_send_a_frozen_sellers_payout(sale, seller, monkeyp
 @pytest.fixture
 def disputed(run, customer, seller):
     """A 100.00 order paid with the card that is disputed a moment later."""
-    product = ProductFactory(seller=seller, price_minor=10000, stock=1)
-    order = place_order(customer=customer, cart_items=[CartItem(product.pk, 1)])
-    attempt = run(payment_start, order=order)
-    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_DISPUTED)
-    order.refresh_from_db()
-    return order
+    return pay_by_card(run, one_sale(customer, seller), CARD_DISPUTED)
 
 
 def test_a_refund_of_an_open_dispute_is_refused(disputed):
@@ -268,11 +268,8 @@ def test_a_refund_after_a_lost_dispute_is_refused(run, disputed, seller):
 
 
 def test_a_refund_request_on_a_disputed_payment_is_refused(run, customer, seller):
-    product = ProductFactory(seller=seller, price_minor=10000, stock=1)
-    order = place_order(customer=customer, cart_items=[CartItem(product.pk, 1)])
-    attempt = run(payment_start, order=order)
-    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
-    order.refresh_from_db()
+    order = pay_by_card(run, one_sale(customer, seller))
+    attempt = order.payment_attempts.get(status="succeeded")
     request = refund_request_create(
         customer=customer, order_line=order.lines.get(), reason="Broken"
     )
@@ -308,12 +305,7 @@ def test_the_local_processor_refuses_a_refund_of_a_disputed_charge(disputed):
 
 @pytest.fixture
 def paid_by_card(run, customer, seller):
-    product = ProductFactory(seller=seller, price_minor=10000, stock=1)
-    order = place_order(customer=customer, cart_items=[CartItem(product.pk, 1)])
-    attempt = run(payment_start, order=order)
-    run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
-    order.refresh_from_db()
-    return order
+    return pay_by_card(run, one_sale(customer, seller))
 
 
 def open_dispute(order, amount=10000, dispute_id="dp_1"):
@@ -380,25 +372,7 @@ def test_a_pending_refund_that_succeeds_before_a_won_dispute_charges_the_seller_
 @pytest.fixture
 def duplicate(run, paid_by_card):
     """A second payment of the paid order (a stale tab), refunded when it arrives."""
-    stale = local.payment_create(
-        amount_minor=paid_by_card.total_minor,
-        currency="USD",
-        transfer_group=f"order-{paid_by_card.pk}",
-        customer_email="x@example.com",
-        metadata={},
-        idempotency_key="stale-tab",
-    )
-    attempt = PaymentAttempt.objects.create(
-        order=paid_by_card,
-        number=2,
-        processor="local",
-        processor_payment_id=stale.id,
-        amount_minor=paid_by_card.total_minor,
-        currency="USD",
-        idempotency_key="payment-stale",
-    )
-    run(local.payment_confirm, payment_id=stale.id, card_number=CARD_SUCCEEDS)
-    attempt.refresh_from_db()
+    attempt = pay_again_from_a_stale_tab(run, paid_by_card)
     assert attempt.status == PaymentAttempt.Status.CANCELED
     return attempt
 

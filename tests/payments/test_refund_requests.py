@@ -4,16 +4,15 @@ from django.urls import reverse
 from marketplace.errors import Conflict, InvalidRequest, InvalidState, NotFound
 from marketplace.services.orders import CartItem, place_order
 from payments.balances import seller_balance
-from payments.checkout import payment_start
 from payments.checks import ledger_check
 from payments.models import Refund, RefundRequest
-from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
 from payments.refund_requests import (
     refund_request_approve,
     refund_request_create,
     refund_request_decline,
 )
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
+from tests.money_helpers import pay_by_card
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +25,7 @@ def paid(run, customer, seller, other_seller):
     order = place_order(
         customer=customer, cart_items=[CartItem(mine.pk, 1), CartItem(theirs.pk, 1)]
     )
-    attempt = run(payment_start, order=order)
-    run(
-        LocalProcessor().payment_confirm,
-        payment_id=attempt.processor_payment_id,
-        card_number=CARD_SUCCEEDS,
-    )
-    order.refresh_from_db()
-    return order
+    return pay_by_card(run, order)
 
 
 def test_the_seller_approves_and_the_refund_reaches_the_ledger(run, paid, customer, seller):
