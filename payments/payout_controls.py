@@ -47,7 +47,7 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
         if stopped is None:
             payout_enqueue(payout)
     if stopped is not None:
-        raise PayoutStopped(f"{payout} was approved but not sent: {stopped}.")
+        raise PayoutStopped(f"Approved, but not sent: {stopped}.")
     return payout
 
 
@@ -81,7 +81,7 @@ def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
         payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
         frozen = payout_frozen_reason(payout)
         if frozen is not None:
-            raise PayoutStopped(f"{payout} stays held: {frozen}. Unfreeze the seller first.")
+            raise PayoutStopped(f"It stays held: {frozen}. Unfreeze the seller first.")
         needs_approval = payout.requires_approval and payout.approved_by_id is None
         payout.status = Status.AWAITING_APPROVAL if needs_approval else Status.SCHEDULED
         payout.failure_reason = ""
@@ -90,7 +90,7 @@ def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
         if stopped is None:
             payout_enqueue(payout)
     if stopped is not None:
-        raise PayoutStopped(f"{payout} was released but not sent: {stopped}.")
+        raise PayoutStopped(f"Released, but not sent: {stopped}.")
     return payout
 
 
@@ -158,7 +158,7 @@ def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout
         if stopped is None:
             _post_bank_payout(payout, by, bank_reference.strip())
     if stopped is not None:
-        raise PayoutStopped(f"{payout} was not marked paid: {stopped}.")
+        raise PayoutStopped(f"Not marked paid: {stopped}.")
     return payout
 
 
