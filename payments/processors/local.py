@@ -150,6 +150,19 @@ class LocalProcessor:
         enqueue_on_commit(local_event_deliver, event.id)
         return event
 
+    def _emit_again(self, type_: str, data: Mapping[str, Any], account: str = "") -> None:
+        """On a replayed request: the object's event, emitted if a crash between writing
+        the object and emitting its event lost it, and delivered again if it never
+        reached our webhook endpoint (Stripe retries a delivery until it is received)."""
+        from payments.models import WebhookEvent
+        from payments.tasks import local_event_deliver
+
+        event = LocalEvent.objects.filter(type=type_, data__id=data["id"]).first()
+        if event is None:
+            self._emit(type_, data, account)
+        elif not WebhookEvent.objects.filter(processor=self.name, event_id=event.id).exists():
+            enqueue_on_commit(local_event_deliver, event.id)
+
     @staticmethod
     def _payment(intent: LocalPaymentIntent) -> Payment:
         return Payment(
@@ -523,19 +536,18 @@ class LocalProcessor:
                 "metadata": dict(metadata),
             },
         )
+        event = {
+            "object": "payout",
+            "id": payout.id,
+            "status": "paid",
+            "amount": payout.amount_minor,
+            "currency": payout.currency.lower(),
+            "metadata": dict(payout.metadata),
+        }
         if created:
-            self._emit(
-                "payout.paid",
-                {
-                    "object": "payout",
-                    "id": payout.id,
-                    "status": "paid",
-                    "amount": amount_minor,
-                    "currency": currency.lower(),
-                    "metadata": dict(metadata),
-                },
-                account_id,
-            )
+            self._emit("payout.paid", event, account_id)
+        else:
+            self._emit_again("payout.paid", event, account_id)
         self._fault("payout_create", "after")
         return Payout(
             id=payout.id,

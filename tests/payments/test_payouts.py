@@ -451,3 +451,30 @@ def test_the_local_processor_answers_a_repeated_key_with_the_first_transfer_and_
     assert first == again
     assert (LocalTransfer.objects.count(), LocalPayout.objects.count()) == (1, 1)
     assert LocalEvent.objects.filter(type="payout.paid").count() == 1
+
+
+@pytest.mark.parametrize("lost", ["event", "delivery"])
+def test_a_payout_whose_paid_event_was_lost_in_a_crash_is_settled_on_the_resend(
+    run, earning, monkeypatch, lost
+):
+    """A worker killed between the processor's bank payout and its event (seen in the
+    fault test of a worker killed mid-run): the re-send with the same key finds the
+    payout, and the processor sends the event it never sent, or delivers it again."""
+    payout = run_payouts(sellers=[earning]).created[0]  # its send task is not run here
+    with monkeypatch.context() as patch:
+        if lost == "event":
+            patch.setattr(LocalProcessor, "_emit", lambda *args, **kwargs: None)
+        else:
+            patch.setattr("payments.processors.local.enqueue_on_commit", lambda *a: None)
+        payout_send(payout=payout)  # the crash: nothing reaches our webhook endpoint
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.IN_TRANSIT
+    Payout.objects.filter(pk=payout.pk).update(status=Payout.Status.SENDING)  # not recorded
+
+    run(payout_send, payout=payout)  # the task, delivered again
+
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+    assert LocalPayout.objects.count() == 1 and LocalTransfer.objects.count() == 1
+    assert seller_balance(seller=earning, currency="USD").paid_out == 9000
+    assert ledger_check().ok
