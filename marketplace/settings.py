@@ -254,6 +254,22 @@ PAYMENTS_ORDER_EXPIRY_MINUTES = env.int("PAYMENTS_ORDER_EXPIRY_MINUTES", default
 PAYMENTS_PAYOUT_RUN_HOUR = env.int("PAYMENTS_PAYOUT_RUN_HOUR", default=6)
 # Payout sends per second per worker (Celery rate limit syntax).
 PAYMENTS_PAYOUT_RATE_LIMIT = env.str("PAYMENTS_PAYOUT_RATE_LIMIT", default="10/s")
+# Processor writes a second a payout run's sends are spread over, whatever the number of
+# workers (Stripe allows 100 a second in live mode and 25 in test mode; a payout is two).
+PAYMENTS_PROCESSOR_WRITES_PER_SECOND = env.int("PAYMENTS_PROCESSOR_WRITES_PER_SECOND", default=20)
+if PAYMENTS_PROCESSOR_WRITES_PER_SECOND < 1:
+    raise ImproperlyConfigured("PAYMENTS_PROCESSOR_WRITES_PER_SECOND must be 1 or more.")
+# One processor call of a payout is under way at a time; after this long without an
+# answer (a killed worker), the next attempt looks up what it did first.
+PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS = env.int("PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS", default=300)
+# A payout not through this long after it was sent stops for an operator (Stripe forgets
+# idempotency keys after 24 hours).
+PAYMENTS_PAYOUT_ATTENTION_HOURS = env.int("PAYMENTS_PAYOUT_ATTENTION_HOURS", default=23)
+# Operators emailed about payouts that need them ("Name <email>, ..." or "email, ...").
+ADMINS = [
+    (address.split("<")[0].strip() or address.strip(), address.split("<")[-1].strip(" >"))
+    for address in env.list("PAYMENTS_OPERATOR_EMAILS", default=[])
+]
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
 

@@ -68,6 +68,16 @@ PAYOUT_SUBJECTS = {
     "sent": "Your payout is on its way",
     "paid": "Your payout has arrived",
     "failed": "Your payout did not go through",
+    "bank_refused": "Your payout could not be sent to your bank",
+    "bank_failed": "Your payout did not reach your bank",
+    "returned": "Your bank returned your payout",
+}
+# Events operators hear of too (settings.ADMINS), with what the seller was told.
+OPERATOR_SUBJECTS = {
+    "bank_refused": "Payout #{pk}: the processor refused the bank payout",
+    "bank_failed": "Payout #{pk}: the bank payout failed",
+    "returned": "Payout #{pk}: returned by the seller's bank after it was paid",
+    "attention": "Payout #{pk} needs attention",
 }
 
 
@@ -78,15 +88,21 @@ def payout_notify(*, payout_id: int, event: str) -> int:
 
 
 def _payout_send(payout_id: int, event: str) -> int:
-    from django.core.mail import send_mail
+    from django.core.mail import mail_admins, send_mail
 
     from payments.models import Payout
 
     payout = Payout.objects.select_related("seller__user").get(pk=payout_id)
-    body = render_to_string("payments/email/payout.txt", {"payout": payout, "event": event})
-    return send_mail(
-        PAYOUT_SUBJECTS[event],
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        [payout.seller.user.email],
-    )
+    sent = 0
+    if event in PAYOUT_SUBJECTS:
+        body = render_to_string("payments/email/payout.txt", {"payout": payout, "event": event})
+        sent += send_mail(
+            PAYOUT_SUBJECTS[event], body, settings.DEFAULT_FROM_EMAIL, [payout.seller.user.email]
+        )
+    if event in OPERATOR_SUBJECTS and settings.ADMINS:
+        body = render_to_string(
+            "payments/email/payout_operators.txt", {"payout": payout, "event": event}
+        )
+        mail_admins(OPERATOR_SUBJECTS[event].format(pk=payout.pk), body, fail_silently=False)
+        sent += 1
+    return sent

@@ -14,7 +14,7 @@ from payments.ledger import Posting, ledger_post, platform_account, seller_accou
 from payments.locks import payout_lock
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
 from payments.payout_guard import PayoutStopped, payout_frozen_reason, payout_guard
-from payments.payout_sending import payout_notify_later
+from payments.payout_settlement import payout_notify_later
 from payments.payouts import (
     SkippedSeller,
     amounts_claimed,

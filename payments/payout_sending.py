@@ -1,273 +1,424 @@
-"""Sending payouts through the processor, and the processor's answer.
+"""Sending payouts through the processor: a transfer, then a bank payout, each recorded.
 
-Sending (``payout_send``) is exactly once: the payout is marked ``sending``
-and its amount moved from available to in transit in the ledger
-(``payout:<id>:sent``) before the processor is called; the transfer and the
-payout carry keys derived from the payout's id, so a retry after a crash or
-a timeout repeats the same processor operations rather than new ones. The
-processor's ``payout.paid`` / ``payout.failed`` events settle it
-(``payout:<id>:paid``: in transit to the processor's cash; ``payout:<id>:failed``:
-back to available, where the next run pays it again).
+A processor payout moves in three recorded steps (docs/money.md, "Payouts"):
 
-We transfer to the seller's connected account and then create the payout of
-that balance ourselves, because the platform controls the connected
-accounts' payout schedule (manual payouts at the processor): the money
-leaves on our schedule and every bank payout is one of our ``Payout`` rows.
+1. **Sent.** The payout is marked ``sending`` and its amount moves from the
+   seller's available balance to in transit (``payout:<id>:sent``) before any
+   processor call.
+2. **Transferred.** A transfer from the platform's processor balance to the
+   seller's connected account. Its id is recorded, with the ledger's
+   ``payout:<id>:transferred`` (processor cash to ``connected``: in sellers'
+   processor accounts), in its own transaction the moment the processor answers;
+   the payout is ``transferred``. A refused transfer fails the payout: the money
+   never left, it goes back to available (``payout:<id>:failed``) and the next run
+   pays it.
+3. **Bank payout.** A payout from the connected account to the seller's bank; the
+   payout is ``in_transit`` until the processor's ``payout.paid`` / ``payout.failed``
+   settles it (``payments/payout_settlement.py``). A refused or failed bank payout
+   leaves the money in the connected account: the payout goes back to
+   ``transferred`` and a later attempt pays out from there. Nothing transfers twice.
+
+Attempts and keys. Every processor call is a ``PayoutStep`` with its own
+idempotency key (``payout-<id>-transfer-<n>``, ``payout-<id>-bank-<n>``) that is
+used by one attempt only; the SDK's own network retries within that attempt
+reuse it within seconds. A retry is a new attempt with a new key, so no key is
+ever relied on after the processor forgets it (Stripe keeps keys 24 hours) and a
+stored error answer (Stripe replays a ``balance_insufficient`` for 24 hours)
+never blocks a retry. What an earlier attempt whose answer was lost may have
+done is looked up first (the transfer by its ``transfer_group``, the bank payout
+by its metadata) and adopted. One attempt is under way at a time: an attempt is
+claimed under the payout's row lock and holds a lease
+(``PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS``); a second sender meeting it does
+nothing, and after the lease the attempt counts as unanswered.
+
+Retries. Temporary errors (rate limits, timeouts, a processor balance still
+settling) set ``next_attempt_at`` with exponential backoff; the task retries
+then, and the sweeper sends whatever is due if the task was lost. A payout
+still not through ``PAYMENTS_PAYOUT_ATTENTION_HOURS`` after it was sent stops
+and waits for an operator ("needs attention", with what is known).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from marketplace.errors import InvalidState
 from marketplace.task_queue import enqueue_on_commit
-from payments.ledger import Posting, ledger_account, ledger_post
+from payments.ledger import Posting, ledger_post
 from payments.locks import payout_lock, sellers_money_lock
-from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
+from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod, PayoutStep
 from payments.payout_guard import payout_frozen_reason, payout_guard
+from payments.payout_settlement import (
+    payout_accounts,
+    payout_failed,
+    payout_notify_later,
+    payout_transferred,
+)
 from payments.processors import get_processor
-from payments.processors.base import InvalidProcessorRequest, ProcessorError
+from payments.processors.base import (
+    InvalidProcessorRequest,
+    PaymentProcessor,
+    ProcessorError,
+    TemporaryProcessorError,
+    Transfer,
+)
+from payments.processors.base import Payout as ProcessorPayout
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 Status = Payout.Status
+Step = PayoutStep.Kind
+Outcome = PayoutStep.Outcome
+
 BALANCE_SHORT = "Waiting for the platform's processor balance; retried automatically"
+# Refusals that are not the seller's fault and pass by themselves: retried later.
+RETRY_LATER_CODES = frozenset({"balance_insufficient"})
+FIRST_RETRY_SECONDS = 60
+KEY_NAMES: dict[str, str] = {Step.TRANSFER: "transfer", Step.BANK_PAYOUT: "bank"}
+LONGEST_RETRY_SECONDS = 3600
 
 
 def payout_send(*, payout: Payout) -> Payout:
-    """Send a scheduled payout through the processor, exactly once (see the module docstring)."""
-    with transaction.atomic():
-        payout = payout_lock(payout.pk)
-        if payout.method != PayoutMethod.PROCESSOR:
-            return payout
-        if payout.status == Status.SCHEDULED:
-            if payout_guard(payout) is not None:
-                return payout  # held or cancelled, with the reason on it
-            accounts = _payout_accounts(payout, Kind.AVAILABLE, Kind.IN_TRANSIT)
-            ledger_post(
-                kind=TxnKind.PAYOUT_SENT,
-                idempotency_key=f"payout:{payout.pk}:sent",
-                reference_type="payout",
-                reference_id=payout.pk,
-                postings=[
-                    Posting(accounts[Kind.AVAILABLE], payout.amount_minor),
-                    Posting(accounts[Kind.IN_TRANSIT], -payout.amount_minor),
-                ],
-                description=f"Payout #{payout.pk} sent",
-            )
-            payout.status, payout.sent_at = Status.SENDING, timezone.now()
-            payout.processor = get_processor().name
-            payout.save(update_fields=["status", "sent_at", "processor"])
-        elif payout.status != Status.SENDING:
-            return payout
-        elif (frozen := payout_frozen_reason(payout)) is not None:
-            # Its money left the available balance already; it goes on once unfrozen.
-            Payout.objects.filter(pk=payout.pk).update(failure_reason=frozen[:255])
-            return payout
-    processor = get_processor(payout.processor)
-    metadata = {"payout_id": str(payout.pk), "seller_id": str(payout.seller_id)}
-    try:
-        transfer = processor.transfer_create(
-            amount_minor=payout.amount_minor,
-            currency=payout.currency,
-            destination=payout.seller.payout_account_id,
-            transfer_group=f"payout-{payout.pk}",
-            source_charge="",
-            metadata=metadata,
-            idempotency_key=f"{payout.idempotency_key}-transfer",
-        )
-        sent = processor.payout_create(
-            account_id=payout.seller.payout_account_id,
-            amount_minor=payout.amount_minor,
-            currency=payout.currency,
-            metadata=metadata,
-            idempotency_key=f"{payout.idempotency_key}-payout",
-        )
-    except InvalidProcessorRequest as exc:
-        if exc.code == "balance_insufficient":
-            # Card funds not settled yet at the processor: not the seller's
-            # failure. The payout stays "sending" and the sweeper retries it.
-            Payout.objects.filter(pk=payout.pk).update(failure_reason=BALANCE_SHORT)
-            payout.refresh_from_db()
-            return payout
-        return payout_failed(payout=payout, reason=exc.message)
-    with transaction.atomic():
-        current = payout_lock(payout.pk)
-        if current.status == Status.SENDING:
-            current.status = Status.IN_TRANSIT
-        current.processor_transfer_id = transfer.id
-        current.processor_payout_id = sent.id
-        current.failure_reason = ""
-        current.save(
-            update_fields=[
-                "status",
-                "processor_transfer_id",
-                "processor_payout_id",
-                "failure_reason",
-            ]
-        )
-        if not payout.processor_payout_id:  # the first time it got through
-            current.seller = payout.seller
-            payout_notify_later(current, "sent")
-    return current
-
-
-def _payout_accounts(payout: Payout, *kinds: str) -> dict[str, LedgerAccount]:
-    """The ledger accounts of these kinds in the payout's currency (the seller's, or the
-    platform's for a platform kind), read in one query; made on first use."""
-    seller_kinds = [kind for kind in kinds if kind not in LedgerAccount.PLATFORM_KINDS]
-    platform_kinds = [kind for kind in kinds if kind in LedgerAccount.PLATFORM_KINDS]
-    wanted = Q(pk__in=[])
-    if seller_kinds:
-        wanted |= Q(seller_id=payout.seller_id, kind__in=seller_kinds)
-    if platform_kinds:
-        wanted |= Q(seller__isnull=True, kind__in=platform_kinds)
-    found = {
-        account.kind: account
-        for account in LedgerAccount.objects.filter(wanted, currency=payout.currency)
-    }
-    for kind in kinds:
-        if kind not in found:
-            seller = None if kind in platform_kinds else payout.seller
-            found[kind] = ledger_account(kind=kind, currency=payout.currency, seller=seller)
-    return found
-
-
-def _payout_locked(payout: Payout) -> Payout:
-    """The payout read again under its row lock, then its seller's money lock."""
-    locked = payout_lock(payout.pk)
-    sellers_money_lock([locked.seller_id])
-    return locked
-
-
-@transaction.atomic
-def payout_paid(*, payout: Payout) -> Payout:
-    """The processor paid the seller's bank: in transit becomes paid out. Safe to repeat."""
-    return _payout_paid(_payout_locked(payout))
-
-
-def _payout_paid(payout: Payout) -> Payout:
-    """``payout_paid`` of a payout read under its lock in the current transaction."""
-    if payout.status in (Status.PAID, Status.FAILED):
-        return payout
-    if payout.status not in (Status.SENDING, Status.IN_TRANSIT):
-        raise InvalidState(f"Payout #{payout.pk} was not sent.")
-    accounts = _payout_accounts(payout, Kind.IN_TRANSIT, Kind.PROCESSOR)
-    ledger_post(
-        kind=TxnKind.PAYOUT_PAID,
-        idempotency_key=f"payout:{payout.pk}:paid",
-        reference_type="payout",
-        reference_id=payout.pk,
-        postings=[
-            Posting(accounts[Kind.IN_TRANSIT], payout.amount_minor),
-            Posting(accounts[Kind.PROCESSOR], -payout.amount_minor),
-        ],
-        description=f"Payout #{payout.pk} paid",
-    )
-    payout.status, payout.paid_at = Status.PAID, timezone.now()
-    payout.save(update_fields=["status", "paid_at"])
-    payout_notify_later(payout, "paid")
+    """Take the payout as far as it can go now: transfer it, then pay it out to the
+    seller's bank (see the module docstring). Safe to call at any time, from any
+    number of workers."""
+    payout = _start(payout)
+    if payout.status == Status.SENDING and _may_call(payout):
+        payout = _transfer_step(payout)
+    if payout.status == Status.TRANSFERRED and _may_call(payout):
+        payout = _bank_payout_step(payout)
     return payout
 
 
-@transaction.atomic
-def payout_failed(*, payout: Payout, reason: str) -> Payout:
-    """The payout did not reach the seller: the money is available again and is paid next run."""
-    return _payout_failed(_payout_locked(payout), reason)
+def payout_resume(*, payout: Payout) -> Payout:
+    """Operators: clear "needs attention" and send again now (after a look-up of what
+    earlier attempts did). The payout's new attention window starts now."""
+    with transaction.atomic():
+        locked = payout_lock(payout.pk)
+        if locked.status not in (Status.SENDING, Status.TRANSFERRED):
+            return locked
+        Payout.objects.filter(pk=locked.pk).update(
+            attention_reason="", next_attempt_at=None, sent_at=timezone.now()
+        )
+    return payout_send(payout=locked)
 
 
-def _payout_failed(payout: Payout, reason: str) -> Payout:
-    """``payout_failed`` of a payout read under its lock in the current transaction."""
-    if payout.status in (Status.PAID, Status.FAILED, Status.CANCELLED):
-        return payout
-    if payout.status in (Status.SENDING, Status.IN_TRANSIT):
-        accounts = _payout_accounts(payout, Kind.IN_TRANSIT, Kind.AVAILABLE)
+def _start(payout: Payout) -> Payout:
+    """Mark a scheduled payout sent (money to in transit), once; read it again otherwise."""
+    with transaction.atomic():
+        payout = payout_lock(payout.pk)
+        if payout.method != PayoutMethod.PROCESSOR or payout.status != Status.SCHEDULED:
+            return payout
+        if payout_guard(payout) is not None:
+            return payout  # held or cancelled, with the reason on it
+        accounts = payout_accounts(payout, Kind.AVAILABLE, Kind.IN_TRANSIT)
         ledger_post(
-            kind=TxnKind.PAYOUT_FAILED,
-            idempotency_key=f"payout:{payout.pk}:failed",
+            kind=TxnKind.PAYOUT_SENT,
+            idempotency_key=f"payout:{payout.pk}:sent",
             reference_type="payout",
             reference_id=payout.pk,
             postings=[
-                Posting(accounts[Kind.IN_TRANSIT], payout.amount_minor),
-                Posting(accounts[Kind.AVAILABLE], -payout.amount_minor),
+                Posting(accounts[Kind.AVAILABLE], payout.amount_minor),
+                Posting(accounts[Kind.IN_TRANSIT], -payout.amount_minor),
             ],
-            description=f"Payout #{payout.pk} failed",
+            description=f"Payout #{payout.pk} sent",
         )
-    payout.breakdown.all().delete()  # its entries are paid by the next payout
-    payout.status, payout.failed_at = Status.FAILED, timezone.now()
-    payout.failure_reason = reason[:255]
-    payout.save(update_fields=["status", "failed_at", "failure_reason"])
-    payout_notify_later(payout, "failed")
-    return payout
+        payout.status, payout.sent_at = Status.SENDING, timezone.now()
+        payout.processor = get_processor().name
+        payout.save(update_fields=["status", "sent_at", "processor"])
+        return payout
 
 
-@transaction.atomic(savepoint=False)  # all or nothing with its caller's transaction
-def payout_sync(
-    *, processor_name: str, processor_payout_id: str, status: str, metadata: dict[str, str]
+def _may_call(payout: Payout) -> bool:
+    return payout.method == PayoutMethod.PROCESSOR and not payout.attention_reason
+
+
+# --- Claiming an attempt ---------------------------------------------------------------------
+
+
+def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | None, bool]:
+    """Start attempt n+1 of ``kind`` under the payout's row lock, if no other attempt is
+    under way and the payout may go on. Returns the step (None: not now) and whether
+    an earlier attempt's outcome is unknown, so what it did must be looked up first."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = payout_lock(payout.pk)
+        if locked.status != wanted_status or not _may_call(locked):
+            return None, False
+        if (frozen := payout_frozen_reason(locked)) is not None:
+            # Its money left the available balance already; it goes on once unfrozen.
+            Payout.objects.filter(pk=locked.pk).update(failure_reason=frozen[:255])
+            return None, False
+        steps = list(locked.steps.order_by("pk"))
+        lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
+        for step in steps:
+            if step.outcome != Outcome.IN_FLIGHT:
+                continue
+            if step.started_at > now - lease:
+                return None, False  # another worker is on it
+            step.outcome, step.finished_at = Outcome.ERROR, now
+            step.message = "No answer recorded: the worker stopped during the call"
+            step.save(update_fields=["outcome", "finished_at", "message"])
+        if locked.next_attempt_at and locked.next_attempt_at > now:
+            return None, False  # backing off
+        if _needs_attention(locked, now):
+            return None, False
+        of_kind = [step for step in steps if step.kind == kind]
+        attempt = len(of_kind) + 1
+        unknown = any(step.outcome == Outcome.ERROR for step in of_kind)
+        if attempt == 1 and locked.sent_at and locked.sent_at < now - lease:
+            # A first attempt long after the payout was sent: a release before attempts
+            # were recorded may have made the call already, so look first.
+            unknown = True
+        step = PayoutStep.objects.create(
+            payout=locked,
+            kind=kind,
+            attempt=attempt,
+            idempotency_key=f"{locked.idempotency_key}-{KEY_NAMES[kind]}-{attempt}",
+            amount_minor=locked.amount_minor if kind == Step.TRANSFER else locked.bank_amount_minor,
+        )
+        if locked.next_attempt_at:
+            Payout.objects.filter(pk=locked.pk).update(next_attempt_at=None)
+        return step, unknown
+
+
+def _needs_attention(payout: Payout, now: datetime) -> bool:
+    """Stop a payout that has not got through in the attention window: every attempt
+    after that would rely on look-ups alone, and an operator should know why."""
+    window = timedelta(hours=settings.PAYMENTS_PAYOUT_ATTENTION_HOURS)
+    started = payout.sent_at or payout.created_at
+    if started is None or started > now - window:
+        return False
+    last = payout.steps.exclude(message="").order_by("-pk").first()
+    known = f"last answer: {last.message}" if last else "no answer recorded"
+    step = "transfer" if payout.status == Status.SENDING else "bank payout"
+    reason = (
+        f"Not through after {settings.PAYMENTS_PAYOUT_ATTENTION_HOURS} hours "
+        f"({step}; {known}). Check the processor's dashboard, then retry."
+    )[:255]
+    Payout.objects.filter(pk=payout.pk).update(attention_reason=reason, next_attempt_at=None)
+    payout.attention_reason = reason
+    payout_notify_later(payout, "attention")
+    return True
+
+
+def _finish(
+    step: PayoutStep, outcome: str, *, object_id: str = "", exc: ProcessorError | None = None
 ) -> None:
-    """Apply a ``payout.paid`` or ``payout.failed`` event to our payout: the one with
-    that processor payout id, else (not recorded yet) the one its metadata names."""
-    if status not in ("paid", "failed", "canceled"):
-        return
-    # An empty id would match every payout not sent yet: match by the name only then.
-    by_processor_id = (
-        Q(processor=processor_name, processor_payout_id=processor_payout_id)
-        if processor_payout_id
-        else Q(pk__in=[])
+    step.outcome, step.finished_at = outcome, timezone.now()
+    if object_id:
+        step.processor_object_id = object_id
+    if exc is not None:
+        step.error_code = exc.code[:100]
+        step.message = exc.message[:255]
+    step.save(
+        update_fields=["outcome", "finished_at", "processor_object_id", "error_code", "message"]
     )
-    named = metadata.get("payout_id", "")
-    wanted = (by_processor_id | Q(pk=int(named))) if named.isdigit() else by_processor_id
-    # Both lookups in one query, which takes the rows' locks (in key order) at once.
-    candidates = list(
-        Payout.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("seller")
-        .filter(wanted)
-        .order_by("pk")
-    )
-    payout = next(
-        (
-            p
-            for p in candidates
-            if p.processor == processor_name and p.processor_payout_id == processor_payout_id
-        ),
-        candidates[0] if candidates else None,
-    )
-    if payout is None:
-        return
-    sellers_money_lock([payout.seller_id])
-    if status == "paid":
-        _payout_paid(payout)
-    else:
-        _payout_failed(payout, f"The processor reported the payout {status}.")
 
 
-def payouts_sweep(*, older_than_minutes: int = 10) -> int:
-    """Send again payouts stuck in "scheduled" or "sending" (a lost task, a crash, a
-    timeout, a short processor balance). The processor keys make it safe."""
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    stuck = Payout.objects.filter(
-        method=PayoutMethod.PROCESSOR,
-        status__in=(Status.SCHEDULED, Status.SENDING),
-        created_at__lt=cutoff,
-    ).order_by("pk")
+def _retry_later(payout: Payout, step: PayoutStep, exc: ProcessorError, reason: str) -> Payout:
+    """A temporary failure: record it and try again after a backoff."""
+    delay = min(FIRST_RETRY_SECONDS * 2 ** (step.attempt - 1), LONGEST_RETRY_SECONDS)
+    delay = int(delay * random.uniform(0.8, 1.2))
+    with transaction.atomic():
+        locked = payout_lock(payout.pk)
+        # Unknown (no answer) or known not done (a refusal that passes).
+        outcome = Outcome.ERROR if isinstance(exc, TemporaryProcessorError) else Outcome.REFUSED
+        _finish(PayoutStep.objects.select_for_update().get(pk=step.pk), outcome, exc=exc)
+        locked.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+        locked.failure_reason = reason[:255]
+        locked.save(update_fields=["next_attempt_at", "failure_reason"])
+        return locked
+
+
+# --- Step 2: the transfer ----------------------------------------------------------------------
+
+
+def _transfer_step(payout: Payout) -> Payout:
+    step, unknown = _claim(payout, Step.TRANSFER, Status.SENDING)
+    if step is None:
+        return Payout.objects.select_related("seller").get(pk=payout.pk)
+    processor = get_processor(payout.processor)
+    destination = payout.seller.payout_account_id
+    try:
+        found = (
+            processor.transfer_find(transfer_group=payout.transfer_group, destination=destination)
+            if unknown
+            else None
+        )
+        transfer = found or _transfer_create(processor, payout, step, destination)
+    except InvalidProcessorRequest as exc:
+        if exc.code in RETRY_LATER_CODES:
+            return _retry_later(payout, step, exc, BALANCE_SHORT)
+        with transaction.atomic():
+            _finish(step, Outcome.REFUSED, exc=exc)
+            return payout_failed(payout=payout, reason=f"The transfer was refused: {exc.message}")
+    except ProcessorError as exc:
+        return _retry_later(payout, step, exc, f"Transfer not confirmed yet: {exc.message}")
+    with transaction.atomic():
+        _finish(step, Outcome.ADOPTED if found else Outcome.SUCCEEDED, object_id=transfer.id)
+        return payout_transferred(payout=payout, transfer_id=transfer.id)
+
+
+def _transfer_create(
+    processor: PaymentProcessor, payout: Payout, step: PayoutStep, destination: str
+) -> Transfer:
+    return processor.transfer_create(
+        amount_minor=step.amount_minor,
+        currency=payout.currency,
+        destination=destination,
+        transfer_group=payout.transfer_group,
+        metadata={"payout_id": str(payout.pk), "seller_id": str(payout.seller_id)},
+        idempotency_key=step.idempotency_key,
+    )
+
+
+# --- Step 3: the bank payout ---------------------------------------------------------------------
+
+
+def _bank_payout_step(payout: Payout) -> Payout:
+    step, unknown = _claim(payout, Step.BANK_PAYOUT, Status.TRANSFERRED)
+    if step is None:
+        return Payout.objects.select_related("seller").get(pk=payout.pk)
+    processor = get_processor(payout.processor)
+    account = payout.seller.payout_account_id
+    try:
+        found = _bank_payout_lookup(processor, payout, account) if unknown else None
+        sent = found or processor.payout_create(
+            account_id=account,
+            amount_minor=step.amount_minor,
+            currency=payout.currency,
+            metadata=_bank_metadata(payout, step.attempt),
+            idempotency_key=step.idempotency_key,
+        )
+    except InvalidProcessorRequest as exc:
+        if exc.code in RETRY_LATER_CODES:
+            return _retry_later(payout, step, exc, f"Bank payout waiting: {exc.message}")
+        return _bank_refused(payout, step, exc)
+    except ProcessorError as exc:
+        return _retry_later(payout, step, exc, f"Bank payout not confirmed yet: {exc.message}")
+    return _bank_sent(payout, step, sent, adopted=found is not None)
+
+
+def _bank_metadata(payout: Payout, attempt: int) -> dict[str, str]:
+    return {"payout_id": str(payout.pk), "attempt": str(attempt)}
+
+
+def _bank_payout_lookup(
+    processor: PaymentProcessor, payout: Payout, account: str
+) -> ProcessorPayout | None:
+    """The bank payout an unanswered earlier attempt made, if any (or, for a payout sent
+    before attempts were recorded, the one named by the payout alone)."""
+    unanswered = payout.steps.filter(kind=Step.BANK_PAYOUT, outcome=Outcome.ERROR)
+    looks = [(_bank_metadata(payout, step.attempt), step.started_at) for step in unanswered] or [
+        ({"payout_id": str(payout.pk)}, payout.sent_at or payout.created_at)
+    ]
+    for metadata, since in looks:
+        found = processor.payout_find(
+            account_id=account, metadata=metadata, since=since - timedelta(minutes=5)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _bank_refused(payout: Payout, step: PayoutStep, exc: ProcessorError) -> Payout:
+    """The processor refused the bank payout: the money stays in the seller's processor
+    account, and the next run tries again (after the seller fixes their bank details)."""
+    with transaction.atomic():
+        locked = payout_lock(payout.pk)
+        _finish(PayoutStep.objects.get(pk=step.pk), Outcome.REFUSED, exc=exc)
+        locked.failure_reason = f"Bank payout refused: {exc.message}"[:255]
+        locked.save(update_fields=["failure_reason"])
+        payout_notify_later(locked, "bank_refused")
+        return locked
+
+
+def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopted: bool) -> Payout:
+    """Record the bank payout on the attempt that made it (an adopted one is an earlier
+    attempt's, whose answer was lost) and the payout as in transit."""
+    from payments.payout_settlement import bank_payout_settle
+
+    with transaction.atomic():
+        locked = payout_lock(payout.pk)
+        steps = PayoutStep.objects.select_for_update().filter(payout=locked, kind=Step.BANK_PAYOUT)
+        step = steps.get(pk=step.pk)
+        maker = step
+        made_by = sent.metadata.get("attempt", "")
+        if adopted and made_by.isdigit() and int(made_by) != step.attempt:
+            maker = steps.filter(attempt=int(made_by)).first() or step
+        if maker != step:
+            step.message = f"Found the bank payout of attempt {maker.attempt}"
+            _finish(step, Outcome.ADOPTED)
+        _finish(maker, Outcome.ADOPTED if adopted else Outcome.SUCCEEDED, object_id=sent.id)
+        if not maker.object_status:  # its event may have come first
+            maker.object_status = sent.status
+            maker.save(update_fields=["object_status"])
+        if locked.status == Status.TRANSFERRED:
+            locked.status = Status.IN_TRANSIT
+            locked.processor_payout_id = sent.id
+            locked.failure_reason = ""
+            locked.save(update_fields=["status", "processor_payout_id", "failure_reason"])
+            payout_notify_later(locked, "sent")
+        if sent.status in ("paid", "failed", "canceled"):
+            sellers_money_lock([locked.seller_id])
+            bank_payout_settle(
+                payout=locked, step=maker, status=sent.status, message=sent.failure_message
+            )
+        return Payout.objects.select_related("seller").get(pk=locked.pk)
+
+
+# --- Retries ------------------------------------------------------------------------------
+
+
+def payouts_sweep(
+    *, older_than_minutes: int = 10, send: Callable[..., Payout] | None = None
+) -> int:
+    """Send again the payouts a lost task, a crash or a temporary error left behind: those
+    whose retry is due, and those scheduled or sending for ``older_than_minutes``
+    without a retry time. Payouts waiting for an operator are left alone."""
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=older_than_minutes)
+    due = Q(method=PayoutMethod.PROCESSOR, attention_reason="") & (
+        Q(
+            status__in=(Status.SCHEDULED, Status.SENDING, Status.TRANSFERRED),
+            next_attempt_at__lte=now,
+        )
+        | Q(
+            status__in=(Status.SCHEDULED, Status.SENDING),
+            next_attempt_at__isnull=True,
+            created_at__lt=cutoff,
+        )
+    )
     swept = 0
-    for payout in stuck:
+    for payout in Payout.objects.filter(due).select_related("seller").order_by("pk"):
         try:
-            payout_send(payout=payout)
+            (send or payout_send)(payout=payout)
         except ProcessorError:
             continue
         swept += 1
     return swept
 
 
-def payout_notify_later(payout: Payout, event: str) -> None:
-    """Email the seller and tell integrators, once this transaction commits."""
-    from payments.integration_events import payout_announce
-    from payments.tasks import payout_notify_task
+def bank_payouts_retry_for_run() -> int:
+    """The payout run's part: queue again the bank payouts of transferred payouts that
+    were refused or returned (their money waits in the seller's processor account)."""
+    from payments.tasks import payout_send_task
 
-    payout_announce(payout=payout, event=event)
-    enqueue_on_commit(payout_notify_task, payout.pk, event)
+    waiting = Payout.objects.filter(
+        method=PayoutMethod.PROCESSOR,
+        status=Status.TRANSFERRED,
+        attention_reason="",
+        next_attempt_at__isnull=True,
+    ).values_list("pk", flat=True)
+    count = 0
+    for pk in waiting.iterator():
+        enqueue_on_commit(payout_send_task, pk)
+        count += 1
+    return count

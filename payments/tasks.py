@@ -104,16 +104,24 @@ def run_payouts_task() -> int:
     max_retries=10,
 )
 def payout_send_task(self: Any, payout_id: int) -> str:
-    """Send one payout; temporary processor errors are retried with the same keys."""
+    """Take one payout as far as it goes; a temporary processor error sets when to try
+    again (a new attempt), and the task comes back then (the sweeper, if it is lost)."""
+    from django.utils import timezone
+
     from payments.models import Payout
     from payments.payout_sending import payout_send
 
-    return str(payout_send(payout=Payout.objects.get(pk=payout_id)).status)
+    payout = payout_send(payout=Payout.objects.get(pk=payout_id))
+    # (Run eagerly, as in tests, the caller or the sweeper tries again instead.)
+    if payout.next_attempt_at and not payout.attention_reason and not self.request.is_eager:
+        wait = (payout.next_attempt_at - timezone.now()).total_seconds()
+        raise self.retry(countdown=max(int(wait), 1), max_retries=None)
+    return str(payout.status)
 
 
 @shared_task
 def payouts_sweep_task() -> int:
-    """Send again the payouts stuck in "scheduled" or "sending"."""
+    """Send again the payouts whose retry is due or whose task was lost."""
     from payments.payout_sending import payouts_sweep
 
     return payouts_sweep()

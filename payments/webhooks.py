@@ -95,7 +95,7 @@ def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
 
 
 def _payout_updated(processor: str, event: ProcessorEvent) -> None:
-    from payments.payout_sending import payout_sync
+    from payments.payout_settlement import payout_sync
 
     metadata = event.data.get("metadata") or {}
     payout_sync(
@@ -105,6 +105,7 @@ def _payout_updated(processor: str, event: ProcessorEvent) -> None:
         metadata={str(k): str(v) for k, v in metadata.items()}
         if isinstance(metadata, Mapping)
         else {},
+        message=str(event.data.get("failure_message") or ""),
     )
 
 

@@ -55,7 +55,8 @@ from payments.models import (
     Refund,
     RefundRequest,
 )
-from payments.payout_sending import payout_paid, payout_send
+from payments.payout_sending import payout_send
+from payments.payout_settlement import payout_paid
 from payments.payouts import PlannedPayout, payout_create
 from payments.refund_requests import (
     refund_request_approve,

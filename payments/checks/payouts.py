@@ -7,7 +7,14 @@ from collections import defaultdict
 
 from django.db.models import Count, F, Q, Sum
 
-from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutEntry, PayoutPolicy
+from payments.models import (
+    Clawback,
+    LedgerAccount,
+    LedgerTransaction,
+    Payout,
+    PayoutEntry,
+    PayoutPolicy,
+)
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -18,14 +25,18 @@ WITH_BREAKDOWN = (
     Status.AWAITING_APPROVAL,
     Status.HELD,
     Status.SENDING,
+    Status.TRANSFERRED,
     Status.IN_TRANSIT,
     Status.PAID,
 )
 NOT_SENT = (Status.SCHEDULED, Status.AWAITING_APPROVAL, Status.HELD, Status.CANCELLED)
-SENT = (Status.SENDING, Status.IN_TRANSIT, Status.PAID)
-SUFFIX = {TxnKind.PAYOUT_SENT: "sent", TxnKind.PAYOUT_PAID: "paid", TxnKind.PAYOUT_FAILED: "failed"}
-# The sign of a payout transaction's in-transit entry, times the payout's amount.
-IN_TRANSIT_SIGN = {TxnKind.PAYOUT_SENT: -1, TxnKind.PAYOUT_PAID: 1, TxnKind.PAYOUT_FAILED: 1}
+PAYOUT_KINDS = (
+    TxnKind.PAYOUT_SENT,
+    TxnKind.PAYOUT_FAILED,
+    TxnKind.PAYOUT_TRANSFERRED,
+    TxnKind.PAYOUT_PAID,
+    TxnKind.PAYOUT_RETURNED,
+)
 
 PayoutRow = tuple[int, int, str, int, str, int]  # id, seller, currency, amount, status, reserve
 
@@ -132,23 +143,33 @@ def _check_frozen(problems: list[str], payouts: list[PayoutRow]) -> None:
 
 
 def _check_payout_transactions(problems: list[str], payouts: dict[int, PayoutRow]) -> None:
-    """16. Each payout is sent (and paid, and failed) at most once, under its own key
-    ``payout:<id>:sent|paid|failed``, for its amount, and only a payout that exists;
-    its status agrees with what the ledger says happened to it."""
+    """16. Each payout's ledger transactions are its own, each once under its own key:
+    ``payout:<id>:sent``, then ``:failed`` (a refused transfer) or ``:transferred``,
+    then per bank payout attempt ``n`` ``:bank-<n>:paid`` and, if the bank returned
+    it, ``:bank-<n>:returned`` (``:paid`` alone for a manual payout or one made
+    before attempts); clawbacks from its transfer are ``clawback:<id>`` of that
+    payout. Together they move exactly its amount through in transit and back out,
+    and its status agrees with what the ledger says happened to it."""
     rows = (
         LedgerTransaction.objects.filter(
-            Q(kind__in=list(SUFFIX)) | Q(idempotency_key__startswith="payout:")
+            Q(kind__in=PAYOUT_KINDS) | Q(idempotency_key__startswith="payout:")
         )
         .annotate(
             in_transit=Sum(
                 "entries__amount_minor", filter=Q(entries__account__kind=Kind.IN_TRANSIT)
             )
         )
-        .values_list("pk", "kind", "idempotency_key", "reference_id", "in_transit")
+        .values_list("kind", "idempotency_key", "reference_id", "in_transit")
         .order_by("pk")
     )
-    seen: dict[int, dict[str, int]] = defaultdict(dict)
-    for txn_id, kind, key, reference, in_transit in rows.iterator():
+    clawed = dict(
+        Clawback.objects.filter(status=Clawback.Status.REVERSED)
+        .values_list("payout_id")
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    )
+    facts: dict[int, PayoutFacts] = defaultdict(PayoutFacts)
+    for kind, key, reference, in_transit in rows.iterator():
         payout_id = int(reference) if str(reference).isdigit() else None
         payout = payouts.get(payout_id) if payout_id is not None else None
         if payout_id is None or payout is None:
@@ -156,42 +177,89 @@ def _check_payout_transactions(problems: list[str], payouts: dict[int, PayoutRow
                 f"Transaction {key} ({kind}) moves payout {reference}, which does not exist."
             )
             continue
-        if kind not in SUFFIX or key != f"payout:{payout_id}:{SUFFIX[kind]}":
+        step = _payout_key_step(payout_id, kind, key)
+        if step is None:
             problems.append(
-                f"Transaction {key} ({kind}) of payout #{payout_id} is not its sent, paid or "
-                "failed transaction under its own key."
+                f"Transaction {key} ({kind}) of payout #{payout_id} is not one of its sent, "
+                "failed, transferred, paid or returned transactions under its own key."
             )
-            if kind not in SUFFIX:
-                continue
-        if kind in seen[payout_id]:
-            problems.append(
-                f"Payout #{payout_id} was {SUFFIX[kind]} twice: transactions "
-                f"#{seen[payout_id][kind]} and #{txn_id}."
-            )
-        seen[payout_id][kind] = txn_id
-        expected = IN_TRANSIT_SIGN[kind] * payout[3]
-        if int(in_transit or 0) != expected:
-            problems.append(
-                f"Transaction {key} moves {abs(int(in_transit or 0))} through in transit; "
-                f"payout #{payout_id} is for {payout[3]} {payout[2]}."
-            )
-    for payout_id, seller_id, _, amount, status, _ in payouts.values():
-        done = seen.get(payout_id, {})
-        sent, paid, failed = (kind in done for kind in SUFFIX)
-        wrong = None
-        if status in NOT_SENT and done:
-            wrong = "was sent in the ledger"
-        elif status in SENT and not sent:
-            wrong = "has no payout sent transaction"
-        elif status == Status.PAID and not paid:
-            wrong = "has no payout paid transaction"
-        elif status != Status.PAID and paid:
-            wrong = "has a payout paid transaction"
-        elif status == Status.FAILED and sent and not failed:
-            wrong = "was sent but its failure was not posted (its money is stuck in transit)"
-        elif status != Status.FAILED and failed:
-            wrong = "has a payout failed transaction"
+            continue
+        fact = facts[payout_id]
+        if step in fact.seen:
+            problems.append(f"Payout #{payout_id} has {step} twice: transactions {key}.")
+        fact.seen.add(step)
+        fact.in_transit += int(in_transit or 0)
+        if kind == TxnKind.PAYOUT_PAID:
+            fact.paid += int(in_transit or 0)
+        elif kind == TxnKind.PAYOUT_RETURNED:
+            fact.paid += int(in_transit or 0)  # negative: what came back
+    for payout_id, seller_id, currency, amount, status, _ in payouts.values():
+        fact = facts.get(payout_id, PayoutFacts())
+        back = clawed.get(payout_id, 0)
+        wrong = _payout_disagrees(status, fact, amount, back)
         if wrong:
             problems.append(
-                f"Payout #{payout_id} of {amount} to seller #{seller_id} is {status} but {wrong}."
+                f"Payout #{payout_id} of {amount} {currency} to seller #{seller_id} is {status} "
+                f"but {wrong}."
             )
+
+
+class PayoutFacts:
+    """What the ledger says happened to one payout."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.in_transit = 0  # net movement through the seller's in transit
+        self.paid = 0  # net reached the bank (paid less returned)
+
+
+def _payout_key_step(payout_id: int, kind: str, key: str) -> str | None:
+    """The step a payout transaction's key names, if it is the right key for its kind."""
+    prefix = f"payout:{payout_id}:"
+    if not key.startswith(prefix):
+        return None
+    step = key[len(prefix) :]
+    expected: dict[str, bool] = {
+        TxnKind.PAYOUT_SENT: step == "sent",
+        TxnKind.PAYOUT_FAILED: step == "failed",
+        TxnKind.PAYOUT_TRANSFERRED: step == "transferred",
+        TxnKind.PAYOUT_PAID: step == "paid" or _bank_step(step, "paid"),
+        TxnKind.PAYOUT_RETURNED: _bank_step(step, "returned"),
+    }
+    return step if expected.get(kind, False) else None
+
+
+def _bank_step(step: str, suffix: str) -> bool:
+    bank, _, rest = step.partition("-")
+    attempt, _, end = rest.partition(":")
+    return bank == "bank" and attempt.isdigit() and end == suffix
+
+
+def _payout_disagrees(status: str, fact: PayoutFacts, amount: int, clawed_back: int) -> str | None:
+    sent, failed = "sent" in fact.seen, "failed" in fact.seen
+    transferred = "transferred" in fact.seen
+    if status in NOT_SENT:
+        return "was sent in the ledger" if fact.seen else None
+    if not sent:
+        return "has no payout sent transaction"
+    if failed and transferred:
+        return "both failed and was transferred"
+    if status == Status.FAILED:
+        if not failed:
+            return "was sent but its failure was not posted (its money is stuck in transit)"
+        return None if fact.in_transit == 0 else "its failure did not undo its sending"
+    if failed:
+        return "has a payout failed transaction"
+    if status == Status.SENDING and (transferred or fact.paid):
+        return "the ledger has it transferred"
+    if status == Status.TRANSFERRED and not transferred:
+        return "has no transferred transaction"
+    if status in (Status.SENDING, Status.TRANSFERRED, Status.IN_TRANSIT) and fact.paid:
+        return f"{fact.paid} of it reached the bank in the ledger"
+    if status == Status.PAID and fact.in_transit + clawed_back != 0:
+        owed = -(fact.in_transit + clawed_back)
+        return f"the ledger still has {owed} of it in transit"
+    if status != Status.PAID and fact.in_transit + clawed_back != -amount:
+        moved = amount + fact.in_transit + clawed_back
+        return f"the ledger moved {moved} of it out of in transit"
+    return None

@@ -21,18 +21,21 @@ from payments.models.local import (
 from payments.models.notifications import SentNotification
 from payments.models.outbound_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.payouts import (
+    Clawback,
     Payout,
     PayoutAction,
     PayoutEntry,
     PayoutMethod,
     PayoutPolicy,
     PayoutRun,
+    PayoutStep,
 )
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
 
 __all__ = [
+    "Clawback",
     "CommissionRule",
     "Dispute",
     "DisputeLine",
@@ -53,6 +56,7 @@ __all__ = [
     "PayoutMethod",
     "PayoutPolicy",
     "PayoutRun",
+    "PayoutStep",
     "ReconciliationReport",
     "Refund",
     "RefundLine",

@@ -65,6 +65,7 @@ class LedgerAccount(models.Model):
         DISPUTES = "disputes", "Withdrawn by the processor for open disputes"
         BANK = "bank", "Paid from the platform's bank (manual payouts)"
         LOSSES = "losses", "Losses borne by the platform"
+        CONNECTED = "connected", "In sellers' processor accounts, not yet paid out"
         # A seller's accounts
         PENDING = "pending", "Pending (in hold)"
         AVAILABLE = "available", "Available for payout"
@@ -78,6 +79,7 @@ class LedgerAccount(models.Model):
         Kind.DISPUTES,
         Kind.BANK,
         Kind.LOSSES,
+        Kind.CONNECTED,
     )
     SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
@@ -116,6 +118,7 @@ class LedgerAccount(models.Model):
                             "disputes",
                             "bank",
                             "losses",
+                            "connected",
                         ],
                     )
                     | Q(
@@ -142,7 +145,10 @@ class LedgerTransaction(AppendOnlyModel):
         REFUND = "refund", "Refund"
         REFUND_REVERSED = "refund_reversed", "Refund reversed"
         PAYOUT_SENT = "payout_sent", "Payout sent"
+        PAYOUT_TRANSFERRED = "payout_transferred", "Payout transferred"
         PAYOUT_PAID = "payout_paid", "Payout paid"
+        PAYOUT_RETURNED = "payout_returned", "Payout returned by the bank"
+        TRANSFER_REVERSED = "transfer_reversed", "Clawed back"
         PAYOUT_FAILED = "payout_failed", "Payout failed"
         DISPUTE_OPENED = "dispute_opened", "Dispute opened"
         DISPUTE_WON = "dispute_won", "Dispute won"

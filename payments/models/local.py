@@ -83,6 +83,7 @@ class LocalTransfer(LocalRecord):
 class LocalTransferReversal(LocalRecord):
     transfer = models.ForeignKey(LocalTransfer, on_delete=models.PROTECT)
     amount_minor = models.BigIntegerField()
+    metadata = models.JSONField(default=dict)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

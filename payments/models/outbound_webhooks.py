@@ -12,7 +12,9 @@ EVENT_TYPES = [
     ("refund.created", "A refund was created"),
     ("payout.sent", "A payout was sent"),
     ("payout.paid", "A payout reached the bank"),
-    ("payout.failed", "A payout failed"),
+    ("payout.failed", "A payout failed before its transfer; the money is available again"),
+    ("payout.bank_failed", "A bank payout was refused or failed; the money waits to be sent again"),
+    ("payout.returned", "A paid payout was returned by the seller's bank"),
 ]
 
 

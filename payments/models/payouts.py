@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 def default_hold_days() -> int:
@@ -194,6 +194,7 @@ class Payout(models.Model):
         HELD = "held", "Held by an operator"
         SCHEDULED = "scheduled", "Scheduled"
         SENDING = "sending", "Sending"
+        TRANSFERRED = "transferred", "In the seller's processor account"
         IN_TRANSIT = "in_transit", "In transit"
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
@@ -241,12 +242,32 @@ class Payout(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the sender tries the processor again by itself; empty: at the next run.",
+    )
+    attention_reason = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Why automatic sending stopped and an operator must look (empty: it did not).",
+    )
+    clawed_back_minor = models.BigIntegerField(
+        default=0,
+        help_text="Taken back from its transfer for refunds and lost disputes "
+        "(reserved while a reversal is under way); the bank payout pays the rest.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["seller", "currency", "period"], name="payments_payout_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(clawed_back_minor__gte=0, clawed_back_minor__lte=F("amount_minor")),
+                name="payments_payout_clawback_within_amount",
             ),
             models.CheckConstraint(
                 condition=Q(amount_minor__gt=0), name="payments_payout_amount_positive"
@@ -259,6 +280,113 @@ class Payout(models.Model):
     @property
     def idempotency_key(self) -> str:
         return f"payout-{self.pk}"
+
+    @property
+    def bank_amount_minor(self) -> int:
+        """What its bank payout pays: its amount less what was clawed back from it."""
+        return self.amount_minor - self.clawed_back_minor
+
+    @property
+    def transfer_group(self) -> str:
+        """The processor's transfer group of its transfer: how a lost transfer is found."""
+        return f"payout-{self.pk}"
+
+
+class PayoutStep(models.Model):
+    """One call to the processor for a payout: its transfer to the seller's processor
+    account, or a bank payout from there. Never edited by hand.
+
+    Each attempt has its own idempotency key (``payout-<id>-transfer-<n>``), used
+    once: a retry is a new attempt, preceded by a look-up of what earlier attempts
+    may have done (payments/payout_sending.py), so no key is ever relied on after
+    the processor forgets it (Stripe: 24 hours).
+    """
+
+    class Kind(models.TextChoices):
+        TRANSFER = "transfer", "Transfer to the seller's processor account"
+        BANK_PAYOUT = "bank_payout", "Bank payout"
+
+    class Outcome(models.TextChoices):
+        IN_FLIGHT = "in_flight", "Under way"
+        SUCCEEDED = "succeeded", "Done"
+        ADOPTED = "adopted", "Found done by an earlier attempt"
+        REFUSED = "refused", "Refused by the processor"
+        ERROR = "error", "No answer (retried)"
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="steps")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    attempt = models.PositiveSmallIntegerField()
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    amount_minor = models.BigIntegerField()
+    outcome = models.CharField(
+        max_length=10, choices=Outcome.choices, default=Outcome.IN_FLIGHT, db_index=True
+    )
+    processor_object_id = models.CharField(max_length=100, blank=True)
+    object_status = models.CharField(
+        max_length=20, blank=True, help_text="A bank payout's status at the processor."
+    )
+    error_code = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["payout_id", "started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payout", "kind", "attempt"], name="payments_payoutstep_attempt_once"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "processor_object_id"],
+                condition=~Q(processor_object_id=""),
+                name="payments_payoutstep_object_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.attempt} of payout #{self.payout_id}"
+
+
+class Clawback(models.Model):
+    """Taking a seller's part of a refund or a lost dispute back from the transfer of
+    the payout that paid the sale (a transfer reversal), up to what the seller's
+    processor account still holds of it; what cannot be taken stays a debt that the
+    next payout nets. Never edited by hand."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_FLIGHT = "in_flight", "Under way"
+        REVERSED = "reversed", "Taken back"
+        NOTHING_HELD = "nothing_held", "Nothing left to take: netted from the next payout"
+        FAILED = "failed", "Refused: netted from the next payout"
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="clawbacks")
+    reason_type = models.CharField(max_length=10, help_text="refund or dispute")
+    reason_id = models.PositiveBigIntegerField()
+    wanted_minor = models.BigIntegerField(help_text="The seller's part of it in that payout.")
+    amount_minor = models.BigIntegerField(default=0, help_text="What was taken back.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    processor_reversal_id = models.CharField(max_length=100, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reason_type", "reason_id", "payout"], name="payments_clawback_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(wanted_minor__gt=0, amount_minor__gte=0)
+                & Q(amount_minor__lte=F("wanted_minor")),
+                name="payments_clawback_amounts",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Clawback for {self.reason_type} #{self.reason_id} from payout #{self.payout_id}"
 
 
 class PayoutEntry(models.Model):

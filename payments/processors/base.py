@@ -60,6 +60,15 @@ class ConnectedAccount:
     payouts_enabled: bool
     details_submitted: bool
     requirements_due: tuple[str, ...] = ()
+    # The ``transfers`` capability is active: the account can receive our transfers.
+    # Sellers' accounts request only that capability, so ``charges_enabled`` (card
+    # payments on the account) stays false for them and says nothing about payouts.
+    transfers_active: bool = False
+
+    @property
+    def can_be_paid(self) -> bool:
+        """Transfers reach it and it can pay out to its bank account."""
+        return self.transfers_active and self.payouts_enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,8 @@ class Payout:
     currency: str
     account: str = ""
     failure_message: str = ""
+    failure_code: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +215,34 @@ class PaymentProcessor(Protocol):
         currency: str,
         destination: str,
         transfer_group: str,
-        source_charge: str,
         metadata: Mapping[str, str],
         idempotency_key: str,
+        source_charge: str | None = None,
     ) -> Transfer: ...
 
+    def transfer_find(self, *, transfer_group: str, destination: str) -> Transfer | None:
+        """The transfer of this group to this account, if one was made (a look-up
+        before a new attempt, whose key the processor may have forgotten)."""
+        ...
+
     def transfer_reverse(
-        self, *, transfer_id: str, amount_minor: int, idempotency_key: str
+        self,
+        *,
+        transfer_id: str,
+        amount_minor: int,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
     ) -> TransferReversal: ...
+
+    def transfer_reversal_find(
+        self, *, transfer_id: str, metadata: Mapping[str, str]
+    ) -> TransferReversal | None:
+        """The transfer's reversal carrying this metadata, if one was made."""
+        ...
+
+    def account_balance(self, *, account_id: str, currency: str) -> int:
+        """The connected account's available balance in this currency."""
+        ...
 
     def payout_create(
         self,
@@ -223,12 +254,24 @@ class PaymentProcessor(Protocol):
         idempotency_key: str,
     ) -> Payout: ...
 
+    def payout_find(
+        self, *, account_id: str, metadata: Mapping[str, str], since: datetime
+    ) -> Payout | None:
+        """The connected account's payout created since ``since`` carrying this
+        metadata, if one was made."""
+        ...
+
     # Events and reconciliation
     def webhook_parse(
         self, *, payload: bytes, headers: Mapping[str, str], endpoint: str = "platform"
     ) -> ProcessorEvent: ...
 
-    def events_list(self, *, since: datetime) -> Sequence[ProcessorEvent]: ...
+    def events_list(
+        self, *, since: datetime, account: str = "", types: Sequence[str] = ()
+    ) -> Sequence[ProcessorEvent]:
+        """Events since ``since``, oldest first: the platform's, or with ``account``
+        that connected account's; only ``types`` if given."""
+        ...
 
     def balance_transactions_list(
         self, *, since: datetime, until: datetime

@@ -196,10 +196,12 @@ class LocalProcessor:
         done = account.details_submitted
         return ConnectedAccount(
             id=account.id,
-            charges_enabled=done,
+            # Like Stripe's transfers-only accounts: no card payments of their own.
+            charges_enabled=False,
             payouts_enabled=done,
             details_submitted=done,
             requirements_due=() if done else ("individual.verification", "external_account"),
+            transfers_active=done,
         )
 
     # --- sellers -----------------------------------------------------------------
@@ -464,9 +466,9 @@ class LocalProcessor:
         currency: str,
         destination: str,
         transfer_group: str,
-        source_charge: str,
         metadata: Mapping[str, str],
         idempotency_key: str,
+        source_charge: str | None = None,
     ) -> Transfer:
         self._fault("transfer_create", "before")
         if not LocalAccount.objects.filter(pk=destination, details_submitted=True).exists():
@@ -480,11 +482,15 @@ class LocalProcessor:
                 "currency": currency,
                 "destination": destination,
                 "transfer_group": transfer_group,
-                "source_charge": source_charge,
+                "source_charge": source_charge or "",
                 "metadata": dict(metadata),
             },
         )
         self._fault("transfer_create", "after")
+        return self._transfer(transfer)
+
+    @staticmethod
+    def _transfer(transfer: LocalTransfer) -> Transfer:
         return Transfer(
             id=transfer.id,
             amount_minor=transfer.amount_minor,
@@ -493,26 +499,76 @@ class LocalProcessor:
             reversed_minor=transfer.reversed_minor,
         )
 
+    def transfer_find(self, *, transfer_group: str, destination: str) -> Transfer | None:
+        transfer = (
+            LocalTransfer.objects.filter(transfer_group=transfer_group, destination=destination)
+            .order_by("created_at")
+            .first()
+        )
+        return None if transfer is None else self._transfer(transfer)
+
     @transaction.atomic
     def transfer_reverse(
-        self, *, transfer_id: str, amount_minor: int, idempotency_key: str
+        self,
+        *,
+        transfer_id: str,
+        amount_minor: int,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
     ) -> TransferReversal:
+        self._fault("transfer_reverse", "before")
         transfer = LocalTransfer.objects.select_for_update().filter(pk=transfer_id).first()
         if transfer is None:
             raise InvalidProcessorRequest(f"No such transfer: {transfer_id}")
-        if transfer.reversed_minor + amount_minor > transfer.amount_minor:
-            raise InvalidProcessorRequest("That is more than is left of the transfer.")
+        existing = LocalTransferReversal.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            if transfer.reversed_minor + amount_minor > transfer.amount_minor:
+                raise InvalidProcessorRequest("That is more than is left of the transfer.")
+            # As Stripe: a transfer is reversed only from what the account still holds.
+            held = self.account_balance(account_id=transfer.destination, currency=transfer.currency)
+            if amount_minor > held:
+                raise InvalidProcessorRequest(
+                    "The connected account's balance is too low for this reversal.",
+                    code="balance_insufficient",
+                )
         reversal, created = self._once(
             LocalTransferReversal,
             idempotency_key,
-            {"id": local_id("trr"), "transfer": transfer, "amount_minor": amount_minor},
+            {
+                "id": local_id("trr"),
+                "transfer": transfer,
+                "amount_minor": amount_minor,
+                "metadata": dict(metadata),
+            },
         )
         if created:
             transfer.reversed_minor += amount_minor
             transfer.save(update_fields=["reversed_minor"])
+        self._fault("transfer_reverse", "after")
         return TransferReversal(
             id=reversal.id, transfer_id=transfer.id, amount_minor=reversal.amount_minor
         )
+
+    def transfer_reversal_find(
+        self, *, transfer_id: str, metadata: Mapping[str, str]
+    ) -> TransferReversal | None:
+        for reversal in LocalTransferReversal.objects.filter(transfer_id=transfer_id):
+            if all(reversal.metadata.get(k) == v for k, v in metadata.items()):
+                return TransferReversal(
+                    id=reversal.id, transfer_id=transfer_id, amount_minor=reversal.amount_minor
+                )
+        return None
+
+    def account_balance(self, *, account_id: str, currency: str) -> int:
+        """What the account holds: transfers in, less reversals and payouts not failed."""
+        transfers = LocalTransfer.objects.filter(destination=account_id, currency=currency)
+        received = sum(t.amount_minor - t.reversed_minor for t in transfers)
+        paid_out = sum(
+            LocalPayout.objects.filter(account=account_id, currency=currency)
+            .exclude(status="failed")
+            .values_list("amount_minor", flat=True)
+        )
+        return received - paid_out
 
     def payout_create(
         self,
@@ -524,6 +580,18 @@ class LocalProcessor:
         idempotency_key: str,
     ) -> Payout:
         self._fault("payout_create", "before")
+        if settings.PAYMENTS_LOCAL_FAULTS.get("payout_create") == "refused":
+            raise InvalidProcessorRequest(
+                "The bank account was closed (simulated).", code="account_closed"
+            )
+        existing = LocalPayout.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None and amount_minor > self.account_balance(
+            account_id=account_id, currency=currency
+        ):
+            raise InvalidProcessorRequest(
+                "The connected account's balance is too low for this payout.",
+                code="balance_insufficient",
+            )
         payout, created = self._create_once(
             LocalPayout,
             idempotency_key,
@@ -536,26 +604,63 @@ class LocalProcessor:
                 "metadata": dict(metadata),
             },
         )
-        event = {
-            "object": "payout",
-            "id": payout.id,
-            "status": "paid",
-            "amount": payout.amount_minor,
-            "currency": payout.currency.lower(),
-            "metadata": dict(payout.metadata),
-        }
+        event = self._payout_data(payout)
         if created:
             self._emit("payout.paid", event, account_id)
         else:
             self._emit_again("payout.paid", event, account_id)
         self._fault("payout_create", "after")
+        return self._payout(payout)
+
+    @staticmethod
+    def _payout_data(payout: LocalPayout) -> dict[str, Any]:
+        return {
+            "object": "payout",
+            "id": payout.id,
+            "status": payout.status,
+            "amount": payout.amount_minor,
+            "currency": payout.currency.lower(),
+            "metadata": dict(payout.metadata),
+        }
+
+    @staticmethod
+    def _payout(payout: LocalPayout) -> Payout:
         return Payout(
             id=payout.id,
             status=payout.status,
             amount_minor=payout.amount_minor,
             currency=payout.currency,
             account=payout.account,
+            metadata=dict(payout.metadata),
         )
+
+    def payout_find(
+        self, *, account_id: str, metadata: Mapping[str, str], since: datetime
+    ) -> Payout | None:
+        for payout in LocalPayout.objects.filter(account=account_id, created_at__gte=since):
+            if all(payout.metadata.get(k) == v for k, v in metadata.items()):
+                # As a replayed request does: the event a crash lost is sent (again).
+                self._emit_again(f"payout.{payout.status}", self._payout_data(payout), account_id)
+                return self._payout(payout)
+        return None
+
+    @transaction.atomic
+    def payout_return(
+        self, *, payout_id: str, message: str = "The bank returned the payout."
+    ) -> None:
+        """What a bank does days later (Stripe: a paid payout can still fail): the
+        payout fails and its money goes back to the connected account."""
+        payout = LocalPayout.objects.select_for_update().get(pk=payout_id)
+        if payout.status == "failed":
+            return
+        payout.status = "failed"
+        payout.save(update_fields=["status"])
+        data = {
+            **self._payout_data(payout),
+            "failure_message": message,
+            "failure_code": "account_closed",
+        }
+        self._emit("payout.failed", data, payout.account)
 
     # --- events --------------------------------------------------------------------
 
@@ -599,13 +704,19 @@ class LocalProcessor:
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookSignatureError("The payload is not an event.") from exc
 
-    def events_list(self, *, since: datetime) -> Sequence[ProcessorEvent]:
+    def events_list(
+        self, *, since: datetime, account: str = "", types: Sequence[str] = ()
+    ) -> Sequence[ProcessorEvent]:
+        """As Stripe lists them: the platform's events, or one connected account's."""
+        events = LocalEvent.objects.filter(created_at__gte=since, account=account)
+        if types:
+            events = events.filter(type__in=types)
         return [
             self.webhook_parse(
                 payload=(payload := self.event_payload(event)),
                 headers={SIGNATURE_HEADER: sign(payload)},
             )
-            for event in LocalEvent.objects.filter(created_at__gte=since)
+            for event in events
         ]
 
     def balance_transactions_list(

@@ -23,11 +23,21 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from stripe.params import (
+    AccountCreateParams,
+    AccountLinkCreateParams,
+    PaymentIntentCreateParams,
+    PayoutCreateParams,
+    RefundCreateParams,
+    TransferCreateParams,
+    TransferListParams,
+    TransferReversalCreateParams,
+)
 
 from payments.processors.base import (
     BalanceTransaction,
@@ -48,6 +58,7 @@ from payments.processors.base import (
 )
 
 logger = logging.getLogger(__name__)
+_P = TypeVar("_P", bound=Mapping[str, Any])
 
 # The API version every request is made with: ``stripe.api_version`` of
 # stripe-python 16.1.0. Change it together with the SDK, deliberately.
@@ -112,19 +123,21 @@ class StripeProcessor:
     # --- Sellers -----------------------------------------------------------------
 
     def account_create(self, *, email: str, country: str, idempotency_key: str) -> ConnectedAccount:
+        params: AccountCreateParams = {
+            "type": "express",
+            "country": country,
+            "email": email,
+            # Transfers only: the platform takes the payments (separate charges and
+            # transfers), so sellers never need card payments on their accounts.
+            "capabilities": {"transfers": {"requested": True}},
+            # The platform decides when sellers are paid out.
+            "settings": {"payouts": {"schedule": {"interval": "manual"}}},
+        }
         with _stripe_errors("account_create"):
             account = self._client.v1.accounts.create(
-                {
-                    "type": "express",
-                    "country": country,
-                    "email": email,
-                    "capabilities": {"transfers": {"requested": True}},
-                    # The platform decides when sellers are paid out.
-                    "settings": {"payouts": {"schedule": {"interval": "manual"}}},
-                },
-                {"idempotency_key": idempotency_key},
+                _params(params), {"idempotency_key": idempotency_key}
             )
-        return _connected_account(account)
+            return _connected_account(account)
 
     def account_onboarding_link(
         self, *, account_id: str, refresh_url: str, return_url: str
@@ -132,21 +145,20 @@ class StripeProcessor:
         # No idempotency key in the interface: an Account Link is single-use and
         # short-lived, and a new one is the right answer to a retry. The SDK
         # sends a random key of its own, so its network retries are still safe.
+        params: AccountLinkCreateParams = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        }
         with _stripe_errors("account_onboarding_link"):
-            link = self._client.v1.account_links.create(
-                {
-                    "account": account_id,
-                    "type": "account_onboarding",
-                    "refresh_url": refresh_url,
-                    "return_url": return_url,
-                }
-            )
-        return OnboardingLink(url=link.url, expires_at=_datetime(link.expires_at))
+            link = self._client.v1.account_links.create(_params(params))
+            return OnboardingLink(url=link.url, expires_at=_datetime(link.expires_at))
 
     def account_get(self, *, account_id: str) -> ConnectedAccount:
         with _stripe_errors("account_get"):
             account = self._client.v1.accounts.retrieve(account_id)
-        return _connected_account(account)
+            return _connected_account(account)
 
     # --- Customers' payments ---------------------------------------------------------
 
@@ -160,33 +172,33 @@ class StripeProcessor:
         metadata: Mapping[str, str],
         idempotency_key: str,
     ) -> Payment:
+        params: PaymentIntentCreateParams = {
+            "amount": _amount(amount_minor),
+            "currency": currency.lower(),
+            "transfer_group": transfer_group,
+            "receipt_email": customer_email,
+            "metadata": dict(metadata),
+            "automatic_payment_methods": {"enabled": True},
+        }
         with _stripe_errors("payment_create"):
             intent = self._client.v1.payment_intents.create(
-                {
-                    "amount": _amount(amount_minor),
-                    "currency": currency.lower(),
-                    "transfer_group": transfer_group,
-                    "receipt_email": customer_email,
-                    "metadata": dict(metadata),
-                    "automatic_payment_methods": {"enabled": True},
-                },
-                {"idempotency_key": idempotency_key},
+                _params(params), {"idempotency_key": idempotency_key}
             )
-        return _payment(intent)
+            return _payment(intent)
 
     def payment_get(self, *, payment_id: str) -> Payment:
         with _stripe_errors("payment_get"):
             intent = self._client.v1.payment_intents.retrieve(
                 payment_id, {"expand": ["latest_charge.balance_transaction"]}
             )
-        return _payment(intent)
+            return _payment(intent)
 
     def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment:
         with _stripe_errors("payment_cancel"):
             intent = self._client.v1.payment_intents.cancel(
                 payment_id, {}, {"idempotency_key": idempotency_key}
             )
-        return _payment(intent)
+            return _payment(intent)
 
     def refund_create(
         self,
@@ -196,23 +208,23 @@ class StripeProcessor:
         metadata: Mapping[str, str],
         idempotency_key: str,
     ) -> RefundResult:
+        params: RefundCreateParams = {
+            "payment_intent": payment_id,
+            "amount": _amount(amount_minor),
+            "metadata": dict(metadata),
+        }
         with _stripe_errors("refund_create"):
             refund = self._client.v1.refunds.create(
-                {
-                    "payment_intent": payment_id,
-                    "amount": _amount(amount_minor),
-                    "metadata": dict(metadata),
-                },
-                {"idempotency_key": idempotency_key},
+                _params(params), {"idempotency_key": idempotency_key}
             )
-        return RefundResult(
-            id=refund.id,
-            status=refund.status or "pending",
-            amount_minor=refund.amount,
-            currency=refund.currency.upper(),
-            # Present only on a failed refund.
-            failure_reason=_optional_str(refund, "failure_reason"),
-        )
+            return RefundResult(
+                id=refund.id,
+                status=refund.status or "pending",
+                amount_minor=refund.amount,
+                currency=refund.currency.upper(),
+                # Present only on a failed refund.
+                failure_reason=_optional_str(refund, "failure_reason"),
+            )
 
     # --- Moving money to sellers ------------------------------------------------------
 
@@ -223,44 +235,78 @@ class StripeProcessor:
         currency: str,
         destination: str,
         transfer_group: str,
-        source_charge: str,
         metadata: Mapping[str, str],
         idempotency_key: str,
+        source_charge: str | None = None,
     ) -> Transfer:
+        params: TransferCreateParams = {
+            "amount": _amount(amount_minor),
+            "currency": currency.lower(),
+            "destination": destination,
+            "transfer_group": transfer_group,
+            "metadata": dict(metadata),
+        }
+        if source_charge:
+            # Only when one charge funds the transfer; never sent empty (Stripe
+            # refuses an empty value for a parameter that cannot be unset).
+            params["source_transaction"] = source_charge
         with _stripe_errors("transfer_create"):
             transfer = self._client.v1.transfers.create(
-                {
-                    "amount": _amount(amount_minor),
-                    "currency": currency.lower(),
-                    "destination": destination,
-                    "transfer_group": transfer_group,
-                    "source_transaction": source_charge,
-                    "metadata": dict(metadata),
-                },
-                {"idempotency_key": idempotency_key},
+                _params(params), {"idempotency_key": idempotency_key}
             )
-        return Transfer(
-            id=transfer.id,
-            amount_minor=transfer.amount,
-            currency=transfer.currency.upper(),
-            destination=_id_of(transfer.destination),
-            reversed_minor=transfer.amount_reversed,
-        )
+            return _transfer(transfer)
+
+    def transfer_find(self, *, transfer_group: str, destination: str) -> Transfer | None:
+        with _stripe_errors("transfer_find"):
+            page = self._client.v1.transfers.list(
+                _params(
+                    TransferListParams(
+                        transfer_group=transfer_group, destination=destination, limit=LIST_PAGE_SIZE
+                    )
+                )
+            )
+            found = [_transfer(transfer) for transfer in page.auto_paging_iter()]
+        # One per group is all we ever make; an older duplicate would be a bug to see.
+        if len(found) > 1:
+            logger.error("Found %d transfers in group %s", len(found), transfer_group)
+        return found[-1] if found else None
 
     def transfer_reverse(
-        self, *, transfer_id: str, amount_minor: int, idempotency_key: str
+        self,
+        *,
+        transfer_id: str,
+        amount_minor: int,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
     ) -> TransferReversal:
+        params: TransferReversalCreateParams = {
+            "amount": _amount(amount_minor),
+            "metadata": dict(metadata),
+        }
         with _stripe_errors("transfer_reverse"):
             reversal = self._client.v1.transfers.reversals.create(
-                transfer_id,
-                {"amount": _amount(amount_minor)},
-                {"idempotency_key": idempotency_key},
+                transfer_id, _params(params), {"idempotency_key": idempotency_key}
             )
-        return TransferReversal(
-            id=reversal.id,
-            transfer_id=_id_of(reversal.transfer),
-            amount_minor=reversal.amount,
-        )
+            return _reversal(reversal)
+
+    def transfer_reversal_find(
+        self, *, transfer_id: str, metadata: Mapping[str, str]
+    ) -> TransferReversal | None:
+        with _stripe_errors("transfer_reversal_find"):
+            page = self._client.v1.transfers.reversals.list(transfer_id, {"limit": LIST_PAGE_SIZE})
+            for reversal in page.auto_paging_iter():
+                if _metadata_has(reversal, metadata):
+                    return _reversal(reversal)
+        return None
+
+    def account_balance(self, *, account_id: str, currency: str) -> int:
+        with _stripe_errors("account_balance"):
+            balance = self._client.v1.balance.retrieve(options={"stripe_account": account_id})
+            return sum(
+                part.amount
+                for part in balance.available or []
+                if part.currency.upper() == currency.upper()
+            )
 
     def payout_create(
         self,
@@ -272,23 +318,29 @@ class StripeProcessor:
         idempotency_key: str,
     ) -> Payout:
         # Made on the connected account: from its balance to its bank account.
+        params: PayoutCreateParams = {
+            "amount": _amount(amount_minor),
+            "currency": currency.lower(),
+            "metadata": dict(metadata),
+        }
         with _stripe_errors("payout_create"):
             payout = self._client.v1.payouts.create(
-                {
-                    "amount": _amount(amount_minor),
-                    "currency": currency.lower(),
-                    "metadata": dict(metadata),
-                },
-                {"idempotency_key": idempotency_key, "stripe_account": account_id},
+                _params(params), {"idempotency_key": idempotency_key, "stripe_account": account_id}
             )
-        return Payout(
-            id=payout.id,
-            status=payout.status,
-            amount_minor=payout.amount,
-            currency=payout.currency.upper(),
-            account=account_id,
-            failure_message=_optional_str(payout, "failure_message"),
-        )
+            return _payout(payout, account_id)
+
+    def payout_find(
+        self, *, account_id: str, metadata: Mapping[str, str], since: datetime
+    ) -> Payout | None:
+        with _stripe_errors("payout_find"):
+            page = self._client.v1.payouts.list(
+                {"created": {"gte": _timestamp(since)}, "limit": LIST_PAGE_SIZE},
+                {"stripe_account": account_id},
+            )
+            for payout in page.auto_paging_iter():
+                if _metadata_has(payout, metadata):
+                    return _payout(payout, account_id)
+        return None
 
     # --- Events and reconciliation ------------------------------------------------------
 
@@ -335,16 +387,22 @@ class StripeProcessor:
             )
         return _processor_event(event)
 
-    def events_list(self, *, since: datetime) -> Sequence[ProcessorEvent]:
-        """The platform's events created at or after ``since``, oldest first.
+    def events_list(
+        self, *, since: datetime, account: str = "", types: Sequence[str] = ()
+    ) -> Sequence[ProcessorEvent]:
+        """Events created at or after ``since``, oldest first: the platform's own, or
+        with ``account`` that connected account's (Stripe lists only the requesting
+        account's events: a Connect event is listed with its ``Stripe-Account``).
 
         Stripe keeps events for 30 days and lists them newest first.
         """
+        params: dict[str, object] = {"created": {"gte": _timestamp(since)}, "limit": LIST_PAGE_SIZE}
+        if types:
+            params["types"] = list(types)
+        options = {"stripe_account": account} if account else {}
         with _stripe_errors("events_list"):
-            page = self._client.v1.events.list(
-                {"created": {"gte": _timestamp(since)}, "limit": LIST_PAGE_SIZE}
-            )
-            events = [_processor_event(event) for event in page.auto_paging_iter()]
+            page = self._client.v1.events.list(params, options)  # type: ignore[arg-type]
+            events = [_processor_event(event, account) for event in page.auto_paging_iter()]
         events.reverse()
         return events
 
@@ -390,6 +448,14 @@ def _stripe_errors(operation: str) -> Iterator[None]:
         yield
     except stripe.StripeError as exc:
         raise _processor_error(exc, operation) from exc
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # An answer without a field we read: the request may have done its work, so
+        # the caller retries with the same key and Stripe answers with the same object.
+        logger.exception("Unexpected answer from Stripe to %s", operation)
+        raise TemporaryProcessorError(
+            f"Unexpected answer from Stripe to {operation}: {type(exc).__name__}",
+            code="unexpected_response",
+        ) from exc
 
 
 def _processor_error(exc: stripe.StripeError, operation: str) -> ProcessorError:
@@ -476,39 +542,87 @@ def _id_of(value: str | _HasId | None) -> str:
 
 
 def _payment(intent: stripe.PaymentIntent) -> Payment:
-    charge = intent.latest_charge
+    # Fields Stripe may leave out of an answer (not expanded, not set yet) are read
+    # with a default: a missing field must never lose the PaymentIntent's id.
+    charge = getattr(intent, "latest_charge", None)
     fee_minor: int | None = None
     if charge is not None and not isinstance(charge, str):
-        balance_transaction = charge.balance_transaction
+        balance_transaction = getattr(charge, "balance_transaction", None)
         if balance_transaction is not None and not isinstance(balance_transaction, str):
             # In the balance (settlement) currency, which may differ from ``currency``.
             fee_minor = balance_transaction.fee
-    error = intent.last_payment_error
+    error = getattr(intent, "last_payment_error", None)
     return Payment(
         id=intent.id,
         status=intent.status,
         amount_minor=intent.amount,
         currency=intent.currency.upper(),
-        client_secret=intent.client_secret or "",
+        client_secret=_optional_str(intent, "client_secret"),
         charge_id=_id_of(charge),
-        failure_message=(error.message if error else None) or "",
+        failure_message=_optional_str(error, "message") if error else "",
         fee_minor=fee_minor,
     )
 
 
 def _connected_account(account: stripe.Account) -> ConnectedAccount:
-    requirements = account.requirements
-    due = (requirements.currently_due if requirements else None) or []
+    requirements = getattr(account, "requirements", None)
+    due = getattr(requirements, "currently_due", None) or []
+    capabilities = getattr(account, "capabilities", None)
     return ConnectedAccount(
         id=account.id,
-        charges_enabled=bool(account.charges_enabled),
-        payouts_enabled=bool(account.payouts_enabled),
-        details_submitted=bool(account.details_submitted),
+        charges_enabled=bool(getattr(account, "charges_enabled", False)),
+        payouts_enabled=bool(getattr(account, "payouts_enabled", False)),
+        details_submitted=bool(getattr(account, "details_submitted", False)),
         requirements_due=tuple(due),
+        # https://docs.stripe.com/connect/account-capabilities: "active" once the
+        # account can receive transfers ("inactive" or "pending" before).
+        transfers_active=getattr(capabilities, "transfers", None) == "active",
     )
 
 
-def _processor_event(event: stripe.Event) -> ProcessorEvent:
+def _transfer(transfer: stripe.Transfer) -> Transfer:
+    return Transfer(
+        id=transfer.id,
+        amount_minor=transfer.amount,
+        currency=transfer.currency.upper(),
+        destination=_id_of(transfer.destination),
+        reversed_minor=getattr(transfer, "amount_reversed", 0) or 0,
+    )
+
+
+def _reversal(reversal: stripe.TransferReversal) -> TransferReversal:
+    return TransferReversal(
+        id=reversal.id, transfer_id=_id_of(reversal.transfer), amount_minor=reversal.amount
+    )
+
+
+def _payout(payout: stripe.Payout, account_id: str) -> Payout:
+    return Payout(
+        id=payout.id,
+        status=payout.status,
+        amount_minor=payout.amount,
+        currency=payout.currency.upper(),
+        account=account_id,
+        failure_message=_optional_str(payout, "failure_message"),
+        failure_code=_optional_str(payout, "failure_code"),
+        metadata=_metadata(payout),
+    )
+
+
+def _metadata(obj: stripe.StripeObject) -> dict[str, str]:
+    metadata = getattr(obj, "metadata", None)
+    if metadata is None:
+        return {}
+    values = metadata.to_dict() if isinstance(metadata, stripe.StripeObject) else dict(metadata)
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def _metadata_has(obj: stripe.StripeObject, wanted: Mapping[str, str]) -> bool:
+    found = _metadata(obj)
+    return all(found.get(key) == value for key, value in wanted.items())
+
+
+def _processor_event(event: stripe.Event, account: str = "") -> ProcessorEvent:
     # Plain JSON-shaped dicts (no StripeObject, no Decimal) for storage and handlers.
     raw = event.to_dict(for_json=True)
     data = raw.get("data") or {}
@@ -519,7 +633,7 @@ def _processor_event(event: stripe.Event) -> ProcessorEvent:
         livemode=event.livemode,
         data=data.get("object") or {},
         # Present only on events of connected accounts (the Connect endpoint).
-        account=str(raw.get("account") or ""),
+        account=str(raw.get("account") or account),
         previous_attributes=data.get("previous_attributes") or {},
     )
 
@@ -543,7 +657,27 @@ def _datetime(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-def _optional_str(obj: stripe.StripeObject, field: str) -> str:
+def _params(values: _P) -> _P:
+    """Request parameters without the unset ones: Stripe refuses an empty string for a
+    parameter that cannot be unset (``parameter_invalid_empty``), so a value that is
+    ``None`` or ``""`` is left out, at every level."""
+    return cast(_P, _without_unset(values))
+
+
+def _without_unset(values: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            value = _without_unset(value)
+            if not value:
+                continue
+        elif value is None or value == "":
+            continue
+        params[key] = value
+    return params
+
+
+def _optional_str(obj: object, field: str) -> str:
     """A string field that Stripe may send as null or leave out of the object."""
     # StripeObject raises AttributeError for a field missing from the response.
     value = getattr(obj, field, None)

@@ -16,7 +16,8 @@ from payments.earnings_schedule import (
     when_paid,
 )
 from payments.models import PayoutPolicy
-from payments.payout_sending import payout_failed, payout_send
+from payments.payout_sending import payout_send
+from payments.payout_settlement import payout_failed
 from payments.payouts import run_payouts
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order

@@ -61,7 +61,8 @@ from payments.models import (
 )
 from payments.payout_controls import payout_approve, payout_mark_paid, payout_release
 from payments.payout_guard import PayoutStopped
-from payments.payout_sending import payout_failed, payout_paid, payout_send, payout_sync
+from payments.payout_sending import payout_send
+from payments.payout_settlement import payout_failed, payout_paid, payout_sync
 from payments.payouts import run_payouts
 from payments.policies import default_payout_policy, payout_policy_save
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor, processing_fee

@@ -21,9 +21,9 @@ from payments.models import (
 )
 from payments.payout_breakdown import payout_breakdown
 from payments.payout_controls import payout_approve
-from payments.payout_sending import payout_send, payout_sync
+from payments.payout_sending import payout_send
+from payments.payout_settlement import payout_sync
 from payments.payouts import run_payouts
-from payments.processors.base import TemporaryProcessorError
 from payments.processors.local import LocalProcessor
 from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
@@ -109,15 +109,24 @@ def test_a_large_payout_waits_for_a_second_operator(run, earning, operator):
     assert payout.status == Payout.Status.PAID
 
 
+def _retry_due(payout):
+    """Let the payout's backoff pass."""
+    Payout.objects.filter(pk=payout.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
 def test_a_crash_after_the_processor_paid_does_not_pay_twice(run, earning, settings):
     settings.PAYMENTS_LOCAL_FAULTS = {"payout_create": "timeout_after"}
     report = run_payouts(dry_run=False)
     payout = report.planned[0].payout
-    with pytest.raises(TemporaryProcessorError):
-        run(payout_send, payout=payout)
+    run(payout_send, payout=payout)
     assert LocalPayout.objects.count() == 1
+    step = payout.steps.get(kind="bank_payout")
+    assert (step.outcome, step.attempt) == ("error", 1)
 
     settings.PAYMENTS_LOCAL_FAULTS = {}
+    _retry_due(payout)
     run(payout_send, payout=payout)
 
     assert LocalPayout.objects.count() == 1 and LocalTransfer.objects.count() == 1
@@ -216,6 +225,8 @@ def test_the_sweeper_sends_payouts_stuck_after_a_crash_or_a_short_balance(run, e
     assert seller_balance(seller=earning, currency="USD").in_transit == 9000
 
     settings.PAYMENTS_LOCAL_FAULTS = {}
+    assert run(payouts_sweep, older_than_minutes=0) == 0  # backing off
+    _retry_due(payout)
     assert run(payouts_sweep, older_than_minutes=0) == 1
 
     payout.refresh_from_db()
@@ -349,27 +360,36 @@ def test_a_refund_waiting_for_the_processor_is_not_paid_out(run, earning):
 
 
 def _sending_payout(run, settings):
-    """A payout sent to the processor whose bank payout is not recorded on it yet."""
+    """A payout transferred whose bank payout's answer was lost (a timeout)."""
     settings.PAYMENTS_LOCAL_FAULTS = {"payout_create": "timeout_before"}
     payout = run_payouts(dry_run=False).planned[0].payout
-    with pytest.raises(TemporaryProcessorError):
-        run(payout_send, payout=payout)
+    run(payout_send, payout=payout)
     settings.PAYMENTS_LOCAL_FAULTS = {}
     payout.refresh_from_db()
-    assert payout.status == Payout.Status.SENDING and not payout.processor_payout_id
+    assert payout.status == Payout.Status.TRANSFERRED and not payout.processor_payout_id
     return payout
+
+
+NAMED = {"attempt": "1"}
 
 
 def test_a_paid_event_settles_the_payout_its_metadata_names_once(run, earning, settings):
     payout = _sending_payout(run, settings)
     event = {"processor_name": "local", "processor_payout_id": "po_local_x", "status": "paid"}
+    metadata = {"payout_id": str(payout.pk), **NAMED}
 
-    run(payout_sync, **event, metadata={"payout_id": str(payout.pk)})
-    run(payout_sync, **event, metadata={"payout_id": str(payout.pk)})
+    run(payout_sync, **event, metadata=metadata)
+    run(payout_sync, **event, metadata=metadata)
 
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID
-    assert LedgerTransaction.objects.filter(idempotency_key__startswith="payout:").count() == 2
+    keys = LedgerTransaction.objects.filter(idempotency_key__startswith="payout:")
+    assert sorted(keys.values_list("idempotency_key", flat=True)) == [
+        f"payout:{payout.pk}:bank-1:paid",
+        f"payout:{payout.pk}:sent",
+        f"payout:{payout.pk}:transferred",
+    ]
+    assert payout.steps.get(kind="bank_payout").processor_object_id == "po_local_x"
     assert seller_balance(seller=earning, currency="USD").paid_out == 9000
     assert ledger_check().ok
 
@@ -378,7 +398,7 @@ def test_an_event_settles_the_payout_with_its_processor_id_not_the_one_named(
     run, earning, settings
 ):
     payout = _sending_payout(run, settings)
-    Payout.objects.filter(pk=payout.pk).update(processor_payout_id="po_local_x")
+    payout.steps.filter(kind="bank_payout").update(processor_object_id="po_local_x")
     other = Payout.objects.create(
         seller=earning, currency="USD", amount_minor=1, period="other", status="scheduled"
     )
@@ -388,20 +408,26 @@ def test_an_event_settles_the_payout_with_its_processor_id_not_the_one_named(
         processor_name="local",
         processor_payout_id="po_local_x",
         status="failed",
-        metadata={"payout_id": str(other.pk)},
+        metadata={"payout_id": str(other.pk), **NAMED},
     )
 
     payout.refresh_from_db()
     other.refresh_from_db()
-    assert payout.status == Payout.Status.FAILED and other.status == Payout.Status.SCHEDULED
-    assert seller_balance(seller=earning, currency="USD").available == 9000
-    assert ledger_check().ok
+    assert payout.status == Payout.Status.TRANSFERRED and other.status == Payout.Status.SCHEDULED
+    assert "Bank payout failed" in payout.failure_reason
+    balance = seller_balance(seller=earning, currency="USD")
+    assert (balance.available, balance.in_transit) == (0, 9000)  # in its processor account
 
 
 def test_an_event_for_no_payout_of_ours_changes_nothing(run, earning, settings):
     payout = _sending_payout(run, settings)
 
-    for metadata in ({}, {"payout_id": "not a number"}, {"payout_id": str(payout.pk + 1)}):
+    for metadata in (
+        {},
+        {"payout_id": "not a number"},
+        {"payout_id": str(payout.pk + 1), **NAMED},
+        {"payout_id": str(payout.pk), "attempt": "2"},
+    ):
         run(
             payout_sync,
             processor_name="local",
@@ -411,7 +437,7 @@ def test_an_event_for_no_payout_of_ours_changes_nothing(run, earning, settings):
         )
 
     payout.refresh_from_db()
-    assert payout.status == Payout.Status.SENDING
+    assert payout.status == Payout.Status.TRANSFERRED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -453,28 +479,46 @@ def test_the_local_processor_answers_a_repeated_key_with_the_first_transfer_and_
     assert LocalEvent.objects.filter(type="payout.paid").count() == 1
 
 
+class Killed(BaseException):
+    """The worker dies (SIGKILL): nothing after this point runs."""
+
+
 @pytest.mark.parametrize("lost", ["event", "delivery"])
 def test_a_payout_whose_paid_event_was_lost_in_a_crash_is_settled_on_the_resend(
     run, earning, monkeypatch, lost
 ):
-    """A worker killed between the processor's bank payout and its event (seen in the
-    fault test of a worker killed mid-run): the re-send with the same key finds the
-    payout, and the processor sends the event it never sent, or delivers it again."""
+    """A worker killed between the processor's bank payout and recording it, its event
+    lost too (seen in the fault test of a worker killed mid-run): once the attempt's
+    lease is over, the next attempt looks the bank payout up by its metadata and adopts
+    it, and the processor sends the event it never sent, or delivers it again."""
     payout = run_payouts(sellers=[earning]).created[0]  # its send task is not run here
+
+    def killed(*args, **kwargs):
+        raise Killed
+
     with monkeypatch.context() as patch:
         if lost == "event":
             patch.setattr(LocalProcessor, "_emit", lambda *args, **kwargs: None)
         else:
             patch.setattr("payments.processors.local.enqueue_on_commit", lambda *a: None)
-        payout_send(payout=payout)  # the crash: nothing reaches our webhook endpoint
+        patch.setattr("payments.payout_sending._bank_sent", killed)
+        with pytest.raises(Killed):
+            payout_send(payout=payout)
     payout.refresh_from_db()
-    assert payout.status == Payout.Status.IN_TRANSIT
-    Payout.objects.filter(pk=payout.pk).update(status=Payout.Status.SENDING)  # not recorded
+    assert payout.status == Payout.Status.TRANSFERRED
+    assert payout.steps.get(kind="bank_payout").outcome == "in_flight"
+    run(payout_send, payout=payout)  # within the lease: another worker's call, left alone
+    assert payout.steps.filter(kind="bank_payout").count() == 1
+    payout.steps.update(started_at=timezone.now() - timedelta(hours=1))
 
     run(payout_send, payout=payout)  # the task, delivered again
 
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID
     assert LocalPayout.objects.count() == 1 and LocalTransfer.objects.count() == 1
+    assert [(st.attempt, st.outcome) for st in payout.steps.filter(kind="bank_payout")] == [
+        (1, "adopted"),
+        (2, "adopted"),
+    ]
     assert seller_balance(seller=earning, currency="USD").paid_out == 9000
     assert ledger_check().ok

@@ -12,7 +12,7 @@ from marketplace.services.orders import CartItem, place_order
 from payments.checkout import payment_start
 from payments.holds import holds_release_due
 from payments.models import Payout
-from payments.payout_sending import payout_failed
+from payments.payout_settlement import payout_failed
 from payments.payouts import run_payouts
 from payments.processors.local import CARD_DISPUTED, CARD_SUCCEEDS, LocalProcessor
 from payments.reconciliation import reconcile

@@ -10,7 +10,7 @@ from payments.holds import seller_order_hold_release
 from payments.ledger import Posting, ledger_post, seller_account
 from payments.models import Payout, PayoutPolicy, WebhookDelivery, WebhookEndpoint
 from payments.payout_controls import payout_approve, payout_hold, payout_release, payout_retry
-from payments.payout_sending import payout_failed
+from payments.payout_settlement import payout_failed
 from payments.payouts import PlannedPayout, payout_create, run_payouts
 from payments.processors.base import BalanceTransaction
 from payments.reconciliation import Reconciliation, _theirs

@@ -4,7 +4,9 @@
 and overrides ``request``: the one method the SDK's retry loop
 (``request_with_retries``) calls per attempt. It records every attempt and answers
 with queued responses, so a test sees exactly what would have gone over the wire,
-retries included. Nothing leaves the process.
+retries included. Nothing leaves the process. With ``strict=True`` (the default)
+a request that real Stripe would refuse (``stripe_rules.check_request``: unknown,
+missing or empty parameters...) gets Stripe's error instead of the queued answer.
 
 The response bodies follow the objects documented in Stripe's API reference.
 """
@@ -22,6 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 from requests.structures import CaseInsensitiveDict
+
+from tests.payments.processors import stripe_rules
 
 SECRET_KEY = "sk_test_51FakeSecretKeyForTestsOnly"
 LIVE_SECRET_KEY = "sk_live_51FakeLiveKeyForTestsOnly"
@@ -43,8 +47,11 @@ class RecordedRequest:
 class RecordingHTTPClient(stripe.HTTPClient):
     name = "recording-fake"
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = True) -> None:
         super().__init__()
+        # Strict: a request Stripe would refuse (``stripe_rules.check_request``) gets
+        # Stripe's error answer instead of the queued one, which it replaces.
+        self.strict = strict
         self.requests: list[RecordedRequest] = []
         self.retry_sleeps: list[int] = []
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str]] | Exception] = deque()
@@ -83,12 +90,30 @@ class RecordingHTTPClient(stripe.HTTPClient):
                 headers=dict(headers or {}),
             )
         )
+        if self.strict:
+            recorded = self.requests[-1]
+            refusal = stripe_rules.check_request(
+                recorded.method,
+                recorded.path,
+                recorded.params if recorded.method == "POST" else recorded.query,
+                recorded.headers,
+            )
+            if refusal is not None:
+                if self._answers:
+                    self._answers.popleft()
+                status, body = refusal
+                return self._reply(status, body, {})
         if not self._answers:
             raise AssertionError(f"Unexpected Stripe request: {method.upper()} {url}")
         answer = self._answers.popleft()
         if isinstance(answer, Exception):
             raise answer
         status, body, extra_headers = answer
+        return self._reply(status, body, extra_headers)
+
+    def _reply(
+        self, status: int, body: dict[str, Any], extra_headers: dict[str, str]
+    ) -> tuple[str, int, Any]:
         self._request_ids += 1
         # Like requests' response headers: case-insensitive (the SDK reads "request-id").
         response_headers = CaseInsensitiveDict(

@@ -326,13 +326,16 @@ def test_transfer_reverse_creates_a_reversal(processor, http):
     http.respond(fake.transfer_reversal())
 
     result = processor.transfer_reverse(
-        transfer_id="tr_1SeLLeR3", amount_minor=300, idempotency_key="reversal-12-3"
+        transfer_id="tr_1SeLLeR3",
+        amount_minor=300,
+        metadata={"clawback_id": "12"},
+        idempotency_key="clawback-12",
     )
 
     request = http.last
-    assert_mutating(request, "reversal-12-3")
+    assert_mutating(request, "clawback-12")
     assert request.path == "/v1/transfers/tr_1SeLLeR3/reversals"
-    assert request.params == {"amount": "300"}
+    assert request.params == {"amount": "300", "metadata[clawback_id]": "12"}
     assert result == TransferReversal(
         id="trr_1ReVeRsAl", transfer_id="tr_1SeLLeR3", amount_minor=300
     )
@@ -360,6 +363,7 @@ def test_payout_create_pays_out_on_the_connected_account(processor, http):
         amount_minor=5000,
         currency="USD",
         account="acct_1SeLLeR3",
+        metadata={"payout_id": "9"},
     )
 
 

@@ -58,8 +58,11 @@ def test_the_run_transfers_then_pays_out_on_the_connected_account(sent, http):
     assert (transfer.path, payout.path) == ("/v1/transfers", "/v1/payouts")
     assert transfer.params["amount"] == payout.params["amount"] == "9000"
     assert transfer.params["destination"] == ACCOUNT
-    assert transfer.headers["Idempotency-Key"] == f"payout-{sent.pk}-transfer"
-    assert payout.headers["Idempotency-Key"] == f"payout-{sent.pk}-payout"
+    assert "source_transaction" not in transfer.params  # never sent empty
+    assert transfer.params["transfer_group"] == f"payout-{sent.pk}"
+    assert transfer.headers["Idempotency-Key"] == f"payout-{sent.pk}-transfer-1"
+    assert payout.headers["Idempotency-Key"] == f"payout-{sent.pk}-bank-1"
+    assert payout.params["metadata[attempt]"] == "1"
     assert payout.headers["Stripe-Account"] == ACCOUNT
     assert (sent.status, sent.processor, sent.processor_payout_id) == (
         "in_transit",
@@ -103,14 +106,20 @@ def test_a_connect_payout_paid_event_settles_the_payout_once(client, run, sent, 
     assert ledger_check().ok
 
 
-def test_a_connect_payout_failed_event_makes_the_money_available_again(client, run, sent, seller):
+def test_a_connect_payout_failed_event_leaves_the_money_in_the_connected_account(
+    client, run, sent, seller
+):
+    """The transfer happened: a failed bank payout must not make the money available
+    again (the next run would transfer it a second time); it waits in the seller's
+    processor account for the next bank payout."""
     assert _deliver(client, run, "failed", "evt_1FaIl").status_code == 200
     assert _deliver(client, run, "paid", "evt_1LaTePaId").status_code == 200
 
     sent.refresh_from_db()
-    assert sent.status == "failed"
+    assert sent.status == "transferred"
+    assert sent.processor_transfer_id == "tr_1SeLLeR3"
     balance = seller_balance(seller=seller, currency="USD")
-    assert (balance.available, balance.in_transit, balance.paid_out) == (9000, 0, 0)
+    assert (balance.available, balance.in_transit, balance.paid_out) == (0, 9000, 0)
     assert ledger_check().ok
 
 
