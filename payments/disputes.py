@@ -36,6 +36,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from marketplace.models import Order, OrderLine, SellerOrder
+from payments.clawbacks import clawbacks_plan
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.locks import order_lines_lock, order_lock, seller_orders_lock, sellers_money_lock
 from payments.models import (
@@ -217,6 +218,10 @@ def dispute_closed(*, processor_name: str, processor_dispute_id: str, won: bool)
         return dispute
     lines = list(dispute.lines.select_related("order_line__seller_order__seller"))
     postings = _close_sale(dispute, lines, won) if lines else _close_duplicate(dispute, won)
+    if not won:
+        # What the seller lost, if it was transferred to them, is taken back from there.
+        lost = {dl.order_line_id: dl.lost_seller_minor for dl in lines if dl.lost_seller_minor}
+        clawbacks_plan(reason_type="dispute", reason_id=dispute.pk, seller_parts=lost)
     outcome = "won" if won else "lost"
     if postings:
         ledger_post(

@@ -8,7 +8,10 @@ from payments.processors.base import ConnectedAccount, OnboardingLink
 
 
 def _status_of(account: ConnectedAccount) -> str:
-    if account.payouts_enabled and account.charges_enabled:
+    """Enabled once transfers reach the account and it can pay out to its bank. Sellers'
+    accounts have only the ``transfers`` capability (the platform takes the payments),
+    so ``charges_enabled`` never becomes true for them and is not asked for."""
+    if account.can_be_paid:
         return Seller.PayoutStatus.ENABLED
     if account.details_submitted:
         return Seller.PayoutStatus.RESTRICTED

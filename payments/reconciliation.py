@@ -10,14 +10,16 @@ Each movement is keyed by the processor object it is about, on both sides
 - a refund: ``refund:<id>`` (−amount), by the refund's processor id; a ``refund``;
 - a dispute: ``dispute:<id>:opened`` (−) and ``:won`` (+), by the dispute's id;
   an ``adjustment`` on the dispute (− and +);
-- a payout: ``payout:<id>:paid`` (−amount), by its transfer id; a ``transfer``
-  to the seller's connected account.
+- a payout: ``payout:<id>:transferred`` (−amount), by its transfer id; a
+  ``transfer`` to the seller's connected account (its bank payout is made on the
+  connected account and never moves the platform's balance);
+- a clawback: ``clawback:<id>`` (+amount), by its reversal id; a
+  ``transfer_refund`` (a transfer reversal) back from the connected account.
 
 Every key whose amounts differ, or that only one side has, is a difference,
-with what we know about why (a payout sent but not yet paid is in transit;
-one that failed after its transfer left money in the seller's connected
-account). Balance transactions outside our ledger's scope (the platform's own
-bank payouts, and such) are listed apart. Manual payouts are paid from the
+with what we know about why (a transfer whose answer is not recorded yet).
+Balance transactions outside our ledger's scope (the platform's own bank
+payouts, and such) are listed apart. Manual payouts are paid from the
 platform's bank and never appear at the processor.
 """
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from payments.models import (
+    Clawback,
     Dispute,
     LedgerAccount,
     LedgerEntry,
@@ -91,7 +94,7 @@ def _ours(since: datetime, until: datetime) -> dict[Key, int]:
         by_reference[entry.transaction.reference_type, entry.transaction.reference_id].append(entry)
     ids = {
         kind: [int(r) for t, r in by_reference if t == kind and r.isdigit()]
-        for kind in ("order", "refund", "dispute", "payout")
+        for kind in ("order", "refund", "dispute", "payout", "clawback")
     }
     payments = dict(
         PaymentAttempt.objects.filter(order_id__in=ids["order"], status="succeeded").values_list(
@@ -107,6 +110,9 @@ def _ours(since: datetime, until: datetime) -> dict[Key, int]:
     transfers = dict(
         Payout.objects.filter(pk__in=ids["payout"]).values_list("pk", "processor_transfer_id")
     )
+    reversals = dict(
+        Clawback.objects.filter(pk__in=ids["clawback"]).values_list("pk", "processor_reversal_id")
+    )
     ours: dict[Key, int] = defaultdict(int)
     for (reference_type, reference_id), group in by_reference.items():
         pk = int(reference_id) if reference_id.isdigit() else -1
@@ -121,8 +127,11 @@ def _ours(since: datetime, until: datetime) -> dict[Key, int]:
             elif kind in (TxnKind.DISPUTE_OPENED, TxnKind.DISPUTE_WON):
                 movement = "dispute" if kind == TxnKind.DISPUTE_OPENED else "dispute_won"
                 key = (movement, disputes.get(pk) or f"dispute {pk}", currency)
-            elif kind == TxnKind.PAYOUT_PAID:
+            elif kind in (TxnKind.PAYOUT_TRANSFERRED, TxnKind.PAYOUT_PAID):
+                # (A payout paid before transfers were recorded moved cash when paid.)
                 key = ("transfer", transfers.get(pk) or f"payout {pk}", currency)
+            elif kind == TxnKind.TRANSFER_REVERSED:
+                key = ("transfer_refund", reversals.get(pk) or f"clawback {pk}", currency)
             else:
                 key = (str(kind), f"{reference_type} {reference_id}", currency)
             ours[key] += amount
@@ -156,16 +165,19 @@ def _theirs(transactions: list[BalanceTransaction], report: Reconciliation) -> d
 def _why(movement: str, processor_id: str, ours: int | None, theirs: int | None) -> str:
     if movement == "transfer" and ours is None:
         payout = Payout.objects.filter(processor_transfer_id=processor_id).first()
+        if payout is None and theirs is not None:
+            # Its answer lost (a timeout, a killed worker): a payout still sending.
+            payout = Payout.objects.filter(
+                status=Payout.Status.SENDING, amount_minor=-theirs
+            ).first()
         if payout is None:
             return "A transfer we have no payout for."
-        if payout.status in (Payout.Status.SENDING, Payout.Status.IN_TRANSIT):
-            return f"Payout #{payout.pk} is sent and not paid yet (in transit): expected."
-        if payout.status == Payout.Status.FAILED:
+        if payout.status == Payout.Status.SENDING:
             return (
-                f"Payout #{payout.pk} failed after its transfer: the money is in the seller's "
-                "connected account; reverse the transfer or pay it again."
+                f"Payout #{payout.pk}'s transfer is not recorded yet: the sender looks it up "
+                "on its next attempt."
             )
-        return f"Payout #{payout.pk} was paid outside this period."
+        return f"Payout #{payout.pk} was transferred outside this period."
     if ours is None:
         return "At the processor, not in our ledger for this period."
     if theirs is None:

@@ -31,6 +31,7 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
+from payments.clawbacks import clawbacks_plan
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.locks import order_lines_lock, order_lock, seller_orders_lock, sellers_money_lock
 from payments.models import (
@@ -230,6 +231,7 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     currency = refund.currency
     commission = platform_account(Kind.COMMISSION, currency)
     postings = [Posting(platform_account(Kind.PROCESSOR, currency), -refund.amount_minor)]
+    clawable: dict[int, int] = {}  # per line, the seller's part taken from available
     for refund_line in refund_lines:
         line = refund_line.order_line
         seller = line.seller_order.seller
@@ -266,6 +268,8 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
         if share_left:
             kind = Kind.AVAILABLE if released[line.seller_order_id] else Kind.PENDING
             postings.append(Posting(seller_account(seller, kind, currency), share_left, line.pk))
+            if kind == Kind.AVAILABLE:
+                clawable[line.pk] = clawable.get(line.pk, 0) + share_left
         if refund_line.commission_amount_minor:
             postings.append(Posting(commission, refund_line.commission_amount_minor, line.pk))
     txn = ledger_post(
@@ -280,6 +284,8 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     refund.completed_at = timezone.now()
     refund.save(update_fields=["status", "completed_at"])
     _refresh_statuses(refund.order_id, sorted(released))
+    # A part already transferred to the seller is taken back from there if it can be.
+    clawbacks_plan(reason_type="refund", reason_id=refund.pk, seller_parts=clawable)
     return txn
 
 

@@ -121,10 +121,28 @@ def payout_send_task(self: Any, payout_id: int) -> str:
 
 @shared_task
 def payouts_sweep_task() -> int:
-    """Send again the payouts whose retry is due or whose task was lost."""
+    """Send again the payouts whose retry is due or whose task was lost, and run the
+    clawbacks a lost task left behind."""
+    from payments.clawbacks import clawbacks_sweep
     from payments.payout_sending import payouts_sweep
 
-    return payouts_sweep()
+    return payouts_sweep() + clawbacks_sweep()
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(Exception,),
+    dont_autoretry_for=(InvalidProcessorRequest,),
+    retry_backoff=30,
+    retry_backoff_max=1800,
+    retry_jitter=True,
+    max_retries=8,
+)
+def clawback_task(clawback_id: int) -> str:
+    """Take a seller's part of a refund or a lost dispute back from a transfer."""
+    from payments.clawbacks import clawback_execute
+
+    return str(clawback_execute(clawback_id=clawback_id).status)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)

@@ -67,30 +67,55 @@ def _sent_without_its_event(django_capture_on_commit_callbacks):
     return payout
 
 
-def test_a_payout_sent_but_not_paid_is_in_transit(trading_day, django_capture_on_commit_callbacks):
+def test_a_payout_whose_bank_payout_failed_reconciles(
+    trading_day, django_capture_on_commit_callbacks
+):
+    """The platform's cash moves at the transfer, which is recorded at once: a bank
+    payout refused or returned later changes the connected account, not the platform's
+    balance, so nothing is left to explain."""
     payout = _sent_without_its_event(django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        payout_failed(payout=payout, reason="The bank refused it.")
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.TRANSFERRED
+
+    report = reconcile(**_window())
+
+    assert report.ok, report.differences
+    assert report.matched == 4  # charge, fee, refund, transfer
+
+
+class Killed(BaseException):
+    """The worker dies (SIGKILL): nothing after this point runs."""
+
+
+def test_a_transfer_whose_answer_was_lost_is_a_difference_until_looked_up(
+    run, trading_day, monkeypatch, django_capture_on_commit_callbacks
+):
+    from payments.payout_sending import payout_send
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run_payouts()
+    payout = Payout.objects.get()
+    with monkeypatch.context() as patch:
+        patch.setattr("payments.payout_sending.payout_transferred", killed)
+        with pytest.raises(Killed):
+            payout_send(payout=payout)
 
     (difference,) = reconcile(**_window()).differences
-
     assert (difference.movement, difference.ours, difference.theirs) == (
         "transfer",
         None,
         -payout.amount_minor,
     )
-    assert "in transit" in difference.note
+    assert "not recorded yet" in difference.note
 
-
-def test_a_payout_that_failed_after_its_transfer_is_flagged(
-    trading_day, django_capture_on_commit_callbacks
-):
-    payout = _sent_without_its_event(django_capture_on_commit_callbacks)
-    with django_capture_on_commit_callbacks(execute=False):
-        payout_failed(payout=payout, reason="The bank refused it.")
-
-    (difference,) = reconcile(**_window()).differences
-
-    assert difference.processor_id == payout.processor_transfer_id
-    assert "connected account" in difference.note
+    payout.steps.update(started_at=timezone.now() - timedelta(hours=1))  # the lease is over
+    run(payout_send, payout=payout)
+    assert reconcile(**_window()).ok
 
 
 def test_a_dispute_withdrawal_reconciles(run, customer, seller):
