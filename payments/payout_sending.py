@@ -49,10 +49,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import User
+from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.task_queue import enqueue_on_commit
 from payments.ledger import Posting, ledger_post
 from payments.locks import payout_lock, sellers_money_lock
-from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod, PayoutStep
+from payments.models import (
+    LedgerAccount,
+    LedgerTransaction,
+    Payout,
+    PayoutAction,
+    PayoutMethod,
+    PayoutStep,
+)
 from payments.payout_guard import payout_frozen_reason, payout_guard
 from payments.payout_settlement import (
     payout_accounts,
@@ -96,16 +105,20 @@ def payout_send(*, payout: Payout) -> Payout:
     return payout
 
 
-def payout_resume(*, payout: Payout) -> Payout:
-    """Operators: clear "needs attention" and send again now (after a look-up of what
-    earlier attempts did). The payout's new attention window starts now."""
+def payout_resume(*, payout: Payout, by: User, reason: str) -> Payout:
+    """Operators: send again a payout that stopped for them ("needs attention"), after
+    checking the processor's dashboard; recorded with who and why. Its next attempt
+    looks up what earlier ones did first, and its attention window starts again."""
+    if not reason.strip():
+        raise InvalidRequest("Say why the payout can be sent again.")
     with transaction.atomic():
         locked = payout_lock(payout.pk)
-        if locked.status not in (Status.SENDING, Status.TRANSFERRED):
-            return locked
+        if locked.status not in (Status.SENDING, Status.TRANSFERRED) or not locked.attention_reason:
+            raise InvalidState(f"Payout #{locked.pk} is not waiting for an operator.")
         Payout.objects.filter(pk=locked.pk).update(
             attention_reason="", next_attempt_at=None, sent_at=timezone.now()
         )
+        PayoutAction.objects.create(payout=locked, actor=by, action="resume", reason=reason[:255])
     return payout_send(payout=locked)
 
 

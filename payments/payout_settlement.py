@@ -116,7 +116,7 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
     locked = _payout_locked(payout)
     if locked.status in (Status.FAILED, Status.CANCELLED):
         return locked
-    if locked.status == Status.SENDING and not _was_transferred(locked):
+    if locked.status in (*Payout.OPEN, Status.SENDING) and not _was_transferred(locked):
         return _transfer_refused(locked, reason)
     step = _current_bank_step(locked)
     if step is None:
@@ -129,7 +129,7 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
 
 
 def _transfer_refused(payout: Payout, reason: str) -> Payout:
-    if payout.status not in (Status.SCHEDULED, Status.SENDING):
+    if payout.status not in (*Payout.OPEN, Status.SENDING):
         raise InvalidState(f"Payout #{payout.pk} was transferred; it cannot fail back.")
     if payout.status == Status.SENDING:
         accounts = payout_accounts(payout, Kind.IN_TRANSIT, Kind.AVAILABLE)

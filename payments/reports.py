@@ -26,6 +26,7 @@ from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
+PAYOUT_CASH_KINDS = (TxnKind.PAYOUT_TRANSFERRED, TxnKind.PAYOUT_PAID, TxnKind.TRANSFER_REVERSED)
 Period = Literal["day", "week", "month"]
 TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
@@ -67,8 +68,11 @@ def revenue_report(
             fees=Sum("amount_minor", filter=Q(account__kind=Kind.PROCESSOR_FEES)),
             payouts=Sum(
                 "amount_minor",
+                # Processor payouts leave the platform's cash when transferred (less what
+                # clawbacks bring back); manual ones when paid from the bank. (Before
+                # transfers were recorded, processor payouts left it when paid.)
                 filter=Q(account__kind__in=(Kind.PROCESSOR, Kind.BANK))
-                & Q(transaction__kind=TxnKind.PAYOUT_PAID),
+                & Q(transaction__kind__in=PAYOUT_CASH_KINDS),
             ),
         )
         .order_by("bucket", "currency")

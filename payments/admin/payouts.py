@@ -1,7 +1,9 @@
-"""Operator admin for paying sellers: policies, payout runs and payouts.
+"""Operator admin for paying sellers: policies, payout runs, payouts and clawbacks.
 
 Every button here calls one service (``run_payouts``, ``payout_controls``,
-``bank_transfer_csv``); the admin only collects who, why and which.
+``payout_resume``, ``bank_transfer_csv``); the admin only collects who, why and
+which. A payout's page shows its processor steps (the transfer, then each bank
+payout attempt) and the clawbacks taken back from it, read-only.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from payments.admin.base import (
     ReasonActionForm,
 )
 from payments.bank_transfers import bank_transfer_csv
-from payments.models import Payout, PayoutAction, PayoutEntry, PayoutPolicy, PayoutRun
+from payments.currencies import format_amount
+from payments.models import (
+    Clawback,
+    Payout,
+    PayoutAction,
+    PayoutEntry,
+    PayoutPolicy,
+    PayoutRun,
+    PayoutStep,
+)
 from payments.payout_controls import (
     payout_approve,
     payout_cancel,
@@ -37,6 +48,7 @@ from payments.payout_controls import (
     payout_release,
     payout_retry,
 )
+from payments.payout_sending import payout_resume
 from payments.payouts import run_payouts
 
 
@@ -91,8 +103,6 @@ class PayoutEntryInline(ReadOnlyInline):
 
     @admin.display(description="amount")
     def amount(self, item: PayoutEntry) -> str:
-        from payments.currencies import format_amount
-
         return format_amount(-item.entry.amount_minor, item.entry.account.currency)
 
     @admin.display(description="description")
@@ -112,6 +122,87 @@ class PayoutActionInline(ReadOnlyInline):
     model = PayoutAction
     fields = ("at", "actor", "action", "reason")
     readonly_fields = fields
+
+
+class PayoutStepInline(ReadOnlyInline):
+    """Each call to the processor: the transfer, then each bank payout attempt."""
+
+    model = PayoutStep
+    fields = (
+        "kind",
+        "attempt",
+        "amount",
+        "outcome",
+        "processor_object_id",
+        "object_status",
+        "error_code",
+        "message",
+        "started_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    verbose_name = "processor step"
+    verbose_name_plural = "Processor steps (the transfer, then each bank payout attempt)"
+    select_related = ("payout",)
+
+    @admin.display(description="amount")
+    def amount(self, step: PayoutStep) -> str:
+        return format_amount(step.amount_minor, step.payout.currency)
+
+
+class ClawbackAmounts:
+    """The wanted and taken columns of a clawback, in its payout's currency."""
+
+    @admin.display(description="wanted", ordering="wanted_minor")
+    def wanted(self, clawback: Clawback) -> str:
+        return format_amount(clawback.wanted_minor, clawback.payout.currency)
+
+    @admin.display(description="taken back", ordering="amount_minor")
+    def taken(self, clawback: Clawback) -> str:
+        return format_amount(clawback.amount_minor, clawback.payout.currency)
+
+    @admin.display(description="for")
+    def reason(self, clawback: Clawback) -> str:
+        """The refund or the lost dispute it is for, linked to its page."""
+        pages = {"refund": "admin:payments_refund_change", "dispute": "admin:payments_dispute_change"}
+        if clawback.reason_type not in pages:
+            return f"{clawback.reason_type} #{clawback.reason_id}"
+        url = reverse(pages[clawback.reason_type], args=[clawback.reason_id])
+        return format_html('<a href="{}">{} #{}</a>', url, clawback.reason_type, clawback.reason_id)
+
+
+class ClawbackInline(ClawbackAmounts, ReadOnlyInline):
+    model = Clawback
+    fields = (
+        "reason",
+        "wanted",
+        "taken",
+        "status",
+        "processor_reversal_id",
+        "note",
+        "created_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    verbose_name_plural = "Clawbacks (taken back from its transfer for refunds and lost disputes)"
+    select_related = ("payout",)
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Payouts whose automatic sending stopped for an operator (``attention_reason``)."""
+
+    title = "needs attention"
+    parameter_name = "needs_attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Payout]) -> QuerySet[Payout]:
+        if self.value() == "yes":
+            return queryset.exclude(attention_reason="")
+        if self.value() == "no":
+            return queryset.filter(attention_reason="")
+        return queryset
 
 
 @admin.register(Payout)
@@ -135,16 +226,47 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
     )
     list_filter = (
         "status",
+        NeedsAttentionFilter,
         "method",
         "currency",
         ("seller", admin.RelatedOnlyFieldListFilter),
         "created_at",
     )
-    search_fields = ("seller__display_name", "seller__slug", "processor_payout_id", "=id")
+    # Processor ids: the payout's transfer and latest bank payout, any attempt's object
+    # (an earlier bank payout) and a clawback's transfer reversal.
+    search_fields = (
+        "seller__display_name",
+        "seller__slug",
+        "processor_transfer_id",
+        "processor_payout_id",
+        "=steps__processor_object_id",
+        "=clawbacks__processor_reversal_id",
+        "=id",
+    )
     list_select_related = ("seller",)
     date_hierarchy = "created_at"
-    inlines = [PayoutActionInline, PayoutEntryInline]
-    actions = ("approve", "hold", "release", "cancel", "retry", "mark_paid")
+    inlines = [PayoutActionInline, PayoutStepInline, ClawbackInline, PayoutEntryInline]
+    actions = ("approve", "hold", "release", "cancel", "retry", "resume", "mark_paid")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Payout | None = None) -> Any:
+        """A payout that needs an operator says why first."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.attention_reason:
+            return fieldsets
+        first = ("attention_reason", "failure_reason", "next_attempt_at")
+        rest = [name for name in fieldsets[0][1]["fields"] if name not in first]
+        return [
+            (
+                "Needs attention",
+                {
+                    "fields": first,
+                    "description": "Automatic sending stopped. Check the processor's "
+                    "dashboard, then use the action “Send again after checking the "
+                    "processor” with a reason.",
+                },
+            ),
+            (None, {"fields": rest}),
+        ]
 
     @admin.action(description="Approve the selected payouts (not your own)")
     def approve(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
@@ -190,6 +312,19 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
     @admin.action(description="Pay the selected failed payouts' sellers again now (give a reason)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         self._each(request, queryset, payout_retry, "retried")
+
+    @admin.action(description="Send again after checking the processor (give a reason)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        def service(*, payout: Payout, by: Any, reason: str) -> Payout:
+            return payout_resume(payout=payout, by=by, reason=reason)
+
+        self._each(
+            request,
+            queryset,
+            service,
+            "sent again",
+            missing="Say what you checked at the processor before the payouts are sent again.",
+        )
 
     @admin.action(
         description="Cancel the selected payouts (the money stays available; give a reason)"

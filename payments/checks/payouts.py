@@ -189,18 +189,22 @@ def _check_payout_transactions(problems: list[str], payouts: dict[int, PayoutRow
             problems.append(f"Payout #{payout_id} has {step} twice: transactions {key}.")
         fact.seen.add(step)
         fact.in_transit += int(in_transit or 0)
+        if kind == TxnKind.PAYOUT_SENT and -int(in_transit or 0) != payout[3]:
+            problems.append(
+                f"Transaction {key} moves {abs(int(in_transit or 0))} through in transit; "
+                f"payout #{payout_id} is for {payout[3]} {payout[2]}."
+            )
         if kind == TxnKind.PAYOUT_PAID:
             fact.paid += int(in_transit or 0)
         elif kind == TxnKind.PAYOUT_RETURNED:
             fact.paid += int(in_transit or 0)  # negative: what came back
-    for payout_id, seller_id, currency, amount, status, _ in payouts.values():
+    for payout_id, seller_id, _currency, amount, status, _ in payouts.values():
         fact = facts.get(payout_id, PayoutFacts())
         back = clawed.get(payout_id, 0)
         wrong = _payout_disagrees(status, fact, amount, back)
         if wrong:
             problems.append(
-                f"Payout #{payout_id} of {amount} {currency} to seller #{seller_id} is {status} "
-                f"but {wrong}."
+                f"Payout #{payout_id} of {amount} to seller #{seller_id} is {status} but {wrong}."
             )
 
 

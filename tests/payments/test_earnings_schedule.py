@@ -113,7 +113,22 @@ def test_once_a_payout_claims_the_earnings_that_payout_is_named(sale, seller):
     assert f"in payout #{payout.pk} (" in found.text
 
 
-def test_a_failed_payout_gives_the_earnings_back_to_the_next_payout(sale, seller):
+def test_a_payout_whose_transfer_was_refused_gives_the_earnings_back_to_the_next_payout(
+    sale, seller
+):
+    later = sale.order.paid_at + timedelta(days=8)
+    run_payouts(now=later)
+    payout_failed(payout=seller.payouts.get(), reason="The account cannot receive transfers.")
+
+    found = when(sale, later)
+
+    assert (found.state, found.payout) == (STATE_AVAILABLE, None)
+    assert found.payout_on == local_day(later) + timedelta(days=1)
+
+
+def test_a_payout_whose_bank_payout_failed_keeps_the_earnings(sale, seller):
+    """After its transfer the money is in the seller's processor account: the sale stays
+    in that payout, whose bank payout the next run sends again."""
     later = sale.order.paid_at + timedelta(days=8)
     run_payouts(now=later)
     payout = payout_send(payout=seller.payouts.get())
@@ -121,8 +136,7 @@ def test_a_failed_payout_gives_the_earnings_back_to_the_next_payout(sale, seller
 
     found = when(sale, later)
 
-    assert (found.state, found.payout) == (STATE_AVAILABLE, None)
-    assert found.payout_on == local_day(later) + timedelta(days=1)
+    assert found.payout == payout and found.state != STATE_AVAILABLE
 
 
 def test_frozen_payouts_say_why_there_is_no_date(sale, seller):
