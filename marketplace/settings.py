@@ -261,7 +261,9 @@ if PAYMENTS_PROCESSOR_WRITES_PER_SECOND < 1:
     raise ImproperlyConfigured("PAYMENTS_PROCESSOR_WRITES_PER_SECOND must be 1 or more.")
 # One processor call of a payout is under way at a time; after this long without an
 # answer (a killed worker), the next attempt looks up what it did first.
-PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS = env.int("PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS", default=300)
+PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS = env.int(
+    "PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS", default=300
+)
 # A payout not through this long after it was sent stops for an operator (Stripe forgets
 # idempotency keys after 24 hours).
 PAYMENTS_PAYOUT_ATTENTION_HOURS = env.int("PAYMENTS_PAYOUT_ATTENTION_HOURS", default=23)

@@ -30,22 +30,24 @@ SEND_BATCH = 500
 BROKER_ERRORS = (OperationalError,)
 
 
-def _publish(task: Task, args: Any) -> None:
+def _publish(task: Task, args: Any, countdown: float | None = None) -> None:
     """Publish with no result subscription: with a result backend on a Redis that is
     down, subscribing first would hang the request ~20 s and then raise a RuntimeError.
     Kombu's own short publish retries (~0.6 s on a refused connection) stay."""
-    task.apply_async(args=args, ignore_result=True)
+    task.apply_async(args=args, ignore_result=True, countdown=countdown)
 
 
-def enqueue_on_commit(task: Task, *args: Any) -> None:
-    """Queue ``task(*args)`` when the current transaction commits (at once outside one)."""
-    transaction.on_commit(partial(enqueue, task, *args))
+def enqueue_on_commit(task: Task, *args: Any, countdown: float | None = None) -> None:
+    """Queue ``task(*args)`` when the current transaction commits (at once outside one),
+    to run no sooner than ``countdown`` seconds after."""
+    transaction.on_commit(partial(enqueue, task, *args, countdown=countdown))
 
 
-def enqueue(task: Task, *args: Any) -> bool:
-    """Publish ``task(*args)`` now; if the broker refuses, keep it for later. True if sent."""
+def enqueue(task: Task, *args: Any, countdown: float | None = None) -> bool:
+    """Publish ``task(*args)`` now; if the broker refuses, keep it for later (to run as
+    soon as it is sent then, whatever ``countdown``). True if sent."""
     try:
-        _publish(task, args)
+        _publish(task, args, countdown)
     except BROKER_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         logger.warning("Broker refused %s%r (%s); kept to queue again", task.name, args, reason)

@@ -69,18 +69,18 @@ def _nothing(currency: str) -> SellerBalance:
 
 
 # The seller's accounts with their running balances; the in-transit account's row also
-# sums its payout-paid entries (all, and since a moment) in subqueries that read the
-# (account, kind, time) index only. Plain SQL: this is read on every balance display,
+# sums its payout-paid entries less returned ones (all, and since a moment) in subqueries
+# that read the (account, kind, time) index only. Plain SQL: this is read on every balance display,
 # and building the same query with the ORM costs ten times its execution in Python.
 _BALANCES_SQL = """
     SELECT a.currency, a.kind, a.balance_minor,
       CASE WHEN a.kind = %(in_transit)s THEN (
         SELECT SUM(e.amount_minor) FROM payments_ledgerentry e
-        WHERE e.account_id = a.id AND e.transaction_kind = %(paid)s
+        WHERE e.account_id = a.id AND e.transaction_kind IN (%(paid)s, %(returned)s)
       ) END,
       CASE WHEN a.kind = %(in_transit)s AND %(since)s IS NOT NULL THEN (
         SELECT SUM(e.amount_minor) FROM payments_ledgerentry e
-        WHERE e.account_id = a.id AND e.transaction_kind = %(paid)s
+        WHERE e.account_id = a.id AND e.transaction_kind IN (%(paid)s, %(returned)s)
           AND e.created_at >= %(since)s
       ) END
     FROM payments_ledgeraccount a
@@ -96,6 +96,8 @@ def _balances(
     params = {
         "in_transit": Kind.IN_TRANSIT.value,
         "paid": LedgerTransaction.Kind.PAYOUT_PAID.value,
+        # A bank payout returned after it was paid is not paid out any more.
+        "returned": LedgerTransaction.Kind.PAYOUT_RETURNED.value,
         "since": connection.ops.adapt_datetimefield_value(paid_since),
         "seller": seller.pk,
         "currency": currency,

@@ -24,7 +24,8 @@ was transferred leaves the platform short and the seller in debt. So:
   debt repaid). The seller's overall position does not change: money they owed
   is taken from money on its way to them.
 
-The reversal carries ``metadata[clawback_id]`` and one key (``clawback-<id>``);
+The reversal carries ``metadata[clawback_id]`` and one key
+(``clawback-<refund|dispute>-<its id>-<payout id>``);
 before a repeated attempt the transfer's reversals are looked up and a reversal
 found is adopted, so a lost answer never reverses twice.
 """

@@ -116,7 +116,7 @@ def payout_resume(*, payout: Payout, by: User, reason: str) -> Payout:
         if locked.status not in (Status.SENDING, Status.TRANSFERRED) or not locked.attention_reason:
             raise InvalidState(f"Payout #{locked.pk} is not waiting for an operator.")
         Payout.objects.filter(pk=locked.pk).update(
-            attention_reason="", next_attempt_at=None, sent_at=timezone.now()
+            attention_reason="", next_attempt_at=None, attempts_since=None
         )
         PayoutAction.objects.create(payout=locked, actor=by, action="resume", reason=reason[:255])
     return payout_send(payout=locked)
@@ -165,8 +165,11 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
         if locked.status != wanted_status or not _may_call(locked):
             return None, False
         if (frozen := payout_frozen_reason(locked)) is not None:
-            # Its money left the available balance already; it goes on once unfrozen.
-            Payout.objects.filter(pk=locked.pk).update(failure_reason=frozen[:255])
+            # Its money left the available balance already; it goes on once unfrozen (the
+            # sweeper, for one still sending; the next run, for one transferred).
+            Payout.objects.filter(pk=locked.pk).update(
+                failure_reason=frozen[:255], next_attempt_at=None
+            )
             return None, False
         steps = list(locked.steps.order_by("pk"))
         lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
@@ -174,12 +177,14 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
             if step.outcome != Outcome.IN_FLIGHT:
                 continue
             if step.started_at > now - lease:
-                return None, False  # another worker is on it
+                return None, False  # another worker is on it (the sweeper looks after)
             step.outcome, step.finished_at = Outcome.ERROR, now
             step.message = "No answer recorded: the worker stopped during the call"
             step.save(update_fields=["outcome", "finished_at", "message"])
         if locked.next_attempt_at and locked.next_attempt_at > now:
             return None, False  # backing off
+        if locked.attempts_since is None:  # a new round: after a refusal, a return, a run
+            locked.attempts_since = now
         if _needs_attention(locked, now):
             return None, False
         of_kind = [step for step in steps if step.kind == kind]
@@ -196,8 +201,9 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
             idempotency_key=f"{locked.idempotency_key}-{KEY_NAMES[kind]}-{attempt}",
             amount_minor=locked.amount_minor if kind == Step.TRANSFER else locked.bank_amount_minor,
         )
-        if locked.next_attempt_at:
-            Payout.objects.filter(pk=locked.pk).update(next_attempt_at=None)
+        # Should this worker die during the call, the sweeper comes back after the lease.
+        locked.next_attempt_at = now + lease
+        locked.save(update_fields=["next_attempt_at", "attempts_since"])
         return step, unknown
 
 
@@ -205,7 +211,7 @@ def _needs_attention(payout: Payout, now: datetime) -> bool:
     """Stop a payout that has not got through in the attention window: every attempt
     after that would rely on look-ups alone, and an operator should know why."""
     window = timedelta(hours=settings.PAYMENTS_PAYOUT_ATTENTION_HOURS)
-    started = payout.sent_at or payout.created_at
+    started = payout.attempts_since or payout.sent_at
     if started is None or started > now - window:
         return False
     last = payout.steps.exclude(message="").order_by("-pk").first()
@@ -276,7 +282,11 @@ def _transfer_step(payout: Payout) -> Payout:
         return _retry_later(payout, step, exc, f"Transfer not confirmed yet: {exc.message}")
     with transaction.atomic():
         _finish(step, Outcome.ADOPTED if found else Outcome.SUCCEEDED, object_id=transfer.id)
-        return payout_transferred(payout=payout, transfer_id=transfer.id)
+        transferred = payout_transferred(payout=payout, transfer_id=transfer.id)
+        # Its bank payout is due now (the sweeper sends it should this worker die here).
+        transferred.next_attempt_at = timezone.now()
+        transferred.save(update_fields=["next_attempt_at"])
+        return transferred
 
 
 def _transfer_create(
@@ -348,7 +358,8 @@ def _bank_refused(payout: Payout, step: PayoutStep, exc: ProcessorError) -> Payo
         locked = payout_lock(payout.pk)
         _finish(PayoutStep.objects.get(pk=step.pk), Outcome.REFUSED, exc=exc)
         locked.failure_reason = f"Bank payout refused: {exc.message}"[:255]
-        locked.save(update_fields=["failure_reason"])
+        locked.next_attempt_at = locked.attempts_since = None  # the next run tries again
+        locked.save(update_fields=["failure_reason", "next_attempt_at", "attempts_since"])
         payout_notify_later(locked, "bank_refused")
         return locked
 
@@ -373,6 +384,8 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
         if not maker.object_status:  # its event may have come first
             maker.object_status = sent.status
             maker.save(update_fields=["object_status"])
+        locked.next_attempt_at = locked.attempts_since = None  # made: its events settle it
+        locked.save(update_fields=["next_attempt_at", "attempts_since"])
         if locked.status == Status.TRANSFERRED:
             locked.status = Status.IN_TRANSIT
             locked.processor_payout_id = sent.id
@@ -419,9 +432,12 @@ def payouts_sweep(
     return swept
 
 
-def bank_payouts_retry_for_run() -> int:
-    """The payout run's part: queue again the bank payouts of transferred payouts that
-    were refused or returned (their money waits in the seller's processor account)."""
+def bank_payouts_retry_for_run(*, seller_ids: list[int] | None = None, first_slot: int = 0) -> int:
+    """The payout run's part: send again the bank payouts of transferred payouts whose
+    bank payout was refused, failed or returned (their money waits in the seller's
+    processor account), as a new round of attempts, paced after the run's own sends
+    (from ``first_slot``). Returns how many."""
+    from payments.payouts import send_delay
     from payments.tasks import payout_send_task
 
     waiting = Payout.objects.filter(
@@ -429,9 +445,11 @@ def bank_payouts_retry_for_run() -> int:
         status=Status.TRANSFERRED,
         attention_reason="",
         next_attempt_at__isnull=True,
-    ).values_list("pk", flat=True)
-    count = 0
-    for pk in waiting.iterator():
-        enqueue_on_commit(payout_send_task, pk)
-        count += 1
-    return count
+    )
+    if seller_ids is not None:
+        waiting = waiting.filter(seller_id__in=seller_ids)
+    pks = list(waiting.order_by("pk").values_list("pk", flat=True))
+    Payout.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
+    for slot, pk in enumerate(pks, start=first_slot):
+        enqueue_on_commit(payout_send_task, pk, countdown=send_delay(slot) or None)
+    return len(pks)

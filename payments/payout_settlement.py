@@ -245,8 +245,8 @@ def bank_payout_settle(
         payout.failure_reason = (
             f"{'Returned by the bank' if returned else 'Bank payout failed'}: {reason}"
         )[:255]
-        payout.next_attempt_at = None  # the next run pays it out again
-        payout.save(update_fields=["status", "failure_reason", "next_attempt_at"])
+        payout.next_attempt_at = payout.attempts_since = None  # the next run pays it out
+        payout.save(update_fields=["status", "failure_reason", "next_attempt_at", "attempts_since"])
         payout_notify_later(payout, "returned" if returned else "bank_failed")
     return payout
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -50,6 +51,7 @@ from payments.retries import retry_on_conflict
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 Status = Payout.Status
+WRITES_PER_PAYOUT = 2  # a transfer, then a bank payout
 PAYOUT_TXN_KINDS = (TxnKind.PAYOUT_SENT, TxnKind.PAYOUT_PAID, TxnKind.PAYOUT_FAILED)
 SellerCurrency = tuple[int, str]
 
@@ -82,6 +84,7 @@ class PayoutRunReport:
     skipped: list[SkippedSeller] = field(default_factory=list)
     holds_released: int = 0
     run: PayoutRun | None = None
+    bank_payouts_retried: int = 0
 
     @property
     def created(self) -> list[Payout]:
@@ -229,6 +232,7 @@ def run_payouts(
     book = PolicyBook.load(seller_ids)
     claimed = amounts_claimed(seller_ids)
     reserves = payout_reserves(book, seller_ids, now, also_released=due)
+    sends = 0  # processor payouts made so far: their sends are spread over time
     for seller_id, currency in sorted(available):
         seller = sellers_by_id[seller_id]
         policy = book.for_seller(seller.pk)
@@ -255,8 +259,24 @@ def run_payouts(
         if report.run is not None:
             account = accounts_by_key[seller_id, currency]
             plan.payout = retry_on_conflict(
-                partial(payout_create, plan, account=account, run=report.run, by=started_by)
+                partial(
+                    payout_create,
+                    plan,
+                    account=account,
+                    run=report.run,
+                    by=started_by,
+                    send_after=send_delay(sends),
+                )
             )
+            if plan.payout is not None and plan.payout.method == PayoutMethod.PROCESSOR:
+                sends += 1
+    if report.run is not None:
+        from payments.payout_sending import bank_payouts_retry_for_run
+
+        report.bank_payouts_retried = bank_payouts_retry_for_run(
+            seller_ids=None if sellers is None else [seller.pk for seller in sellers],
+            first_slot=sends,
+        )
     if report.run is not None:
         report.run.finished_at = timezone.now()
         report.run.holds_released = report.holds_released
@@ -297,8 +317,20 @@ def plan_payout(
     return PlannedPayout(seller, currency, amount, period, status, policy.method, reserve)
 
 
+def send_delay(slot: int) -> float:
+    """Seconds to wait before the ``slot``-th send of a run, so that a run's processor
+    writes (two a payout: its transfer and its bank payout) stay under
+    ``PAYMENTS_PROCESSOR_WRITES_PER_SECOND`` whatever the number of workers."""
+    return slot * WRITES_PER_PAYOUT / int(settings.PAYMENTS_PROCESSOR_WRITES_PER_SECOND)
+
+
 def payout_create(
-    plan: PlannedPayout, *, account: LedgerAccount, run: PayoutRun | None, by: User | None
+    plan: PlannedPayout,
+    *,
+    account: LedgerAccount,
+    run: PayoutRun | None,
+    by: User | None,
+    send_after: float = 0.0,
 ) -> Payout | None:
     """One payout for the period, with its breakdown; None if another run made it first.
 
@@ -340,16 +372,17 @@ def payout_create(
             )
     except IntegrityError:
         return None
-    payout_enqueue(payout)
+    payout_enqueue(payout, send_after=send_after)
     return payout
 
 
-def payout_enqueue(payout: Payout) -> None:
-    """Send a scheduled processor payout by its own task once the transaction commits."""
+def payout_enqueue(payout: Payout, *, send_after: float = 0.0) -> None:
+    """Send a scheduled processor payout by its own task once the transaction commits
+    (``send_after`` seconds later)."""
     if payout.status == Status.SCHEDULED and payout.method == PayoutMethod.PROCESSOR:
         from payments.tasks import payout_send_task
 
-        enqueue_on_commit(payout_send_task, payout.pk)
+        enqueue_on_commit(payout_send_task, payout.pk, countdown=send_after or None)
 
 
 @dataclass

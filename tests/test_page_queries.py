@@ -16,7 +16,8 @@ pages (inlines and filters reading a relation per row) are fixed with
 Data is made through the services (orders placed and captured, shipping, hold
 releases, refund requests decided, refunds, payouts sent and paid, tokens). Payouts
 and payout runs that only fill list pages are created directly: those pages read them
-back and nothing else.
+back and nothing else; so are the processor steps and clawbacks of the payout shown,
+which its pages (seller and admin) and the clawback list only read.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ from payments.captures import order_payment_captured
 from payments.holds import seller_order_hold_release
 from payments.ledger import seller_account
 from payments.models import (
+    Clawback,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
     Payout,
     PayoutRun,
+    PayoutStep,
     Refund,
     RefundRequest,
 )
@@ -81,6 +84,15 @@ PAYOUT_STATUSES = list(Payout.Status)
 # Acme's bulk payouts are past ones: an open one would claim the balance its real payouts pay.
 PAST_PAYOUT_STATUSES = [s for s in Payout.Status if s not in Payout.OPEN]
 RUN_TRIGGERS = list(PayoutRun.Trigger)
+# Bank payout attempts of the payout shown: (outcome, status at the processor, message).
+BANK_ATTEMPTS = [
+    ("succeeded", "paid", ""),
+    ("succeeded", "failed", "The bank account was closed."),
+    ("adopted", "in_transit", ""),
+    ("refused", "", "No bank account on file."),
+    ("error", "", "Timed out"),
+]
+CLAWBACK_STATUSES = list(Clawback.Status)
 
 
 @dataclass
@@ -339,6 +351,7 @@ class Marketplace:
         seller_order_hold_release(seller_order=sold.seller_orders.get())
         payout = self.payout(send=False)
         assert payout.breakdown.count() >= n  # and what other sales released since the last
+        self.steps_and_clawbacks(payout, n)
         capture = LedgerTransaction.objects.get(idempotency_key=f"payment:{paid.pk}")
         self.shown.update(
             order=paid,
@@ -348,6 +361,47 @@ class Marketplace:
             refund=refund,
             capture=capture,
         )
+
+    def steps_and_clawbacks(self, payout: Payout, n: int) -> None:
+        """``n`` processor steps of the payout (its transfer, then bank payout attempts in
+        every outcome) and ``n`` clawbacks in every status, for the refunds and disputes
+        of the pages that show them."""
+        PayoutStep.objects.create(
+            payout=payout,
+            kind=PayoutStep.Kind.TRANSFER,
+            attempt=1,
+            idempotency_key=f"{payout.idempotency_key}-transfer-1",
+            amount_minor=payout.amount_minor,
+            outcome=PayoutStep.Outcome.SUCCEEDED,
+            processor_object_id=f"tr_shown_{payout.pk}",
+            finished_at=timezone.now(),
+        )
+        for attempt in range(1, n):
+            outcome, status, message = BANK_ATTEMPTS[attempt % len(BANK_ATTEMPTS)]
+            PayoutStep.objects.create(
+                payout=payout,
+                kind=PayoutStep.Kind.BANK_PAYOUT,
+                attempt=attempt,
+                idempotency_key=f"{payout.idempotency_key}-bank-{attempt}",
+                amount_minor=payout.amount_minor,
+                outcome=outcome,
+                processor_object_id=f"po_shown_{payout.pk}_{attempt}" if status else "",
+                object_status=status,
+                message=message,
+                finished_at=timezone.now(),
+            )
+        for i in range(n):
+            status = CLAWBACK_STATUSES[i % len(CLAWBACK_STATUSES)]
+            Clawback.objects.create(
+                payout=payout,
+                reason_type="refund" if i % 2 else "dispute",
+                reason_id=i + 1,
+                wanted_minor=100 + i,
+                amount_minor=100 + i if status == Clawback.Status.REVERSED else 0,
+                status=status,
+                idempotency_key=f"clawback-shown-{payout.pk}-{i}",
+                processor_reversal_id=f"trr_{payout.pk}_{i}" if i % 5 == 2 else "",
+            )
 
     # --- Clients --------------------------------------------------------------------------
 
@@ -456,6 +510,7 @@ PAGES = {
     "admin-orders": Page(admin_list("marketplace.order"), who="admin"),
     "admin-refunds": Page(admin_list("payments.refund"), who="admin"),
     "admin-refund-requests": Page(admin_list("payments.refundrequest"), who="admin"),
+    "admin-clawbacks": Page(admin_list("payments.clawback"), who="admin"),
     "admin-products": Page(admin_list("marketplace.product"), who="admin"),
     "admin-order": Page(admin_change("marketplace.order", "order"), who="admin"),
     "admin-payout": Page(admin_change("payments.payout", "payout"), who="admin"),
@@ -524,6 +579,9 @@ def sizes(market: Marketplace, n: int) -> dict[str, tuple[int, int, int | None]]
         "lines of the unpaid order shown": (shown["unpaid"].lines.count(), n, None),
         "lines of Acme's order shown": (shown["sold"].lines.count(), n, None),
         "entries of the payout shown": (shown["payout"].breakdown.count(), n, None),
+        "processor steps of the payout shown": (shown["payout"].steps.count(), n, None),
+        "clawbacks of the payout shown": (shown["payout"].clawbacks.count(), n, None),
+        "clawbacks": (Clawback.objects.count(), n, 100),
         "lines of the refund shown": (shown["refund"].lines.count(), n, None),
         "payouts of the run shown": (shown["run"].payouts.count(), n, None),
         "entries of the transaction shown": (shown["capture"].entries.count(), n, None),

@@ -164,7 +164,10 @@ class ClawbackAmounts:
     @admin.display(description="for")
     def reason(self, clawback: Clawback) -> str:
         """The refund or the lost dispute it is for, linked to its page."""
-        pages = {"refund": "admin:payments_refund_change", "dispute": "admin:payments_dispute_change"}
+        pages = {
+            "refund": "admin:payments_refund_change",
+            "dispute": "admin:payments_dispute_change",
+        }
         if clawback.reason_type not in pages:
             return f"{clawback.reason_type} #{clawback.reason_id}"
         url = reverse(pages[clawback.reason_type], args=[clawback.reason_id])
@@ -207,9 +210,9 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
 @admin.register(Payout)
 class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
-    """Payouts are made by payout runs; operators approve, hold, release, cancel, retry
-    and (for bank transfers) mark them paid here, each action recorded with who, when
-    and why."""
+    """Payouts are made by payout runs; operators approve, hold, release, cancel, retry,
+    send again one that needs attention (after checking the processor) and (for bank
+    transfers) mark them paid here, each action recorded with who, when and why."""
 
     action_form = PayoutActionForm
 
@@ -315,16 +318,7 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
 
     @admin.action(description="Send again after checking the processor (give a reason)")
     def resume(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        def service(*, payout: Payout, by: Any, reason: str) -> Payout:
-            return payout_resume(payout=payout, by=by, reason=reason)
-
-        self._each(
-            request,
-            queryset,
-            service,
-            "sent again",
-            missing="Say what you checked at the processor before the payouts are sent again.",
-        )
+        self._each(request, queryset, payout_resume, "sent again")
 
     @admin.action(
         description="Cancel the selected payouts (the money stays available; give a reason)"
@@ -346,6 +340,39 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
             "marked paid",
             missing="Give the bank transfer's reference in the reason box.",
         )
+
+
+@admin.register(Clawback)
+class ClawbackAdmin(ClawbackAmounts, ReadOnlyAdmin):
+    """Clawbacks are made when a refund or a lost dispute follows a payout's transfer
+    and run by a task (``payments/clawbacks.py``); nothing here changes them."""
+
+    list_display = (
+        "__str__",
+        "payout",
+        "reason",
+        "wanted",
+        "taken",
+        "status",
+        "processor_reversal_id",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "reason_type", "created_at")
+    search_fields = (
+        "=payout__id",
+        "=reason_id",
+        "processor_reversal_id",
+        "payout__seller__display_name",
+        "payout__seller__slug",
+    )
+    list_select_related = ("payout__seller",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("reason", "wanted", "taken")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Clawback]:
+        # The change page's amounts read the payout's currency.
+        return super().get_queryset(request).select_related("payout__seller")
 
 
 class RunPayoutsForm(forms.Form):

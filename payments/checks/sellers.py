@@ -83,7 +83,7 @@ def check_seller_debts(problems: list[str]) -> dict[SellerCurrency, int]:
 
 def check_paid_out_within_earned(problems: list[str], debts: dict[SellerCurrency, int]) -> None:
     """13. Per seller and currency, what was paid out (payouts sent less payouts
-    failed, from the ledger's in-transit entries) is at most what the seller
+    failed and clawbacks, from the ledger's in-transit entries) is at most what the seller
     earned and kept: the seller shares captured (the capture entries on their
     pending account, which check 4 proves equal to each paid line's share), less
     the processor fee parts the seller bore (posted to their pending account when
@@ -95,7 +95,12 @@ def check_paid_out_within_earned(problems: list[str], debts: dict[SellerCurrency
     paid_out = pair_sums(
         LedgerEntry.objects.filter(
             account__kind=Kind.IN_TRANSIT,
-            transaction_kind__in=(TxnKind.PAYOUT_SENT, TxnKind.PAYOUT_FAILED),
+            # Clawbacks take back part of what was sent.
+            transaction_kind__in=(
+                TxnKind.PAYOUT_SENT,
+                TxnKind.PAYOUT_FAILED,
+                TxnKind.TRANSFER_REVERSED,
+            ),
         ),
         ("account__seller_id", "currency"),
         "amount_minor",

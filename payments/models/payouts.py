@@ -248,6 +248,12 @@ class Payout(models.Model):
         db_index=True,
         help_text="When the sender tries the processor again by itself; empty: at the next run.",
     )
+    attempts_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the current round of attempts at the processor began: the "
+        "attention window counts from it.",
+    )
     attention_reason = models.CharField(
         max_length=255,
         blank=True,

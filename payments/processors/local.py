@@ -28,6 +28,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -610,7 +611,10 @@ class LocalProcessor:
         else:
             self._emit_again("payout.paid", event, account_id)
         self._fault("payout_create", "after")
-        return self._payout(payout)
+        # As Stripe answers a new payout: on its way; its event says when it is paid.
+        return (
+            replace(self._payout(payout), status="in_transit") if created else self._payout(payout)
+        )
 
     @staticmethod
     def _payout_data(payout: LocalPayout) -> dict[str, Any]:

@@ -467,7 +467,7 @@ def test_a_payout_whose_amount_differs_from_what_was_sent_is_reported(paid_out):
 def test_a_sent_payout_whose_status_says_otherwise_is_reported(scheduled):
     payout_send(payout=scheduled)
     scheduled.refresh_from_db()
-    assert scheduled.status == Payout.Status.PAID
+    assert scheduled.status == Payout.Status.IN_TRANSIT
     assert ledger_check().ok
 
     sql("UPDATE payments_payout SET status = 'scheduled' WHERE id = %s", [scheduled.pk])

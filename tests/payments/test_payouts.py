@@ -510,6 +510,7 @@ def test_a_payout_whose_paid_event_was_lost_in_a_crash_is_settled_on_the_resend(
     run(payout_send, payout=payout)  # within the lease: another worker's call, left alone
     assert payout.steps.filter(kind="bank_payout").count() == 1
     payout.steps.update(started_at=timezone.now() - timedelta(hours=1))
+    Payout.objects.filter(pk=payout.pk).update(next_attempt_at=timezone.now())  # the sweeper
 
     run(payout_send, payout=payout)  # the task, delivered again
 

@@ -113,7 +113,10 @@ def test_a_transfer_whose_answer_was_lost_is_a_difference_until_looked_up(
     )
     assert "not recorded yet" in difference.note
 
-    payout.steps.update(started_at=timezone.now() - timedelta(hours=1))  # the lease is over
+    payout.steps.update(started_at=timezone.now() - timedelta(hours=1))
+    Payout.objects.filter(pk=payout.pk).update(
+        next_attempt_at=timezone.now()
+    )  # the sweeper  # the lease is over
     run(payout_send, payout=payout)
     assert reconcile(**_window()).ok
 
