@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.task_queue import enqueue, enqueue_on_commit
@@ -224,11 +225,48 @@ def _event_from(stored: WebhookEvent) -> ProcessorEvent:
     )
 
 
+# What the Connect endpoint handles: listed per connected account by the backfill.
+CONNECT_EVENT_TYPES = ("payout.paid", "payout.failed", "payout.canceled", "account.updated")
+
+
 def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> int:
-    """Store and queue the processor's events since ``since`` that we never received."""
+    """Store and queue the processor's events since ``since`` that we never received:
+    the platform's, and those of each connected account we are waiting to hear from
+    (Stripe lists a connected account's events only with its ``Stripe-Account``)."""
     processor = get_processor(processor_name)
+    added = _store_backfilled(processor.name, processor.events_list(since=since))
+    for account in connected_accounts_to_backfill(since=since, processor_name=processor.name):
+        events = processor.events_list(since=since, account=account, types=CONNECT_EVENT_TYPES)
+        added += _store_backfilled(processor.name, events)
+    return added
+
+
+def connected_accounts_to_backfill(*, since: datetime, processor_name: str) -> list[str]:
+    """Accounts whose events would change something: with a payout not settled yet or
+    paid since ``since`` (a paid payout can still fail), or still being onboarded."""
+    from accounts.models import Seller
+    from payments.models import Payout
+
+    Status = Payout.Status
+    waiting = Payout.objects.filter(processor=processor_name).filter(
+        Q(status__in=(Status.SENDING, Status.TRANSFERRED, Status.IN_TRANSIT))
+        | Q(status=Status.PAID, paid_at__gte=since)
+    )
+    onboarding = Seller.objects.filter(
+        payout_status__in=(Seller.PayoutStatus.ONBOARDING, Seller.PayoutStatus.RESTRICTED)
+    ).exclude(payout_account_id="")
+    accounts = set(
+        Seller.objects.filter(pk__in=waiting.values("seller_id"))
+        .exclude(payout_account_id="")
+        .values_list("payout_account_id", flat=True)
+    )
+    accounts.update(onboarding.values_list("payout_account_id", flat=True))
+    return sorted(accounts)
+
+
+def _store_backfilled(processor_name: str, events: Iterable[ProcessorEvent]) -> int:
     added = 0
-    for event in processor.events_list(since=since):
+    for event in events:
         body = {
             "id": event.id,
             "type": event.type,
@@ -239,7 +277,7 @@ def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> 
         }
         with transaction.atomic():
             stored, created = WebhookEvent.objects.get_or_create(
-                processor=processor.name,
+                processor=processor_name,
                 event_id=event.id,
                 defaults={
                     "type": event.type,

@@ -75,7 +75,15 @@ STEPS = 15
 CURRENCIES = ("JPY", "USD", "KWD")
 PRICE_MAX = {"JPY": 20000, "USD": 30000, "KWD": 90000}
 SELLER_KINDS = ("pending", "available", "in_transit", "disputed")
-PLATFORM_KINDS = ("processor", "commission", "processor_fees", "disputes", "bank", "losses")
+PLATFORM_KINDS = (
+    "processor",
+    "commission",
+    "processor_fees",
+    "disputes",
+    "bank",
+    "losses",
+    "connected",
+)
 OPEN_PAYOUTS = ("awaiting_approval", "held", "scheduled")
 local = LocalProcessor()
 
@@ -899,8 +907,9 @@ class MoneyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.payouts)
     @rule(data=st.data())
     def send(self, data):
-        """payout_send, as the task queued by the run (or the sweeper) would call it."""
-        ready = self.payouts_in("scheduled", method="processor")
+        """payout_send, as the task queued by the run (or the sweeper, or the next run
+        for a bank payout to send again) would call it."""
+        ready = self.payouts_in("scheduled", "transferred", method="processor")
         if ready and data.draw(st.integers(0, 4), label="ready") > 0:
             payout = data.draw(st.sampled_from(ready), label="payout")
         else:
@@ -915,15 +924,24 @@ class MoneyMachine(RuleBasedStateMachine):
             self.move(payout.seller, payout.currency, "available", -payout.amount)
             self.move(payout.seller, payout.currency, "in_transit", payout.amount)
             self.add(self.sent, payout.seller, payout.currency, payout.amount)
+            # The transfer: the platform's cash goes to the seller's processor account.
+            self.post(payout.currency, "processor", -payout.amount)
+            self.post(payout.currency, "connected", payout.amount)
             payout.status = "in_transit"
+        elif payout.status == "transferred" and not self.sellers[payout.seller].frozen:
+            event("bank payout sent again")
+            payout.status = "in_transit"  # from the seller's processor account, no transfer
         assert sent.status == payout.status
 
-    @precondition(lambda self: self.payouts_in("in_transit", "paid", "failed"))
+    @precondition(lambda self: self.payouts_in("in_transit", "paid", "failed", "transferred"))
     @rule(data=st.data(), paid=st.booleans(), via_event=st.booleans())
     def processor_answers(self, data, paid, via_event):
-        """The processor's payout.paid or payout.failed (directly, or as the event)."""
+        """The processor's payout.paid or payout.failed (directly, or as the event), also
+        late: a paid payout can still fail (the bank returns it), and an answer about a
+        bank payout that failed already changes nothing."""
         payout = data.draw(
-            st.sampled_from(self.payouts_in("in_transit", "paid", "failed")), label="payout"
+            st.sampled_from(self.payouts_in("in_transit", "paid", "failed", "transferred")),
+            label="payout",
         )
         if via_event:
             processor_payout_id = Payout.objects.get(pk=payout.pk).processor_payout_id
@@ -935,21 +953,27 @@ class MoneyMachine(RuleBasedStateMachine):
                     metadata={"payout_id": str(payout.pk)},
                 )
         elif paid:
-            payout_paid(payout=Payout(pk=payout.pk))
+            if payout.status in ("in_transit", "paid", "transferred"):
+                payout_paid(payout=Payout(pk=payout.pk))
         else:
             payout_failed(payout=Payout(pk=payout.pk), reason="Account closed")
-        if payout.status != "in_transit":
-            return
-        self.move(payout.seller, payout.currency, "in_transit", -payout.amount)
-        event("payout paid" if paid else "payout failed")
-        if paid:
-            self.add(self.paid_out, payout.seller, payout.currency, payout.amount)
-            self.post(payout.currency, "processor", -payout.amount)
+        key = (payout.seller, payout.currency)
+        if payout.status == "in_transit" and paid:
+            event("payout paid")
+            self.move(payout.seller, payout.currency, "in_transit", -payout.amount)
+            self.add(self.paid_out, *key, payout.amount)
+            self.post(payout.currency, "connected", -payout.amount)
             payout.status = "paid"
-        else:
-            self.move(payout.seller, payout.currency, "available", payout.amount)
-            self.add(self.sent, payout.seller, payout.currency, -payout.amount)
-            payout.status = "failed"
+        elif payout.status == "in_transit":
+            event("bank payout failed")
+            payout.status = "transferred"  # the money waits in the seller's processor account
+        elif payout.status == "paid" and not paid:
+            event("paid payout returned by the bank")
+            self.move(payout.seller, payout.currency, "in_transit", payout.amount)
+            self.add(self.paid_out, *key, -payout.amount)
+            self.post(payout.currency, "connected", payout.amount)
+            payout.status = "transferred"
+        assert Payout.objects.get(pk=payout.pk).status == payout.status
 
     @precondition(lambda self: self.payouts_in(*OPEN_PAYOUTS, "paid", method="manual"))
     @rule(data=st.data())

@@ -317,7 +317,9 @@ class FakeStripe(stripe.HTTPClient):
                     )
                     return status, body, {}, False
                 replay = {"Idempotent-Replayed": "true", "Original-Request": stored.request_id}
-                return stored.status, copy.deepcopy(stored.body), replay, False
+                # A replayed answer can be lost on the way too (a pending fail_after_next).
+                lost = self._take_fault(method, path, limiter=False)
+                return stored.status, copy.deepcopy(stored.body), replay, bool(lost and lost.after)
 
         call = _Call(method, path, object_id, params, account, key, request_id)
         fault = self._take_fault(method, path, limiter=False)
