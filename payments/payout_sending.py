@@ -88,6 +88,9 @@ Outcome = PayoutStep.Outcome
 BALANCE_SHORT = "Waiting for the platform's processor balance; retried automatically"
 # Refusals that are not the seller's fault and pass by themselves: retried later.
 RETRY_LATER_CODES = frozenset({"balance_insufficient"})
+# Temporary errors of a request the processor never ran (Stripe's rate limiter answers
+# before the API does, and saves nothing under the key).
+NOT_RUN_CODES = frozenset({"rate_limit"})
 FIRST_RETRY_SECONDS = 60
 KEY_NAMES: dict[str, str] = {Step.TRANSFER: "transfer", Step.BANK_PAYOUT: "bank"}
 LONGEST_RETRY_SECONDS = 3600
@@ -247,8 +250,10 @@ def _retry_later(payout: Payout, step: PayoutStep, exc: ProcessorError, reason: 
     delay = int(delay * random.uniform(0.8, 1.2))
     with transaction.atomic():
         locked = payout_lock(payout.pk)
-        # Unknown (no answer) or known not done (a refusal that passes).
-        outcome = Outcome.ERROR if isinstance(exc, TemporaryProcessorError) else Outcome.REFUSED
+        # Known not done (a refusal that passes; a rate limit, which runs nothing), or
+        # unknown (no answer: a timeout, a 5xx), which the next attempt looks up first.
+        unknown = isinstance(exc, TemporaryProcessorError) and exc.code not in NOT_RUN_CODES
+        outcome = Outcome.ERROR if unknown else Outcome.REFUSED
         _finish(PayoutStep.objects.select_for_update().get(pk=step.pk), outcome, exc=exc)
         locked.next_attempt_at = timezone.now() + timedelta(seconds=delay)
         locked.failure_reason = reason[:255]

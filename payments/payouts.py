@@ -321,7 +321,11 @@ def send_delay(slot: int) -> float:
     """Seconds to wait before the ``slot``-th send of a run, so that a run's processor
     writes (two a payout: its transfer and its bank payout) stay under
     ``PAYMENTS_PROCESSOR_WRITES_PER_SECOND`` whatever the number of workers."""
-    return slot * WRITES_PER_PAYOUT / int(settings.PAYMENTS_PROCESSOR_WRITES_PER_SECOND)
+    writes = int(settings.PAYMENTS_PROCESSOR_WRITES_PER_SECOND)
+    per_second = writes // WRITES_PER_PAYOUT  # whole payouts: no second holds a third write
+    if per_second >= 1:
+        return slot / per_second
+    return slot * WRITES_PER_PAYOUT / writes
 
 
 def payout_create(
