@@ -263,7 +263,8 @@ def _payout_disagrees(status: str, fact: PayoutFacts, amount: int, clawed_back: 
     if status == Status.PAID and fact.in_transit + clawed_back != 0:
         owed = -(fact.in_transit + clawed_back)
         return f"the ledger still has {owed} of it in transit"
-    if status != Status.PAID and fact.in_transit + clawed_back != -amount:
-        moved = amount + fact.in_transit + clawed_back
-        return f"the ledger moved {moved} of it out of in transit"
+    if status != Status.PAID and fact.in_transit != -amount:
+        # Clawbacks take part of it back from the seller's processor account; only its
+        # bank payouts move it out of in transit.
+        return f"the ledger moved {amount + fact.in_transit} of it out of in transit"
     return None
