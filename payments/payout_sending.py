@@ -193,9 +193,13 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
         of_kind = [step for step in steps if step.kind == kind]
         attempt = len(of_kind) + 1
         unknown = any(step.outcome == Outcome.ERROR for step in of_kind)
-        if attempt == 1 and locked.sent_at and locked.sent_at < now - lease:
-            # A first attempt long after the payout was sent: a release before attempts
-            # were recorded may have made the call already, so look first.
+        window = timedelta(hours=settings.PAYMENTS_PAYOUT_ATTENTION_HOURS)
+        if attempt == 1 and (
+            (locked.sent_at and locked.sent_at < now - lease) or locked.created_at < now - window
+        ):
+            # A first attempt long after the payout was sent, or made: an older release
+            # (before attempts were recorded), or this database before a restore, may
+            # have made the call with a key the processor has forgotten. Look first.
             unknown = True
         step = PayoutStep.objects.create(
             payout=locked,

@@ -23,6 +23,8 @@ LABELS: dict[str, str] = {
     TxnKind.PAYOUT_SENT: "Payout sent",
     TxnKind.PAYOUT_PAID: "Payout paid",
     TxnKind.PAYOUT_FAILED: "Payout failed",
+    TxnKind.PAYOUT_RETURNED: "Payout returned by your bank",
+    TxnKind.TRANSFER_REVERSED: "Taken back from a payout (refund or dispute)",
     TxnKind.DISPUTE_OPENED: "Dispute opened",
     TxnKind.DISPUTE_WON: "Dispute won",
     TxnKind.DISPUTE_LOST: "Dispute lost",

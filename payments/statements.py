@@ -46,6 +46,7 @@ MOVEMENT = {
     TxnKind.PROCESSOR_FEE: "fees",
     TxnKind.DISPUTE_LOST: "disputes",
     TxnKind.PAYOUT_PAID: "payouts",
+    TxnKind.PAYOUT_RETURNED: "payouts",  # less paid out: the bank sent it back
 }
 
 
