@@ -399,7 +399,7 @@ def lock_conflicts():
 def no_tasks(monkeypatch):
     """Tasks queued on commit (sending a payout, emails, webhooks) are not published:
     each operation is exactly the service call it names."""
-    monkeypatch.setattr(task_queue, "_publish", lambda task, args: None)
+    monkeypatch.setattr(task_queue, "_publish", lambda task, args, countdown=None: None)
 
 
 @pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
