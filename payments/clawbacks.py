@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 Kind = LedgerAccount.Kind
 Status = Clawback.Status
 TRANSFERRED = (Payout.Status.TRANSFERRED, Payout.Status.IN_TRANSIT, Payout.Status.PAID)
+STARTED, TAKEN_OVER = "started", "taken over"  # how a worker took a clawback up
 
 
 def clawbacks_plan(*, reason_type: str, reason_id: int, seller_parts: Mapping[int, int]) -> int:
@@ -110,13 +111,14 @@ def _enqueue(clawback_id: int) -> None:
 
 def clawback_execute(*, clawback_id: int) -> Clawback:
     """Reverse what can be taken back for this clawback (see the module docstring).
-    Safe to repeat and to run from several workers: the amount is claimed under the
-    payout's lock, and a repeated call looks up what an earlier one did."""
-    clawback, lookup = _claim(clawback_id)
-    if clawback.status != Status.IN_FLIGHT:
-        return clawback
+    Safe to repeat and to run from several workers: one worker holds it at a time (a
+    lease), its amount is fixed before the first call and never changes, and a worker
+    taking up one left under way looks up what the earlier call did first."""
+    clawback, taken_up = _claim(clawback_id)
+    if taken_up is None:
+        return clawback  # settled, or another worker holds it
+    reentered = taken_up == TAKEN_OVER
     payout = clawback.payout
-    account = payout.seller.payout_account_id
     processor = get_processor(payout.processor)
     metadata = {"clawback_id": str(clawback.pk)}
     try:
@@ -124,27 +126,34 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
             processor.transfer_reversal_find(
                 transfer_id=payout.processor_transfer_id, metadata=metadata
             )
-            if lookup
+            if reentered
             else None
         )
-        if found is None and not (lookup and _too_old(clawback)):
-            held = processor.account_balance(account_id=account, currency=payout.currency)
-            take = min(clawback.amount_minor, held)
-            if take <= 0:
-                return _finish(clawback, Status.NOTHING_HELD, 0, note="Nothing left there")
+        if found is not None:
+            reversal = found
+        elif reentered and _too_old(clawback):  # its key is forgotten: never send again
+            return _finish(clawback, Status.FAILED, 0, note="No answer from the processor")
+        else:
+            if not reentered:
+                held = processor.account_balance(
+                    account_id=payout.seller.payout_account_id, currency=payout.currency
+                )
+                clawback = _fix_amount(clawback, held)
+                if clawback.status != Status.IN_FLIGHT:
+                    return clawback
             reversal = processor.transfer_reverse(
                 transfer_id=payout.processor_transfer_id,
-                amount_minor=take,
+                amount_minor=clawback.amount_minor,
                 metadata=metadata,
                 idempotency_key=clawback.idempotency_key,
             )
-        elif found is None:  # an answer lost longer ago than its key is kept
-            return _finish(clawback, Status.FAILED, 0, note="No answer from the processor")
-        else:
-            reversal = found
     except InvalidProcessorRequest as exc:
+        if exc.code == "idempotency_error":  # an earlier call's outcome is not known
+            _release_lease(clawback)
+            raise
         return _finish(clawback, Status.FAILED, 0, note=f"Refused: {exc.message}")
     except TemporaryProcessorError:
+        _release_lease(clawback)
         raise  # the task retries; the next attempt looks up first
     return _finish(clawback, Status.REVERSED, reversal.amount_minor, reversal_id=reversal.id)
 
@@ -155,11 +164,13 @@ def _too_old(clawback: Clawback) -> bool:
     return clawback.created_at < timezone.now() - window
 
 
-def _claim(clawback_id: int) -> tuple[Clawback, bool]:
-    """Decide how much to take back, under the payout's and the seller's locks, and
-    reserve it on the payout. Returns the clawback and whether an earlier attempt may
-    have called the processor (look up first)."""
+def _claim(clawback_id: int) -> tuple[Clawback, str | None]:
+    """Take the clawback up under the payout's and the seller's locks: a pending one gets
+    its amount decided and reserved on the payout (``STARTED``); one under way is taken
+    over once its lease is over (``TAKEN_OVER``: an earlier call may have reached the
+    processor, look up first). None: nothing to do now."""
     now = timezone.now()
+    lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
     with transaction.atomic():
         found = Clawback.objects.select_related("payout").get(pk=clawback_id)
         payout = payout_lock(found.payout_id)
@@ -167,24 +178,53 @@ def _claim(clawback_id: int) -> tuple[Clawback, bool]:
         clawback = Clawback.objects.select_for_update().get(pk=clawback_id)
         clawback.payout = payout
         if clawback.status == Status.IN_FLIGHT:
-            lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
-            # Another worker's call, or one a killed worker left: the key is the same, so
-            # the processor answers a repeat with the first reversal; look it up first.
-            return clawback, clawback.created_at < now - lease
+            if clawback.claimed_at and clawback.claimed_at > now - lease:
+                return clawback, None  # another worker is on it
+            clawback.claimed_at = now
+            clawback.save(update_fields=["claimed_at"])
+            return clawback, TAKEN_OVER
         if clawback.status != Status.PENDING:
-            return clawback, False
+            return clawback, None
         amount = min(clawback.wanted_minor, _seller_debt(payout), _held_there(payout))
         if amount <= 0:
             clawback.status, clawback.finished_at = Status.NOTHING_HELD, now
             clawback.note = "Nothing of it left in the seller's processor account, or no debt"
             clawback.save(update_fields=["status", "finished_at", "note"])
-            return clawback, False
+            return clawback, None
         Payout.objects.filter(pk=payout.pk).update(
             clawed_back_minor=payout.clawed_back_minor + amount
         )
-        clawback.status, clawback.amount_minor = Status.IN_FLIGHT, amount
-        clawback.save(update_fields=["status", "amount_minor"])
-        return clawback, False
+        clawback.status, clawback.amount_minor, clawback.claimed_at = (
+            Status.IN_FLIGHT,
+            amount,
+            now,
+        )
+        clawback.save(update_fields=["status", "amount_minor", "claimed_at"])
+        return clawback, STARTED
+
+
+def _fix_amount(clawback: Clawback, held: int) -> Clawback:
+    """Cap the amount at what the connected account holds, before the first call, and
+    give the payout back what will not be taken."""
+    take = max(min(clawback.amount_minor, held), 0)
+    if take == clawback.amount_minor:
+        return clawback
+    if take == 0:
+        return _finish(clawback, Status.NOTHING_HELD, 0, note="Nothing left there")
+    with transaction.atomic():
+        payout = payout_lock(clawback.payout_id)
+        locked = Clawback.objects.select_for_update().get(pk=clawback.pk)
+        Payout.objects.filter(pk=payout.pk).update(
+            clawed_back_minor=payout.clawed_back_minor - (locked.amount_minor - take)
+        )
+        locked.amount_minor = take
+        locked.save(update_fields=["amount_minor"])
+        locked.payout = clawback.payout
+        return locked
+
+
+def _release_lease(clawback: Clawback) -> None:
+    Clawback.objects.filter(pk=clawback.pk, status=Status.IN_FLIGHT).update(claimed_at=None)
 
 
 def _seller_debt(payout: Payout) -> int:
@@ -205,8 +245,11 @@ def _held_there(payout: Payout) -> int:
     or paid."""
     if payout.status != Payout.Status.TRANSFERRED or not payout.processor_transfer_id:
         return 0
+    # A bank payout under way, or one whose answer was lost (it may have been made).
     busy = payout.steps.filter(
-        kind=PayoutStep.Kind.BANK_PAYOUT, outcome=PayoutStep.Outcome.IN_FLIGHT
+        kind=PayoutStep.Kind.BANK_PAYOUT,
+        outcome__in=(PayoutStep.Outcome.IN_FLIGHT, PayoutStep.Outcome.ERROR),
+        object_status="",
     ).exists()
     return 0 if busy else payout.bank_amount_minor
 

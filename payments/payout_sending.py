@@ -55,6 +55,7 @@ from marketplace.task_queue import enqueue_on_commit
 from payments.ledger import Posting, ledger_post
 from payments.locks import payout_lock, sellers_money_lock
 from payments.models import (
+    Clawback,
     LedgerAccount,
     LedgerTransaction,
     Payout,
@@ -65,8 +66,8 @@ from payments.models import (
 from payments.payout_guard import payout_frozen_reason, payout_guard
 from payments.payout_settlement import (
     payout_accounts,
-    payout_failed,
     payout_notify_later,
+    payout_transfer_refused,
     payout_transferred,
 )
 from payments.processors import get_processor
@@ -84,13 +85,13 @@ TxnKind = LedgerTransaction.Kind
 Status = Payout.Status
 Step = PayoutStep.Kind
 Outcome = PayoutStep.Outcome
+# Where the sender may still call the processor for a payout.
+SENDABLE = (Status.SCHEDULED, Status.SENDING, Status.TRANSFERRED)
 
 BALANCE_SHORT = "Waiting for the platform's processor balance; retried automatically"
 # Refusals that are not the seller's fault and pass by themselves: retried later.
 RETRY_LATER_CODES = frozenset({"balance_insufficient"})
-# Temporary errors of a request the processor never ran (Stripe's rate limiter answers
-# before the API does, and saves nothing under the key).
-NOT_RUN_CODES = frozenset({"rate_limit"})
+CLAWBACK_WAIT_SECONDS = 60
 FIRST_RETRY_SECONDS = 60
 KEY_NAMES: dict[str, str] = {Step.TRANSFER: "transfer", Step.BANK_PAYOUT: "bank"}
 LONGEST_RETRY_SECONDS = 3600
@@ -190,6 +191,8 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
             locked.attempts_since = now
         if _needs_attention(locked, now):
             return None, False
+        if kind == Step.BANK_PAYOUT and _bank_payout_waits(locked, now):
+            return None, False
         of_kind = [step for step in steps if step.kind == kind]
         attempt = len(of_kind) + 1
         unknown = any(step.outcome == Outcome.ERROR for step in of_kind)
@@ -212,6 +215,31 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | 
         locked.next_attempt_at = now + lease
         locked.save(update_fields=["next_attempt_at", "attempts_since"])
         return step, unknown
+
+
+def _bank_payout_waits(payout: Payout, now: datetime) -> bool:
+    """No bank payout while a clawback of its transfer is under way (its amount is not
+    known until the reversal answers), and none of nothing: a payout all clawed back is
+    done (the processor refuses a payout of 0)."""
+    if payout.clawbacks.filter(status=Clawback.Status.IN_FLIGHT).exists():
+        payout.next_attempt_at = now + timedelta(seconds=CLAWBACK_WAIT_SECONDS)
+        payout.save(update_fields=["next_attempt_at"])
+        return True
+    if payout.bank_amount_minor == 0:
+        payout.status, payout.paid_at = Status.PAID, now
+        payout.failure_reason = "Nothing left to pay out: refunds or lost disputes took it back."
+        payout.next_attempt_at = payout.attempts_since = None
+        payout.save(
+            update_fields=[
+                "status",
+                "paid_at",
+                "failure_reason",
+                "next_attempt_at",
+                "attempts_since",
+            ]
+        )
+        return True
+    return False
 
 
 def _needs_attention(payout: Payout, now: datetime) -> bool:
@@ -254,14 +282,17 @@ def _retry_later(payout: Payout, step: PayoutStep, exc: ProcessorError, reason: 
     delay = int(delay * random.uniform(0.8, 1.2))
     with transaction.atomic():
         locked = payout_lock(payout.pk)
-        # Known not done (a refusal that passes; a rate limit, which runs nothing), or
-        # unknown (no answer: a timeout, a 5xx), which the next attempt looks up first.
-        unknown = isinstance(exc, TemporaryProcessorError) and exc.code not in NOT_RUN_CODES
+        retry = locked.status in SENDABLE
+        # Known not done (a refusal that passes), or unknown: no answer (a timeout, a
+        # 5xx) or a rate limit, which may answer the SDK's retry of a call that timed
+        # out after it ran. The next attempt looks an unknown one up first.
+        unknown = isinstance(exc, TemporaryProcessorError)
         outcome = Outcome.ERROR if unknown else Outcome.REFUSED
         _finish(PayoutStep.objects.select_for_update().get(pk=step.pk), outcome, exc=exc)
-        locked.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        locked.failure_reason = reason[:255]
-        locked.save(update_fields=["next_attempt_at", "failure_reason"])
+        if retry:  # (an event may have settled it meanwhile)
+            locked.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            locked.failure_reason = reason[:255]
+            locked.save(update_fields=["next_attempt_at", "failure_reason"])
         return locked
 
 
@@ -285,16 +316,21 @@ def _transfer_step(payout: Payout) -> Payout:
         if exc.code in RETRY_LATER_CODES:
             return _retry_later(payout, step, exc, BALANCE_SHORT)
         with transaction.atomic():
+            payout_lock(payout.pk)  # the payout first, then its step (payments.locks)
             _finish(step, Outcome.REFUSED, exc=exc)
-            return payout_failed(payout=payout, reason=f"The transfer was refused: {exc.message}")
+            return payout_transfer_refused(
+                payout=payout, reason=f"The transfer was refused: {exc.message}"
+            )
     except ProcessorError as exc:
         return _retry_later(payout, step, exc, f"Transfer not confirmed yet: {exc.message}")
     with transaction.atomic():
+        payout_lock(payout.pk)
         _finish(step, Outcome.ADOPTED if found else Outcome.SUCCEEDED, object_id=transfer.id)
         transferred = payout_transferred(payout=payout, transfer_id=transfer.id)
-        # Its bank payout is due now (the sweeper sends it should this worker die here).
-        transferred.next_attempt_at = timezone.now()
-        transferred.save(update_fields=["next_attempt_at"])
+        # Its bank payout is due now (the sweeper sends it should this worker die here),
+        # in a round of its own: the attention window starts again.
+        transferred.next_attempt_at, transferred.attempts_since = timezone.now(), None
+        transferred.save(update_fields=["next_attempt_at", "attempts_since"])
         return transferred
 
 
@@ -347,7 +383,9 @@ def _bank_payout_lookup(
 ) -> ProcessorPayout | None:
     """The bank payout an unanswered earlier attempt made, if any (or, for a payout sent
     before attempts were recorded, the one named by the payout alone)."""
-    unanswered = payout.steps.filter(kind=Step.BANK_PAYOUT, outcome=Outcome.ERROR)
+    unanswered = payout.steps.filter(
+        kind=Step.BANK_PAYOUT, outcome=Outcome.ERROR, processor_object_id=""
+    )
     looks = [(_bank_metadata(payout, step.attempt), step.started_at) for step in unanswered] or [
         ({"payout_id": str(payout.pk)}, payout.sent_at or payout.created_at)
     ]
@@ -376,7 +414,7 @@ def _bank_refused(payout: Payout, step: PayoutStep, exc: ProcessorError) -> Payo
 def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopted: bool) -> Payout:
     """Record the bank payout on the attempt that made it (an adopted one is an earlier
     attempt's, whose answer was lost) and the payout as in transit."""
-    from payments.payout_settlement import bank_payout_settle
+    from payments.payout_settlement import SETTLED, bank_payout_settle
 
     with transaction.atomic():
         locked = payout_lock(payout.pk)
@@ -390,22 +428,27 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
             step.message = f"Found the bank payout of attempt {maker.attempt}"
             _finish(step, Outcome.ADOPTED)
         _finish(maker, Outcome.ADOPTED if adopted else Outcome.SUCCEEDED, object_id=sent.id)
-        if not maker.object_status:  # its event may have come first
-            maker.object_status = sent.status
-            maker.save(update_fields=["object_status"])
         locked.next_attempt_at = locked.attempts_since = None  # made: its events settle it
-        locked.save(update_fields=["next_attempt_at", "attempts_since"])
-        if locked.status == Status.TRANSFERRED:
-            locked.status = Status.IN_TRANSIT
-            locked.processor_payout_id = sent.id
-            locked.failure_reason = ""
-            locked.save(update_fields=["status", "processor_payout_id", "failure_reason"])
-            payout_notify_later(locked, "sent")
-        if sent.status in ("paid", "failed", "canceled"):
+        locked.processor_payout_id = sent.id
+        locked.save(update_fields=["next_attempt_at", "attempts_since", "processor_payout_id"])
+        if maker.object_status in SETTLED or sent.status in SETTLED:
+            # Settled already (its event came first, or an adopted one failed): no
+            # "on its way"; a failed one leaves the payout waiting for the next run.
             sellers_money_lock([locked.seller_id])
             bank_payout_settle(
-                payout=locked, step=maker, status=sent.status, message=sent.failure_message
+                payout=locked,
+                step=maker,
+                status=maker.object_status or sent.status,
+                message=sent.failure_message,
             )
+            return Payout.objects.select_related("seller").get(pk=locked.pk)
+        if not maker.object_status:
+            maker.object_status = sent.status
+            maker.save(update_fields=["object_status"])
+        if locked.status == Status.TRANSFERRED:
+            locked.status, locked.failure_reason = Status.IN_TRANSIT, ""
+            locked.save(update_fields=["status", "failure_reason"])
+            payout_notify_later(locked, "sent")
         return Payout.objects.select_related("seller").get(pk=locked.pk)
 
 
@@ -458,7 +501,7 @@ def bank_payouts_retry_for_run(*, seller_ids: list[int] | None = None, first_slo
     if seller_ids is not None:
         waiting = waiting.filter(seller_id__in=seller_ids)
     pks = list(waiting.order_by("pk").values_list("pk", flat=True))
-    Payout.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
+    waiting.filter(pk__in=pks).update(next_attempt_at=timezone.now())  # still waiting
     for slot, pk in enumerate(pks, start=first_slot):
         enqueue_on_commit(payout_send_task, pk, countdown=send_delay(slot) or None)
     return len(pks)

@@ -128,6 +128,16 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
     return bank_payout_settle(payout=locked, step=step, status="failed", message=reason)
 
 
+@transaction.atomic
+def payout_transfer_refused(*, payout: Payout, reason: str) -> Payout:
+    """The processor refused the payout's transfer: unless another attempt got it
+    through meanwhile, the money never left and is available again."""
+    locked = _payout_locked(payout)
+    if locked.status not in (*Payout.OPEN, Status.SENDING) or _was_transferred(locked):
+        return locked  # transferred by another attempt: its bank payout goes on
+    return _transfer_refused(locked, reason)
+
+
 def _transfer_refused(payout: Payout, reason: str) -> Payout:
     if payout.status not in (*Payout.OPEN, Status.SENDING):
         raise InvalidState(f"Payout #{payout.pk} was transferred; it cannot fail back.")
@@ -185,8 +195,12 @@ def bank_payout_settle(
     payout, both read under their locks with the seller's money lock held."""
     if status not in SETTLED:
         return payout
-    if not _was_transferred(payout):
-        # A bank payout exists, so the transfer happened; its answer was lost.
+    legacy_paid = LedgerTransaction.objects.filter(
+        idempotency_key=f"payout:{payout.pk}:paid", kind=TxnKind.PAYOUT_PAID
+    ).exists()
+    if not _was_transferred(payout) and not legacy_paid:
+        # A bank payout exists, so the transfer happened; its answer was lost. (A payout
+        # paid before transfers were recorded took the platform's cash when paid.)
         _post_transferred(payout)
     latest = (
         PayoutStep.objects.filter(payout=payout, kind=Step.BANK_PAYOUT)
@@ -215,7 +229,16 @@ def bank_payout_settle(
         _step_status(step, "paid")
         if is_current and payout.status != Status.PAID:
             payout.status, payout.paid_at, payout.failure_reason = Status.PAID, timezone.now(), ""
-            payout.save(update_fields=["status", "paid_at", "failure_reason"])
+            payout.next_attempt_at = payout.attempts_since = None
+            payout.save(
+                update_fields=[
+                    "status",
+                    "paid_at",
+                    "failure_reason",
+                    "next_attempt_at",
+                    "attempts_since",
+                ]
+            )
             payout_notify_later(payout, "paid")
         return payout
     returned = LedgerTransaction.objects.filter(idempotency_key=paid_key).exists()
@@ -260,6 +283,10 @@ def _paid_key(payout: Payout, step: PayoutStep) -> str:
 def _step_status(step: PayoutStep, status: str, *, message: str = "") -> None:
     step.object_status = status
     fields = ["object_status"]
+    if step.outcome in (PayoutStep.Outcome.ERROR, PayoutStep.Outcome.IN_FLIGHT):
+        # Its answer was lost, but its event says what it made: nothing to look up.
+        step.outcome, step.finished_at = PayoutStep.Outcome.SUCCEEDED, timezone.now()
+        fields += ["outcome", "finished_at"]
     if message:
         step.message = message[:255]
         fields.append("message")

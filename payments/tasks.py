@@ -9,6 +9,9 @@ from django.conf import settings
 
 from payments.processors.base import InvalidProcessorRequest
 
+# A payout task's own comebacks after temporary errors (the sweeper goes on after).
+SEND_RETRIES = 50
+
 
 @shared_task(
     bind=True,
@@ -109,13 +112,16 @@ def payout_send_task(self: Any, payout_id: int) -> str:
     from django.utils import timezone
 
     from payments.models import Payout
-    from payments.payout_sending import payout_send
+    from payments.payout_sending import SENDABLE, payout_send
 
     payout = payout_send(payout=Payout.objects.get(pk=payout_id))
-    # (Run eagerly, as in tests, the caller or the sweeper tries again instead.)
-    if payout.next_attempt_at and not payout.attention_reason and not self.request.is_eager:
+    # Only while it is on its way and not waiting for an operator; run eagerly (tests),
+    # the caller or the sweeper tries again instead. Past the retries, the sweeper does.
+    if payout.status in SENDABLE and payout.next_attempt_at and not payout.attention_reason:
+        if self.request.is_eager:
+            return str(payout.status)
         wait = (payout.next_attempt_at - timezone.now()).total_seconds()
-        raise self.retry(countdown=max(int(wait), 1), max_retries=None)
+        raise self.retry(countdown=max(int(wait), 1), max_retries=SEND_RETRIES)
     return str(payout.status)
 
 

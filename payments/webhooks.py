@@ -227,6 +227,10 @@ def _event_from(stored: WebhookEvent) -> ProcessorEvent:
 
 # What the Connect endpoint handles: listed per connected account by the backfill.
 CONNECT_EVENT_TYPES = ("payout.paid", "payout.failed", "payout.canceled", "account.updated")
+# How long after it was paid a bank payout can still be returned: its account is listed
+# for that long whatever the backfill's window (Stripe: a paid payout can fail within
+# five business days, https://docs.stripe.com/payouts).
+RETURN_WINDOW_DAYS = 10
 
 
 def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> int:
@@ -243,14 +247,16 @@ def webhooks_backfill(*, since: datetime, processor_name: str | None = None) -> 
 
 def connected_accounts_to_backfill(*, since: datetime, processor_name: str) -> list[str]:
     """Accounts whose events would change something: with a payout not settled yet or
-    paid since ``since`` (a paid payout can still fail), or still being onboarded."""
+    paid within the return window (a paid payout can still fail), or still being
+    onboarded."""
     from accounts.models import Seller
     from payments.models import Payout
 
     Status = Payout.Status
+    returns_since = min(since, timezone.now() - timedelta(days=RETURN_WINDOW_DAYS))
     waiting = Payout.objects.filter(processor=processor_name).filter(
         Q(status__in=(Status.SENDING, Status.TRANSFERRED, Status.IN_TRANSIT))
-        | Q(status=Status.PAID, paid_at__gte=since)
+        | Q(status=Status.PAID, paid_at__gte=returns_since)
     )
     onboarding = Seller.objects.filter(
         payout_status__in=(Seller.PayoutStatus.ONBOARDING, Seller.PayoutStatus.RESTRICTED)

@@ -228,7 +228,7 @@ def _payout_key_step(payout_id: int, kind: str, key: str) -> str | None:
         TxnKind.PAYOUT_FAILED: step == "failed",
         TxnKind.PAYOUT_TRANSFERRED: step == "transferred",
         TxnKind.PAYOUT_PAID: step == "paid" or _bank_step(step, "paid"),
-        TxnKind.PAYOUT_RETURNED: _bank_step(step, "returned"),
+        TxnKind.PAYOUT_RETURNED: step == "returned" or _bank_step(step, "returned"),
     }
     return step if expected.get(kind, False) else None
 
@@ -256,7 +256,8 @@ def _payout_disagrees(status: str, fact: PayoutFacts, amount: int, clawed_back: 
         return "has a payout failed transaction"
     if status == Status.SENDING and (transferred or fact.paid):
         return "the ledger has it transferred"
-    if status == Status.TRANSFERRED and not transferred:
+    if status == Status.TRANSFERRED and not (transferred or "paid" in fact.seen):
+        # (A payout paid before transfers were recorded moved the cash when paid.)
         return "has no transferred transaction"
     if status in (Status.SENDING, Status.TRANSFERRED, Status.IN_TRANSIT) and fact.paid:
         return f"{fact.paid} of it reached the bank in the ledger"

@@ -376,6 +376,9 @@ class Clawback(models.Model):
     processor_reversal_id = models.CharField(max_length=100, blank=True)
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker took it up (a lease, like a payout's)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
