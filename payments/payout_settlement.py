@@ -120,11 +120,10 @@ def payout_failed(*, payout: Payout, reason: str) -> Payout:
         return _transfer_refused(locked, reason)
     step = _current_bank_step(locked)
     if step is None:
-        if locked.status == Status.SENDING:
-            locked.status = Status.TRANSFERRED
-        locked.failure_reason = reason[:255]
-        locked.save(update_fields=["status", "failure_reason"])
-        return locked
+        if locked.status in (Status.SENDING, Status.TRANSFERRED):
+            locked.status, locked.failure_reason = Status.TRANSFERRED, reason[:255]
+            locked.save(update_fields=["status", "failure_reason"])
+        return locked  # (paid without a bank payout: all of it was clawed back)
     return bank_payout_settle(payout=locked, step=step, status="failed", message=reason)
 
 
@@ -345,6 +344,8 @@ def _step_for(
     payout = Payout.objects.filter(legacy).order_by("pk").first()
     if payout is None or payout.steps.filter(kind=Step.BANK_PAYOUT).exists():
         return None
+    if not (payout.processor_payout_id or processor_payout_id):
+        return None  # no bank payout was ever made for it
     step, _ = PayoutStep.objects.get_or_create(
         idempotency_key=f"{payout.idempotency_key}-payout",
         defaults={

@@ -48,11 +48,14 @@ from marketplace.models import Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
 from payments.checkout import payment_start, payment_succeeded
 from payments.checks import ledger_check
+from payments.clawbacks import clawback_execute
 from payments.disputes import dispute_closed, dispute_opened
 from payments.holds import seller_order_hold_release
 from payments.models import (
+    Clawback,
     DisputeLine,
     LedgerAccount,
+    LocalPayout,
     PaymentAttempt,
     Payout,
     PayoutPolicy,
@@ -205,6 +208,8 @@ class MPayout:
     method: str
     requires_approval: bool
     approved: bool = False
+    clawed: int = 0  # taken back from its transfer by clawbacks
+    bank: int = 0  # what its bank payout under way (or paid) pays
 
 
 @dataclass
@@ -927,10 +932,15 @@ class MoneyMachine(RuleBasedStateMachine):
             # The transfer: the platform's cash goes to the seller's processor account.
             self.post(payout.currency, "processor", -payout.amount)
             self.post(payout.currency, "connected", payout.amount)
-            payout.status = "in_transit"
+            payout.status, payout.bank = "in_transit", payout.amount
         elif payout.status == "transferred" and not self.sellers[payout.seller].frozen:
-            event("bank payout sent again")
-            payout.status = "in_transit"  # from the seller's processor account, no transfer
+            payout.bank = payout.amount - payout.clawed
+            if payout.bank == 0:
+                event("payout clawed back in full")
+                payout.status = "paid"  # nothing left to pay out
+            else:
+                event("bank payout sent again")
+                payout.status = "in_transit"  # from the seller's processor account
         assert sent.status == payout.status
 
     @precondition(lambda self: self.payouts_in("in_transit", "paid", "failed", "transferred"))
@@ -953,25 +963,30 @@ class MoneyMachine(RuleBasedStateMachine):
                     metadata={"payout_id": str(payout.pk)},
                 )
         elif paid:
-            if payout.status in ("in_transit", "paid", "transferred"):
+            if payout.status in ("in_transit", "paid", "transferred") and payout.bank:
                 payout_paid(payout=Payout(pk=payout.pk))
         else:
             payout_failed(payout=Payout(pk=payout.pk), reason="Account closed")
         key = (payout.seller, payout.currency)
+        if not paid and payout.status in ("in_transit", "paid") and payout.bank:
+            # The processor's own books: the bank payout failed, its money is back in
+            # the seller's processor account (where a clawback can take from it).
+            made = Payout.objects.get(pk=payout.pk).processor_payout_id
+            LocalPayout.objects.filter(pk=made).update(status="failed")
         if payout.status == "in_transit" and paid:
             event("payout paid")
-            self.move(payout.seller, payout.currency, "in_transit", -payout.amount)
-            self.add(self.paid_out, *key, payout.amount)
-            self.post(payout.currency, "connected", -payout.amount)
+            self.move(payout.seller, payout.currency, "in_transit", -payout.bank)
+            self.add(self.paid_out, *key, payout.bank)
+            self.post(payout.currency, "connected", -payout.bank)
             payout.status = "paid"
         elif payout.status == "in_transit":
             event("bank payout failed")
             payout.status = "transferred"  # the money waits in the seller's processor account
-        elif payout.status == "paid" and not paid:
+        elif payout.status == "paid" and not paid and payout.bank:
             event("paid payout returned by the bank")
-            self.move(payout.seller, payout.currency, "in_transit", payout.amount)
-            self.add(self.paid_out, *key, -payout.amount)
-            self.post(payout.currency, "connected", payout.amount)
+            self.move(payout.seller, payout.currency, "in_transit", payout.bank)
+            self.add(self.paid_out, *key, -payout.bank)
+            self.post(payout.currency, "connected", payout.bank)
             payout.status = "transferred"
         assert Payout.objects.get(pk=payout.pk).status == payout.status
 
@@ -1002,6 +1017,30 @@ class MoneyMachine(RuleBasedStateMachine):
         self.add(self.paid_out, payout.seller, payout.currency, payout.amount)
         self.post(payout.currency, "bank", -payout.amount)
         payout.status = "paid"
+
+    @precondition(lambda self: Clawback.objects.filter(status="pending").exists())
+    @rule()
+    def clawbacks_run(self):
+        """The clawback tasks of refunds and lost disputes after a transfer: what the
+        seller's processor account still holds of the payout is taken back to repay
+        the seller's debt (payments/clawbacks.py)."""
+        for clawback in Clawback.objects.filter(status="pending").order_by("pk"):
+            done = clawback_execute(clawback_id=clawback.pk)
+            assert done.status in ("reversed", "nothing_held"), done.status
+            if done.status != "reversed":
+                continue
+            event("clawed back from a transfer")
+            taken = done.amount_minor
+            payout = next(p for p in self.payouts if p.pk == done.payout_id)
+            assert payout.status == "transferred"
+            assert taken <= payout.amount - payout.clawed
+            assert taken <= -self.owed.get((payout.seller, payout.currency, "available"), 0)
+            payout.clawed += taken
+            self.move(payout.seller, payout.currency, "available", taken)  # the debt repaid
+            self.move(payout.seller, payout.currency, "in_transit", -taken)
+            self.add(self.sent, payout.seller, payout.currency, -taken)
+            self.post(payout.currency, "processor", taken)
+            self.post(payout.currency, "connected", -taken)
 
     # --- invariants -----------------------------------------------------------------
 
