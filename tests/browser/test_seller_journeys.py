@@ -159,7 +159,8 @@ def test_after_the_hold_an_operator_pays_both_sellers_and_they_see_the_breakdown
                     f"Payout #{payout.pk}: {SHARES[name]}"
                 )
                 expect(mine.locator("main .badge")).to_have_text("Paid")
-                rows = mine.get_by_role("table").locator("tbody tr")
+                breakdown = mine.get_by_role("table", name="What it pays for")
+                rows = breakdown.locator("tbody tr")
                 expect(rows).to_have_count(1)  # one line each, released once
                 expect(rows.first).to_contain_text(f"#{bought.pk}")
                 expect(rows.first).to_contain_text(SHARES[name])
