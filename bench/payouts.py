@@ -339,8 +339,9 @@ def raw_payout_run() -> None:
                     "INSERT INTO payments_payout (seller_id, currency, amount_minor, period,"
                     " status, method, run_id, processor, processor_transfer_id,"
                     " processor_payout_id, failure_reason, bank_reference, requires_approval,"
-                    " reserve_minor, created_at) VALUES (%s, %s, %s, %s, 'scheduled',"
-                    " 'processor', %s, '', '', '', '', '', false, 0, now()) RETURNING id",
+                    " reserve_minor, attention_reason, clawed_back_minor, created_at)"
+                    " VALUES (%s, %s, %s, %s, 'scheduled',"
+                    " 'processor', %s, '', '', '', '', '', false, 0, '', 0, now()) RETURNING id",
                     [seller_id, currency, amount, period, run_id],
                 )
                 payout_id = cursor.fetchone()[0]
