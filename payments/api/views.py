@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
+from marketplace.api.filters import UtcIsoDateTimeFilter
 from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.pagination import NewestFirstCursorPagination
 from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
@@ -136,8 +137,8 @@ class PayoutPolicyViewSet(AuditedSettingViewSet):
 
 class PayoutFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="seller__slug", max_length=80)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Payout
@@ -435,8 +436,8 @@ class LedgerEntryFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(
         field_name="transaction__kind", choices=LedgerTransaction.Kind.choices
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = LedgerEntry

@@ -77,6 +77,18 @@ def test_errors_are_problem_details_with_field_errors(api_as, operator):
     assert "needs a currency" in str(body["errors"])
 
 
+@pytest.mark.parametrize("url_name", ["api:payout-list", "api:ledger-entry-list"])
+def test_a_time_filter_with_any_iso_offset_is_compared_in_utc(api_as, operator, url_name):
+    """PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows (the fuzzer's 500)."""
+    client = api_as(operator)
+    for moment in ("2026-01-01T00:00:00+20:00", "0239-08-02T19:47:22-22:56"):
+        response = client.get(reverse(url_name), {"created_after": moment})
+        assert response.status_code == 200, response.content
+    too_early = client.get(reverse(url_name), {"created_before": "0001-01-01T00:00:00+10:00"})
+    assert too_early.status_code == 400
+    assert "between the years 1 and 9999" in str(too_early.json())
+
+
 def test_malformed_json_is_a_400_problem(api_as, operator):
     response = api_as(operator).post(
         reverse("api:payout-run-list"), "{not json", content_type="application/json"
