@@ -645,11 +645,17 @@ def assert_outcomes(scene: Scene, outcomes: list[Outcome], before: Snapshot) -> 
         scheduled = payout(s.scheduled)
         allowed = {Status.SENDING, Status.IN_TRANSIT}
         if "freeze" in names:
-            allowed.add(Status.HELD)
+            # Held before it was sent; or frozen between its transfer and its bank
+            # payout: the money waits in the seller's processor account.
+            allowed |= {Status.HELD, Status.TRANSFERRED}
         if names & TAKES_AVAILABLE:
             allowed.add(Status.CANCELLED)
         assert scheduled.status in allowed, (scheduled.status, scheduled.failure_reason)
-        assert sent_once(scheduled) == (scheduled.status in (Status.SENDING, Status.IN_TRANSIT))
+        on_its_way = (Status.SENDING, Status.TRANSFERRED, Status.IN_TRANSIT)
+        assert sent_once(scheduled) == (scheduled.status in on_its_way)
+        if scheduled.status == Status.TRANSFERRED:
+            assert "frozen" in scheduled.failure_reason
+            assert not scheduled.steps.filter(kind="bank_payout").exists()
         assert LocalTransfer.objects.filter(metadata__payout_id=str(scheduled.pk)).count() <= 1
         if scheduled.status == Status.CANCELLED:
             # Refund or dispute first: the payout was no longer covered, and says so.
