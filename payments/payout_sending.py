@@ -41,7 +41,6 @@ and waits for an operator ("needs attention", with what is known).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -52,7 +51,6 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.task_queue import enqueue_on_commit
-from payments.ledger import Posting, ledger_post
 from payments.locks import payout_lock, sellers_money_lock
 from payments.models import (
     Clawback,
@@ -65,8 +63,8 @@ from payments.models import (
 )
 from payments.payout_guard import payout_frozen_reason, payout_guard
 from payments.payout_settlement import (
-    payout_accounts,
     payout_notify_later,
+    payout_post,
     payout_transfer_refused,
     payout_transferred,
 )
@@ -134,16 +132,13 @@ def _start(payout: Payout) -> Payout:
             return payout
         if payout_guard(payout) is not None:
             return payout  # held or cancelled, with the reason on it
-        accounts = payout_accounts(payout, Kind.AVAILABLE, Kind.IN_TRANSIT)
-        ledger_post(
+        payout_post(
+            payout,
             kind=TxnKind.PAYOUT_SENT,
-            idempotency_key=f"payout:{payout.pk}:sent",
-            reference_type="payout",
-            reference_id=payout.pk,
-            postings=[
-                Posting(accounts[Kind.AVAILABLE], payout.amount_minor),
-                Posting(accounts[Kind.IN_TRANSIT], -payout.amount_minor),
-            ],
+            key=f"payout:{payout.pk}:sent",
+            debit=Kind.AVAILABLE,
+            credit=Kind.IN_TRANSIT,
+            amount=payout.amount_minor,
             description=f"Payout #{payout.pk} sent",
         )
         payout.status, payout.sent_at = Status.SENDING, timezone.now()
@@ -455,19 +450,14 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
 # --- Retries ------------------------------------------------------------------------------
 
 
-def payouts_sweep(
-    *, older_than_minutes: int = 10, send: Callable[..., Payout] | None = None
-) -> int:
+def payouts_sweep(*, older_than_minutes: int = 10) -> int:
     """Send again the payouts a lost task, a crash or a temporary error left behind: those
     whose retry is due, and those scheduled or sending for ``older_than_minutes``
     without a retry time. Payouts waiting for an operator are left alone."""
     now = timezone.now()
     cutoff = now - timedelta(minutes=older_than_minutes)
     due = Q(method=PayoutMethod.PROCESSOR, attention_reason="") & (
-        Q(
-            status__in=(Status.SCHEDULED, Status.SENDING, Status.TRANSFERRED),
-            next_attempt_at__lte=now,
-        )
+        Q(status__in=SENDABLE, next_attempt_at__lte=now)
         | Q(
             status__in=(Status.SCHEDULED, Status.SENDING),
             next_attempt_at__isnull=True,
@@ -477,7 +467,7 @@ def payouts_sweep(
     swept = 0
     for payout in Payout.objects.filter(due).select_related("seller").order_by("pk"):
         try:
-            (send or payout_send)(payout=payout)
+            payout_send(payout=payout)
         except ProcessorError:
             continue
         swept += 1

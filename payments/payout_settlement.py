@@ -59,6 +59,29 @@ def payout_accounts(payout: Payout, *kinds: str) -> dict[str, LedgerAccount]:
     return found
 
 
+def payout_post(
+    payout: Payout,
+    *,
+    kind: str,
+    key: str,
+    debit: str,
+    credit: str,
+    amount: int,
+    description: str,
+) -> None:
+    """Post one move of ``amount`` for the payout: ``debit`` gets +amount and ``credit``
+    -amount (the accounts of those kinds in its currency), under ``key``, once."""
+    accounts = payout_accounts(payout, debit, credit)
+    ledger_post(
+        kind=kind,
+        idempotency_key=key,
+        reference_type="payout",
+        reference_id=payout.pk,
+        postings=[Posting(accounts[debit], amount), Posting(accounts[credit], -amount)],
+        description=description,
+    )
+
+
 def _payout_locked(payout: Payout) -> Payout:
     """The payout read again under its row lock, then its seller's money lock."""
     locked = payout_lock(payout.pk)
@@ -87,16 +110,13 @@ def payout_transferred(*, payout: Payout, transfer_id: str) -> Payout:
 
 
 def _post_transferred(payout: Payout) -> None:
-    accounts = payout_accounts(payout, Kind.PROCESSOR, Kind.CONNECTED)
-    ledger_post(
+    payout_post(
+        payout,
         kind=TxnKind.PAYOUT_TRANSFERRED,
-        idempotency_key=f"payout:{payout.pk}:transferred",
-        reference_type="payout",
-        reference_id=payout.pk,
-        postings=[
-            Posting(accounts[Kind.PROCESSOR], -payout.amount_minor),
-            Posting(accounts[Kind.CONNECTED], payout.amount_minor),
-        ],
+        key=f"payout:{payout.pk}:transferred",
+        debit=Kind.CONNECTED,
+        credit=Kind.PROCESSOR,
+        amount=payout.amount_minor,
         description=f"Payout #{payout.pk} transferred to the seller's processor account",
     )
 
@@ -141,16 +161,13 @@ def _transfer_refused(payout: Payout, reason: str) -> Payout:
     if payout.status not in (*Payout.OPEN, Status.SENDING):
         raise InvalidState(f"Payout #{payout.pk} was transferred; it cannot fail back.")
     if payout.status == Status.SENDING:
-        accounts = payout_accounts(payout, Kind.IN_TRANSIT, Kind.AVAILABLE)
-        ledger_post(
+        payout_post(
+            payout,
             kind=TxnKind.PAYOUT_FAILED,
-            idempotency_key=f"payout:{payout.pk}:failed",
-            reference_type="payout",
-            reference_id=payout.pk,
-            postings=[
-                Posting(accounts[Kind.IN_TRANSIT], payout.amount_minor),
-                Posting(accounts[Kind.AVAILABLE], -payout.amount_minor),
-            ],
+            key=f"payout:{payout.pk}:failed",
+            debit=Kind.IN_TRANSIT,
+            credit=Kind.AVAILABLE,
+            amount=payout.amount_minor,
             description=f"Payout #{payout.pk} failed",
         )
     payout.breakdown.all().delete()  # its entries are paid by the next payout
@@ -209,20 +226,17 @@ def bank_payout_settle(
         .first()
     )
     is_current = latest == step.pk
-    accounts = payout_accounts(payout, Kind.IN_TRANSIT, Kind.CONNECTED)
     paid_key = _paid_key(payout, step)
     if status == "paid":
         if step.object_status == "failed":
             return payout  # a late "paid" after its failure changes nothing
-        ledger_post(
+        payout_post(
+            payout,
             kind=TxnKind.PAYOUT_PAID,
-            idempotency_key=paid_key,
-            reference_type="payout",
-            reference_id=payout.pk,
-            postings=[
-                Posting(accounts[Kind.IN_TRANSIT], step.amount_minor),
-                Posting(accounts[Kind.CONNECTED], -step.amount_minor),
-            ],
+            key=paid_key,
+            debit=Kind.IN_TRANSIT,
+            credit=Kind.CONNECTED,
+            amount=step.amount_minor,
             description=f"Payout #{payout.pk} paid to the seller's bank",
         )
         _step_status(step, "paid")
@@ -245,15 +259,13 @@ def bank_payout_settle(
         return payout  # told already
     reason = message or f"The processor reported the bank payout {status}."
     if returned:
-        ledger_post(
+        payout_post(
+            payout,
             kind=TxnKind.PAYOUT_RETURNED,
-            idempotency_key=paid_key.replace(":paid", ":returned"),
-            reference_type="payout",
-            reference_id=payout.pk,
-            postings=[
-                Posting(accounts[Kind.CONNECTED], step.amount_minor),
-                Posting(accounts[Kind.IN_TRANSIT], -step.amount_minor),
-            ],
+            key=paid_key.replace(":paid", ":returned"),
+            debit=Kind.CONNECTED,
+            credit=Kind.IN_TRANSIT,
+            amount=step.amount_minor,
             description=f"Payout #{payout.pk} returned by the seller's bank",
         )
     _step_status(step, "failed", message=reason)
