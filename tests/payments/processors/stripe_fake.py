@@ -44,7 +44,45 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class RecordingHTTPClient(stripe.HTTPClient):
+class RecordingBase(stripe.HTTPClient):
+    """What both fakes share: every attempt recorded as sent, the SDK's retry sleeps
+    recorded instead of slept, nothing streamed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[RecordedRequest] = []
+        self.retry_sleeps: list[int] = []
+
+    def record(self, method: str, url: str, headers: Any, post_data: Any) -> RecordedRequest:
+        parts = urlsplit(url)
+        recorded = RecordedRequest(
+            method=method.upper(),
+            url=url,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            params=dict(parse_qsl(post_data or "", keep_blank_values=True)),
+            headers=dict(headers or {}),
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    def request_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        # The SDK sleeps between retries (0.5 s and up); record instead of waiting.
+        self.retry_sleeps.append(num_retries)
+        return 0.0
+
+    @property
+    def last(self) -> RecordedRequest:
+        return self.requests[-1]
+
+
+class RecordingHTTPClient(RecordingBase):
     name = "recording-fake"
 
     def __init__(self, *, strict: bool = True) -> None:
@@ -52,8 +90,6 @@ class RecordingHTTPClient(stripe.HTTPClient):
         # Strict: a request Stripe would refuse (``stripe_rules.check_request``) gets
         # Stripe's error answer instead of the queued one, which it replaces.
         self.strict = strict
-        self.requests: list[RecordedRequest] = []
-        self.retry_sleeps: list[int] = []
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str]] | Exception] = deque()
         self._request_ids = 0
 
@@ -79,19 +115,8 @@ class RecordingHTTPClient(stripe.HTTPClient):
         *,
         _usage: Any = None,
     ) -> tuple[str, int, Any]:
-        parts = urlsplit(url)
-        self.requests.append(
-            RecordedRequest(
-                method=method.upper(),
-                url=url,
-                path=parts.path,
-                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-                params=dict(parse_qsl(post_data or "", keep_blank_values=True)),
-                headers=dict(headers or {}),
-            )
-        )
+        recorded = self.record(method, url, headers, post_data)
         if self.strict:
-            recorded = self.requests[-1]
             refusal = stripe_rules.check_request(
                 recorded.method,
                 recorded.path,
@@ -121,22 +146,7 @@ class RecordingHTTPClient(stripe.HTTPClient):
         )
         return json.dumps(body), status, response_headers
 
-    def request_stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def _sleep_time_seconds(self, num_retries: int) -> float:
-        # The SDK sleeps between retries (0.5 s and up); record instead of waiting.
-        self.retry_sleeps.append(num_retries)
-        return 0.0
-
     # --- Reading what was sent ---------------------------------------------------------
-
-    @property
-    def last(self) -> RecordedRequest:
-        return self.requests[-1]
 
     @property
     def pending(self) -> int:

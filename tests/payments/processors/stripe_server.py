@@ -53,14 +53,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 from requests.structures import CaseInsensitiveDict
 
 from tests.payments.processors import stripe_fake as fake
 from tests.payments.processors import stripe_rules as rules
-from tests.payments.processors.stripe_fake import RecordedRequest
+from tests.payments.processors.stripe_fake import RecordingBase
 
 # Seconds an idempotency key is kept (https://docs.stripe.com/api/idempotent_requests).
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
@@ -125,15 +124,13 @@ class _Fault:
         return self.method == method and path.startswith(self.path_prefix)
 
 
-class FakeStripe(stripe.HTTPClient):
+class FakeStripe(RecordingBase):
     """Stripe's API for one platform and its connected accounts, in memory."""
 
     name = "fake-stripe"
 
     def __init__(self, *, now: float = DEFAULT_NOW) -> None:
         super().__init__()
-        self.requests: list[RecordedRequest] = []
-        self.retry_sleeps: list[int] = []
         self.events: list[dict[str, Any]] = []
         self._now = float(now)
         self._counters: dict[str, int] = {}
@@ -220,26 +217,18 @@ class FakeStripe(stripe.HTTPClient):
         *,
         _usage: Any = None,
     ) -> tuple[str, int, Any]:
-        method = method.upper()
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        form = dict(parse_qsl(post_data or "", keep_blank_values=True))
-        sent_headers = dict(headers or {})
-        self.requests.append(
-            RecordedRequest(
-                method=method,
-                url=url,
-                path=parts.path,
-                query=query,
-                params=form,
-                headers=sent_headers,
-            )
+        recorded = self.record(method, url, headers, post_data)
+        method, query, form, sent_headers = (
+            recorded.method,
+            recorded.query,
+            recorded.params,
+            recorded.headers,
         )
         self._request_ids += 1
         request_id = f"req_fake{self._request_ids:04d}"
         params = form if method == "POST" else query
         status, body, extra, fail_after = self._answer(
-            method, parts.path, params, sent_headers, request_id
+            method, recorded.path, params, sent_headers, request_id
         )
         if fail_after:
             raise fake.timeout_error()
@@ -248,21 +237,6 @@ class FakeStripe(stripe.HTTPClient):
         if method == "POST" and key:
             response_headers["Idempotency-Key"] = key
         return json.dumps(body), status, response_headers
-
-    def request_stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def _sleep_time_seconds(self, num_retries: int) -> float:
-        # The SDK sleeps between retries (0.5 s and up); record instead of waiting.
-        self.retry_sleeps.append(num_retries)
-        return 0.0
-
-    @property
-    def last(self) -> RecordedRequest:
-        return self.requests[-1]
 
     # --- Answering -------------------------------------------------------------------------
 
