@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import F, Model, Sum
 
 from marketplace.task_queue import enqueue_on_commit
 from payments.models.local import (
@@ -562,14 +562,15 @@ class LocalProcessor:
 
     def account_balance(self, *, account_id: str, currency: str) -> int:
         """What the account holds: transfers in, less reversals and payouts not failed."""
-        transfers = LocalTransfer.objects.filter(destination=account_id, currency=currency)
-        received = sum(t.amount_minor - t.reversed_minor for t in transfers)
-        paid_out = sum(
+        received = LocalTransfer.objects.filter(
+            destination=account_id, currency=currency
+        ).aggregate(total=Sum(F("amount_minor") - F("reversed_minor")))["total"]
+        paid_out = (
             LocalPayout.objects.filter(account=account_id, currency=currency)
             .exclude(status="failed")
-            .values_list("amount_minor", flat=True)
+            .aggregate(total=Sum("amount_minor"))["total"]
         )
-        return received - paid_out
+        return int(received or 0) - int(paid_out or 0)
 
     def payout_create(
         self,
