@@ -138,11 +138,15 @@ class AxeOnEveryPage:
     if (window.top === window) {
       window.__axeRun = new Promise((resolve) => {
         window.addEventListener("load", async () => {
+          // Measure the page as it settles: fonts in, two frames laid out.
+          await document.fonts.ready;
+          await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
           const result = await axe.run(document, {resultTypes: ["violations"]});
           const found = result.violations
             .filter((v) => ["serious", "critical"].includes(v.impact))
             .map((v) => `${v.impact}: ${v.id} (${v.help}) at ` +
-              v.nodes.slice(0, 5).map((n) => n.target.join(" ")).join(", "));
+              v.nodes.slice(0, 5).map((n) => n.target.join(" ") +
+                n.any.map((check) => ` (${check.message})`).join("")).join(", "));
           await window.__axeReport(location.href, found);
           resolve();
         });
@@ -183,7 +187,10 @@ def accessibility_violations(page: Page) -> list[str]:
     )
     return [
         f"{v['impact']}: {v['id']} ({v['help']}) at "
-        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        + ", ".join(
+            " ".join(node["target"]) + "".join(f" ({check['message']})" for check in node["any"])
+            for node in v["nodes"][:5]
+        )
         for v in violations
         if v["impact"] in BLOCKING_IMPACTS
     ]
