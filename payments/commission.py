@@ -136,7 +136,7 @@ def commission_rule_save(
     exactly its target, amounts are not negative, amounts need a currency, the minimum
     is not above the maximum, the period is in order (the model's constraints,
     checked before writing). Orders keep the terms they were placed with."""
-    from payments.setting_changes import setting_save
+    from payments.audit import audited_save
 
-    setting_save(instance=rule, target="commission_rule", by=by, reason=reason, via=via)
+    audited_save(instance=rule, by=by, reason=reason, via=via)
     return rule

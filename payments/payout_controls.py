@@ -1,6 +1,6 @@
 """What operators do to payouts: approve, hold, release, cancel, retry, and mark
-a manual (bank transfer) payout paid. Every action is logged in ``PayoutAction``
-with who, when and why.
+a manual (bank transfer) payout paid. Every action is recorded in the audit trail
+(``AuditRecord``) with who, when and why.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from marketplace.errors import InvalidState
+from payments.audit import audit_record
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.locks import payout_lock
-from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutAction, PayoutMethod
+from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutMethod
 from payments.payout_guard import PayoutStopped, payout_frozen_reason, payout_guard
 from payments.payout_settlement import payout_notify_later
 from payments.payouts import (
@@ -42,7 +43,7 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
             raise InvalidState("The operator who created a payout cannot approve it.")
         payout.status, payout.approved_by = Status.SCHEDULED, by
         payout.save(update_fields=["status", "approved_by"])
-        PayoutAction.objects.create(payout=payout, actor=by, action="approve")
+        audit_record(target=payout, action="approve", by=by)
         stopped = payout_guard(payout)
         if stopped is None:
             payout_enqueue(payout)
@@ -57,7 +58,7 @@ def _operator_action(
     payout = payout_lock(payout.pk)
     if payout.status not in allowed:
         raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be {action}ed.")
-    PayoutAction.objects.create(payout=payout, actor=by, action=action, reason=reason[:255])
+    audit_record(target=payout, action=action, by=by, reason=reason)
     return payout
 
 
@@ -189,7 +190,5 @@ def _post_bank_payout(payout: Payout, by: User, bank_reference: str) -> None:
     payout.status, payout.sent_at, payout.paid_at = Status.PAID, now, now
     payout.bank_reference, payout.processor = bank_reference[:100], "manual"
     payout.save(update_fields=["status", "sent_at", "paid_at", "bank_reference", "processor"])
-    PayoutAction.objects.create(
-        payout=payout, actor=by, action="mark_paid", reason=payout.bank_reference
-    )
+    audit_record(target=payout, action="mark_paid", by=by, reason=payout.bank_reference)
     payout_notify_later(payout, "paid")

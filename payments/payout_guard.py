@@ -14,7 +14,7 @@ re-checks it, holding the payout's row lock and the seller's money lock
   the reserve the payout kept back): it is **cancelled**, and what is left
   stays available for the next run.
 
-Either way the reason is recorded on the payout (a ``PayoutAction`` with no
+Either way the reason is recorded on the payout (an ``AuditRecord`` with no
 actor: the system did it) and nothing is sent. Freezing a seller holds every
 open payout of theirs at once (``payouts_hold_for_freeze``).
 """
@@ -25,9 +25,10 @@ from django.db.models import Q
 
 from accounts.models import Seller
 from marketplace.errors import InvalidState
+from payments.audit import audit_record
 from payments.currencies import format_amount
 from payments.locks import sellers_money_lock
-from payments.models import Payout, PayoutAction, PayoutPolicy
+from payments.models import Payout, PayoutPolicy
 from payments.payouts import payable_now
 from payments.policies import frozen_policy, frozen_text
 
@@ -80,7 +81,7 @@ def _stop(payout: Payout, status: str, action: str, reason: str) -> None:
     payout.status = status
     payout.failure_reason = reason[:255]
     payout.save(update_fields=["status", "failure_reason"])
-    PayoutAction.objects.create(payout=payout, actor=None, action=action, reason=reason[:255])
+    audit_record(target=payout, action=action, by=None, reason=reason, via="system")
 
 
 def payouts_hold_for_freeze(*, policy: PayoutPolicy) -> int:

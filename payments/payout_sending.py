@@ -51,13 +51,13 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.task_queue import enqueue_on_commit
+from payments.audit import audit_record
 from payments.locks import payout_lock, sellers_money_lock
 from payments.models import (
     Clawback,
     LedgerAccount,
     LedgerTransaction,
     Payout,
-    PayoutAction,
     PayoutMethod,
     PayoutStep,
 )
@@ -120,7 +120,7 @@ def payout_resume(*, payout: Payout, by: User, reason: str) -> Payout:
         Payout.objects.filter(pk=locked.pk).update(
             attention_reason="", next_attempt_at=None, attempts_since=None
         )
-        PayoutAction.objects.create(payout=locked, actor=by, action="resume", reason=reason[:255])
+        audit_record(target=locked, action="resume", by=by, reason=reason)
     return payout_send(payout=locked)
 
 

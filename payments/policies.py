@@ -111,10 +111,10 @@ def payout_policy_save(
     in the same transaction (``payouts_hold_for_freeze``)."""
     from django.db import transaction
 
+    from payments.audit import audited_save
     from payments.payout_guard import payouts_hold_for_freeze
-    from payments.setting_changes import setting_save
 
     with transaction.atomic():
-        setting_save(instance=policy, target="payout_policy", by=by, reason=reason, via=via)
+        audited_save(instance=policy, by=by, reason=reason, via=via)
         payouts_hold_for_freeze(policy=policy)
     return policy

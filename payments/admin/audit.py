@@ -1,17 +1,153 @@
-"""What commission-rule and payout-policy admins share: a required reason for every
-change, saving through the services, and the change history on the page."""
+"""The audit trail in the operator console: a history table on every audited object's
+page, the trail's own list, and the change form that asks why (commission rules and
+payout policies save through a service that records each changed field).
+
+Changes are shown in the operator's words: field labels, amounts in their currency,
+basis points as percentages; a minor unit never appears.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.db import models
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from payments.admin.base import ReadOnlyAdmin
-from payments.models import SettingChange
+from payments.audit import audit_history
+from payments.currencies import format_amount
+from payments.models import AuditRecord
+
+
+def _label(model: type[models.Model] | None, name: str) -> str:
+    if model is not None:
+        names = {field.name for field in model._meta.get_fields()}
+        if name in names:
+            label = str(getattr(model._meta.get_field(name), "verbose_name", name))
+            return label[:1].upper() + label[1:]
+    # A field since removed keeps its name.
+    return name.replace("_minor", "").replace("_", " ")
+
+
+def _shown(name: str, value: Any, currency: str) -> str:
+    """One recorded value as an operator reads it."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if name.endswith("_bps") and isinstance(value, int):
+        return f"{value / 100:g}%"
+    if name.endswith("_minor") and isinstance(value, int):
+        if currency:
+            return format_amount(value, currency)
+        # Only a rule without a currency has amounts without one, and those are zero.
+        return "none" if value == 0 else f"{value:,}"
+    if isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+        # Amounts per currency (minimums, approval thresholds).
+        return ", ".join(format_amount(v, str(k)) for k, v in sorted(value.items())) or "none"
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] in " T":
+        with contextlib.suppress(ValueError):  # a date and time, recorded as text
+            return localtime(datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def changes_text(record: AuditRecord, currency: str = "") -> str:
+    """``label before → after`` for each field the record changed; amounts in the
+    record's currency if it changed, else ``currency`` (the object's)."""
+    model = record.content_type.model_class()
+    if "currency" in record.changes:
+        currency = str(record.changes["currency"][1] or record.changes["currency"][0] or "")
+    parts = []
+    for name, (before, after) in record.changes.items():
+        if record.action == "created":
+            parts.append(f"{_label(model, name)} {_shown(name, after, currency)}")
+        else:
+            parts.append(
+                f"{_label(model, name)} {_shown(name, before, currency)} → "
+                f"{_shown(name, after, currency)}"
+            )
+    return "; ".join(parts)
+
+
+class HistoryInline(GenericTabularInline):
+    """The object's history (who, when, through what, what, why), newest first, read
+    from the one audit trail. Add it to an admin's ``inlines``."""
+
+    model = AuditRecord
+    extra = 0
+    can_delete = False
+    fields = ("at", "actor_name", "via", "action", "what_changed", "reason")
+    readonly_fields = fields
+    verbose_name = "history entry"
+    verbose_name_plural = "history (who, when, what changed, why)"
+
+    currency = ""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("actor", "content_type")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # Inline instances are made per request: the page's object gives the currency.
+        self.currency = str(getattr(obj, "currency", "") or "")
+        return super().get_formset(request, obj, **kwargs)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="who")
+    def actor_name(self, record: AuditRecord) -> str:
+        return str(record.actor) if record.actor_id else "the system"
+
+    @admin.display(description="what changed")
+    def what_changed(self, record: AuditRecord) -> str:
+        return changes_text(record, self.currency) or "—"
+
+
+def history_table(obj: models.Model | None) -> str:
+    """The object's history as a table, for a read-only field on a page whose form is
+    saved (an inline there would need formset data in every POST)."""
+    if obj is None or obj.pk is None:
+        return "—"
+    records = list(audit_history(obj))
+    if not records:
+        return "Nothing recorded yet."
+    currency = str(getattr(obj, "currency", "") or "")
+    rows = format_html_join(
+        "\n",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                date_format(localtime(record.at), "DATETIME_FORMAT"),
+                str(record.actor) if record.actor_id else "the system",
+                record.via,
+                record.action.replace("_", " "),
+                changes_text(record, currency) or "—",
+                record.reason or "—",
+            )
+            for record in records
+        ),
+    )
+    return format_html(
+        '<table class="history"><thead><tr><th scope="col">When</th><th scope="col">Who</th>'
+        '<th scope="col">Via</th><th scope="col">What</th><th scope="col">What changed</th>'
+        '<th scope="col">Why</th></tr></thead><tbody>{}</tbody></table>',
+        rows,
+    )
 
 
 class ReasonForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -25,17 +161,13 @@ class ReasonForm(forms.ModelForm):  # type: ignore[type-arg]
 class AuditedSettingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Saves through ``save_service`` with who and why; shows the setting's history.
 
-    Dates are one labelled ``datetime-local`` input and related rows are raw ids
-    (a labelled text box with a lookup), instead of Django's split date/time
-    boxes and select2 widgets, which axe-core finds unlabelled.
+    Dates are one labelled ``datetime-local`` input instead of Django's split
+    date/time boxes, which axe-core finds unlabelled.
     """
 
     form = ReasonForm
-    audit_target = ""
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        from django.db import models
-
         if isinstance(db_field, models.DateTimeField):
             return forms.DateTimeField(
                 label=str(db_field.verbose_name).capitalize(),
@@ -62,38 +194,37 @@ class AuditedSettingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return (*super().get_readonly_fields(request, obj), "history")
 
-    @admin.display(description="history")
+    @admin.display(description="history (who, when, what changed, why)")
     def history(self, obj: Any) -> str:
-        if obj is None or obj.pk is None:
-            return "—"
-        changes = SettingChange.objects.filter(
-            target=self.audit_target, target_id=obj.pk
-        ).select_related("changed_by")
-        return (
-            format_html_join(
-                "\n",
-                "<div>{} by {} ({}): {} — <em>{}</em></div>",
-                (
-                    (
-                        change.at.strftime("%Y-%m-%d %H:%M"),
-                        change.changed_by or "the system",
-                        change.via,
-                        ", ".join(
-                            f"{name} {before!r} → {after!r}"
-                            for name, (before, after) in change.changes.items()
-                        ),
-                        change.reason or "no reason given",
-                    )
-                    for change in changes
-                ),
+        return history_table(obj)
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnlyAdmin):
+    """Every recorded change and action, searchable; each row links to its object."""
+
+    list_display = ("at", "object_link", "action", "actor", "via", "what_changed", "reason")
+    list_filter = ("content_type", "action", "via", "at")
+    search_fields = ("reason", "actor__email", "=object_id", "action")
+    list_select_related = ("actor", "content_type")
+    date_hierarchy = "at"
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Each row's object, for its currency: one query per kind of object.
+        return super().get_queryset(request).prefetch_related("target")
+
+    @admin.display(description="object")
+    def object_link(self, record: AuditRecord) -> str:
+        label = f"{record.content_type.name} #{record.object_id}"
+        try:
+            url = reverse(
+                f"admin:{record.content_type.app_label}_{record.content_type.model}_change",
+                args=[record.object_id],
             )
-            or "No changes recorded."
-        )
+        except NoReverseMatch:
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
 
-
-@admin.register(SettingChange)
-class SettingChangeAdmin(ReadOnlyAdmin):
-    list_display = ("at", "target", "target_id", "changed_by", "via", "reason")
-    list_filter = ("target", "via", "at")
-    search_fields = ("reason", "changed_by__email", "=target_id")
-    list_select_related = ("changed_by",)
+    @admin.display(description="what changed")
+    def what_changed(self, record: AuditRecord) -> str:
+        return changes_text(record, str(getattr(record.target, "currency", "") or "")) or "—"

@@ -37,8 +37,6 @@ from payments.models import (
 class CommissionRuleAdmin(AuditedSettingAdmin):
     """Rules are saved by ``commission_rule_save`` with who and why."""
 
-    audit_target = "commission_rule"
-
     def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
         from payments.commission import commission_rule_save
 

@@ -21,7 +21,7 @@ from django.utils.html import format_html
 
 from accounts.models import Seller
 from marketplace.errors import ApplicationError
-from payments.admin.audit import AuditedSettingAdmin
+from payments.admin.audit import AuditedSettingAdmin, HistoryInline
 from payments.admin.base import (
     AmountColumn,
     ReadOnlyAdmin,
@@ -34,7 +34,6 @@ from payments.currencies import format_amount
 from payments.models import (
     Clawback,
     Payout,
-    PayoutAction,
     PayoutEntry,
     PayoutPolicy,
     PayoutRun,
@@ -55,8 +54,6 @@ from payments.payouts import run_payouts
 @admin.register(PayoutPolicy)
 class PayoutPolicyAdmin(AuditedSettingAdmin):
     """Policies are saved by ``payout_policy_save`` with who and why."""
-
-    audit_target = "payout_policy"
 
     def save_service(self, obj: PayoutPolicy, by: Any, reason: str) -> PayoutPolicy:
         from payments.policies import payout_policy_save
@@ -116,12 +113,6 @@ class PayoutActionForm(ReasonActionForm):
         max_length=255,
         label="Reason, or the bank reference when marking paid (kept in the payout's history)",
     )
-
-
-class PayoutActionInline(ReadOnlyInline):
-    model = PayoutAction
-    fields = ("at", "actor", "action", "reason")
-    readonly_fields = fields
 
 
 class PayoutStepInline(ReadOnlyInline):
@@ -248,7 +239,7 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
     )
     list_select_related = ("seller",)
     date_hierarchy = "created_at"
-    inlines = [PayoutActionInline, PayoutStepInline, ClawbackInline, PayoutEntryInline]
+    inlines = [HistoryInline, PayoutStepInline, ClawbackInline, PayoutEntryInline]
     actions = ("approve", "hold", "release", "cancel", "retry", "resume", "mark_paid")
 
     def get_fieldsets(self, request: HttpRequest, obj: Payout | None = None) -> Any:

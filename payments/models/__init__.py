@@ -1,5 +1,5 @@
 from payments.models.attempts import PaymentAttempt
-from payments.models.audit import SettingChange
+from payments.models.audit import AuditRecord
 from payments.models.commission import CommissionRule
 from payments.models.disputes import Dispute, DisputeLine
 from payments.models.ledger import (
@@ -23,7 +23,6 @@ from payments.models.outbound_webhooks import WebhookAttempt, WebhookDelivery, W
 from payments.models.payouts import (
     Clawback,
     Payout,
-    PayoutAction,
     PayoutEntry,
     PayoutMethod,
     PayoutPolicy,
@@ -35,6 +34,7 @@ from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
 
 __all__ = [
+    "AuditRecord",
     "Clawback",
     "CommissionRule",
     "Dispute",
@@ -51,7 +51,6 @@ __all__ = [
     "LocalTransferReversal",
     "PaymentAttempt",
     "Payout",
-    "PayoutAction",
     "PayoutEntry",
     "PayoutMethod",
     "PayoutPolicy",
@@ -63,7 +62,6 @@ __all__ = [
     "RefundRequest",
     "RevenueReport",
     "SentNotification",
-    "SettingChange",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -6,6 +6,7 @@ import calendar
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import F, Q
 
@@ -259,11 +260,22 @@ class Payout(models.Model):
         blank=True,
         help_text="Why automatic sending stopped and an operator must look (empty: it did not).",
     )
+    arrival_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="When the money is due in the seller's bank: the processor's arrival date, "
+        "or for a manual payout the day it was marked paid.",
+    )
+    bank_last4 = models.CharField(
+        max_length=4, blank=True, help_text="The last four digits of the bank account paid."
+    )
     clawed_back_minor = models.BigIntegerField(
         default=0,
         help_text="Taken back from its transfer for refunds and lost disputes "
         "(reserved while a reversal is under way); the bank payout pays the rest.",
     )
+
+    audit_records = GenericRelation("payments.AuditRecord", related_query_name="payout")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -411,21 +423,3 @@ class PayoutEntry(models.Model):
 
     def __str__(self) -> str:
         return f"Entry #{self.entry_id} in payout #{self.payout_id}"
-
-
-class PayoutAction(models.Model):
-    """Who did what to a payout, when and why: the operators' audit trail (never edited)."""
-
-    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="actions")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    action = models.CharField(max_length=20)
-    reason = models.CharField(max_length=255, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.action} payout #{self.payout_id}"

@@ -5,10 +5,10 @@ from django.urls import reverse
 
 from payments.holds import seller_order_hold_release
 from payments.models import (
+    AuditRecord,
     CommissionRule,
     LedgerEntry,
     Payout,
-    PayoutAction,
     PayoutPolicy,
     PayoutRun,
 )
@@ -80,7 +80,7 @@ def test_operators_hold_and_approve_through_the_same_services(world, api_as, ope
     assert held.status_code == 200 and held.json()["status"] == "held"
     assert again.status_code == 409 and again.json()["code"] == "invalid_state"
     assert approve.status_code == 409
-    assert list(PayoutAction.objects.values_list("action", "reason")) == [("hold", "KYC")]
+    assert list(AuditRecord.objects.values_list("action", "reason")) == [("hold", "KYC")]
 
 
 def test_the_creator_of_a_payout_cannot_approve_it(world, api_as, operator):

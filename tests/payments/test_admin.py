@@ -95,7 +95,7 @@ def test_customers_get_nothing_of_the_money_admin(customer_client, books):
 
 
 def test_an_operator_holds_a_payout_from_the_admin_with_a_reason(operator_client, operator, seller):
-    from payments.models import Payout, PayoutAction
+    from payments.models import AuditRecord, Payout
 
     payout = Payout.objects.create(
         seller=seller, currency="USD", amount_minor=500, period="p", status="scheduled"
@@ -108,6 +108,6 @@ def test_an_operator_holds_a_payout_from_the_admin_with_a_reason(operator_client
 
     payout.refresh_from_db()
     assert payout.status == "held"
-    assert list(PayoutAction.objects.values_list("action", "reason", "actor")) == [
+    assert list(AuditRecord.objects.values_list("action", "reason", "actor")) == [
         ("hold", "Address check", operator.pk)
     ]

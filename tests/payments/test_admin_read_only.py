@@ -14,6 +14,7 @@ from marketplace.models import DeferredTask, Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
 from payments.holds import seller_order_hold_release
 from payments.models import (
+    AuditRecord,
     Dispute,
     DisputeLine,
     LedgerAccount,
@@ -21,7 +22,6 @@ from payments.models import (
     LocalAccount,
     PaymentAttempt,
     Payout,
-    PayoutAction,
     PayoutEntry,
     PayoutPolicy,
     PayoutRun,
@@ -201,9 +201,7 @@ def test_money_rows_cannot_be_deleted(staff_client, money, url_name, key, shown)
     assert type(obj).objects.filter(pk=obj.pk).exists()
 
 
-@pytest.mark.parametrize(
-    "model", [PayoutEntry, PayoutAction, RefundLine, DisputeLine, SellerOrder, OrderLine]
-)
+@pytest.mark.parametrize("model", [PayoutEntry, RefundLine, DisputeLine, SellerOrder, OrderLine])
 def test_money_rows_shown_inline_have_no_admin_of_their_own(model):
     assert not admin.site.is_registered(model)
 
@@ -324,7 +322,7 @@ def test_a_payout_action_without_a_reason_is_refused_and_changes_nothing(
 ):
     payout = payout_for(action)
     assert payout.status == before
-    row, actions, payouts = _row(payout), PayoutAction.objects.count(), Payout.objects.count()
+    row, actions, payouts = _row(payout), AuditRecord.objects.count(), Payout.objects.count()
 
     response = _run_action(operator_client, "payments_payout", action, [payout.pk], reason)
 
@@ -333,7 +331,7 @@ def test_a_payout_action_without_a_reason_is_refused_and_changes_nothing(
     assert ("bank transfer's reference" if action == "mark_paid" else "Give a reason") in text
     payout.refresh_from_db()
     assert _row(payout) == row
-    assert (PayoutAction.objects.count(), Payout.objects.count()) == (actions, payouts)
+    assert (AuditRecord.objects.count(), Payout.objects.count()) == (actions, payouts)
 
 
 @pytest.mark.parametrize(("action", "before", "after"), PAYOUT_ACTIONS)
@@ -349,7 +347,7 @@ def test_a_payout_action_with_a_reason_runs_and_the_page_shows_who_and_why(
     assert _messages(response) == [("info", f"1 payout(s) {VERBS[action]}.")]
     payout.refresh_from_db()
     assert payout.status == after
-    recorded = payout.actions.filter(action=action).get()
+    recorded = payout.audit_records.filter(action=action).get()
     assert (recorded.actor, recorded.reason) == (operator, "Ticket 4711")
     if action == "retry":
         assert Payout.objects.get(period=f"retry-{payout.pk}").status == "paid"
@@ -377,7 +375,7 @@ def test_staff_without_the_change_permission_run_no_payout_action(client, payout
 
     payout.refresh_from_db()
     assert payout.status == "awaiting_approval"
-    assert not payout.actions.exists()
+    assert not payout.audit_records.exists()
 
 
 # Refund requests: approving or declining needs a reason, kept on the request's page.

@@ -52,6 +52,7 @@ from payments.checks import ledger_check
 from payments.disputes import dispute_closed, dispute_opened
 from payments.holds import holds_release_due, seller_order_hold_release
 from payments.models import (
+    AuditRecord,
     Dispute,
     DisputeLine,
     LedgerAccount,
@@ -59,7 +60,6 @@ from payments.models import (
     LedgerTransaction,
     LocalTransfer,
     Payout,
-    PayoutAction,
     PayoutEntry,
     PayoutPolicy,
     Refund,
@@ -659,7 +659,7 @@ def assert_outcomes(scene: Scene, outcomes: list[Outcome], before: Snapshot) -> 
         assert LocalTransfer.objects.filter(metadata__payout_id=str(scheduled.pk)).count() <= 1
         if scheduled.status == Status.CANCELLED:
             # Refund or dispute first: the payout was no longer covered, and says so.
-            action = PayoutAction.objects.get(payout=scheduled, action="cancel")
+            action = AuditRecord.objects.get(payout=scheduled, action="cancel")
             assert action.actor is None and "No longer covered" in action.reason
             assert not scheduled.breakdown.exists()
 
@@ -671,7 +671,7 @@ def assert_outcomes(scene: Scene, outcomes: list[Outcome], before: Snapshot) -> 
             assert approved.approved_by_id == s.operator.pk
         else:
             assert approved.status in (Status.SCHEDULED, Status.HELD, Status.CANCELLED)
-        approvals = PayoutAction.objects.filter(payout=approved, action="approve").count()
+        approvals = AuditRecord.objects.filter(payout=approved, action="approve").count()
         assert approvals == 1 if "approve" in ok else approvals <= 1
 
     if "mark_paid" in names:
@@ -679,7 +679,7 @@ def assert_outcomes(scene: Scene, outcomes: list[Outcome], before: Snapshot) -> 
         if "mark_paid" in ok:
             assert manual.status == Status.PAID and sent_once(manual)
             assert _keys(f"payout:{manual.pk}:paid") == 1
-            assert PayoutAction.objects.filter(payout=manual, action="mark_paid").count() == 1
+            assert AuditRecord.objects.filter(payout=manual, action="mark_paid").count() == 1
         else:
             assert manual.status in (Status.HELD, Status.CANCELLED) and not sent_once(manual)
 

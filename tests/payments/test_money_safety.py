@@ -17,6 +17,7 @@ from payments.checks import ledger_check
 from payments.disputes import dispute_closed, dispute_opened
 from payments.holds import seller_order_hold_release
 from payments.models import (
+    AuditRecord,
     Dispute,
     LedgerAccount,
     LedgerEntry,
@@ -25,7 +26,6 @@ from payments.models import (
     LocalTransfer,
     PaymentAttempt,
     Payout,
-    PayoutAction,
     PayoutPolicy,
     Refund,
     RefundRequest,
@@ -121,7 +121,7 @@ def test_a_payout_awaiting_approval_is_cancelled_when_its_sale_was_refunded(sale
     payout.refresh_from_db()
     assert payout.status == Payout.Status.CANCELLED
     assert not payout.breakdown.exists()
-    assert PayoutAction.objects.filter(payout=payout, action="cancel", actor=None).exists()
+    assert AuditRecord.objects.filter(payout=payout, action="cancel", actor=None).exists()
     assert paid_out(seller) == 0 and owed(seller, "available") == 0
     assert ledger_check().ok
 
@@ -192,7 +192,7 @@ def test_freezing_a_seller_holds_their_open_payouts_at_once(sale, seller):
 
     payout.refresh_from_db()
     assert payout.status == Payout.Status.HELD
-    assert "KYC review" in payout.actions.get(action="hold").reason
+    assert "KYC review" in payout.audit_records.get(action="hold").reason
     payout_send(payout=payout)  # the task queued before the freeze
     assert payouts_sweep(older_than_minutes=-1) == 0
     payout.refresh_from_db()

@@ -16,7 +16,7 @@ from payments.balances import platform_balance, seller_balance
 from payments.bank_transfers import bank_transfer_csv
 from payments.checks import ledger_check
 from payments.holds import holds_release_due, seller_order_hold_release
-from payments.models import LocalTransfer, Payout, PayoutAction, PayoutPolicy, PayoutRun
+from payments.models import AuditRecord, LocalTransfer, Payout, PayoutPolicy, PayoutRun
 from payments.payout_controls import payout_approve, payout_mark_paid
 from payments.payouts import next_payout_for, run_payouts
 from tests.factories import CommissionRuleFactory, UserFactory
@@ -130,7 +130,7 @@ def test_a_manual_payout_is_paid_from_the_csv_and_marked_paid_once(
     assert (payout.status, payout.bank_reference) == ("paid", "BT-0001")
     balance = seller_balance(seller=manual_seller, currency="USD")
     assert (balance.available, balance.in_transit, balance.paid_out) == (0, 0, 9000)
-    assert PayoutAction.objects.filter(action="mark_paid").count() == 1
+    assert AuditRecord.objects.filter(action="mark_paid").count() == 1
     assert len(mailoutbox) == 1  # one "paid" email, not one per click
     assert "account ending 5555, with the reference BT-0001" in mailoutbox[0].body
     assert bank_transfer_csv(report.run).count("\n") == 1  # only the header is left

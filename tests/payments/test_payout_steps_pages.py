@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from payments.holds import seller_order_hold_release
-from payments.models import Clawback, Payout, PayoutAction, PayoutStep
+from payments.models import AuditRecord, Clawback, Payout, PayoutStep
 from payments.payout_sending import payout_resume, payout_send
 from payments.payouts import run_payouts
 from payments.processors.local import LocalProcessor
@@ -182,7 +182,7 @@ def test_send_again_records_who_and_why_and_calls_the_service(
 
     assert _messages(response) == [("info", "1 payout(s) sent again.")]
     assert calls == [{"payout": stuck, "by": operator, "reason": "Checked the dashboard"}]
-    recorded = PayoutAction.objects.get(payout=stuck)
+    recorded = AuditRecord.objects.get(payout=stuck)
     assert (recorded.action, recorded.actor, recorded.reason) == (
         "resume",
         operator,
@@ -204,7 +204,7 @@ def test_send_again_without_a_reason_changes_nothing(operator_client, stuck, rea
     assert level == "error" and "Give a reason" in text and "Nothing was changed." in text
     stuck.refresh_from_db()
     assert (stuck.status, stuck.attention_reason) == (Payout.Status.TRANSFERRED, ATTENTION)
-    assert not PayoutAction.objects.exists()
+    assert not AuditRecord.objects.exists()
 
 
 def test_send_again_refuses_a_payout_that_is_not_waiting_for_an_operator(
@@ -218,7 +218,7 @@ def test_send_again_refuses_a_payout_that_is_not_waiting_for_an_operator(
         ("error", f"{stuck}: Payout #{stuck.pk} is not waiting for an operator."),
         ("info", "0 payout(s) sent again."),
     ]
-    assert not PayoutAction.objects.exists()
+    assert not AuditRecord.objects.exists()
     assert stuck.steps.count() == 2
 
 

@@ -203,10 +203,10 @@ def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, ope
     pending = Payout.objects.get(status=Payout.Status.AWAITING_APPROVAL)
     payout_cancel(payout=pending, by=operator, reason="Seller asked to wait")
 
-    assert list(pending.actions.values_list("action", "reason", "actor")) == [
+    assert list(pending.audit_records.values_list("action", "reason", "actor")) == [
         ("cancel", "Seller asked to wait", operator.pk)
     ]
-    assert [a.action for a in payout.actions.order_by("at", "id")] == [
+    assert [a.action for a in payout.audit_records.order_by("at", "id")] == [
         "hold",
         "release",
         "approve",
@@ -347,7 +347,7 @@ def test_an_operator_pays_a_failed_payout_again(run, earning, operator):
         9000,
         f"retry-{failed.pk}",
     )
-    assert failed.actions.get().reason == "Bank details fixed"
+    assert failed.audit_records.get().reason == "Bank details fixed"
     assert ledger_check().ok
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from payments.commission import commission_rule_save
-from payments.models import CommissionRule, PayoutPolicy, SettingChange
+from payments.models import AuditRecord, CommissionRule, PayoutPolicy
 from tests.factories import CommissionRuleFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,12 +17,8 @@ def test_saving_a_rule_records_the_fields_that_changed(operator):
 
     commission_rule_save(rule=rule, by=operator, reason="Spring pricing", via="code")
 
-    change = SettingChange.objects.get()
-    assert (change.target, change.target_id, change.changed_by) == (
-        "commission_rule",
-        rule.pk,
-        operator,
-    )
+    change = AuditRecord.objects.get()
+    assert (change.target, change.action, change.actor) == (rule, "changed", operator)
     assert change.changes == {"percentage_bps": [1000, 1200]}
     assert change.reason == "Spring pricing"
 
@@ -35,7 +31,7 @@ def test_an_invalid_change_is_refused_and_records_nothing(operator):
 
     with pytest.raises(ValidationError):
         commission_rule_save(rule=rule, by=operator, reason="oops")
-    assert not SettingChange.objects.exists()
+    assert not AuditRecord.objects.exists()
     rule.refresh_from_db()
     assert rule.fixed_fee_minor == 0
 
@@ -58,10 +54,10 @@ def test_the_admin_needs_a_reason_and_shows_the_history(operator_client, operato
     assert refused.status_code == 200 and "This field is required" in refused.text
     assert saved.status_code == 302
     page = operator_client.get(url).text
-    assert "Higher fees from the bank" in page and "percentage_bps 1000 → 1500" in page
-    change = SettingChange.objects.get()
-    assert (change.via, change.changed_by) == ("admin", operator)
-    history = operator_client.get(reverse("admin:payments_settingchange_change", args=[change.pk]))
+    assert "Higher fees from the bank" in page and "Percentage (basis points) 10% → 15%" in page
+    change = AuditRecord.objects.get()
+    assert (change.via, change.actor) == ("admin", operator)
+    history = operator_client.get(reverse("admin:payments_auditrecord_change", args=[change.pk]))
     assert history.status_code == 200 and "Save" not in history.text
 
 
@@ -79,8 +75,13 @@ def test_the_api_records_changes_with_their_reason(operator):
     )
 
     assert created.status_code == 201 and "reason" not in created.json()
-    change = SettingChange.objects.get()
-    assert (change.target, change.via, change.reason) == ("payout_policy", "api", "Faster payouts")
+    change = AuditRecord.objects.get()
+    assert (change.target, change.action, change.via, change.reason) == (
+        PayoutPolicy.objects.get(),
+        "created",
+        "api",
+        "Faster payouts",
+    )
     assert change.changes["hold_days"] == [None, 3]
     assert PayoutPolicy.objects.get().hold_days == 3
     assert CommissionRule.objects.count() == 0
