@@ -189,6 +189,20 @@ def _post_bank_payout(payout: Payout, by: User, bank_reference: str) -> None:
     now = timezone.now()
     payout.status, payout.sent_at, payout.paid_at = Status.PAID, now, now
     payout.bank_reference, payout.processor = bank_reference[:100], "manual"
-    payout.save(update_fields=["status", "sent_at", "paid_at", "bank_reference", "processor"])
+    # The operator's bank transfer: it arrives the day it is marked paid, in the
+    # account on the seller's profile.
+    payout.arrival_on = timezone.localdate(now)
+    payout.bank_last4 = payout.seller.bank_account_number[-4:]
+    payout.save(
+        update_fields=[
+            "status",
+            "sent_at",
+            "paid_at",
+            "bank_reference",
+            "processor",
+            "arrival_on",
+            "bank_last4",
+        ]
+    )
     audit_record(target=payout, action="mark_paid", by=by, reason=payout.bank_reference)
     payout_notify_later(payout, "paid")

@@ -425,7 +425,14 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
         _finish(maker, Outcome.ADOPTED if adopted else Outcome.SUCCEEDED, object_id=sent.id)
         locked.next_attempt_at = locked.attempts_since = None  # made: its events settle it
         locked.processor_payout_id = sent.id
-        locked.save(update_fields=["next_attempt_at", "attempts_since", "processor_payout_id"])
+        fields = ["next_attempt_at", "attempts_since", "processor_payout_id"]
+        if sent.arrival_on is not None:
+            locked.arrival_on = sent.arrival_on
+            fields.append("arrival_on")
+        if sent.bank_last4:
+            locked.bank_last4 = sent.bank_last4[-4:]
+            fields.append("bank_last4")
+        locked.save(update_fields=fields)
         if maker.object_status in SETTLED or sent.status in SETTLED:
             # Settled already (its event came first, or an adopted one failed): no
             # "on its way"; a failed one leaves the payout waiting for the next run.

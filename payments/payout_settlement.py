@@ -19,6 +19,8 @@ the seller's processor account, never transferred again.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -312,10 +314,12 @@ def payout_sync(
     status: str,
     metadata: dict[str, str],
     message: str = "",
+    arrival_on: date | None = None,
 ) -> None:
     """Apply a ``payout.paid``, ``payout.failed`` or ``payout.canceled`` event to the bank
     payout attempt it is about: the one with that processor id, else (its answer not
-    recorded yet) the one its metadata names."""
+    recorded yet) the one its metadata names. A paid event's arrival date is the
+    payout's, if the event is about its current bank payout."""
     if status not in SETTLED:
         return
     step = _step_for(processor_name, processor_payout_id, metadata)
@@ -330,6 +334,10 @@ def payout_sync(
         payout_transferred(payout=payout, transfer_id="")
         payout.refresh_from_db()
     bank_payout_settle(payout=payout, step=step, status=status, message=message)
+    if arrival_on is not None and status == "paid" and step.processor_object_id:
+        Payout.objects.filter(pk=payout.pk, processor_payout_id=step.processor_object_id).update(
+            arrival_on=arrival_on
+        )
 
 
 def _step_for(

@@ -26,7 +26,7 @@ from django.utils import timezone
 from marketplace.task_queue import enqueue, enqueue_on_commit
 from payments.models import WebhookEvent
 from payments.processors import get_processor
-from payments.processors.base import ProcessorEvent
+from payments.processors.base import ProcessorEvent, arrival_on
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def _payout_updated(processor: str, event: ProcessorEvent) -> None:
         if isinstance(metadata, Mapping)
         else {},
         message=str(event.data.get("failure_message") or ""),
+        arrival_on=arrival_on(event.data.get("arrival_date")),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 # --- Errors -------------------------------------------------------------------
@@ -135,6 +135,18 @@ class Payout:
     failure_message: str = ""
     failure_code: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # When the bank should have the money, and the last four digits of its account
+    # (known when the processor answers with the bank account, e.g. on creation).
+    arrival_on: date | None = None
+    bank_last4: str = ""
+
+
+def arrival_on(timestamp: object) -> date | None:
+    """A payout's ``arrival_date`` (a Unix time at midnight UTC, as Stripe sends it) as a
+    date; None when missing."""
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).date()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -66,6 +66,10 @@ from payments.processors.base import (
 )
 
 SIGNATURE_HEADER = "Local-Signature"
+# Every connected account's bank account is Stripe's test account 000123456789, and a
+# bank payout arrives two days after it is made (Stripe's standard US timing).
+LOCAL_BANK_LAST4 = "6789"
+LOCAL_ARRIVAL_DAYS = 2
 TOLERANCE_SECONDS = 300
 
 CARD_SUCCEEDS = "4242424242424242"
@@ -619,12 +623,14 @@ class LocalProcessor:
 
     @staticmethod
     def _payout_data(payout: LocalPayout) -> dict[str, Any]:
+        arrival = datetime.combine(_arrival_on(payout), datetime.min.time(), tzinfo=UTC)
         return {
             "object": "payout",
             "id": payout.id,
             "status": payout.status,
             "amount": payout.amount_minor,
             "currency": payout.currency.lower(),
+            "arrival_date": int(arrival.timestamp()),
             "metadata": dict(payout.metadata),
         }
 
@@ -637,6 +643,8 @@ class LocalProcessor:
             currency=payout.currency,
             account=payout.account,
             metadata=dict(payout.metadata),
+            arrival_on=_arrival_on(payout),
+            bank_last4=LOCAL_BANK_LAST4,
         )
 
     def payout_find(
@@ -795,3 +803,9 @@ class LocalProcessor:
                 )
             )
         return sorted(found, key=lambda t: (t.created, t.id))
+
+
+def _arrival_on(payout: LocalPayout) -> date:
+    return (payout.created_at or datetime.now(UTC)).astimezone(UTC).date() + timedelta(
+        days=LOCAL_ARRIVAL_DAYS
+    )

@@ -55,6 +55,7 @@ from payments.processors.base import (
     Transfer,
     TransferReversal,
     WebhookSignatureError,
+    arrival_on,
 )
 
 logger = logging.getLogger(__name__)
@@ -322,6 +323,8 @@ class StripeProcessor:
             "amount": _amount(amount_minor),
             "currency": currency.lower(),
             "metadata": dict(metadata),
+            # The bank account as an object: its last four digits go on the payout.
+            "expand": ["destination"],
         }
         with _stripe_errors("payout_create"):
             payout = self._client.v1.payouts.create(
@@ -606,6 +609,8 @@ def _payout(payout: stripe.Payout, account_id: str) -> Payout:
         failure_message=_optional_str(payout, "failure_message"),
         failure_code=_optional_str(payout, "failure_code"),
         metadata=_metadata(payout),
+        arrival_on=arrival_on(getattr(payout, "arrival_date", None)),
+        bank_last4=_optional_str(getattr(payout, "destination", None), "last4"),
     )
 
 

@@ -128,6 +128,7 @@ def test_a_manual_payout_is_paid_from_the_csv_and_marked_paid_once(
 
     payout.refresh_from_db()
     assert (payout.status, payout.bank_reference) == ("paid", "BT-0001")
+    assert (payout.bank_last4, payout.arrival_on) == ("5555", payout.paid_at.date())
     balance = seller_balance(seller=manual_seller, currency="USD")
     assert (balance.available, balance.in_transit, balance.paid_out) == (0, 0, 9000)
     assert AuditRecord.objects.filter(action="mark_paid").count() == 1

@@ -49,7 +49,11 @@ def test_a_run_pays_the_available_balance_once_and_the_event_settles_it(run, ear
     assert [p.amount_minor for p in report.planned] == [9000]
     assert payout.status == Payout.Status.PAID
     assert LocalTransfer.objects.get().amount_minor == 9000
-    assert LocalPayout.objects.get().amount_minor == 9000
+    bank_payout = LocalPayout.objects.get()
+    assert bank_payout.amount_minor == 9000
+    # The bank account it went to and the day it arrives (two days after it was made).
+    assert payout.bank_last4 == "6789"
+    assert payout.arrival_on == bank_payout.created_at.date() + timedelta(days=2)
     balance = seller_balance(seller=earning, currency="USD")
     assert (balance.available, balance.in_transit, balance.paid_out) == (0, 0, 9000)
     breakdown = payout.breakdown.aggregate(total=Sum("entry__amount_minor"))["total"]

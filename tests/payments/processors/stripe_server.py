@@ -1079,10 +1079,13 @@ class FakeStripe(RecordingBase):
         payout = fake.payout(
             id=payout_id,
             amount=amount,
-            arrival_date=self._created() + 2 * 86400,
+            # https://docs.stripe.com/api/payouts/object#payout_object-arrival_date:
+            # midnight UTC of the day the bank should have it.
+            arrival_date=(self._created() // 86400 + 2) * 86400,
             balance_transaction=txn_id,
             created=self._created(),
             currency=currency,
+            destination=self._bank_account(owner, currency)["id"],
             description=p.get("description"),
             metadata=_metadata(p),
             method=p.get("method", "standard"),
@@ -1093,6 +1096,27 @@ class FakeStripe(RecordingBase):
         self._credit(owner, currency, -amount)
         self._emit("payout.created", payout, account=owner, call=call)
         return 200, self._expand(payout, call.expand())
+
+    def _bank_account(self, owner: str | None, currency: str) -> dict[str, Any]:
+        """The account's external bank account (Stripe's test account 000123456789),
+        made when it is first paid to: https://docs.stripe.com/api/external_account_bank_accounts/object."""
+        bank_id = f"ba_{owner or 'platform'}"
+        if bank_id not in self._objects:
+            self._store(
+                {
+                    "id": bank_id,
+                    "object": "bank_account",
+                    "account": owner,
+                    "bank_name": "STRIPE TEST BANK",
+                    "country": "US",
+                    "currency": currency,
+                    "last4": "6789",
+                    "routing_number": "110000000",
+                    "status": "new",
+                },
+                owner,
+            )
+        return self._objects[bank_id]
 
     def _payout_list(self, call: _Call) -> Refusal:
         items = self._owned("payout", call.account)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 import requests
@@ -342,7 +342,9 @@ def test_transfer_reverse_creates_a_reversal(processor, http):
 
 
 def test_payout_create_pays_out_on_the_connected_account(processor, http):
-    http.respond(fake.payout())
+    # Asked with expand[]=destination, Stripe answers with the bank account object.
+    bank = {"id": "ba_1BaNk", "object": "bank_account", "last4": "6789", "status": "new"}
+    http.respond(fake.payout(destination=bank))
 
     result = processor.payout_create(
         account_id="acct_1SeLLeR3",
@@ -356,7 +358,12 @@ def test_payout_create_pays_out_on_the_connected_account(processor, http):
     assert_mutating(request, "payout-9")
     assert request.path == "/v1/payouts"
     assert request.headers["Stripe-Account"] == "acct_1SeLLeR3"
-    assert request.params == {"amount": "5000", "currency": "usd", "metadata[payout_id]": "9"}
+    assert request.params == {
+        "amount": "5000",
+        "currency": "usd",
+        "metadata[payout_id]": "9",
+        "expand[0]": "destination",
+    }
     assert result == Payout(
         id="po_1PaYoUt9",
         status="pending",
@@ -364,7 +371,23 @@ def test_payout_create_pays_out_on_the_connected_account(processor, http):
         currency="USD",
         account="acct_1SeLLeR3",
         metadata={"payout_id": "9"},
+        arrival_on=date(2026, 1, 4),  # arrival_date 1767484800
+        bank_last4="6789",
     )
+
+
+def test_a_payout_listed_without_its_bank_account_has_no_last4(processor, http):
+    http.respond(fake.payout(arrival_date=None))
+
+    result = processor.payout_create(
+        account_id="acct_1SeLLeR3",
+        amount_minor=5000,
+        currency="USD",
+        metadata={"payout_id": "9"},
+        idempotency_key="payout-9",
+    )
+
+    assert (result.arrival_on, result.bank_last4) == (None, "")
 
 
 def test_a_failed_payout_keeps_its_failure_message(processor, http):

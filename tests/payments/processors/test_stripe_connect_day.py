@@ -157,6 +157,9 @@ def test_a_day_on_stripe_connect_pays_every_obligation_once(
     webhooks.deliver()
     payout_a.refresh_from_db()
     assert payout_a.status == Status.PAID
+    # The bank account's last four digits and the arrival date, as Stripe answered.
+    assert payout_a.bank_last4 == "6789"
+    assert payout_a.arrival_on is not None and payout_a.arrival_on >= payout_a.created_at.date()
 
     # 4. Refunds after the payout (finding 5): B's part is taken back from B's account,
     #    which still holds it; A's was paid to A's bank, so it stays A's debt.
