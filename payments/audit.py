@@ -42,7 +42,7 @@ def audit_history(target: models.Model) -> QuerySet[AuditRecord]:
     return AuditRecord.objects.filter(
         content_type=ContentType.objects.get_for_model(target, for_concrete_model=True),
         object_id=target.pk,
-    ).select_related("actor")
+    ).select_related("actor", "content_type")
 
 
 def _value(instance: models.Model, field: models.Field[Any, Any]) -> Any:
