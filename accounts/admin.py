@@ -1,9 +1,18 @@
-from django.contrib import admin
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 
 from accounts.models import ApiToken, Seller, User
-from payments.models import PayoutPolicy
 
 
 class UserChangeFormByEmail(UserChangeForm):
@@ -16,20 +25,6 @@ class UserCreationFormByEmail(AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("email",)
-
-
-class PayoutPolicyInline(admin.StackedInline):
-    """The seller's own payout policy (none: the platform default applies)."""
-
-    model = PayoutPolicy
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-    verbose_name = "own payout policy (none: the platform default applies)"
-    fields = ("method", "schedule", "hold_days", "reserve_bps", "frozen", "frozen_reason")
-    readonly_fields = fields
-    # Changed on its own page (Payout policies), where every change needs a reason.
 
 
 class SellerInline(admin.StackedInline):
@@ -77,8 +72,129 @@ class UserAdmin(DjangoUserAdmin):
         return fields
 
 
+class FreezeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=255,
+        label="Reason (kept in the seller's history with your name)",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        error_messages={"required": "Give a reason: it is kept in the seller's history."},
+    )
+
+
+RECENT_PAYOUTS = 10
+RECENT_DISPUTES = 10
+RECENT_ENTRIES = 20
+
+
+def _changelist(model_name: str, app: str = "payments", **lookups: object) -> str:
+    url = reverse(f"admin:{app}_{model_name}_changelist")
+    return f"{url}?{urlencode(lookups)}" if lookups else url
+
+
+def seller_overview(seller: Seller) -> dict:
+    """What the seller's admin page shows above its form, read in a fixed number of
+    queries whatever the seller's number of currencies, payouts and entries: balances
+    and reserve per currency, the payout policy in effect, recent payouts, disputes
+    and ledger entries."""
+    from django.db.models import Sum
+
+    from payments.balances import SellerBalance, seller_balances
+    from payments.currencies import format_amount
+    from payments.models import Dispute, LedgerEntry, Payout
+    from payments.payouts import payout_reserves
+    from payments.policies import PolicyBook, policy_text
+
+    book = PolicyBook.load([seller.pk])
+    policy = book.for_seller(seller.pk)
+    reserves = payout_reserves(book, [seller.pk], timezone.now())
+    balances = seller_balances(seller=seller)
+    rows = []
+    for currency in sorted({seller.default_currency} | set(balances)):
+        nothing = SellerBalance(currency, pending=0, available=0, in_transit=0, paid_out=0)
+        balance = balances.get(currency, (nothing, 0))[0]
+        rows.append(
+            {
+                "currency": currency,
+                "available": format_amount(max(balance.available, 0), currency),
+                "pending": format_amount(balance.pending, currency),
+                "in_transit": format_amount(balance.in_transit, currency),
+                "reserve": format_amount(reserves.get((seller.pk, currency), 0), currency),
+                "debt": (
+                    format_amount(-balance.available, currency) if balance.available < 0 else ""
+                ),
+            }
+        )
+
+    payouts = [
+        {
+            "url": reverse("admin:payments_payout_change", args=[payout.pk]),
+            "label": f"#{payout.pk}",
+            "created_at": payout.created_at,
+            "amount": format_amount(payout.amount_minor, payout.currency),
+            "status": payout.get_status_display(),
+            "why": payout.failure_reason,
+        }
+        for payout in Payout.objects.filter(seller=seller).order_by("-created_at", "-id")[
+            :RECENT_PAYOUTS
+        ]
+    ]
+    # Filtered before it is summed: the sum is of this seller's lines only.
+    disputes = [
+        {
+            "url": reverse("admin:payments_dispute_change", args=[dispute.pk]),
+            "label": dispute.processor_dispute_id,
+            "order": dispute.order_id,
+            "opened_at": dispute.opened_at,
+            "status": dispute.get_status_display(),
+            "amount": format_amount(dispute.amount_minor, dispute.currency),
+            "seller_part": format_amount(dispute.seller_part or 0, dispute.currency),
+        }
+        for dispute in Dispute.objects.filter(lines__order_line__seller_order__seller=seller)
+        .annotate(seller_part=Sum("lines__seller_amount_minor"))
+        .order_by("-opened_at", "-id")[:RECENT_DISPUTES]
+    ]
+    entries = [
+        {
+            "url": reverse("admin:payments_ledgertransaction_change", args=[entry.transaction_id]),
+            "created_at": entry.created_at,
+            "kind": entry.transaction.get_kind_display(),
+            "description": entry.transaction.description,
+            "account": entry.account.get_kind_display(),
+            # Seller accounts are credited with negative amounts: shown from their side.
+            "amount": format_amount(-entry.amount_minor, entry.currency),
+        }
+        for entry in LedgerEntry.objects.filter(account__seller=seller)
+        .select_related("transaction", "account")
+        .order_by("-created_at", "-id")[:RECENT_ENTRIES]
+    ]
+    # Its own page, the saved default's, or (a default not saved yet) the page to make one.
+    if policy.pk:
+        policy_url = reverse("admin:payments_payoutpolicy_change", args=[policy.pk])
+    else:
+        policy_url = reverse("admin:payments_payoutpolicy_add")
+    return {
+        "balances": rows,
+        "policy": policy,
+        "policy_is_own": bool(policy.seller_id),
+        "policy_text": policy_text(policy),
+        "policy_url": policy_url,
+        "payouts": payouts,
+        "payouts_url": _changelist("payout", seller__id__exact=seller.pk),
+        "held_url": _changelist("payout", seller__id__exact=seller.pk, status__exact="held"),
+        "disputes": disputes,
+        "entries": entries,
+        "entries_url": _changelist("ledgerentry", q=seller.display_name),
+    }
+
+
 @admin.register(Seller)
 class SellerAdmin(admin.ModelAdmin):
+    """A seller's page: what the platform owes them, the payout policy in effect, recent
+    payouts, disputes and ledger entries, and their history, above the profile form;
+    operators who may change payout policies freeze and unfreeze their payouts here,
+    with a reason (``seller_freeze`` / ``seller_unfreeze``)."""
+
+    change_form_template = "admin/accounts/seller/change_form.html"
     list_display = (
         "display_name",
         "slug",
@@ -92,37 +208,106 @@ class SellerAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "slug", "user__email", "payout_account_id")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    readonly_fields = ("balances", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "history")
     prepopulated_fields = {"slug": ("display_name",)}
-    inlines = [PayoutPolicyInline]
 
-    @admin.display(description="balances")
-    def balances(self, seller):
-        """Pending, available, in transit and paid out per currency (from the ledger)."""
-        from django.utils.html import format_html_join
+    def get_fieldsets(self, request, obj=None):
+        fields = [name for name in self.get_fields(request, obj) if name != "history"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [(None, {"fields": fields}), ("History", {"fields": ("history",)})]
 
-        from payments.balances import seller_balance, seller_currencies
-        from payments.currencies import format_amount
+    @admin.display(description="who, when, what changed, why")
+    def history(self, seller):
+        from payments.admin.audit import history_table
 
-        if seller.pk is None:
-            return "—"
-        rows = []
-        for currency in seller_currencies(seller):
-            b = seller_balance(seller=seller, currency=currency)
-            rows.append(
-                (
-                    currency,
-                    format_amount(b.pending, currency),
-                    format_amount(b.available, currency),
-                    format_amount(b.in_transit, currency),
-                    format_amount(b.paid_out, currency),
-                )
-            )
-        return format_html_join(
-            "\n",
-            "<div>{}: pending {}, available {}, in transit {}, paid out {}</div>",
-            rows,
+        return history_table(seller)
+
+    def has_freeze_permission(self, request) -> bool:
+        return request.user.has_perm("payments.change_payoutpolicy")
+
+    def get_urls(self):
+        freeze = self.admin_site.admin_view(self.freeze_view)
+        return [
+            path(
+                "<path:object_id>/freeze/",
+                freeze,
+                {"frozen": True},
+                name="accounts_seller_freeze",
+            ),
+            path(
+                "<path:object_id>/unfreeze/",
+                freeze,
+                {"frozen": False},
+                name="accounts_seller_unfreeze",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            overview = seller_overview(obj)
+            context = {
+                **context,
+                **overview,
+                "can_freeze": self.has_freeze_permission(request),
+                "freeze_url": reverse("admin:accounts_seller_freeze", args=[obj.pk]),
+                "unfreeze_url": reverse("admin:accounts_seller_unfreeze", args=[obj.pk]),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def freeze_view(self, request, object_id, frozen):
+        """Freeze or unfreeze the seller's payouts: GET shows what it does and asks why;
+        POST calls the one service and goes back to the seller's page."""
+        from marketplace.errors import ApplicationError
+        from payments.models import Payout
+        from payments.policies import (
+            FREEZE_HOLDS,
+            payout_policy_for,
+            seller_freeze,
+            seller_payout_totals,
+            seller_unfreeze,
         )
+
+        seller = self.get_object(request, unquote(object_id))
+        if seller is None:
+            raise Http404("No such seller.")
+        if not (
+            self.has_view_or_change_permission(request, seller)
+            and self.has_freeze_permission(request)
+        ):
+            raise PermissionDenied
+        form = FreezeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            service = seller_freeze if frozen else seller_unfreeze
+            try:
+                outcome = service(
+                    seller=seller, by=request.user, reason=form.cleaned_data["reason"], via="admin"
+                )
+            except ApplicationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                level = messages.SUCCESS if outcome.changed else messages.WARNING
+                self.message_user(request, outcome.message, level)
+                return redirect("admin:accounts_seller_change", seller.pk)
+        policy = payout_policy_for(seller)
+        verb = "Freeze" if frozen else "Unfreeze"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{verb} payouts to {seller}",
+            "opts": self.opts,
+            "original": seller,
+            "seller": seller,
+            "form": form,
+            "frozen": frozen,
+            "policy": policy,
+            "already": policy.frozen == frozen,
+            "to_hold": seller_payout_totals(seller=seller, statuses=FREEZE_HOLDS),
+            "held": seller_payout_totals(seller=seller, statuses=[Payout.Status.HELD]),
+            "sending": seller_payout_totals(seller=seller, statuses=[Payout.Status.SENDING]),
+            "held_url": _changelist("payout", seller__id__exact=seller.pk, status__exact="held"),
+        }
+        return TemplateResponse(request, "admin/accounts/seller/freeze.html", context)
 
 
 @admin.register(ApiToken)

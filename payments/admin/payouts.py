@@ -29,6 +29,7 @@ from payments.admin.base import (
     ReadOnlyWithActionsAdmin,
     ReasonActionForm,
 )
+from payments.admin.policy_forms import PayoutPolicyForm, amounts_text
 from payments.bank_transfers import bank_transfer_csv
 from payments.currencies import format_amount
 from payments.models import (
@@ -53,7 +54,13 @@ from payments.payouts import run_payouts
 
 @admin.register(PayoutPolicy)
 class PayoutPolicyAdmin(AuditedSettingAdmin):
-    """Policies are saved by ``payout_policy_save`` with who and why."""
+    """Policies are saved by ``payout_policy_save`` with who and why. The seller is
+    picked by name from a plain labelled list (select2's autocomplete box has no
+    accessible name: axe-core "aria-input-field-name"); minimums and approval
+    thresholds are entered as money, one box per currency (``policy_forms``), and
+    listed as money."""
+
+    form = PayoutPolicyForm
 
     def save_service(self, obj: PayoutPolicy, by: Any, reason: str) -> PayoutPolicy:
         from payments.policies import payout_policy_save
@@ -62,17 +69,14 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
 
     list_display = (
         "__str__",
-        "method",
-        "schedule",
-        "hold_days",
-        "release_on_delivery",
-        "reserve_bps",
+        "terms",
+        "minimums_shown",
+        "approval_shown",
         "frozen",
         "frozen_reason",
     )
     list_filter = ("schedule", "method", "frozen")
     search_fields = ("seller__display_name", "seller__slug")
-    raw_id_fields = ("seller",)
     list_select_related = ("seller",)
     fieldsets = (
         (None, {"fields": ("seller", "method")}),
@@ -84,6 +88,26 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
         ("Amounts", {"fields": ("minimums", "approval_thresholds")}),
         ("Freeze", {"fields": ("frozen", "frozen_reason")}),
     )
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "seller":
+            kwargs["queryset"] = Seller.objects.order_by("display_name")
+            kwargs["empty_label"] = "None: the platform default"
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="schedule, method, hold and reserve")
+    def terms(self, policy: PayoutPolicy) -> str:
+        from payments.policies import policy_text
+
+        return policy_text(policy, amounts=False)
+
+    @admin.display(description="minimum payout")
+    def minimums_shown(self, policy: PayoutPolicy) -> str:
+        return amounts_text(policy.minimums)
+
+    @admin.display(description="approval needed above")
+    def approval_shown(self, policy: PayoutPolicy) -> str:
+        return amounts_text(policy.approval_thresholds)
 
 
 class PayoutEntryInline(ReadOnlyInline):
