@@ -1,5 +1,6 @@
 """What a seller's earnings dashboard reads: balances, this month, earnings per day
-and per week, and the commission terms that apply to them (a fixed number of queries)."""
+and per week, what the seller owes and why, and the commission terms that apply to
+them (a fixed number of queries)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Seller
-from payments.models import CommissionRule, LedgerAccount, LedgerEntry, LedgerTransaction
+from payments.currencies import format_amount
+from payments.models import (
+    CommissionRule,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    PayoutEntry,
+)
 from payments.periods import day_start
 
 Kind = LedgerAccount.Kind
@@ -111,3 +119,85 @@ def commission_terms_for(*, seller: Seller, currency: str) -> CommissionRule | N
         Q(scope=CommissionRule.Scope.SELLER, seller=seller) | Q(scope=CommissionRule.Scope.DEFAULT),
     ).order_by("-scope", "-active_from", "-pk")  # "seller" sorts after "default"
     return rules.first()
+
+
+# --- What a seller owes ---------------------------------------------------------------------------
+
+# Why money came out of available (a debt once it is below zero), in words.
+_DEBT_REASONS = {
+    TxnKind.REFUND: "a refund",
+    TxnKind.DISPUTE_OPENED: "a dispute",
+    TxnKind.DISPUTE_LOST: "a lost dispute",
+    TxnKind.PROCESSOR_FEE: "a processor fee",
+    TxnKind.ADJUSTMENT: "an adjustment",
+}
+# A payout's own moves are not why a seller owes.
+_PAYOUT_KINDS = (
+    TxnKind.PAYOUT_SENT,
+    TxnKind.PAYOUT_PAID,
+    TxnKind.PAYOUT_FAILED,
+    TxnKind.PAYOUT_RETURNED,
+)
+
+
+@dataclass(frozen=True)
+class Debt:
+    """What a seller owes the platform in one currency (their available balance below
+    zero) and why: refunds or disputes after the payouts that paid the sales."""
+
+    currency: str
+    amount: int  # positive: what they owe
+    reasons: tuple[str, ...]  # "a refund after payout #2", oldest first
+
+    @property
+    def text(self) -> str:
+        owed = format_amount(self.amount, self.currency)
+        why = f" from {_and(self.reasons)}" if self.reasons else ""
+        return (
+            f"You owe {owed}{why}; it will be taken from your next sales before anything is "
+            "paid out."
+        )
+
+
+def _and(items: tuple[str, ...]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def seller_debt(*, seller: Seller, currency: str, available: int) -> Debt | None:
+    """What the seller owes, given their ``available`` balance (read by the caller), and
+    why: the money taken out of available that no payout has netted yet, each with the
+    payout that had paid its sale. One query, run whatever the balance, so a page's
+    query count does not depend on it; None when nothing is owed."""
+    paid_by = PayoutEntry.objects.filter(
+        entry__order_line=OuterRef("order_line"),
+        entry__transaction_kind=TxnKind.HOLD_RELEASED,
+    ).values("payout_id")[:1]
+    taken = (
+        LedgerEntry.objects.filter(
+            account__seller=seller,
+            account__currency=currency,
+            account__kind=Kind.AVAILABLE,
+            amount_minor__gt=0,
+            payout_item__isnull=True,
+        )
+        .exclude(transaction_kind__in=_PAYOUT_KINDS)
+        .annotate(paid_by=Subquery(paid_by))
+        .order_by("created_at", "pk")
+        .values_list("transaction_kind", "paid_by", "transaction_id")[:20]
+    )
+    found = list(taken)
+    if available >= 0:
+        return None
+    reasons: list[str] = []
+    seen: set[int] = set()
+    for kind, payout_id, txn_id in found:
+        if txn_id in seen:
+            continue
+        seen.add(txn_id)
+        reason = _DEBT_REASONS.get(kind, "an adjustment")
+        reason += f" after payout #{payout_id}" if payout_id else ""
+        if reason not in reasons:
+            reasons.append(reason)
+    return Debt(currency, -available, tuple(reasons))

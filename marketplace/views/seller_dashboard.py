@@ -1,6 +1,6 @@
-"""The seller's earnings dashboard: per currency, balances, this month, the next payout,
-earnings per day (30 days) and per week (a year) as charts, and the commission terms
-that apply."""
+"""The seller's earnings dashboard: per currency, balances, what they owe and why, this
+month, the next payout and about what it pays, earnings per day (30 days) and per week
+(a year) as charts, and the commission terms that apply."""
 
 from datetime import date
 from functools import lru_cache
@@ -12,55 +12,134 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import seller_required
 from payments.balances import SellerBalance, seller_balances
 from payments.currencies import format_amount
-from payments.earnings import PeriodEarnings, commission_terms_for, earnings_series
-from payments.payouts import next_payout_for
+from payments.earnings import PeriodEarnings, commission_terms_for, earnings_series, seller_debt
+from payments.earnings_schedule import next_payout_estimate
 from payments.periods import day_start
 
-CHART_HEIGHT = 120
-BAR_WIDTH = 16
-BAR_GAP = 4
+# The chart's drawing, in SVG user units: the plot is PLOT_WIDTH by PLOT_HEIGHT, with
+# room on the left for the amounts of the vertical axis, above for the bars' labels
+# and below for the periods.
+PLOT_LEFT = 72
+PLOT_TOP = 22
+PLOT_WIDTH = 600
+PLOT_HEIGHT = 140
+PLOT_BOTTOM = 40  # a loss's label under its bar, then the periods
+PLOT_RIGHT = 36  # half a label's width: the latest bar's label stays inside
+CHART_WIDTH = PLOT_LEFT + PLOT_WIDTH + PLOT_RIGHT
+CHART_HEIGHT = PLOT_TOP + PLOT_HEIGHT + PLOT_BOTTOM
+LABEL_ALL_BARS_UP_TO = 8  # with more bars than that, only the highest and lowest say their value
+X_LABELS = 6  # about how many periods the horizontal axis names
+
+
+def _nice(amount: int) -> int:
+    """The smallest round figure at or above ``amount`` (in minor units: 1, 1.2, 1.5, 2,
+    2.5, 3, 4, 5, 6 or 8 times a power of ten): where an axis ends."""
+    if amount <= 0:
+        return 0
+    power = 1
+    while power * 10 <= amount:
+        power *= 10
+    return next(
+        candidate
+        for candidate in (m * power // 10 for m in (10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100))
+        if candidate >= amount
+    )
 
 
 def _chart(series: list[PeriodEarnings], currency: str, unit: str = "day") -> dict:
-    """Bar positions for a server-drawn SVG; a table next to it has the figures.
+    """A server-drawn SVG bar chart of one series, with a table of its figures.
 
-    Bars stand on a baseline, up for earnings and down for a net loss (refunds
-    larger than sales that period), scaled so the tallest of each fits. Every text
-    the chart shows (each bar's title, the table's rows, the total and the highest)
-    is formatted here, each figure once, rather than by tags and filters in the
-    template (a year of weeks is a hundred of them)."""
+    The vertical axis runs from the largest loss (if any) up to the largest gain,
+    rounded out to round figures, with a zero line between: gains stand on it, losses
+    (refunds larger than sales that period) hang below it, both scaled alike by their
+    size. Every bar has a title (its period and amount); with few bars, each bar says
+    its value, else the highest and the lowest do. The horizontal axis names about six
+    periods. With nothing earned, the axes stay, with a note across them.
+
+    Every text is formatted here, each figure once, rather than by tags and filters in
+    the template (a year of weeks is a hundred of them)."""
+    language = translation.get_language()
     highest = max((p.earned for p in series), default=0)
     lowest = min((p.earned for p in series), default=0)
-    span = (max(highest, 0) - min(lowest, 0)) or 1
-    baseline = CHART_HEIGHT * max(highest, 0) / span
-    language = translation.get_language()
+    top, bottom = _nice(max(highest, 0)), _nice(max(-lowest, 0))
+    # A side with a little money keeps a fifth of the larger side's room, so that the
+    # zero line's amount and that side's end (and a bar's label) never overlap.
+    if bottom and bottom < top // 5:
+        bottom = _nice(top // 5)
+    if top and top < bottom // 5:
+        top = _nice(bottom // 5)
+    span = (top + bottom) or 1
+    empty = not any(p.earned for p in series)
+    zero_y = PLOT_TOP + (PLOT_HEIGHT * top / span if not empty else PLOT_HEIGHT)
+    step = PLOT_WIDTH / max(len(series), 1)
+    bar_width = max(round(step * 0.7, 1), 1)
     prefix = "Week of " if unit == "week" else ""
-    bars = []
-    rows = []
+    nonzero = [p for p in series if p.earned]
+    say_all = len(nonzero) <= LABEL_ALL_BARS_UP_TO
+    top_bar = max(nonzero, key=lambda p: p.earned, default=None)
+    bottom_bar = min(nonzero, key=lambda p: p.earned, default=None)
+    bars, rows = [], []
     for index, period in enumerate(series):
-        height = CHART_HEIGHT * abs(period.earned) / span
+        height = PLOT_HEIGHT * abs(period.earned) / span
         shown = format_amount(period.earned, currency)
+        negative = period.earned < 0
+        y = zero_y if negative else zero_y - height
+        labelled = period.earned and (
+            say_all or period is top_bar or (period is bottom_bar and negative)
+        )
+        x = PLOT_LEFT + index * step + (step - bar_width) / 2
         bars.append(
             {
-                "x": index * (BAR_WIDTH + BAR_GAP),
-                "y": round(baseline - height if period.earned >= 0 else baseline, 1),
+                "x": round(x, 1),
+                "y": round(y, 1),
+                "width": bar_width,
                 "height": round(height, 1),
-                "negative": period.earned < 0,
+                "negative": negative,
                 "title": f"{prefix}{_date(period.start, 'j M', language)}: {shown}",
+                "label": shown if labelled else "",
+                "label_x": round(x + bar_width / 2, 1),
+                "label_y": round(y + height + 13 if negative else y - 5, 1),
             }
         )
         if period.earned:
             rows.append((_date(period.start, "D j M Y", language), shown))
+    ticks = [(PLOT_TOP, format_amount(top, currency))] if top else []
+    ticks.append((round(zero_y, 1), format_amount(0, currency)))
+    if bottom:
+        ticks.append((PLOT_TOP + PLOT_HEIGHT, format_amount(-bottom, currency)))
+    every = max(round(len(series) / X_LABELS), 1)
+    x_labels = [
+        (
+            round(PLOT_LEFT + index * step + step / 2, 1),
+            _date(series[index].start, "j M", language),
+        )
+        for index in range(len(series) - 1, -1, -every)  # counted back from the latest
+    ]
     total = sum(p.earned for p in series)
     return {
         "bars": bars,
         "rows": rows,  # (period, amount) where anything was earned or lost
-        "baseline": round(baseline, 1) if lowest < 0 else CHART_HEIGHT,
-        "width": len(series) * (BAR_WIDTH + BAR_GAP),
+        "empty": empty,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "plot_left": PLOT_LEFT,
+        "plot_right": PLOT_LEFT + PLOT_WIDTH,
+        "plot_top": PLOT_TOP,
+        "plot_bottom": PLOT_TOP + PLOT_HEIGHT,
+        "plot_middle": PLOT_TOP + PLOT_HEIGHT / 2,
+        "plot_center": PLOT_LEFT + PLOT_WIDTH / 2,
+        "x_label_y": PLOT_TOP + PLOT_HEIGHT + 33,
+        "zero_y": round(zero_y, 1),
+        "baseline": round(zero_y, 1),
+        "y_ticks": ticks,
+        "x_labels": x_labels,
         "total": total,
         "total_shown": format_amount(total, currency),
         "top_shown": format_amount(highest, currency),
+        "bottom_shown": format_amount(lowest, currency),
+        "periods_with_money": len(nonzero),
         "since": _date(series[0].start, "j M Y", language) if series else "",
+        "until": _date(series[-1].start, "j M Y", language) if series else "",
     }
 
 
@@ -88,7 +167,10 @@ def dashboard(request):
                 "currency": currency,
                 "balance": balance,
                 "paid_this_month": paid_this_month,
-                "next": next_payout_for(seller=seller, currency=currency),
+                "debt": seller_debt(seller=seller, currency=currency, available=balance.available),
+                "next": next_payout_estimate(
+                    seller=seller, currency=currency, available=balance.available
+                ),
                 "daily": _chart(series.daily, currency, "day"),
                 "weekly": _chart(series.weekly, currency, "week"),
                 "commission": commission_terms_for(seller=seller, currency=currency),
@@ -97,5 +179,5 @@ def dashboard(request):
     return render(
         request,
         "marketplace/seller/dashboard.html",
-        {"seller": seller, "panels": panels, "bar_width": BAR_WIDTH, "chart_height": CHART_HEIGHT},
+        {"seller": seller, "panels": panels},
     )

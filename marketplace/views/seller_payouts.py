@@ -12,11 +12,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import seller_required
 from payments.balances import seller_balance, seller_currencies
+from payments.earnings import seller_debt
+from payments.earnings_schedule import next_payout_estimate
 from payments.models import Clawback, LedgerTransaction, Payout, PayoutStep
 from payments.onboarding import seller_account_sync, seller_onboarding_start
-from payments.payout_breakdown import payout_breakdown
+from payments.payout_breakdown import payout_bank_last4, payout_breakdown, payout_figures
 from payments.payout_sending import RETRY_LATER_CODES
-from payments.payouts import next_payout_for
 from payments.policies import payout_policy_for
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
@@ -40,21 +41,30 @@ def payouts_setup(request):
         return redirect(link.url)
     seller = request.seller
     currencies = seller_currencies(seller)
-    summaries = [
-        {
-            "balance": seller_balance(seller=seller, currency=currency),
-            "next": next_payout_for(seller=seller, currency=currency),
-        }
-        for currency in currencies
-    ]
-    payouts = seller.payouts.order_by("-created_at", "-id")[:50]
+    summaries = []
+    for currency in currencies:
+        balance = seller_balance(seller=seller, currency=currency)
+        summaries.append(
+            {
+                "balance": balance,
+                "debt": seller_debt(seller=seller, currency=currency, available=balance.available),
+                "next": next_payout_estimate(
+                    seller=seller, currency=currency, available=balance.available
+                ),
+            }
+        )
+    payouts = list(seller.payouts.order_by("-created_at", "-id")[:50])
+    figures = payout_figures(payouts=payouts)
     return render(
         request,
         "marketplace/seller/payouts.html",
         {
             "seller": seller,
             "summaries": summaries,
-            "payouts": payouts,
+            "payouts": [
+                (payout, figures[payout.pk], payout_bank_last4(payout, seller))
+                for payout in payouts
+            ],
             "policy": payout_policy_for(seller),
         },
     )
@@ -69,6 +79,8 @@ def payout_detail(request, pk: int):
         "marketplace/seller/payout_detail.html",
         {
             "payout": payout,
+            "figures": payout_figures(payouts=[payout])[payout.pk],
+            "last4": payout_bank_last4(payout, request.seller),
             "breakdown": payout_breakdown(payout=payout),
             "how_paid": payout_how_paid(payout),
         },

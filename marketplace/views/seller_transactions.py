@@ -1,4 +1,6 @@
-"""A seller's transactions: their ledger as a readable, filterable history."""
+"""A seller's transactions: their ledger as a readable, filterable history, one row per
+event (a payout's steps in one row) with the running balance of their pending and
+available accounts after each."""
 
 from django import forms
 from django.core.paginator import Paginator
@@ -9,7 +11,7 @@ from accounts.decorators import seller_required
 from payments.balances import seller_currencies
 from payments.earnings_schedule import when_sold_earnings_are_paid
 from payments.periods import days_between
-from payments.seller_history import LABELS, history_rows, seller_transactions
+from payments.seller_history import LABELS, running_balances
 
 
 class HistoryFilter(forms.Form):
@@ -35,7 +37,7 @@ def transactions(request):
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     since, until = days_between(filters.get("start"), filters.get("end"))
     currency = filters.get("currency") or seller.default_currency
-    found = seller_transactions(
+    found = running_balances(
         seller=seller,
         currency=currency,
         kind=filters.get("kind", ""),
@@ -43,10 +45,9 @@ def transactions(request):
         until=until,
     )
     page = Paginator(found, 50).get_page(request.GET.get("page"))
-    rows = history_rows(list(page.object_list))
-    when = when_sold_earnings_are_paid(
-        seller=seller, seller_order_ids={row.seller_order_id for row in rows if row.is_sale}
-    )
+    rows = list(page.object_list)
+    told = {row.seller_order_id for row in rows if row.tells_sale_story}
+    when = when_sold_earnings_are_paid(seller=seller, seller_order_ids=told)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -54,7 +55,10 @@ def transactions(request):
         "marketplace/seller/transactions.html",
         {
             "form": form,
-            "rows": [(row, when.get(row.seller_order_id) if row.is_sale else None) for row in rows],
+            "rows": [
+                (row, when.get(row.seller_order_id) if row.tells_sale_story else None)
+                for row in rows
+            ],
             "page": page,
             "currency": currency,
             "querystring": query.urlencode(),

@@ -97,10 +97,10 @@ def test_customers_do_not_get_a_dashboard(client, customer):
     assert client.get(reverse("marketplace:seller_dashboard")).status_code in (302, 403)
 
 
-def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
+def test_a_loss_is_drawn_below_the_zero_axis_scaled_by_its_size():
     from datetime import date
 
-    from marketplace.views.seller_dashboard import CHART_HEIGHT, _chart
+    from marketplace.views.seller_dashboard import PLOT_HEIGHT, PLOT_TOP, _chart
     from payments.earnings import PeriodEarnings
 
     chart = _chart(
@@ -113,11 +113,66 @@ def test_a_loss_is_drawn_below_the_baseline_inside_the_chart():
     )
 
     gain, loss, nothing = chart["bars"]
-    assert chart["baseline"] == 90  # three quarters up: 30.00 above, 10.00 below
-    assert (gain["y"], gain["height"]) == (0, 90)
-    assert (loss["y"], loss["height"], loss["negative"]) == (90, 30, True)
-    assert loss["y"] + loss["height"] <= CHART_HEIGHT
-    assert nothing["height"] == 0
+    assert chart["zero_y"] == PLOT_TOP + PLOT_HEIGHT * 3 / 4  # 30.00 above, 10.00 below
+    assert (gain["y"], gain["height"]) == (PLOT_TOP, PLOT_HEIGHT * 3 / 4)
+    assert (loss["y"], loss["height"], loss["negative"]) == (chart["zero_y"], 35, True)
+    assert loss["y"] + loss["height"] == PLOT_TOP + PLOT_HEIGHT  # inside the plot
+    assert nothing["height"] == 0 and not nothing["label"]
+    # The vertical axis: the largest gain, zero, the largest loss.
+    assert [text for _, text in chart["y_ticks"]] == ["$30.00", "$0.00", "-$10.00"]
+    # Few bars: each says its value, above a gain and below a loss.
+    assert (gain["label"], loss["label"]) == ("$30.00", "-$10.00")
+    assert gain["label_y"] < gain["y"] and loss["label_y"] > loss["y"] + loss["height"]
+    assert not chart["empty"]
+
+
+def test_a_chart_with_one_day_of_history_keeps_its_axes_and_labels():
+    from datetime import date, timedelta
+
+    from marketplace.views.seller_dashboard import PLOT_TOP, _chart
+    from payments.earnings import PeriodEarnings
+
+    start = date(2026, 1, 1)
+    days = [PeriodEarnings(start + timedelta(days=i), 0) for i in range(29)]
+    days.append(PeriodEarnings(start + timedelta(days=29), 11700))
+
+    chart = _chart(days, "USD")
+
+    assert [text for _, text in chart["y_ticks"]] == ["$120.00", "$0.00"]
+    assert chart["x_labels"][0] == (chart["bars"][-1]["label_x"], "30 Jan")  # today named
+    assert len(chart["x_labels"]) == 6  # about a week apart
+    today = chart["bars"][-1]
+    assert today["label"] == "$117.00" and today["y"] > PLOT_TOP  # room to the top tick
+    assert chart["rows"] == [("Fri 30 Jan 2026", "$117.00")]
+
+
+def test_a_chart_with_no_history_keeps_its_axes_and_says_so():
+    from datetime import date, timedelta
+
+    from marketplace.views.seller_dashboard import PLOT_HEIGHT, PLOT_TOP, _chart
+    from payments.earnings import PeriodEarnings
+
+    days = [PeriodEarnings(date(2026, 1, 1) + timedelta(days=i), 0) for i in range(30)]
+
+    chart = _chart(days, "USD")
+
+    assert chart["empty"] and chart["rows"] == []
+    assert chart["y_ticks"] == [(PLOT_TOP + PLOT_HEIGHT, "$0.00")]
+    assert len(chart["x_labels"]) == 6
+
+
+def test_many_bars_label_only_the_highest_and_the_lowest():
+    from datetime import date, timedelta
+
+    from marketplace.views.seller_dashboard import _chart
+    from payments.earnings import PeriodEarnings
+
+    values = [100 * (i % 7) - 150 for i in range(30)]
+    days = [PeriodEarnings(date(2026, 1, 1) + timedelta(days=i), v) for i, v in enumerate(values)]
+
+    labels = [bar["label"] for bar in _chart(days, "USD")["bars"] if bar["label"]]
+
+    assert labels == ["-$1.50", "$4.50"]
 
 
 def test_the_chart_formats_each_figure_and_date_once_for_the_template():
@@ -153,10 +208,13 @@ def test_the_chart_formats_each_figure_and_date_once_for_the_template():
 
 
 def test_the_chart_coordinates_are_not_localized(seller_client, month_of_trading, settings):
-    settings.USE_THOUSAND_SEPARATOR = True  # the year's chart is 1040 wide
+    from marketplace.views.seller_dashboard import CHART_HEIGHT, CHART_WIDTH
+
+    settings.USE_THOUSAND_SEPARATOR = True
     page = seller_client.get(reverse("marketplace:seller_dashboard")).text
 
-    assert 'viewBox="0 0 1040 120"' in page and "1,040" not in page
+    assert f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}"' in page
+    assert 'width="8.1"' in page and 'width="8,1"' not in page  # a week's bar
 
 
 def test_one_query_reads_the_balances_and_what_was_paid_since(

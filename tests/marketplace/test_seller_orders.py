@@ -88,7 +88,7 @@ def test_the_order_page_shows_the_share_when_it_is_paid_and_its_movements(
     text = page.text
     assert page.status_code == 200
     assert "$45.00" in text and "$4.50" in text and "$40.50" in text  # sold, commission, share
-    assert "Available on " in text and "expected in the payout of" in text
+    assert "Waiting: available on " in text and "expected in the payout of" in text
     assert "Sale" in text and "Mark shipped" in text
 
 

@@ -60,8 +60,8 @@ def test_a_new_sale_is_available_after_the_hold_and_paid_the_next_payout_day(sal
     assert (found.state, found.available_on) == (STATE_ON_HOLD, available)
     assert found.payout_on == available + timedelta(days=1)
     assert found.text == (
-        f"Available on {available:%a} {available.day} {available:%b %Y}, expected in the payout"
-        f" of {found.payout_on:%a} {found.payout_on.day} {found.payout_on:%b %Y}."
+        f"Waiting: available on {available:%a} {available.day} {available:%b %Y}, expected in"
+        f" the payout of {found.payout_on:%a} {found.payout_on.day} {found.payout_on:%b %Y}."
     )
 
 
@@ -110,7 +110,7 @@ def test_once_a_payout_claims_the_earnings_that_payout_is_named(sale, seller):
     payout = seller.payouts.get()
     assert (found.state, found.payout) == (STATE_IN_PAYOUT, payout)
     assert found.available_on == local_day(later)
-    assert f"in payout #{payout.pk} (" in found.text
+    assert found.text == f"In payout #{payout.pk} (scheduled)."
 
 
 def test_a_payout_whose_transfer_was_refused_gives_the_earnings_back_to_the_next_payout(
@@ -148,10 +148,14 @@ def test_frozen_payouts_say_why_there_is_no_date(sale, seller):
     assert found.text.endswith("your payouts are paused; we will write to you.")
 
 
-def test_a_refunded_sale_has_nothing_to_pay(sale):
-    SellerOrder.objects.filter(pk=sale.pk).update(status="refunded")
+def test_a_sale_refunded_before_its_hold_ended_has_nothing_to_pay(sale):
+    from payments.refunds import refund_create, refund_mark_succeeded
 
-    assert when(sale, sale.order.paid_at).state == STATE_NOTHING
+    refund_mark_succeeded(refund=refund_create(order=sale.order))
+
+    found = when(sale, sale.order.paid_at)
+    assert found.state == STATE_NOTHING
+    assert found.text == "Refunded before payout: nothing to pay."
 
 
 def test_many_sales_are_read_in_a_fixed_number_of_queries(
@@ -161,7 +165,9 @@ def test_many_sales_are_read_in_a_fixed_number_of_queries(
     for _ in range(2):
         paid_order([(seller, 1000, 1)], customer=customer)
     few = list(SellerOrder.objects.select_related("order"))
-    with django_assert_num_queries(3) as captured:  # two for the policies, one for payouts
+    # Two for the policies, one for the ledger entries (with their payouts), one for the
+    # clawbacks of their refunds.
+    with django_assert_num_queries(4) as captured:
         when_paid(seller_orders=few)
     for _ in range(10):
         paid_order([(seller, 1000, 1)], customer=customer)
