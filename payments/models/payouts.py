@@ -158,7 +158,11 @@ class PayoutPolicy(models.Model):
 
     @property
     def reserve_percent(self) -> Decimal:
-        return (Decimal(self.reserve_bps) / 100).normalize()
+        """The reserve as a percentage for people: 10, 12.5 (never 1E+1)."""
+        percent = Decimal(self.reserve_bps) / 100
+        if percent == percent.to_integral_value():
+            return percent.quantize(Decimal(1))
+        return percent.normalize()
 
 
 class PayoutRun(models.Model):

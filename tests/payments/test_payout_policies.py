@@ -278,3 +278,10 @@ def test_a_dry_run_counts_the_holds_a_real_run_would_release(run, seller, settin
     assert preview.holds_released == 1
     assert balance(seller=seller, currency="USD").pending == 9000  # nothing was released
     assert [p.amount_minor for p in run(run_payouts).planned] == [9000]
+
+
+@pytest.mark.parametrize(
+    ("bps", "shown"), [(1000, "10"), (2000, "20"), (1250, "12.5"), (5, "0.05"), (0, "0")]
+)
+def test_a_reserve_reads_as_a_plain_percentage(bps, shown):
+    assert str(PayoutPolicy(reserve_bps=bps).reserve_percent) == shown
