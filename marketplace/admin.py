@@ -1,11 +1,35 @@
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
+from marketplace.errors import ApplicationError, InvalidRequest
 from marketplace.models import Category, DeferredTask, Order, OrderLine, Product, SellerOrder
 from marketplace.services.products import products_set_active_bulk
 from marketplace.task_queue import deferred_tasks_send
-from payments.admin.base import ReadOnlyAdmin, ReadOnlyWithActionsAdmin
-from payments.currencies import format_amount
+from payments.admin.audit import HistoryInline
+from payments.admin.base import ReadOnlyWithActionsAdmin
+from payments.admin.money import ConfirmForm, confirm_context
+from payments.currencies import AmountError, format_amount, to_major_units, to_minor_units
+from payments.models import (
+    Dispute,
+    DisputeLine,
+    LedgerEntry,
+    LedgerTransaction,
+    Payout,
+    Refund,
+    RefundLine,
+)
+from payments.refunds import order_refund_by_operator, refund_preview, refund_refusal
 
 
 class CategoryListFilter(admin.RelatedFieldListFilter):
@@ -85,72 +109,114 @@ class ProductAdmin(admin.ModelAdmin):
         self.message_user(request, f"{updated} product(s) hidden.")
 
 
-class OrderLineInline(admin.TabularInline):
-    model = OrderLine
-    extra = 0
-    can_delete = False
-    fields = (
-        "title",
-        "quantity",
-        "unit_price_minor",
-        "gross_minor",
-        "commission_minor",
-        "seller_share_minor",
-        "refunded_minor",
-        "rule_percentage_bps",
-        "rule_fixed_fee_minor",
-        "commission_rule",
+def rule_text(line: OrderLine, currency: str) -> str:
+    """The commission rule recorded on a line, in words: "10% + $0.30 (min $1.00)"."""
+    parts = []
+    if line.rule_percentage_bps:
+        parts.append(f"{(Decimal(line.rule_percentage_bps) / 100).normalize():f}%")
+    if line.rule_fixed_fee_minor:
+        parts.append(format_amount(line.rule_fixed_fee_minor, currency))
+    text = " + ".join(parts) or "no commission"
+    limits = []
+    if line.rule_minimum_minor:
+        limits.append(f"min {format_amount(line.rule_minimum_minor, currency)}")
+    if line.rule_maximum_minor is not None:
+        limits.append(f"max {format_amount(line.rule_maximum_minor, currency)}")
+    return f"{text} ({', '.join(limits)})" if limits else text
+
+
+@dataclass
+class SellerPart:
+    """One seller's part of an order as its admin page shows it, with what touched it."""
+
+    seller_order: SellerOrder
+    lines: list[OrderLine] = field(default_factory=list)
+    refunds: dict[int, Refund] = field(default_factory=dict)
+    disputes: dict[int, Dispute] = field(default_factory=dict)
+    payouts: dict[int, Payout] = field(default_factory=dict)
+    transactions: dict[int, LedgerTransaction] = field(default_factory=dict)
+
+    @property
+    def refunded_seller_minor(self) -> int:
+        return sum(line.refunded_seller_minor for line in self.lines)
+
+    @property
+    def refunded_commission_minor(self) -> int:
+        return sum(line.refunded_commission_minor for line in self.lines)
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.seller_order.gross_minor - self.seller_order.refunded_minor
+
+
+def order_seller_parts(order: Order) -> list[SellerPart]:
+    """Each seller's part of the order with its lines, refunds, disputes, the payouts
+    that paid it and its ledger transactions: a fixed number of queries, whatever the
+    number of lines."""
+    parts = {
+        so.pk: SellerPart(so)
+        for so in SellerOrder.objects.filter(order=order).select_related("seller").order_by("pk")
+    }
+    for line in (
+        OrderLine.objects.filter(order=order)
+        .select_related("commission_rule")
+        .order_by("seller_order_id", "pk")
+    ):
+        line.rule_text = rule_text(line, order.currency)
+        parts[line.seller_order_id].lines.append(line)
+    for refund_line in RefundLine.objects.filter(order_line__order=order).select_related(
+        "refund", "order_line"
+    ):
+        part = parts[refund_line.order_line.seller_order_id]
+        part.refunds[refund_line.refund_id] = refund_line.refund
+    for dispute_line in DisputeLine.objects.filter(order_line__order=order).select_related(
+        "dispute", "order_line"
+    ):
+        part = parts[dispute_line.order_line.seller_order_id]
+        part.disputes[dispute_line.dispute_id] = dispute_line.dispute
+    paid_by = set()
+    for payout in (
+        Payout.objects.filter(breakdown__entry__order_line__order=order)
+        .annotate(seller_order_id=F("breakdown__entry__order_line__seller_order_id"))
+        .distinct()
+        .order_by("pk")
+    ):
+        paid_by.add((payout.pk, payout.seller_order_id))
+        parts[payout.seller_order_id].payouts[payout.pk] = payout
+    touched = set(
+        LedgerEntry.objects.filter(order_line__order=order)
+        .values_list("transaction_id", "order_line__seller_order_id")
+        .distinct()
     )
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related(
-                "commission_rule__product",
-                "commission_rule__seller",
-                "commission_rule__category__parent",
-            )
-        )
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class SellerOrderInline(admin.TabularInline):
-    model = SellerOrder
-    extra = 0
-    can_delete = False
-    fields = (
-        "seller",
-        "status",
-        "gross_minor",
-        "commission_minor",
-        "seller_share_minor",
-        "refunded_minor",
-        "released_at",
-    )
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("seller")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    payout_refs = {str(payout_id): seller_order_id for payout_id, seller_order_id in paid_by}
+    transactions = LedgerTransaction.objects.filter(
+        Q(pk__in={txn_id for txn_id, _ in touched})
+        | Q(reference_type="payout", reference_id__in=list(payout_refs))
+    ).order_by("created_at", "pk")
+    by_txn: dict[int, set[int]] = {}
+    for txn_id, seller_order_id in touched:
+        by_txn.setdefault(txn_id, set()).add(seller_order_id)
+    for txn in transactions:
+        owners = set(by_txn.get(txn.pk, ()))
+        if txn.reference_type == "payout":
+            owners |= {so_id for payout_id, so_id in paid_by if str(payout_id) == txn.reference_id}
+        for seller_order_id in sorted(owners):
+            parts[seller_order_id].transactions[txn.pk] = txn
+    return list(parts.values())
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(ReadOnlyWithActionsAdmin):
     """Orders are written by the order, payment and refund services; here they are read:
-    every field is read-only, nothing is added or deleted, even by a superuser."""
+    every field is read-only, nothing is added or deleted, even by a superuser.
 
+    The page shows each seller's part (lines, commission, refunds, disputes, the
+    payouts that paid it, its ledger transactions, each linked), and operators with the
+    ``operate`` permission refund lines or a seller's part through a confirmation page
+    that shows the effect first (``refund_preview``), then ``order_refund_by_operator``.
+    """
+
+    change_form_template = "admin/marketplace/order/change_form.html"
     list_display = (
         "__str__",
         "customer",
@@ -164,7 +230,51 @@ class OrderAdmin(ReadOnlyAdmin):
     search_fields = ("id", "customer__email", "seller_orders__seller__display_name")
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
-    inlines = [SellerOrderInline, OrderLineInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "customer",
+                    "status",
+                    "total",
+                    "commission",
+                    "refunded",
+                    "refundable",
+                    "created_at",
+                    "paid_at",
+                )
+            },
+        ),
+        (
+            "Shipping",
+            {
+                "fields": (
+                    "shipping_name",
+                    "shipping_line1",
+                    "shipping_line2",
+                    "shipping_city",
+                    "shipping_postal_code",
+                    "shipping_country",
+                )
+            },
+        ),
+    )
+    readonly_fields = ("total", "commission", "refunded", "refundable")
+    inlines = [HistoryInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("customer")
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="marketplace_order_refund",
+            )
+        ]
+        return own + super().get_urls()
 
     @admin.display(description="total", ordering="total_minor")
     def total(self, order: Order) -> str:
@@ -177,6 +287,169 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.display(description="refunded", ordering="refunded_minor")
     def refunded(self, order: Order) -> str:
         return format_amount(order.refunded_minor, order.currency)
+
+    @admin.display(description="left to refund")
+    def refundable(self, order: Order) -> str:
+        return format_amount(order.refundable_minor, order.currency)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = dict(extra_context or {})
+        order = Order.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if order is not None:
+            refusal = ""
+            try:
+                refund_refusal(order)
+            except ApplicationError as exc:
+                refusal = str(exc)
+            extra.update(
+                seller_parts=order_seller_parts(order),
+                refund_refusal=refusal,
+                can_refund=self.has_operate_permission(request) and not refusal,
+                ledger_url=reverse("admin:payments_ledgertransaction_changelist")
+                + "?"
+                + urlencode({"q": f"order {order.pk}"}),
+                order_currency=order.currency,
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def refund_view(self, request, pk):
+        """GET: the effect of refunding the lines chosen on the order page (or one
+        seller's whole part); POST with a reason: refund exactly that, once."""
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        back = reverse("admin:marketplace_order_change", args=[order.pk])
+        lines = list(order.lines.order_by("seller_order_id", "pk"))
+        form = ConfirmForm(request.POST or None, initial={"confirmation": uuid.uuid4().hex})
+        refusal = ""
+        try:
+            if request.method == "POST":
+                amounts = _confirmed_amounts(request.POST, lines, order.currency)
+            else:
+                amounts = _chosen_amounts(request.GET, lines, order.currency)
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc} Nothing was refunded.", level=messages.ERROR)
+            return HttpResponseRedirect(back)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = order_refund_by_operator(
+                    order=order,
+                    line_amounts=amounts,
+                    by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    confirmation=form.cleaned_data["confirmation"],
+                )
+            except ApplicationError as exc:
+                refusal = f"{exc} Nothing was refunded."
+            else:
+                refund = result.refund
+                money = format_amount(refund.amount_minor, refund.currency)
+                if refund.status == Refund.Status.FAILED:
+                    self.message_user(
+                        request,
+                        f"Refund #{refund.pk} of {money} was refused by the processor: "
+                        f"{refund.failure_reason or 'no reason given'}. Nothing was refunded.",
+                        level=messages.ERROR,
+                    )
+                elif result.created:
+                    self.message_user(
+                        request,
+                        f"Refund #{refund.pk} of {money} made and sent to the processor; the "
+                        "customer and the sellers are emailed when it succeeds.",
+                        level=messages.SUCCESS,
+                    )
+                else:
+                    self.message_user(
+                        request,
+                        f"This refund was confirmed already (refund #{refund.pk} of {money}); "
+                        "nothing more was refunded.",
+                        level=messages.WARNING,
+                    )
+                return HttpResponseRedirect(back)
+        try:
+            preview = refund_preview(order=order, line_amounts=amounts)
+        except ApplicationError as exc:
+            self.message_user(
+                request, refusal or f"{exc} Nothing was refunded.", level=messages.ERROR
+            )
+            return HttpResponseRedirect(back)
+        hidden = [
+            (f"refund-{line_id}", to_major_units(amount, order.currency))
+            for line_id, amount in preview.line_amounts.items()
+        ]
+        context = confirm_context(
+            self.admin_site,
+            request,
+            self.opts,
+            title=f"Refund {format_amount(preview.amount_minor, order.currency)} of order "
+            f"#{order.pk}?",
+            order=order,
+            preview=preview,
+            refusal=refusal,
+            form=form,
+            hidden_amounts=hidden,
+            decision="refund",
+            confirm_label=f"Refund {format_amount(preview.amount_minor, order.currency)}",
+            cancel_url=back,
+            breadcrumb_url=back,
+            breadcrumb_label=str(order),
+        )
+        return TemplateResponse(request, "admin/payments/refund_confirm.html", context)
+
+
+def _chosen_amounts(data, lines: list[OrderLine], currency: str) -> dict[int, int]:
+    """The amounts chosen on the order page: one seller's whole part
+    (``seller_order``), or per line a quantity (``qty-<id>``) or an amount
+    (``amount-<id>``, in the currency's units; it wins over the quantity)."""
+    if data.get("seller_order"):
+        seller_order_id = _whole(data["seller_order"], "seller order")
+        amounts = {
+            line.pk: line.refundable_minor
+            for line in lines
+            if line.seller_order_id == seller_order_id and line.refundable_minor > 0
+        }
+        if not amounts:
+            raise InvalidRequest("Nothing is left to refund of that seller's part.")
+        return amounts
+    amounts = {}
+    for line in lines:
+        amount = str(data.get(f"amount-{line.pk}", "")).strip()
+        quantity = str(data.get(f"qty-{line.pk}", "")).strip()
+        if amount:
+            amounts[line.pk] = _minor(amount, currency, line)
+        elif quantity:
+            count = _whole(quantity, f"quantity of “{line.title}”")
+            if count > line.quantity:
+                raise InvalidRequest(f"“{line.title}” was bought {line.quantity} time(s) only.")
+            amounts[line.pk] = count * line.unit_price_minor
+    if not any(amounts.values()):
+        raise InvalidRequest("Choose a quantity or an amount to refund on at least one line.")
+    return amounts
+
+
+def _confirmed_amounts(data, lines: list[OrderLine], currency: str) -> dict[int, int]:
+    """The amounts the confirmation page carried (``refund-<id>``)."""
+    amounts = {
+        line.pk: _minor(str(data[f"refund-{line.pk}"]), currency, line)
+        for line in lines
+        if data.get(f"refund-{line.pk}")
+    }
+    if not amounts:
+        raise InvalidRequest("The confirmation named no line to refund.")
+    return amounts
+
+
+def _whole(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise InvalidRequest(f"The {what} must be a whole number.")
+    return int(text)
+
+
+def _minor(text: str, currency: str, line: OrderLine) -> int:
+    try:
+        return to_minor_units(text, currency)
+    except AmountError as exc:
+        raise InvalidRequest(f"The amount for “{line.title}”: {exc}") from exc
 
 
 @admin.register(DeferredTask)

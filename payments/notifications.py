@@ -11,6 +11,8 @@ the key back, so the retry sends it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
@@ -106,3 +108,100 @@ def _payout_send(payout_id: int, event: str) -> int:
         mail_admins(OPERATOR_SUBJECTS[event].format(pk=payout.pk), body, fail_silently=False)
         sent += 1
     return sent
+
+
+def refund_succeeded_notify(*, refund_id: int) -> int:
+    """Tell the customer what they get back and each seller in the refund what it
+    takes from their share, once each (a key per recipient: a retry after a failed
+    send sends only what did not go). Returns how many were sent."""
+    from payments.models import Refund
+
+    refund = (
+        Refund.objects.select_related("order__customer")
+        .prefetch_related("lines__order_line__seller_order__seller__user")
+        .get(pk=refund_id)
+    )
+    if refund.status != Refund.Status.SUCCEEDED:
+        return 0
+    lines = list(refund.lines.all())
+    sent = send_once(
+        f"refund:{refund.pk}:customer",
+        lambda: _send(
+            f"Your refund for order #{refund.order_id}",
+            "payments/email/refund_customer.txt",
+            {"refund": refund, "lines": lines},
+            refund.order.customer.email,
+        ),
+    )
+    for seller, its_lines in _by_seller(lines):
+        sent += send_once(
+            f"refund:{refund.pk}:seller:{seller.pk}",
+            partial(_seller_refund_send, refund, seller, its_lines),
+        )
+    return sent
+
+
+def refund_request_declined_notify(*, request_id: int) -> int:
+    """Tell the customer that their refund request was declined and why, and the
+    line's seller that it was, once each. Returns how many were sent."""
+    from payments.models import RefundRequest
+
+    request = RefundRequest.objects.select_related(
+        "order_line__order", "order_line__seller_order__seller__user", "requested_by", "decided_by"
+    ).get(pk=request_id)
+    if request.status != RefundRequest.Status.DECLINED:
+        return 0
+    seller = request.order_line.seller_order.seller
+    context = {"request": request, "line": request.order_line, "seller": seller}
+    order_id = request.order_line.order_id
+    sent = send_once(
+        f"refund_request:{request.pk}:declined:customer",
+        lambda: _send(
+            f"Your refund request for order #{order_id}",
+            "payments/email/refund_request_declined_customer.txt",
+            context,
+            request.requested_by.email,
+        ),
+    )
+    sent += send_once(
+        f"refund_request:{request.pk}:declined:seller",
+        lambda: _send(
+            f"Refund request on order #{order_id} declined",
+            "payments/email/refund_request_declined_seller.txt",
+            context,
+            seller.user.email,
+        ),
+    )
+    return sent
+
+
+def _seller_refund_send(refund: Any, seller: Any, lines: list[Any]) -> int:
+    return _send(
+        f"A refund on order #{refund.order_id}",
+        "payments/email/refund_seller.txt",
+        {
+            "refund": refund,
+            "seller": seller,
+            "lines": lines,
+            "amount_minor": sum(rl.amount_minor for rl in lines),
+            "seller_minor": sum(rl.seller_amount_minor for rl in lines),
+            "commission_minor": sum(rl.commission_amount_minor for rl in lines),
+        },
+        seller.user.email,
+    )
+
+
+def _send(subject: str, template: str, context: dict[str, Any], to: str) -> int:
+    from django.core.mail import send_mail
+
+    body = render_to_string(template, context)
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=False)
+
+
+def _by_seller(lines: list[Any]) -> list[tuple[Any, list[Any]]]:
+    """The refund's lines grouped by seller, in the order they come."""
+    groups: dict[int, tuple[Any, list[Any]]] = {}
+    for refund_line in lines:
+        seller = refund_line.order_line.seller_order.seller
+        groups.setdefault(seller.pk, (seller, []))[1].append(refund_line)
+    return list(groups.values())

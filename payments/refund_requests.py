@@ -13,8 +13,10 @@ from accounts.models import User
 from accounts.roles import is_operator, seller_for
 from marketplace.errors import Conflict, InvalidRequest, InvalidState, NotFound
 from marketplace.models import OrderLine
+from marketplace.task_queue import enqueue_on_commit
+from payments.audit import audit_record
 from payments.locks import order_lock
-from payments.models import Refund, RefundRequest
+from payments.models import AuditRecord, Refund, RefundRequest
 from payments.refunds import REFUNDABLE_ORDER_STATUSES, refund_create, refund_submit
 
 
@@ -60,9 +62,12 @@ def _locked_open(request: RefundRequest, by: User) -> RefundRequest:
     return request
 
 
-def refund_request_approve(*, request: RefundRequest, by: User, note: str = "") -> Refund:
+def refund_request_approve(
+    *, request: RefundRequest, by: User, note: str = "", via: str = AuditRecord.Via.CODE
+) -> Refund:
     """Approve: refund what is left of the line and send it to the processor. ``note``,
-    why (an operator's reason), is kept on the request."""
+    why (an operator's reason), is kept on the request and in its history. Deciding
+    twice (a double submit) is refused: the request is decided already."""
     with transaction.atomic():
         order_lock(request.order_line.order_id)
         request = _locked_open(request, by)
@@ -78,14 +83,23 @@ def refund_request_approve(*, request: RefundRequest, by: User, note: str = "") 
         request.save(
             update_fields=["status", "decided_by", "decided_at", "decision_note", "refund"]
         )
+        audit_record(target=request, action="approve", by=by, reason=note, via=via)
     return refund_submit(refund=refund)
 
 
 @transaction.atomic
-def refund_request_decline(*, request: RefundRequest, by: User, note: str = "") -> RefundRequest:
+def refund_request_decline(
+    *, request: RefundRequest, by: User, note: str = "", via: str = AuditRecord.Via.CODE
+) -> RefundRequest:
+    """Decline: nothing is refunded; the customer and the seller are emailed (once,
+    after the commit)."""
     request = _locked_open(request, by)
     request.status = RefundRequest.Status.DECLINED
     request.decided_by, request.decided_at = by, timezone.now()
     request.decision_note = note.strip()[:255]
     request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_record(target=request, action="decline", by=by, reason=note, via=via)
+    from payments.tasks import refund_request_declined_notify_task
+
+    enqueue_on_commit(refund_request_declined_notify_task, request.pk)
     return request

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from accounts.models import User
 from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.clawbacks import clawbacks_plan
+from payments.currencies import format_amount
 from payments.ledger import Posting, ledger_post, platform_account, seller_account
 from payments.locks import order_lines_lock, order_lock, seller_orders_lock, sellers_money_lock
 from payments.models import (
@@ -41,6 +43,8 @@ from payments.models import (
     LedgerEntry,
     LedgerTransaction,
     PaymentAttempt,
+    Payout,
+    PayoutEntry,
     Refund,
     RefundLine,
 )
@@ -109,11 +113,15 @@ def refund_create(
     order_line: OrderLine | None = None,
     reason: str = "",
     requested_by: User | None = None,
+    line_amounts: Mapping[int, int] | None = None,
 ) -> Refund:
     """Reserve a refund of ``amount_minor`` (everything left when None) of an order,
-    a seller's part or a line; see the module docstring for how it is split."""
-    if seller_order is not None and order_line is not None:
-        raise InvalidRequest("Refund a seller's part or a line, not both.")
+    a seller's part or a line; see the module docstring for how it is split.
+
+    ``line_amounts`` (order line id to amount) says exactly what each line gives back
+    instead of spreading one amount: each must be at most what is left of its line."""
+    if sum(x is not None for x in (seller_order, order_line, line_amounts)) > 1:
+        raise InvalidRequest("Refund a seller's part, a line or chosen lines, not several.")
     if len(reason) > REASON_MAX_LENGTH:
         raise InvalidRequest(f"Keep the reason under {REASON_MAX_LENGTH} characters.")
     order = order_lock(order.pk)
@@ -125,6 +133,8 @@ def refund_create(
         lines_query = lines_query.filter(seller_order=seller_order)
     if order_line is not None:
         lines_query = lines_query.filter(pk=order_line.pk)
+    if line_amounts is not None:
+        lines_query = lines_query.filter(pk__in=list(line_amounts))
     # The lock order (payments.locks): seller orders, lines, then the sellers' money
     # locks, since a refund of a released sale claims part of the available balance.
     seller_orders = seller_orders_lock(
@@ -138,6 +148,11 @@ def refund_create(
     refundable = sum(left)
     if refundable == 0:
         raise InvalidRequest("Everything has been refunded already.")
+    if line_amounts is not None:
+        parts = _chosen_parts(lines, left, line_amounts, order.currency)
+        if amount_minor is not None and amount_minor != sum(parts):
+            raise InvalidRequest("The amounts of the lines do not add up to the refund.")
+        amount_minor = sum(parts)
     if amount_minor is None:
         amount_minor = refundable
     if not is_whole_number(amount_minor) or amount_minor <= 0:
@@ -146,6 +161,8 @@ def refund_create(
         raise InvalidRequest(
             f"At most {refundable} (minor units of {order.currency}) can still be refunded."
         )
+    if line_amounts is None:
+        parts = allocate(amount_minor, left)
 
     refund = Refund.objects.create(
         order=order,
@@ -156,7 +173,7 @@ def refund_create(
     )
     refund_lines = []
     by_seller_order: dict[int, int] = {}
-    for line, part in zip(lines, allocate(amount_minor, left), strict=True):
+    for line, part in zip(lines, parts, strict=True):
         if not part:
             continue
         share, commission = refund_split(line, part)
@@ -185,6 +202,26 @@ def refund_create(
 
     refund_created_announce(refund=refund)
     return refund
+
+
+def _chosen_parts(
+    lines: list[OrderLine], left: list[int], line_amounts: Mapping[int, int], currency: str
+) -> list[int]:
+    """The amount of each (locked) line asked for, checked against what is left of it."""
+    if {line.pk for line in lines} != set(line_amounts):
+        raise InvalidRequest("A line chosen is not part of this order.")
+    parts = []
+    for line, line_left in zip(lines, left, strict=True):
+        part = line_amounts[line.pk]
+        if not is_whole_number(part) or part < 0:
+            raise InvalidRequest(f"The amount for “{line.title}” cannot be negative.")
+        if part > line_left:
+            raise InvalidRequest(
+                f"At most {format_amount(line_left, currency)} of “{line.title}” can still "
+                "be refunded."
+            )
+        parts.append(part)
+    return parts
 
 
 def _refund_locked(refund: Refund) -> tuple[Refund, list[RefundLine], list[SellerOrder]]:
@@ -284,9 +321,18 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     refund.completed_at = timezone.now()
     refund.save(update_fields=["status", "completed_at"])
     _refresh_statuses(refund.order_id, sorted(released))
+    _notify_after_commit(refund.pk)
     # A part already transferred to the seller is taken back from there if it can be.
     clawbacks_plan(reason_type="refund", reason_id=refund.pk, seller_parts=clawable)
     return txn
+
+
+def _notify_after_commit(refund_id: int) -> None:
+    """The customer's and the sellers' emails about the refund, queued once it commits."""
+    from marketplace.task_queue import enqueue_on_commit
+    from payments.tasks import refund_succeeded_notify_task
+
+    enqueue_on_commit(refund_succeeded_notify_task, refund_id)
 
 
 def _dispute_holds(order_id: int) -> dict[int, list[DisputeLine]]:
@@ -554,3 +600,270 @@ def refunds_submit_pending(*, older_than_seconds: int = 120) -> int:
             continue
         sent += 1
     return sent
+
+
+# --- The operator's refund: a preview first, then one confirmed refund ----------------------
+
+# A seller's earnings transferred by one of these payouts were paid out; in an open
+# one they are planned but not sent.
+_PAID_OUT = ("transferred", "in_transit", "paid", "sending")
+_NOT_SENT = ("awaiting_approval", "held", "scheduled")
+
+
+@dataclass(frozen=True)
+class RefundPreviewLine:
+    """What refunding ``amount_minor`` of one line does."""
+
+    line: OrderLine
+    amount_minor: int  # the customer gets
+    seller_minor: int  # the seller loses
+    commission_minor: int  # the platform gives back
+    left_after_minor: int  # still refundable on the line afterwards
+
+
+@dataclass(frozen=True)
+class RefundPreviewSeller:
+    """One seller's part of a refund, and where the money comes from."""
+
+    seller_order: SellerOrder
+    lines: list[RefundPreviewLine]
+    payouts: list[Payout]  # payouts that include the refunded lines' earnings
+    where: str  # in words: pending, available, or paid out and taken back
+
+    @property
+    def amount_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+    @property
+    def seller_minor(self) -> int:
+        return sum(line.seller_minor for line in self.lines)
+
+    @property
+    def commission_minor(self) -> int:
+        return sum(line.commission_minor for line in self.lines)
+
+    @property
+    def paid_out(self) -> bool:
+        return any(payout.status in _PAID_OUT for payout in self.payouts)
+
+
+@dataclass(frozen=True)
+class RefundPreview:
+    """The effect of a refund before it happens (``refund_preview``); nothing is written."""
+
+    order: Order
+    sellers: list[RefundPreviewSeller]
+
+    @property
+    def currency(self) -> str:
+        return self.order.currency
+
+    @property
+    def lines(self) -> list[RefundPreviewLine]:
+        return [line for seller in self.sellers for line in seller.lines]
+
+    @property
+    def line_amounts(self) -> dict[int, int]:
+        return {line.line.pk: line.amount_minor for line in self.lines}
+
+    @property
+    def amount_minor(self) -> int:
+        return sum(seller.amount_minor for seller in self.sellers)
+
+    @property
+    def seller_minor(self) -> int:
+        return sum(seller.seller_minor for seller in self.sellers)
+
+    @property
+    def commission_minor(self) -> int:
+        return sum(seller.commission_minor for seller in self.sellers)
+
+
+def refund_refusal(order: Order) -> None:
+    """Raise the clear error for an order that takes no refund at all (not paid,
+    cancelled, fully refunded, disputed)."""
+    if order.status == Order.Status.CANCELLED:
+        raise InvalidState(f"Order #{order.pk} was cancelled: there is no payment to refund.")
+    if order.status == Order.Status.REFUNDED:
+        raise InvalidState(f"Order #{order.pk} has been refunded in full already.")
+    if order.status not in REFUNDABLE_ORDER_STATUSES:
+        raise InvalidState(
+            f"Order #{order.pk} is {order.get_status_display().lower()}: "
+            "only a paid order can be refunded."
+        )
+    refund_refusal_if_disputed(order.pk)
+
+
+def refund_preview(*, order: Order, line_amounts: Mapping[int, int]) -> RefundPreview:
+    """What refunding ``line_amounts`` (order line id to amount) of the order would do:
+    per line and seller, what the customer gets, the seller loses and the commission
+    gives back (split as ``refund_create`` splits it), and whether the seller was paid
+    out already (the refund is then taken back from that payout's transfer, or from
+    their next payout). Reads only; raises the error the refund itself would."""
+    refund_refusal(order)
+    amounts = {line_id: amount for line_id, amount in line_amounts.items() if amount}
+    if not amounts:
+        raise InvalidRequest("Choose at least one line and an amount to refund.")
+    lines = list(
+        OrderLine.objects.filter(order=order, pk__in=list(amounts))
+        .select_related("seller_order__seller")
+        .order_by("seller_order_id", "pk")
+    )
+    left = [line.gross_minor - line.refunded_minor for line in lines]
+    parts = _chosen_parts(lines, left, amounts, order.currency)
+    payouts: dict[int, dict[int, Payout]] = {}
+    for item in (
+        PayoutEntry.objects.filter(
+            entry__order_line__in=lines,
+            entry__account__kind=Kind.AVAILABLE,
+            entry__amount_minor__lt=0,  # the earnings, not a refund's debit
+        )
+        .exclude(payout__status__in=("failed", "cancelled"))
+        .select_related("payout", "entry")
+        .order_by("payout_id")
+    ):
+        assert item.entry.order_line_id is not None
+        seller_order_id = next(
+            line.seller_order_id for line in lines if line.pk == item.entry.order_line_id
+        )
+        payouts.setdefault(seller_order_id, {})[item.payout.pk] = item.payout
+    by_seller: dict[int, list[RefundPreviewLine]] = {}
+    seller_orders: dict[int, SellerOrder] = {}
+    for line, line_left, part in zip(lines, left, parts, strict=True):
+        if not part:
+            continue
+        share, commission = refund_split(line, part)
+        seller_orders[line.seller_order_id] = line.seller_order
+        by_seller.setdefault(line.seller_order_id, []).append(
+            RefundPreviewLine(line, part, share, commission, line_left - part)
+        )
+    sellers = []
+    for seller_order_id, preview_lines in by_seller.items():
+        seller_order = seller_orders[seller_order_id]
+        its_payouts = list(payouts.get(seller_order_id, {}).values())
+        sellers.append(
+            RefundPreviewSeller(
+                seller_order=seller_order,
+                lines=preview_lines,
+                payouts=its_payouts,
+                where=_where_from(seller_order, its_payouts),
+            )
+        )
+    return RefundPreview(order=order, sellers=sellers)
+
+
+def _where_from(seller_order: SellerOrder, payouts: list[Payout]) -> str:
+    """Where the seller's part of a refund comes from, in words."""
+    name = seller_order.seller.display_name
+    paid = [payout for payout in payouts if payout.status in _PAID_OUT]
+    if paid:
+        which = ", ".join(f"#{payout.pk}" for payout in paid)
+        if all(payout.method == "bank" for payout in paid):
+            return (
+                f"{name} was already paid this sale by bank transfer (payout {which}): "
+                "the refund becomes a debt deducted from their next payout."
+            )
+        return (
+            f"{name} was already paid out for this sale (payout {which}): the refund is "
+            "taken back from that payout's transfer where it still can be (a clawback); "
+            "whatever cannot be is deducted from their next payout."
+        )
+    waiting = [payout for payout in payouts if payout.status in _NOT_SENT]
+    if waiting:
+        which = ", ".join(f"#{payout.pk}" for payout in waiting)
+        return (
+            f"Payout {which}, not sent yet, includes this sale: it is checked again before "
+            "it is sent and pays no more than what is left; nothing needs taking back."
+        )
+    if seller_order.released_at:
+        return f"Comes out of {name}'s available balance; not paid out yet."
+    return f"Comes out of {name}'s pending earnings (still in hold); not paid out yet."
+
+
+@dataclass(frozen=True)
+class OperatorRefund:
+    refund: Refund
+    created: bool  # False: this confirmation had been used; nothing more was refunded
+
+
+def order_refund_by_operator(
+    *,
+    order: Order,
+    line_amounts: Mapping[int, int],
+    by: User | None,
+    reason: str,
+    confirmation: str,
+    via: str = "admin",
+) -> OperatorRefund:
+    """An operator refunds exactly ``line_amounts`` (order line id to amount), as the
+    preview showed, and the refund is sent to the processor.
+
+    Checked again under the order's lock: a paid, undisputed order, each amount at
+    most what is left of its line (else nothing is refunded). ``confirmation`` is the
+    confirmation page's one-time key: kept in the order's audit record of the refund,
+    so confirming twice (a double submit, a retried request) refunds once and returns
+    the first refund.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InvalidRequest("Give a reason for the refund. Nothing was refunded.")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidRequest(f"Keep the reason under {REASON_MAX_LENGTH} characters.")
+    if not confirmation or len(confirmation) > 64:
+        raise InvalidRequest("Open the confirmation page again: its key is missing.")
+    with transaction.atomic():
+        locked = order_lock(order.pk)
+        done = _confirmed_refund(locked, confirmation)
+        if done is None:
+            refund_refusal(locked)
+            amounts = {line_id: amount for line_id, amount in line_amounts.items() if amount}
+            if not amounts:
+                raise InvalidRequest("Choose at least one line and an amount to refund.")
+            refund = refund_create(
+                order=locked, line_amounts=amounts, reason=reason, requested_by=by
+            )
+            from payments.audit import audit_record
+
+            audit_record(
+                target=locked,
+                action="refund",
+                by=by,
+                reason=reason,
+                via=via,
+                changes={
+                    "amount_minor": [None, refund.amount_minor],
+                    "refund": [None, refund.pk],
+                    "confirmation": [None, confirmation],
+                },
+            )
+    if done is not None:
+        return OperatorRefund(refund=done, created=False)
+    _submit_or_leave_for_the_sweeper(refund)
+    refund.refresh_from_db()
+    return OperatorRefund(refund=refund, created=True)
+
+
+def _confirmed_refund(order: Order, confirmation: str) -> Refund | None:
+    """The refund made already with this confirmation key (read under the order's lock)."""
+    from payments.audit import audit_history
+
+    record = (
+        audit_history(order)
+        .filter(action="refund", changes__confirmation__1=confirmation)
+        .order_by("pk")
+        .first()
+    )
+    if record is None:
+        return None
+    return Refund.objects.get(pk=record.changes["refund"][1])
+
+
+def _submit_or_leave_for_the_sweeper(refund: Refund) -> None:
+    """Send the (committed) refund to the processor; if it cannot be reached now,
+    ``refunds_submit_pending`` sends it later."""
+    from payments.processors.base import ProcessorError
+
+    try:
+        refund_submit(refund=refund)
+    except ProcessorError:
+        logger.warning("Refund #%s could not be sent yet; the sweeper sends it", refund.pk)

@@ -61,6 +61,20 @@ def order_paid_notify_task(order_id: int) -> int:
     return order_paid_notify(order_id=order_id)
 
 
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def refund_succeeded_notify_task(refund_id: int) -> int:
+    from payments.notifications import refund_succeeded_notify
+
+    return refund_succeeded_notify(refund_id=refund_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def refund_request_declined_notify_task(request_id: int) -> int:
+    from payments.notifications import refund_request_declined_notify
+
+    return refund_request_declined_notify(request_id=request_id)
+
+
 @shared_task
 def orders_expire_unpaid_task() -> int:
     """Cancel orders left unpaid past PAYMENTS_ORDER_EXPIRY_MINUTES and release their stock."""
