@@ -35,7 +35,8 @@ def _label(model: type[models.Model] | None, name: str) -> str:
             label = str(getattr(model._meta.get_field(name), "verbose_name", name))
             return label[:1].upper() + label[1:]
     # A field since removed keeps its name.
-    return name.replace("_minor", "").replace("_", " ")
+    label = name.replace("_minor", "").replace("_", " ")
+    return label[:1].upper() + label[1:]
 
 
 def _shown(name: str, value: Any, currency: str) -> str:
@@ -60,6 +61,12 @@ def _shown(name: str, value: Any, currency: str) -> str:
     return str(value)
 
 
+# Kept for the services (a confirmation page's one-time key), not for people.
+HIDDEN_CHANGES = frozenset({"confirmation"})
+# Ids of the objects an action made (a refund): shown as "Refund #12".
+LINKED_CHANGES = frozenset({"refund"})
+
+
 def changes_text(record: AuditRecord, currency: str = "") -> str:
     """``label before → after`` for each field the record changed; amounts in the
     record's currency if it changed, else ``currency`` (the object's)."""
@@ -68,7 +75,11 @@ def changes_text(record: AuditRecord, currency: str = "") -> str:
         currency = str(record.changes["currency"][1] or record.changes["currency"][0] or "")
     parts = []
     for name, (before, after) in record.changes.items():
-        if record.action == "created":
+        if name in HIDDEN_CHANGES:
+            continue
+        if name in LINKED_CHANGES and after:
+            parts.append(f"{_label(model, name)} #{after}")
+        elif before is None:
             parts.append(f"{_label(model, name)} {_shown(name, after, currency)}")
         else:
             parts.append(

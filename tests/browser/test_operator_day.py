@@ -5,6 +5,8 @@ superuser."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -62,11 +64,15 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
     admin_log_in(page, operator.email)
     shot(page, "01-admin-home")
 
-    # 1. Approve the refund request: the refund goes to the processor.
-    page.get_by_role("link", name="Refund requests").click()
+    # 1. Approve the refund request through its confirmation page: the refund goes to
+    #    the processor.
+    page.get_by_role("link", name="Refund requests", exact=True).click()
     expect(page.locator("#result_list")).to_contain_text("Arrived chipped.")
-    run_action(page, "approve", "Photo shows the chip")
-    expect(page.locator(".messagelist")).to_contain_text("1 request(s) approved")
+    run_action(page, "approve")
+    expect(page.locator("table.refund-effect")).to_contain_text("$40.00")
+    page.get_by_label(re.compile("Reason")).fill("Photo shows the chip")
+    page.get_by_role("button", name=re.compile(r"Approve and refund")).click()
+    expect(page.locator(".messagelist")).to_contain_text("approved")
     shot(page, "02-refund-approved")
     assert Refund.objects.get().status == Refund.Status.SUCCEEDED
 
@@ -100,13 +106,13 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
 
     # 4. The day's revenue: 80.00 sold, 40.00 refunded, 4.00 commission kept.
     page.goto("/admin/")
-    page.get_by_role("link", name="Revenue report").click()
+    page.get_by_role("link", name="Revenue report", exact=True).click()
     expect(page.locator("tfoot")).to_contain_text("$80.00")
     expect(page.locator("tfoot")).to_contain_text("$40.00")
     shot(page, "06-revenue")
 
     # 5. Reconcile the ledger with the processor: nothing differs.
     page.goto("/admin/")
-    page.get_by_role("link", name="Reconciliation").click()
+    page.get_by_role("link", name="Reconciliation", exact=True).click()
     expect(page.get_by_text("No differences")).to_be_visible()
     shot(page, "07-reconciliation")
