@@ -1,25 +1,78 @@
 """Demo data for a fresh install: an operator, sellers in three currencies,
-customers and a catalog. Running it again changes nothing that exists."""
+customers, a catalog and a year of trading. Running it again changes nothing that exists.
+
+The year of history (``_History``) is written through the same services as the
+live site, with the local processor: orders paid by test card, shipped and
+delivered, holds released, monthly payout runs, refunds (one after its payout),
+refund requests, a dispute and one failed payout. Each event runs with
+``timezone.now()`` set to when it happened (``demo_clock``), so every date the
+services write (orders, ledger transactions, payouts, refunds) tells the same
+story; no amount and no date is written by hand.
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.test.utils import override_settings
+from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Seller, User
-from marketplace.models import Category, Order, Product
-from marketplace.services.orders import CartItem, place_order, seller_order_cancel
-from marketplace.services.products import product_create
-from payments.captures import order_payment_captured
+from marketplace.errors import InvalidState
+from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
+from marketplace.services.orders import (
+    CartItem,
+    ShippingAddress,
+    place_order,
+    seller_order_cancel,
+)
+from marketplace.services.products import product_create, product_update
+from payments.checkout import local_card_authenticate, local_card_pay, payment_start
 from payments.currencies import to_minor_units
-from payments.holds import seller_order_hold_release
-from payments.models import CommissionRule
-from payments.money import percentage
+from payments.holds import holds_release_due
+from payments.models import (
+    CommissionRule,
+    LocalAccount,
+    Payout,
+    PayoutEntry,
+    PayoutMethod,
+    RefundRequest,
+)
 from payments.onboarding import seller_account_sync, seller_onboarding_start
-from payments.processors.local import LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payout_controls import payout_mark_paid, payout_retry
+from payments.payouts import run_payouts
+from payments.processors.base import CardDeclined
+from payments.processors.local import (
+    CARD_DECLINED,
+    CARD_DISPUTED,
+    CARD_REQUIRES_ACTION,
+    CARD_SUCCEEDS,
+    LocalProcessor,
+)
+from payments.refund_requests import (
+    refund_request_approve,
+    refund_request_create,
+    refund_request_decline,
+)
+from payments.refunds import (
+    REFUNDABLE_ORDER_STATUSES,
+    order_refund_barred,
+    refund_create,
+    refund_submit,
+)
 
 OPERATOR = ("operator@example.com", "operator-demo-pass", "Olivia Operator")
 CUSTOMERS = [
@@ -268,15 +321,35 @@ def _user(email: str, password: str, full_name: str, result: DemoSeedResult) -> 
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = account_services.user_sign_up(email=email, password=password, full_name=full_name)
+        # ``date_joined`` defaults to the real time (bound at import): the demo clock's.
+        User.objects.filter(pk=user.pk).update(date_joined=timezone.now())
         result.created.append(f"user {email}")
     return user
 
 
 @transaction.atomic
 def demo_seed() -> DemoSeedResult:
-    """Create the demo data that is missing; existing rows are left as they are."""
-    result = DemoSeedResult()
+    """Create the demo data that is missing; existing rows are left as they are.
 
+    On a database without the demo customers' orders (and with the local
+    processor, which needs no network), the shop opens a year ago and trades
+    until now (``_History``). All of it is one database transaction.
+    """
+    result = DemoSeedResult()
+    with in_process_worker() as work:
+        now = timezone.now()
+        opened = _history_start(now) if _history_wanted() else None
+        with demo_clock(opened) if opened else nullcontext() as clock:
+            _shop(result)
+            work()
+            if clock is not None:
+                _History(clock=clock, work=work, result=result, until=now).run()
+        _demo_payout_schedule(result)
+    return result
+
+
+def _shop(result: DemoSeedResult) -> None:
+    """The operator, customers, categories, sellers, products and commission rules."""
     operator = _user(*OPERATOR, result)
     if not operator.is_staff:
         account_services.operator_grant(user=operator)
@@ -331,9 +404,6 @@ def demo_seed() -> DemoSeedResult:
             result.created.append(f"product {product.slug}")
 
     _commission_rules(categories, result)
-    _orders(result)
-    _demo_payout_schedule(result)
-    return result
 
 
 def _demo_payout_schedule(result: DemoSeedResult) -> None:
@@ -368,8 +438,6 @@ def _manual_payouts(seller: Seller, result: DemoSeedResult) -> None:
 
 def _onboard(seller: Seller) -> None:
     """Connect the seller's payout account at the processor, as they would on "Get paid"."""
-    from django.conf import settings
-
     seller_onboarding_start(seller=seller, refresh_url="/", return_url="/")
     seller.refresh_from_db()
     if settings.PAYMENTS_PROCESSOR == "local":
@@ -389,50 +457,520 @@ def _commission_rules(categories: dict[str, Category], result: DemoSeedResult) -
             percentage_bps=bps,
             fixed_fee_minor=to_minor_units(fee, currency) if fee else 0,
             currency=currency,
+            # Its default is the real time (bound at import): in force from the demo
+            # clock's now, so the back-dated orders find it.
+            active_from=timezone.now(),
         )
         result.created.append(f"commission rule {name}")
 
 
-def _demo_fee(total_minor: int) -> int:
-    """A card fee like the processors': 2.9% plus 30 minor units."""
-    return percentage(total_minor, 290) + 30
+# --- The clock and the worker of the history ---------------------------------------------
 
 
-def _order(email: str, items: list[tuple[str, int]]) -> Order:
-    customer = User.objects.get(email=email)
-    cart = [CartItem(Product.objects.get(title=title).pk, quantity) for title, quantity in items]
-    return place_order(customer=customer, cart_items=cart)
+class DemoClock:
+    """What ``django.utils.timezone.now()`` answers while the history is written."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
 
 
-def _orders(result: DemoSeedResult) -> None:
-    """A few orders in every state money can be in, once."""
+@contextmanager
+def demo_clock(at: datetime) -> Iterator[DemoClock]:
+    """Set the time that ``timezone.now()`` tells, until the block ends (``clock.at``
+    moves it). The tests' time-machine is a test dependency only; here it is enough
+    to replace ``timezone.now``, which every service, ``auto_now_add`` field and
+    ``timezone.localdate()`` reads through the module. (The two model defaults bound
+    to the function at import, ``User.date_joined`` and ``CommissionRule.active_from``,
+    are given explicitly.) Webhook signatures keep the real time on both sides."""
+    clock = DemoClock(at)
+    real = timezone.now
+    timezone.now = clock.now  # type: ignore[assignment]
+    try:
+        yield clock
+    finally:
+        timezone.now = real  # type: ignore[assignment]
+
+
+# The email tasks (receipts, "your payout has arrived", ...: ``<event>_notify_task``):
+# about the history's events, a year late, they would tell no one anything.
+EMAIL_TASK_SUFFIX = "_notify_task"
+
+
+@contextmanager
+def in_process_worker() -> Iterator[Callable[[], None]]:
+    """Yield ``work()``: run now, in this process, the tasks queued for after the commit
+    (the processor's event deliveries, webhook processing, payout sends, emails), as
+    the Celery worker would once the transaction commits, and forget them, so that
+    the commit queues nothing more. Inside a transaction (``demo_seed`` is one), so
+    each event of the history runs with its effects, at its time, and the whole seed
+    stays one fast commit. Emails about the history are not sent (nor rendered), and
+    its queries are not kept in memory as ``DEBUG`` would."""
+    from marketplace.celery import app
+
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise InvalidState("The demo's worker runs inside a transaction.")
+    first = len(connection.run_on_commit)  # queued before the seed: left to the commit
+
+    def work() -> None:
+        # Tasks queue more tasks (an event delivered queues its processing): until none.
+        while len(connection.run_on_commit) > first:
+            _savepoints, callback, _robust = connection.run_on_commit.pop(first)
+            # enqueue_on_commit queues ``partial(enqueue, task, *args)``.
+            task = callback.args[0] if isinstance(callback, partial) and callback.args else None
+            if not getattr(task, "name", "").endswith(EMAIL_TASK_SUFFIX):
+                callback()
+
+    eager = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    trace = logging.getLogger("celery.app.trace")  # a line per task: a thousand of them
+    level = trace.level
+    trace.setLevel(logging.WARNING)
+    try:
+        with override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend", DEBUG=False
+        ):
+            yield work
+            work()
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = eager
+        trace.setLevel(level)
+
+
+# --- A year of history ---------------------------------------------------------------------
+
+HISTORY_DAYS = 365
+HISTORY_SEED = 1859  # the same history every time
+# Where the demo customers' parcels go.
+ADDRESSES = {
+    "alice@example.com": ShippingAddress(
+        "Alice Customer", "12 Harbor Street", "Portland", "04101", "US"
+    ),
+    "bob@example.com": ShippingAddress("Bob Customer", "3 Rue des Lilas", "Lyon", "69003", "FR"),
+}
+PAYOUT_DAY = 1  # sellers are paid on the first of the month
+# Sales per seller per day: about one a week (~155 orders in the year), busier as the
+# year goes on and before Christmas. Each is paid, delivered and released through
+# the services (~35 ms): more would take the seed past its budget of a few seconds.
+SALES_A_DAY = 0.07
+SALES_GROWTH = 0.04
+SALES_HOLIDAYS = 0.07
+REFUND_REASONS = [
+    "Arrived with a chipped rim",
+    "Damaged in transit",
+    "Not as pictured",
+    "Wrong colour sent",
+]
+
+
+def _history_wanted() -> bool:
+    if settings.PAYMENTS_PROCESSOR != "local":
+        return False  # a real processor's test mode would get a year of API calls
     customers = [email for email, _, _ in CUSTOMERS]
-    if Order.objects.filter(customer__email__in=customers).exists():
-        return
-    # Alice buys from two US shops; one shop's hold is released, then part
-    # of a line is refunded out of its available balance.
-    usd = _order(
-        CUSTOMERS[0][0],
-        [("The Lighthouse Keeper", 1), ("Pocket Notebook, Dot Grid", 2), ("Speckled Mug", 2)],
-    )
-    order_payment_captured(order=usd, processor_fee_minor=_demo_fee(usd.total_minor))
-    books = usd.seller_orders.get(seller__slug="northwind-books")
-    seller_order_hold_release(seller_order=books)
-    notebooks = usd.lines.get(title="Pocket Notebook, Dot Grid")
-    refund_mark_succeeded(
-        refund=refund_create(
-            order=usd, order_line=notebooks, amount_minor=500, reason="Arrived with a bent cover"
+    return not Order.objects.filter(customer__email__in=customers).exists()
+
+
+def _history_start(now: datetime) -> datetime:
+    """When the shop opened: midnight UTC, a few days before the history's first sale."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=HISTORY_DAYS + 3)
+
+
+Action = Callable[..., Any]
+
+
+class _History:
+    """A year of trading, written event by event in time order: each event runs with
+    the clock at its time, then the work it queued (the processor's events, payout
+    sends) runs as the worker would, still at that time."""
+
+    def __init__(
+        self,
+        *,
+        clock: DemoClock,
+        work: Callable[[], None],
+        result: DemoSeedResult,
+        until: datetime,
+    ) -> None:
+        self.clock, self.work, self.result = clock, work, result
+        self.rng = random.Random(HISTORY_SEED)
+        self.first_day = clock.at + timedelta(days=3)
+        self.end = until
+        self.events: list[tuple[datetime, int, Action, tuple[Any, ...]]] = []
+        self.tickets = itertools.count()  # ties in time keep the order they were planned in
+        self.operator = User.objects.get(email=OPERATOR[0])
+        self.customers = [User.objects.get(email=email) for email, _, _ in CUSTOMERS]
+        self.sellers = {seller.slug: seller for seller in Seller.objects.all()}
+        self.catalog_stock = {row[0]: row[3] for rows in PRODUCTS.values() for row in rows}
+        # What sells: the demo catalog's products that are in stock.
+        self.shelves = {
+            slug: list(
+                Product.objects.filter(seller__slug=slug, title__in=[r[0] for r in rows])
+                .filter(stock__gt=0)
+                .order_by("pk")
+            )
+            for slug, rows in PRODUCTS.items()
+        }
+        self.sales = 0
+
+    # --- the timeline ----------------------------------------------------------------
+
+    def at(self, when: datetime, action: Action, *args: Any) -> None:
+        heapq.heappush(self.events, (when, next(self.tickets), action, args))
+
+    def run(self) -> None:
+        self.plan()
+        while self.events:
+            when, _, action, args = heapq.heappop(self.events)
+            if when >= self.end:
+                continue  # still to come
+            self.clock.at = when
+            action(*args)
+            self.work()
+        self.result.created.append(f"{self.sales} demo orders over {HISTORY_DAYS} days")
+
+    def day(self, days_ago: float, hour: int = 10, minute: int = 0) -> datetime:
+        """A time ``days_ago`` days before today, at ``hour``:``minute`` (UTC)."""
+        today = self.end.replace(hour=0, minute=0, second=0, microsecond=0)
+        return today - timedelta(days=days_ago) + timedelta(hours=hour, minutes=minute)
+
+    def plan(self) -> None:
+        rng = self.rng
+        for n in range(HISTORY_DAYS + 1):
+            date = self.first_day + timedelta(days=n)
+            if date.weekday() == 0:  # beat releases holds hourly; weekly is enough here
+                self.at(date + timedelta(hours=5), self.release_holds)
+            if date.day == PAYOUT_DAY:
+                self.at(date + timedelta(hours=6), self.pay_sellers)
+            busy = SALES_A_DAY + SALES_GROWTH * n / HISTORY_DAYS
+            busy += SALES_HOLIDAYS if (date.month, date.day) >= (11, 20) else 0
+            for slug in PRODUCTS:
+                if rng.random() < busy:
+                    minute = rng.randint(8 * 60, 22 * 60)
+                    self.at(date + timedelta(minutes=minute), self.sale, slug)
+        # The stories every demo has, at fixed days before today.
+        self.at(self.day(300, 11), self.sale, "northwind-books", CARD_DECLINED)
+        self.at(self.day(280, 16), self.sale, "atelier-lumiere", CARD_REQUIRES_ACTION)
+        self.at(self.day(160, 9, 30), self.refund_after_payout)
+        # A payout run about eight months ago meets Harbor's account under review.
+        review = self.day(230, 5, 50).replace(day=PAYOUT_DAY)
+        self.at(review, self.account_under_review, "harbor-ceramics")
+        self.at(self.day(120, 14), self.kiln_accident)
+        self.at(self.day(75, 18), self.declined_refund_request)
+        self.at(self.day(18, 15), self.sale, "harbor-ceramics", CARD_DISPUTED)
+        self.at(self.day(2, 20), self.waiting_refund_request)
+        self.at(self.end - timedelta(minutes=30), self.restock)
+        self.at(self.end - timedelta(minutes=20), self.unpaid_order)
+
+    # --- sales and fulfilment ----------------------------------------------------------
+
+    def sale(
+        self,
+        slug: str,
+        card: str = CARD_SUCCEEDS,
+        items: list[tuple[str, int]] | None = None,
+        customer: User | None = None,
+    ) -> Order:
+        """A customer checks out: some of the seller's products (and, a quarter of the
+        time, one of the other US shop's: one order, two sellers) and pays by card."""
+        rng = self.rng
+        if items is None:
+            picked = rng.sample(self.shelves[slug], k=rng.choice([1, 1, 1, 2]))
+            other = US_NEIGHBOURS.get(slug)
+            if other and rng.random() < 0.25:
+                picked.append(rng.choice(self.shelves[other]))
+            chosen = [(product, rng.choice([1, 1, 1, 2])) for product in picked]
+        else:
+            chosen = [(Product.objects.get(title=title), quantity) for title, quantity in items]
+        customer = customer or rng.choice(self.customers)
+        for product, quantity in chosen:
+            self.restock_for(product, quantity)
+        order = place_order(
+            customer=customer,
+            cart_items=[CartItem(product.pk, quantity) for product, quantity in chosen],
+            shipping=ADDRESSES[customer.email],
         )
-    )
-    # Bob pays in euros.
-    eur = _order(CUSTOMERS[1][0], [("Stoneware Bowl", 1), ("Riviera Poster, A3", 1)])
-    order_payment_captured(order=eur, processor_fee_minor=_demo_fee(eur.total_minor))
-    # Bob's yen order: the seller cancels before shipping, which refunds it.
-    jpy = _order(CUSTOMERS[1][0], [("Matcha Bowl", 1), ("Hinoki Chopsticks", 1)])
-    order_payment_captured(order=jpy, processor_fee_minor=_demo_fee(jpy.total_minor))
-    refund = seller_order_cancel(seller_order=jpy.seller_orders.get(), reason="Kiln accident")
-    if refund is not None:
-        refund_mark_succeeded(refund=refund)
-    # And one order that is still waiting for its payment.
-    _order(CUSTOMERS[0][0], [("Pour-over Coffee Set", 1)])
-    result.created.append("4 demo orders")
+        self.sales += 1
+        self.pay(order, card)
+        for seller_order in order.seller_orders.order_by("pk"):
+            self.fulfil(seller_order)
+        return order
+
+    def pay(self, order: Order, card: str) -> None:
+        """The payment page: a test card; after a decline, the customer's other card."""
+        attempt = payment_start(order=order)
+        try:
+            attempt = local_card_pay(attempt=attempt, card_number=card)
+        except CardDeclined:
+            self.work()
+            self.clock.at += timedelta(minutes=2)
+            attempt = local_card_pay(attempt=payment_start(order=order), card_number=CARD_SUCCEEDS)
+        if card == CARD_REQUIRES_ACTION:
+            self.clock.at += timedelta(seconds=40)
+            local_card_authenticate(attempt=attempt, approve=True)
+
+    def fulfil(self, seller_order: SellerOrder) -> None:
+        """The seller ships in a day or two; the parcel arrives days later. Now and then
+        something goes wrong after that: a refund request, a partial refund, a lost parcel."""
+        rng = self.rng
+        shipped = self.clock.at + timedelta(hours=rng.randint(12, 60))
+        delivered = shipped + timedelta(days=rng.randint(2, 6), hours=rng.randint(0, 8))
+        self.at(shipped, self.ship, seller_order.pk)
+        self.at(delivered, self.deliver, seller_order.pk)
+        later = delivered + timedelta(days=rng.randint(1, 9), hours=rng.randint(0, 10))
+        roll = rng.random()
+        if roll < 0.04:
+            self.at(later, self.refund_request, seller_order.pk)
+        elif roll < 0.07:
+            self.at(later, self.goodwill_refund, seller_order.pk)
+        elif roll < 0.08:
+            self.at(shipped + timedelta(days=14), self.lost_parcel, seller_order.pk)
+
+    def ship(self, seller_order_id: int) -> None:
+        seller_order = SellerOrder.objects.select_related("seller").get(pk=seller_order_id)
+        if seller_order.status == SellerOrder.Status.PAID:
+            seller_order_ship(
+                seller_order=seller_order,
+                seller=seller_order.seller,
+                tracking_number=f"DM{seller_order.pk:06d}{self.rng.randint(100, 999)}",
+            )
+
+    def deliver(self, seller_order_id: int) -> None:
+        seller_order = SellerOrder.objects.select_related("seller").get(pk=seller_order_id)
+        if seller_order.shipped_at and not seller_order.delivered_at:
+            seller_order_deliver(seller_order=seller_order, seller=seller_order.seller)
+
+    def restock_for(self, product: Product, quantity: int) -> None:
+        """The seller restocks what is running out (the catalog's stock again)."""
+        if Product.objects.filter(pk=product.pk, stock__lt=quantity).exists():
+            product.refresh_from_db()
+            product_update(
+                product=product,
+                seller=product.seller,
+                stock=product.stock + quantity + self.catalog_stock[product.title],
+            )
+
+    def restock(self) -> None:
+        """Today: every product has the catalog's stock again."""
+        for product in Product.objects.filter(title__in=self.catalog_stock).select_related(
+            "seller"
+        ):
+            if product.stock != self.catalog_stock[product.title]:
+                product_update(
+                    product=product, seller=product.seller, stock=self.catalog_stock[product.title]
+                )
+
+    # --- refunds -----------------------------------------------------------------------
+
+    def _refundable_line(self, seller_order_id: int) -> OrderLine | None:
+        """The seller order's first line with nothing refunded or asked for, if its
+        order can still be refunded (paid, not disputed)."""
+        line = (
+            OrderLine.objects.filter(
+                seller_order_id=seller_order_id, refunded_minor=0, refund_requests__isnull=True
+            )
+            .select_related("order", "seller_order__seller__user")
+            .order_by("pk")
+            .first()
+        )
+        if line is None or line.order.status not in REFUNDABLE_ORDER_STATUSES:
+            return None
+        return None if order_refund_barred(line.order_id) else line
+
+    def refund_request(self, seller_order_id: int) -> None:
+        """The customer asks for a refund of an item; the seller approves the next day."""
+        line = self._refundable_line(seller_order_id)
+        if line is not None:
+            request = refund_request_create(
+                customer=line.order.customer,
+                order_line=line,
+                reason=self.rng.choice(REFUND_REASONS),
+            )
+            decided = self.clock.at + timedelta(days=1, hours=self.rng.randint(1, 8))
+            self.at(decided, self.approve, request.pk)
+
+    def approve(self, request_id: int) -> None:
+        request = RefundRequest.objects.select_related(
+            "order_line__seller_order__seller__user"
+        ).get(pk=request_id)
+        if order_refund_barred(request.order_line.order_id) is None:
+            refund_request_approve(
+                request=request,
+                by=request.order_line.seller_order.seller.user,
+                note="Sorry about that: refunded in full.",
+            )
+
+    def goodwill_refund(self, seller_order_id: int) -> None:
+        """A partial refund agreed with the customer: half of one item's price."""
+        line = self._refundable_line(seller_order_id)
+        if line is not None:
+            refund = refund_create(
+                order=line.order,
+                order_line=line,
+                amount_minor=line.gross_minor // 2,
+                reason="Small scratch; half refunded as agreed with the customer",
+                requested_by=line.seller_order.seller.user,
+            )
+            refund_submit(refund=refund)
+
+    def lost_parcel(self, seller_order_id: int) -> None:
+        """The parcel never arrived: the seller's whole part is refunded."""
+        seller_order = SellerOrder.objects.select_related("order", "seller__user").get(
+            pk=seller_order_id
+        )
+        if seller_order.delivered_at or self._refundable_line(seller_order_id) is None:
+            return
+        refund = refund_create(
+            order=seller_order.order,
+            seller_order=seller_order,
+            reason="Lost in transit",
+            requested_by=seller_order.seller.user,
+        )
+        refund_submit(refund=refund)
+
+    # --- payouts -----------------------------------------------------------------------
+
+    def release_holds(self) -> None:
+        holds_release_due()
+
+    def pay_sellers(self) -> None:
+        """The monthly payout run; the operator pays the manual (bank transfer) payouts
+        two days later."""
+        run_payouts()
+        self.work()  # the processor payouts are sent
+        manual = Payout.objects.filter(method=PayoutMethod.MANUAL, status=Payout.Status.SCHEDULED)
+        if manual.exists():
+            self.at(self.clock.at + timedelta(days=2, hours=4), self.bank_transfers_paid)
+
+    def bank_transfers_paid(self) -> None:
+        manual = Payout.objects.filter(method=PayoutMethod.MANUAL, status=Payout.Status.SCHEDULED)
+        for payout in manual.order_by("pk"):
+            payout_mark_paid(
+                payout=payout,
+                by=self.operator,
+                bank_reference=f"BT-{timezone.localdate():%Y%m%d}-{payout.pk}",
+            )
+
+    # --- the stories -------------------------------------------------------------------
+
+    def account_under_review(self, slug: str) -> None:
+        """The processor reviews the seller's account (as Stripe may ask for a document
+        again): it cannot receive transfers, so this morning's payout to it fails and
+        its money stays available. The next day the seller is verified again and the
+        operator retries the payout."""
+        account_id = self.sellers[slug].payout_account_id
+        LocalAccount.objects.filter(pk=account_id).update(details_submitted=False)
+        self.at(self.clock.at + timedelta(days=1, hours=4), self.account_verified, slug)
+
+    def account_verified(self, slug: str) -> None:
+        seller = self.sellers[slug]
+        LocalProcessor().account_complete_onboarding(account_id=seller.payout_account_id)
+        self.work()
+        for failed in Payout.objects.filter(seller=seller, status=Payout.Status.FAILED):
+            payout_retry(
+                payout=failed, by=self.operator, reason="The seller's account was verified again."
+            )
+
+    def refund_after_payout(self) -> None:
+        """A mug comes back after its sale was paid out: the refund leaves Harbor owing
+        it, netted from its next payout."""
+        paid_out = (
+            PayoutEntry.objects.filter(
+                payout__status=Payout.Status.PAID,
+                payout__seller__slug="harbor-ceramics",
+                entry__amount_minor__lt=0,
+                entry__order_line__refunded_minor=0,
+                entry__order_line__refund_requests__isnull=True,
+                entry__order_line__order__status=Order.Status.PAID,
+            )
+            .select_related("entry__order_line")
+            .order_by("-payout__paid_at", "-entry_id")
+            .first()
+        )
+        if paid_out is None or paid_out.entry.order_line is None:
+            return
+        line = paid_out.entry.order_line
+        request = refund_request_create(
+            customer=line.order.customer, order_line=line, reason="Returned unused, as agreed"
+        )
+        refund_request_approve(
+            request=request, by=self.sellers["harbor-ceramics"].user, note="Return received."
+        )
+
+    def kiln_accident(self) -> None:
+        """Bob's yen order: the seller cancels before shipping, which refunds it."""
+        order = self.sale(
+            "kyoto-craft-house",
+            items=[("Matcha Bowl", 1), ("Hinoki Chopsticks", 1)],
+            customer=self.customers[1],
+        )
+        self.at(self.clock.at + timedelta(hours=3), self.cancel, order.pk)
+
+    def cancel(self, order_id: int) -> None:
+        seller_order = SellerOrder.objects.select_related("seller__user").get(order_id=order_id)
+        refund = seller_order_cancel(
+            seller_order=seller_order,
+            reason="Kiln accident: the bowl cracked in its last firing",
+            by=seller_order.seller.user,
+        )
+        if refund is not None:
+            refund_submit(refund=refund)
+
+    def _delivered_line(self, customer: User, *, before: datetime) -> OrderLine | None:
+        candidates = SellerOrder.objects.filter(
+            order__customer=customer,
+            status=SellerOrder.Status.DELIVERED,
+            delivered_at__lt=before,
+        ).order_by("-delivered_at")
+        for seller_order in candidates[:20]:
+            line = self._refundable_line(seller_order.pk)
+            if line is not None:
+                return line
+        return None
+
+    def declined_refund_request(self) -> None:
+        """Alice asks long after delivery; the seller declines the next day."""
+        customer = self.customers[0]
+        line = self._delivered_line(customer, before=self.clock.at - timedelta(days=40))
+        if line is not None:
+            request = refund_request_create(
+                customer=customer, order_line=line, reason="Changed my mind"
+            )
+            self.at(self.clock.at + timedelta(days=1), self.decline, request.pk)
+
+    def decline(self, request_id: int) -> None:
+        request = RefundRequest.objects.select_related("order_line__seller_order__seller").get(
+            pk=request_id
+        )
+        refund_request_decline(
+            request=request,
+            by=request.order_line.seller_order.seller.user,
+            note="Outside our 30-day return window, sorry.",
+        )
+
+    def waiting_refund_request(self) -> None:
+        """Bob asks for a refund two days ago: it waits for the seller's (or an
+        operator's) decision."""
+        customer = self.customers[1]
+        line = self._delivered_line(customer, before=self.clock.at)
+        if line is not None:
+            refund_request_create(
+                customer=customer, order_line=line, reason="The glaze is cracked along the rim"
+            )
+
+    def unpaid_order(self) -> None:
+        """An order placed minutes ago, still waiting for its payment."""
+        customer = self.customers[0]
+        product = Product.objects.get(title="Pour-over Coffee Set")
+        place_order(
+            customer=customer,
+            cart_items=[CartItem(product.pk, 1)],
+            shipping=ADDRESSES[customer.email],
+        )
+        self.sales += 1
+
+
+US_NEIGHBOURS = {"northwind-books": "harbor-ceramics", "harbor-ceramics": "northwind-books"}

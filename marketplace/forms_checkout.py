@@ -2,6 +2,7 @@
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import date
 
 from django import forms
@@ -18,9 +19,37 @@ def submission_token_new() -> str:
     return secrets.token_urlsafe(32)
 
 
+def quantity_field(minimum: int) -> forms.IntegerField:
+    """A quantity from ``minimum`` to ``ORDER_MAX_QUANTITY``; whatever is wrong with it
+    (too small, too large, not a number), the message says both limits."""
+    message = f"Choose a quantity from {minimum} to {settings.ORDER_MAX_QUANTITY}."
+    return forms.IntegerField(
+        min_value=minimum,
+        max_value=settings.ORDER_MAX_QUANTITY,
+        initial=1,
+        error_messages={
+            code: message for code in ("required", "invalid", "min_value", "max_value")
+        },
+    )
+
+
 class CartQuantityForm(forms.Form):
+    """The quantity of a product in the cart; 0 takes it out."""
+
     product = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    quantity = forms.IntegerField(min_value=0, max_value=settings.ORDER_MAX_QUANTITY, initial=1)
+    quantity = quantity_field(0)
+
+    def error_message(self) -> str:
+        """What to tell the customer when the form is not valid."""
+        if "quantity" in self.errors:
+            return self.errors["quantity"][0]
+        return "That product could not be found; reload the page and try again."
+
+
+class CartAddForm(CartQuantityForm):
+    """How many of a product to add to the cart: at least one."""
+
+    quantity = quantity_field(1)
 
 
 class ShippingForm(forms.Form):
@@ -79,6 +108,22 @@ def luhn_ok(number: str) -> bool:
     return total % 10 == 0
 
 
+@dataclass(frozen=True)
+class LocalCard:
+    number: str  # in groups of four, as printed on a card (never broken across lines)
+    outcome: str
+
+
+def local_test_cards() -> list[LocalCard]:
+    """The local processor's test cards and what each does, from its own list."""
+    from payments.processors.local import TEST_CARD_OUTCOMES
+
+    def grouped(number: str) -> str:
+        return "\N{NO-BREAK SPACE}".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+    return [LocalCard(grouped(number), outcome) for number, outcome in TEST_CARD_OUTCOMES.items()]
+
+
 class CardForm(forms.Form):
     """The local processor's card form (Stripe's Payment Element takes its place with Stripe)."""
 
@@ -86,8 +131,7 @@ class CardForm(forms.Form):
         label="Card number",
         max_length=23,
         widget=forms.TextInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric"}),
-        help_text="Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
-        "4000 0025 0000 3155 asks for a confirmation.",
+        help_text="One of the test cards listed on this page.",
     )
     expiry = forms.CharField(
         label="Expiry (MM/YY)",

@@ -144,7 +144,14 @@ def cart_set_quantity(*, storage: CartStorage, product: Product, quantity: int) 
 
 def cart_add(*, storage: CartStorage, product: Product, quantity: int = 1) -> int:
     """Add to what is already in the cart."""
+    if quantity < 1 or quantity > settings.ORDER_MAX_QUANTITY:
+        raise InvalidRequest(f"Choose a quantity from 1 to {settings.ORDER_MAX_QUANTITY}.")
     current = storage.quantities().get(product.pk, 0)
+    if current + quantity > settings.ORDER_MAX_QUANTITY:
+        raise InvalidRequest(
+            f"At most {settings.ORDER_MAX_QUANTITY} of one product fit in the cart; "
+            f"it has {current} of “{product.title}” already."
+        )
     return cart_set_quantity(storage=storage, product=product, quantity=current + quantity)
 
 

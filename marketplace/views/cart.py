@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from marketplace.errors import ApplicationError
-from marketplace.forms_checkout import CartQuantityForm
+from marketplace.forms_checkout import CartAddForm, CartQuantityForm
 from marketplace.models import Product
 from marketplace.services.cart import cart_add, cart_contents, cart_set_quantity
 from marketplace.web import cart_storage, safe_next
@@ -25,9 +25,9 @@ def _back(request, default="marketplace:cart"):
 
 @require_POST
 def cart_add_view(request):
-    form = CartQuantityForm(request.POST)
+    form = CartAddForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a quantity of at least 1.")
+        messages.error(request, form.error_message())
         return _back(request)
     product = get_object_or_404(Product, pk=form.cleaned_data["product"], is_active=True)
     try:
@@ -45,7 +45,7 @@ def cart_add_view(request):
 def cart_update(request):
     form = CartQuantityForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a quantity from 0 up.")
+        messages.error(request, form.error_message())
         return redirect("marketplace:cart")
     product = get_object_or_404(Product, pk=form.cleaned_data["product"])
     try:

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from marketplace.errors import ApplicationError
-from marketplace.forms_checkout import CardForm, ShippingForm
+from marketplace.forms_checkout import CardForm, ShippingForm, local_test_cards
 from marketplace.models import Order
 from marketplace.services.cart import cart_contents, checkout_submit
 from marketplace.web import cart_storage
@@ -89,6 +89,7 @@ def order_pay(request, pk: int):
             "order": order,
             "attempt": attempt,
             "form": form,
+            "test_cards": local_test_cards() if attempt.processor == "local" else [],
             "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         },
     )

@@ -76,7 +76,15 @@ CARD_SUCCEEDS = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
 CARD_REQUIRES_ACTION = "4000002500003155"
 CARD_DISPUTED = "4000000000000259"
-TEST_CARDS = (CARD_SUCCEEDS, CARD_DECLINED, CARD_REQUIRES_ACTION, CARD_DISPUTED)
+# Every test card and what it does, in words for the payment page (``payment_confirm``
+# is what makes it so). A new card is added here and there.
+TEST_CARD_OUTCOMES: dict[str, str] = {
+    CARD_SUCCEEDS: "pays",
+    CARD_DECLINED: "is declined",
+    CARD_REQUIRES_ACTION: "asks for an extra confirmation, then pays",
+    CARD_DISPUTED: "pays, then the customer disputes the payment",
+}
+TEST_CARDS = tuple(TEST_CARD_OUTCOMES)
 
 _M = TypeVar("_M", bound=Model)
 

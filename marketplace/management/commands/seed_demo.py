@@ -5,7 +5,10 @@ from marketplace.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create demo users, sellers and products (safe to run again) and print the logins."
+    help = (
+        "Create demo users, sellers and products, with a year of orders, refunds and payouts "
+        "on a database without them (safe to run again), and print the logins."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
