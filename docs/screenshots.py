@@ -2,31 +2,30 @@
 
     make screenshots
 
-Builds a throwaway SQLite database in a temporary directory: the demo data of
-``seed_demo`` as of a year ago, then a year of orders (paid through the real
-services, with the clock moved by time-machine), weekly hold releases and payout
-runs paying sellers on Mondays, and a few refunds. Then it serves that database on a free port of
-127.0.0.1 and photographs the pages in headless Chromium (Debian's
-``/usr/bin/chromium``) into ``docs/screenshots/``. Nothing else is touched.
+Builds a throwaway SQLite database in a temporary directory with the demo data of
+``seed_demo`` (a year of trading through the real services: payouts paid and one
+failed, refunds, a dispute, a refund request waiting). Then it serves that
+database on a free port of 127.0.0.1 and photographs the pages in headless
+Chromium (Debian's ``/usr/bin/chromium``) into ``docs/screenshots/``. Nothing
+else is touched.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-DAYS = 365
 
 
 def isolated_env(var_dir: Path) -> dict[str, str]:
@@ -38,7 +37,8 @@ def isolated_env(var_dir: Path) -> dict[str, str]:
 
 
 def build_history(var_dir: Path) -> None:
-    """The demo data as of a year ago, then a year of sales for the demo shops."""
+    """The demo data (``seed_demo``: a year of trading through the real services), and
+    a cart for the cart and checkout pictures."""
     os.environ.update(isolated_env(var_dir), DJANGO_SETTINGS_MODULE="marketplace.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -46,69 +46,15 @@ def build_history(var_dir: Path) -> None:
     django.setup()
     import logging
 
-    import time_machine
-    from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
 
     from accounts.models import User
-    from marketplace.celery import app
     from marketplace.models import Product
     from marketplace.services.cart import CartStorage, cart_add
-    from marketplace.services.orders import CartItem, place_order
-    from payments.captures import order_payment_captured
-    from payments.holds import holds_release_due
-    from payments.models import PayoutPolicy
-    from payments.payouts import run_payouts
-    from payments.policies import payout_policy_save
-    from payments.refunds import refund_create, refund_mark_succeeded
 
     logging.disable(logging.WARNING)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    app.conf.task_always_eager = True  # payouts are sent as the run commits them
-    rng = random.Random(7)
-    now = timezone.now()
-    start = now - timedelta(days=DAYS + 5)
-    with time_machine.travel(start, tick=False):
-        call_command("migrate", verbosity=0)
-        call_command("seed_demo", verbosity=0)
-        Product.objects.update(stock=100_000)
-        # Sellers are paid weekly, on Mondays.
-        payout_policy_save(
-            policy=PayoutPolicy(seller=None, schedule=PayoutPolicy.Schedule.WEEKLY, weekday=0),
-            reason="Demo: weekly payouts",
-        )
-    customers = list(User.objects.filter(email__in=["alice@example.com", "bob@example.com"]))
-    usd = list(Product.objects.filter(currency="USD", is_active=True))
-    eur = list(Product.objects.filter(currency="EUR", is_active=True))
-    for day in range(DAYS, 0, -1):
-        at = (now - timedelta(days=day)).replace(hour=10, minute=0)
-        # Busier towards the end of the year and on weekends.
-        orders = rng.choice([0, 1, 1, 2]) + (day < 90) + (at.weekday() >= 5)
-        with time_machine.travel(at, tick=False):
-            for _ in range(orders):
-                shelf = usd if rng.random() < 0.7 else eur
-                picked = rng.sample(shelf, k=rng.choice([1, 1, 2, 3]))
-                order = place_order(
-                    customer=rng.choice(customers),
-                    cart_items=[CartItem(p.pk, rng.choice([1, 1, 2])) for p in picked],
-                )
-                order_payment_captured(order=order)
-                if rng.random() < 0.06:
-                    line = order.lines.first()
-                    refund_mark_succeeded(
-                        refund=refund_create(
-                            order=order,
-                            order_line=line,
-                            amount_minor=line.gross_minor // 2,
-                            reason="Arrived damaged",
-                        )
-                    )
-        with time_machine.travel(at.replace(hour=6), tick=False):  # the daily 06:00 run
-            run_payouts()
-    with time_machine.travel(now - timedelta(hours=1), tick=False):
-        holds_release_due()
-    # Today's cart for the cart and checkout pictures.
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0)
     cart = CartStorage(user=User.objects.get(email="alice@example.com"))
     for title, quantity in [("The Lighthouse Keeper", 1), ("Speckled Mug", 2)]:
         cart_add(storage=cart, product=Product.objects.get(title=title), quantity=quantity)
@@ -180,6 +126,38 @@ def photograph(base: str) -> None:
         seller.goto(f"{base}/sell/orders/?show=all")
         order = seller.locator("main article h2 a").first.get_attribute("href")
         shoot(seller, order or "/sell/orders/", "seller-order")
+
+        operator = browser.new_page(**desktop)
+        operator.goto(f"{base}/admin/")
+        operator.get_by_label("Email address").fill("operator@example.com")
+        operator.get_by_label("Password").fill("operator-demo-pass")
+        operator.get_by_role("button", name="Log in").click()
+        operator.wait_for_load_state()
+        shoot(operator, "/admin/", "admin-dashboard")
+        shoot(operator, "/admin/payments/refundrequest/", "admin-refund-requests")
+        approve = operator.get_by_role("link", name="Approve…").first.get_attribute("href")
+        shoot(operator, approve or "/admin/payments/refundrequest/", "admin-refund-approve")
+        # An order of two sellers: its page, and refunding one seller's part.
+        operator.goto(f"{base}/admin/marketplace/order/?o=-1")
+        order_links = operator.locator("#result_list tbody th a")
+        for index in range(order_links.count()):
+            operator.goto(base + (order_links.nth(index).get_attribute("href") or ""))
+            if operator.get_by_role("link", name=re.compile("Refund this seller")).count() > 1:
+                break
+            operator.goto(f"{base}/admin/marketplace/order/?o=-1")
+        order_page = operator.url.removeprefix(base)
+        shoot(operator, order_page, "admin-order")
+        part = operator.get_by_role("link", name=re.compile("Refund this seller")).last
+        shoot(operator, part.get_attribute("href") or order_page, "admin-refund-confirm")
+        operator.goto(f"{base}/admin/accounts/seller/?q=Harbor")
+        harbor = operator.locator("#result_list tbody th a").first.get_attribute("href")
+        shoot(operator, harbor or "/admin/accounts/seller/", "admin-seller")
+        operator.goto(f"{base}/admin/payments/payout/?status__exact=failed")
+        failed = operator.locator("#result_list tbody th a").first.get_attribute("href")
+        operator.goto(f"{base}/admin/payments/payout/?o=-1")
+        shoot(operator, failed or "/admin/payments/payout/", "admin-payout-history")
+        shoot(operator, "/admin/payments/payoutpolicy/add/", "admin-payout-policy")
+        shoot(operator, "/admin/payments/revenuereport/?period=month", "admin-revenue-report")
         browser.close()
 
 
