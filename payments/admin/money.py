@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -27,7 +28,9 @@ from payments.admin.base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyWithActionsAdmin,
+    percent_text,
 )
+from payments.admin.rule_forms import CommissionRuleForm
 from payments.currencies import format_amount
 from payments.models import (
     AuditRecord,
@@ -50,7 +53,11 @@ from payments.processors.base import ProcessorError
 
 @admin.register(CommissionRule)
 class CommissionRuleAdmin(AuditedSettingAdmin):
-    """Rules are saved by ``commission_rule_save`` with who and why."""
+    """Rules are saved by ``commission_rule_save`` with who and why. The percentage is
+    typed as a percent and the fixed fee, minimum and maximum as money in the rule's
+    currency (``rule_forms``); the list shows them so too."""
+
+    form = CommissionRuleForm
 
     def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
         from payments.commission import commission_rule_save
@@ -60,10 +67,10 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
     list_display = (
         "__str__",
         "scope",
-        "percentage_bps",
-        "fixed_fee_minor",
-        "minimum_minor",
-        "maximum_minor",
+        "percentage",
+        "fixed_fee",
+        "minimum",
+        "maximum",
         "currency",
         "active_from",
         "active_until",
@@ -78,15 +85,7 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
         (None, {"fields": ("name", "scope", "category", "seller", "product")}),
         (
             "Commission per line",
-            {
-                "fields": (
-                    "percentage_bps",
-                    "fixed_fee_minor",
-                    "minimum_minor",
-                    "maximum_minor",
-                    "currency",
-                )
-            },
+            {"fields": ("percentage", "currency", "fixed_fee", "minimum", "maximum")},
         ),
         ("Active", {"fields": ("active_from", "active_until")}),
     )
@@ -94,6 +93,27 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
     @admin.display(description="preview")
     def preview(self, rule: CommissionRule) -> str:
         return _preview(rule)
+
+    @admin.display(description="percentage", ordering="percentage_bps")
+    def percentage(self, rule: CommissionRule) -> str:
+        return percent_text(rule.percentage_bps)
+
+    def _money(self, rule: CommissionRule, minor: int | None) -> str:
+        if minor is None or not rule.currency:
+            return "—"  # a rule without a currency has no amounts
+        return format_amount(minor, rule.currency)
+
+    @admin.display(description="fixed fee", ordering="fixed_fee_minor")
+    def fixed_fee(self, rule: CommissionRule) -> str:
+        return self._money(rule, rule.fixed_fee_minor or None)
+
+    @admin.display(description="minimum", ordering="minimum_minor")
+    def minimum(self, rule: CommissionRule) -> str:
+        return self._money(rule, rule.minimum_minor)
+
+    @admin.display(description="maximum", ordering="maximum_minor")
+    def maximum(self, rule: CommissionRule) -> str:
+        return self._money(rule, rule.maximum_minor)
 
 
 PREVIEW_PRICES = ("49.99", "10.00", "250.00")
@@ -104,14 +124,16 @@ def _preview(rule: CommissionRule) -> str:
     from django.utils.html import format_html_join
 
     from payments.commission import line_split
-    from payments.currencies import to_minor_units
+    from payments.currencies import exponent, to_minor_units
 
     if rule.pk is None:
         return "Save the rule to see what it takes on a few example lines."
     currency = rule.currency or "USD"
+    # A currency without decimals (yen) previews lines of ¥4,999, ¥1,000 and ¥25,000.
+    scale = Decimal(1) if exponent(currency) else Decimal(100)
     rows = []
     for price in PREVIEW_PRICES:
-        minor = to_minor_units(price, currency)
+        minor = to_minor_units(Decimal(price) * scale, currency)
         split = line_split(unit_price_minor=minor, quantity=1, rule=rule)
         rows.append(
             (

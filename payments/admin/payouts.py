@@ -112,11 +112,17 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
 
 class PayoutEntryInline(ReadOnlyInline):
     model = PayoutEntry
-    fields = ("entry", "kind", "amount", "description")
+    fields = ("transaction", "kind", "amount", "description")
     readonly_fields = fields
     verbose_name_plural = "breakdown (ledger entries this payout pays for)"
 
     select_related = ("entry__transaction", "entry__account__seller")
+
+    @admin.display(description="ledger transaction")
+    def transaction(self, item: PayoutEntry) -> str:
+        """The entry's transaction, linked (an entry's own name shows its minor units)."""
+        url = reverse("admin:payments_ledgertransaction_change", args=[item.entry.transaction_id])
+        return format_html('<a href="{}">#{}</a>', url, item.entry.transaction_id)
 
     @admin.display(description="kind")
     def kind(self, item: PayoutEntry) -> str:

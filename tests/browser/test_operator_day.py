@@ -82,7 +82,7 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
     expect(page.locator(".field-preview")).to_contain_text(
         "On a $49.99 line: commission $5.00, seller $44.99"
     )
-    page.get_by_label("Percentage (basis points)").fill("1200")
+    page.get_by_label("Percentage (%)").fill("12")
     page.get_by_label("Reason for this change").fill("Card fees went up")
     page.get_by_role("button", name="Save and continue editing").click()
     expect(page.locator(".field-history")).to_contain_text("Card fees went up")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from marketplace.models import DeferredTask, Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
+from payments.currencies import format_amount
 from payments.holds import seller_order_hold_release
 from payments.models import (
     AuditRecord,
@@ -134,22 +135,39 @@ def _altered(obj):
     return data
 
 
-# (url name, the row, the field whose value its page shows)
+def _money(field):
+    """What a page shows for an amount field: money in the row's currency."""
+
+    def shown(obj):
+        return format_amount(getattr(obj, field), obj.currency)
+
+    shown.raw = field
+    return shown
+
+
+def _field(name):
+    def shown(obj):
+        return str(getattr(obj, name))
+
+    return shown
+
+
+# (url name, the row, what its page shows of it)
 MONEY_PAGES = [
-    ("payments_paymentattempt", "attempt", "amount_minor"),
-    ("payments_payout", "payout", "amount_minor"),
-    ("payments_payoutrun", "run", "payouts_created"),
-    ("payments_refund", "refund", "amount_minor"),
-    ("payments_refundrequest", "request", "reason"),
-    ("payments_dispute", "dispute", "processor_dispute_id"),
-    ("payments_ledgertransaction", "transaction", "idempotency_key"),
-    ("payments_ledgerentry", "entry", "amount_minor"),
-    ("payments_ledgeraccount", "account", "balance_minor"),
-    ("marketplace_order", "order", "total_minor"),
+    ("payments_paymentattempt", "attempt", _money("amount_minor")),
+    ("payments_payout", "payout", _money("amount_minor")),
+    ("payments_payoutrun", "run", _field("payouts_created")),
+    ("payments_refund", "refund", _money("amount_minor")),
+    ("payments_refundrequest", "request", _field("reason")),
+    ("payments_dispute", "dispute", _field("processor_dispute_id")),
+    ("payments_ledgertransaction", "transaction", _field("idempotency_key")),
+    ("payments_ledgerentry", "entry", _money("amount_minor")),
+    ("payments_ledgeraccount", "account", _money("balance_minor")),
+    ("marketplace_order", "order", _money("total_minor")),
 ]
 NOT_MONEY_PAGES = [
-    ("payments_webhookevent", "event", "event_id"),
-    ("marketplace_deferredtask", "task", "task"),
+    ("payments_webhookevent", "event", _field("event_id")),
+    ("marketplace_deferredtask", "task", _field("task")),
 ]
 
 
@@ -163,7 +181,10 @@ def test_the_change_page_shows_the_row_and_a_post_changes_nothing(
 
     page = staff_client.get(url)
     assert page.status_code == 200
-    assert f'<div class="readonly">{getattr(obj, shown)}</div>' in page.content.decode()
+    html = page.content.decode()
+    assert f'<div class="readonly">{shown(obj)}</div>' in html
+    if hasattr(shown, "raw"):  # an amount: as money, never as stored
+        assert f'<div class="readonly">{getattr(obj, shown.raw)}</div>' not in html
     assert b'name="_save"' not in page.content
 
     response = staff_client.post(url, _altered(obj))
@@ -378,7 +399,8 @@ def test_staff_without_the_change_permission_run_no_payout_action(client, payout
     assert not payout.audit_records.exists()
 
 
-# Refund requests: approving or declining needs a reason, kept on the request's page.
+# Refund requests: approving or declining, from the list's action or the row's link,
+# goes through a confirmation page that needs a reason, kept on the request's page.
 
 
 @pytest.fixture
@@ -386,77 +408,116 @@ def refund_request(money):
     return money["request"]
 
 
+def _confirmation_page(client, refund_request, action):
+    """The list's action for the one request: it leads to the confirmation page."""
+    chosen = _run_action(client, "payments_refundrequest", action, [refund_request.pk], None)
+    [(url, status)] = chosen.redirect_chain
+    assert status == 302
+    assert url == reverse("admin:payments_refundrequest_decide", args=[refund_request.pk, action])
+    return chosen
+
+
+def _confirm(client, page, reason):
+    data = {"confirmation": page.context["form"]["confirmation"].value()}
+    if reason is not None:
+        data["reason"] = reason
+    return client.post(page.request["PATH_INFO"], data, follow=True)
+
+
 @pytest.mark.parametrize("action", ["approve", "decline"])
 @pytest.mark.parametrize("reason", [None, "  "])
 def test_a_refund_request_decision_without_a_reason_is_refused_and_changes_nothing(
     operator_client, refund_request, action, reason
 ):
-    row, refunds = _row(refund_request), Refund.objects.count()
-
-    response = _run_action(
-        operator_client, "payments_refundrequest", action, [refund_request.pk], reason
+    row, refunds, records = (
+        _row(refund_request),
+        Refund.objects.count(),
+        AuditRecord.objects.count(),
     )
+    page = _confirmation_page(operator_client, refund_request, action)
 
-    [(level, text)] = _messages(response)
-    assert level == "error"
-    assert text == f"Give a reason for {action[:-1]}ing the selected requests. Nothing was changed."
+    response = _confirm(operator_client, page, reason)
+
+    assert response.status_code == 200 and not response.redirect_chain
+    assert response.context["form"].errors == {"reason": ["Give a reason. Nothing was changed."]}
+    assert "Give a reason. Nothing was changed." in response.content.decode()
     refund_request.refresh_from_db()
     assert _row(refund_request) == row
-    assert Refund.objects.count() == refunds
+    assert (Refund.objects.count(), AuditRecord.objects.count()) == (refunds, records)
 
 
-@pytest.mark.parametrize(
-    ("action", "status", "message"),
-    [
-        ("approve", "approved", "1 request(s) approved and sent to the processor."),
-        ("decline", "declined", "1 request(s) declined."),
-    ],
-)
+@pytest.mark.parametrize(("action", "status"), [("approve", "approved"), ("decline", "declined")])
 def test_a_refund_request_decision_records_who_when_and_why_on_its_page(
-    run, operator_client, operator, refund_request, action, status, message
+    run, operator_client, operator, refund_request, action, status
 ):
-    response = run(
-        _run_action,
-        operator_client,
-        "payments_refundrequest",
-        action,
-        [refund_request.pk],
-        " Photo shows the chip ",
-    )
+    refunds = Refund.objects.count()
+    page = _confirmation_page(operator_client, refund_request, action)
+    assert Refund.objects.count() == refunds  # the page changes nothing
 
-    assert _messages(response) == [("info", message)]
+    response = run(_confirm, operator_client, page, " Photo shows the chip ")
+
     refund_request.refresh_from_db()
+    [(level, text)] = _messages(response)
+    assert level == "success"
+    if action == "approve":
+        refund = refund_request.refund
+        assert text == (
+            f"{refund_request} approved: refund #{refund.pk} of "
+            f"{format_amount(refund.amount_minor, refund.currency)} sent to the processor."
+        )
+        assert refund.status == Refund.Status.SUCCEEDED
+    else:
+        assert text == f"{refund_request} declined; the customer and the seller are emailed."
+        assert refund_request.refund is None
     assert (refund_request.status, refund_request.decided_by, refund_request.decision_note) == (
         status,
         operator,
         "Photo shows the chip",
     )
     assert refund_request.decided_at is not None
-    assert (refund_request.refund is not None) == (action == "approve")
-    if action == "approve":
-        assert refund_request.refund.status == Refund.Status.SUCCEEDED
     page = operator_client.get(
         reverse("admin:payments_refundrequest_change", args=[refund_request.pk])
     )
     html = page.content.decode()
     assert "Decision" in html
     assert "Photo shows the chip" in html and operator.email in html
+    assert b'name="_save"' not in page.content
 
 
 def test_a_decided_request_is_not_decided_again(run, operator_client, refund_request):
-    run(
-        _run_action,
-        operator_client,
-        "payments_refundrequest",
-        "decline",
-        [refund_request.pk],
-        "Out of time",
+    page = _confirmation_page(operator_client, refund_request, "decline")
+    run(_confirm, operator_client, page, "Out of time")
+    refunds = Refund.objects.count()
+
+    response = operator_client.post(
+        reverse("admin:payments_refundrequest_changelist"),
+        {"action": "approve", "_selected_action": [refund_request.pk]},
+        follow=True,
     )
 
-    response = _run_action(
-        operator_client, "payments_refundrequest", "approve", [refund_request.pk], "Changed mind"
-    )
-
-    assert _messages(response) == [("info", "0 request(s) approved and sent to the processor.")]
+    assert response.redirect_chain[-1][0] == reverse("admin:payments_refundrequest_changelist")
+    assert _messages(response) == [
+        ("warning", f"{refund_request} was declined already. Nothing was changed.")
+    ]
     refund_request.refresh_from_db()
     assert (refund_request.status, refund_request.decision_note) == ("declined", "Out of time")
+    assert Refund.objects.count() == refunds
+
+
+def test_staff_without_the_change_permission_decide_no_refund_request(client, refund_request):
+    viewer = UserFactory(email="viewer@example.com", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_refundrequest"))
+    client.force_login(viewer)
+    row, records = _row(refund_request), AuditRecord.objects.count()
+
+    listing = client.get(reverse("admin:payments_refundrequest_changelist"))
+    assert listing.status_code == 200
+    assert "action_form" not in listing.context or not listing.context["action_form"]
+    chosen = _run_action(client, "payments_refundrequest", "approve", [refund_request.pk], "x")
+    decide = reverse("admin:payments_refundrequest_decide", args=[refund_request.pk, "approve"])
+    assert decide not in [url for url, _ in chosen.redirect_chain]
+    assert client.post(decide, {"reason": "Because"}).status_code == 403
+
+    refund_request.refresh_from_db()
+    assert _row(refund_request) == row
+    assert AuditRecord.objects.count() == records

@@ -42,8 +42,8 @@ def test_the_admin_needs_a_reason_and_shows_the_history(operator_client, operato
     form = {
         "name": "Platform",
         "scope": "default",
-        "percentage_bps": "1500",
-        "fixed_fee_minor": "0",
+        "percentage": "15",
+        "fixed_fee": "",
         "currency": "",
         "active_from": "2026-01-01T00:00:00",
     }
@@ -54,7 +54,8 @@ def test_the_admin_needs_a_reason_and_shows_the_history(operator_client, operato
     assert refused.status_code == 200 and "This field is required" in refused.text
     assert saved.status_code == 302
     page = operator_client.get(url).text
-    assert "Higher fees from the bank" in page and "Percentage (basis points) 10% → 15%" in page
+    assert "Higher fees from the bank" in page and "10% → 15%" in page
+    assert CommissionRule.objects.get().percentage_bps == 1500
     change = AuditRecord.objects.get()
     assert (change.via, change.actor) == ("admin", operator)
     history = operator_client.get(reverse("admin:payments_auditrecord_change", args=[change.pk]))
