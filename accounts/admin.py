@@ -32,6 +32,7 @@ class SellerInline(admin.StackedInline):
     extra = 0
     can_delete = False
     fields = ("display_name", "slug", "country", "default_currency", "payout_status")
+    readonly_fields = ("payout_status",)
 
 
 @admin.register(User)
@@ -210,6 +211,19 @@ class SellerAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
     readonly_fields = ("created_at", "updated_at", "history")
     prepopulated_fields = {"slug": ("display_name",)}
+    # Where a seller's money goes: set by onboarding at the processor and by the seller
+    # on their own pages, never typed in here (an edit would redirect their payouts).
+    payout_destination_fields = (
+        "payout_account_id",
+        "payout_status",
+        "bank_account_holder",
+        "bank_account_number",
+        "bank_routing_code",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, *self.payout_destination_fields) if obj is not None else fields
 
     def get_fieldsets(self, request, obj=None):
         fields = [name for name in self.get_fields(request, obj) if name != "history"]

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
@@ -54,8 +55,54 @@ class CategoryAdmin(admin.ModelAdmin):
     list_select_related = ("parent",)
 
 
+class ProductAdminForm(forms.ModelForm):
+    """A product with its price typed in its currency (12.50 USD, 1500 JPY), checked
+    against the currency's decimals like the seller's own form."""
+
+    price = forms.CharField(
+        label="Price",
+        max_length=20,
+        help_text="In the product's currency, e.g. 12.50; yen have no decimals.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+    class Meta:
+        model = Product
+        fields = (
+            "seller",
+            "title",
+            "slug",
+            "category",
+            "description",
+            "currency",
+            "stock",
+            "is_active",
+            "is_featured",
+            "image",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        product = self.instance
+        if product.pk is not None and product.currency:
+            self.initial.setdefault(
+                "price", str(to_major_units(product.price_minor, product.currency))
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        price, currency = cleaned.get("price"), cleaned.get("currency")
+        if price and currency:
+            try:
+                self.instance.price_minor = to_minor_units(price.replace(",", "").strip(), currency)
+            except AmountError as exc:
+                self.add_error("price", str(exc))
+        return cleaned
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
     list_display = (
         "title",
         "seller",
@@ -82,7 +129,7 @@ class ProductAdmin(admin.ModelAdmin):
     actions = ("list_products", "unlist_products")
     fieldsets = (
         (None, {"fields": ("seller", "title", "slug", "category", "description")}),
-        ("Price and stock", {"fields": ("price_minor", "currency", "stock")}),
+        ("Price and stock", {"fields": ("price", "currency", "stock")}),
         ("Visibility", {"fields": ("is_active", "is_featured")}),
         ("Image", {"fields": ("image", "image_preview")}),
         ("History", {"fields": ("created_at", "updated_at")}),

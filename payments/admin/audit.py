@@ -9,6 +9,7 @@ basis points as percentages; a minor unit never appears.
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,8 @@ def _label(model: type[models.Model] | None, name: str) -> str:
         names = {field.name for field in model._meta.get_fields()}
         if name in names:
             label = str(getattr(model._meta.get_field(name), "verbose_name", name))
+            # Values are shown as money and percentages: the stored unit is no label.
+            label = UNIT_WORDS.sub("", label).strip()
             return label[:1].upper() + label[1:]
     # A field since removed keeps its name.
     label = name.replace("_minor", "").replace("_", " ")
@@ -61,6 +64,7 @@ def _shown(name: str, value: Any, currency: str) -> str:
     return str(value)
 
 
+UNIT_WORDS = re.compile(r"\s*\((?:minor units|basis points)\)|\s+in minor units", re.I)
 # Kept for the services (a confirmation page's one-time key), not for people.
 HIDDEN_CHANGES = frozenset({"confirmation"})
 # Ids of the objects an action made (a refund): shown as "Refund #12".
@@ -219,6 +223,8 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     search_fields = ("reason", "actor__email", "=object_id", "action")
     list_select_related = ("actor", "content_type")
     date_hierarchy = "at"
+    # The stored changes, in the operator's words (money, percentages).
+    shown_instead = {"changes": "what_changed"}
 
     def get_queryset(self, request: HttpRequest) -> Any:
         # Each row's object, for its currency: one query per kind of object.

@@ -83,7 +83,7 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
         ("Schedule", {"fields": ("schedule", "weekday", "month_day")}),
         (
             "Holds and reserve",
-            {"fields": ("hold_days", "release_on_delivery", "reserve_bps", "reserve_days")},
+            {"fields": ("hold_days", "release_on_delivery", "reserve", "reserve_days")},
         ),
         ("Amounts", {"fields": ("minimums", "approval_thresholds")}),
         ("Freeze", {"fields": ("frozen", "frozen_reason")}),

@@ -9,6 +9,7 @@ currency, and nothing is saved. An empty box means no amount for that currency.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -185,6 +186,21 @@ class PayoutPolicyForm(ReasonForm):
         help_text="Payouts larger than this wait for a second operator's approval. "
         "Leave a box empty for no approval in that currency.",
     )
+    reserve = forms.DecimalField(
+        label="Rolling reserve (%)",
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        decimal_places=2,
+        initial=Decimal(0),
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
+        help_text="Of the earnings released, kept back for the reserve days, e.g. 10 (0: none).",
+        error_messages={
+            "invalid": "Enter a percentage such as 10 or 12.5.",
+            "max_value": "The reserve cannot be more than 100%%.",
+            "min_value": "The reserve cannot be negative.",
+            "max_decimal_places": "Enter the reserve with at most two decimals.",
+        },
+    )
     weekday = forms.TypedChoiceField(
         choices=WEEKDAYS,
         coerce=int,
@@ -195,7 +211,17 @@ class PayoutPolicyForm(ReasonForm):
 
     class Meta:
         model = PayoutPolicy
-        fields = "__all__"
+        exclude = ("reserve_bps",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("reserve", Decimal(self.instance.reserve_bps) / 100)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        reserve = data.get("reserve")
+        self.instance.reserve_bps = int((reserve or Decimal(0)) * 100)
+        return data
 
 
 def amounts_text(amounts: dict[str, int]) -> str:

@@ -96,7 +96,10 @@ class DisputeLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_minor} of line #{self.order_line_id}"
+        from payments.currencies import format_amount
+
+        amount = format_amount(self.amount_minor, self.dispute.currency)
+        return f"{amount} of line #{self.order_line_id}"
 
     @property
     def lost_seller_minor(self) -> int:

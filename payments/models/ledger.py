@@ -216,7 +216,10 @@ class LedgerEntry(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_minor:+d} {self.currency} on {self.account}"
+        from payments.currencies import format_amount
+
+        sign = "+" if self.amount_minor > 0 else ""
+        return f"{sign}{format_amount(self.amount_minor, self.currency)} on {self.account}"
 
 
 class RevenueReport(LedgerTransaction):

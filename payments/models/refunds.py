@@ -84,4 +84,7 @@ class RefundLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_minor} of line #{self.order_line_id}"
+        from payments.currencies import format_amount
+
+        amount = format_amount(self.amount_minor, self.refund.currency)
+        return f"{amount} of line #{self.order_line_id}"

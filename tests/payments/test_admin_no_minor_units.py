@@ -28,23 +28,6 @@ UNIT_WORDS = re.compile(r"minor|(?<![a-z])bps(?![a-z])|basis points", re.IGNOREC
 
 # Still shown, by code outside the admin's pages, each to be fixed where it is made;
 # the last test of this module fails once they are all gone, to drop this list.
-KNOWN_GAPS = {
-    # LedgerEntry.__str__ (payments/models/ledger.py): a page's title and breadcrumbs,
-    # the first cell of the ledger entries on a transaction's page.
-    "an entry's name": re.compile(r"[-+]\d+ [A-Z]{3} on "),
-    # RefundLine.__str__ and DisputeLine.__str__: the first cell of their rows.
-    "a refund or dispute line's name": re.compile(r"\b\d+ of line #\d+"),
-    # payments/admin/audit.py: history labels from the models' verbose names, and the
-    # audit record's page showing its changes as stored.
-    "a history label": re.compile(r"\((?:minor units|basis points)\) "),
-    "an audit record's stored changes": re.compile(r"Changes: \{.*?\} Field name to"),
-    # The product form (marketplace/admin.py): the price in minor units.
-    "the product form's price": re.compile(
-        r"Price \(minor units\): In the currency's smallest unit"
-    ),
-    # The payout policy form (payments/admin/policy_forms.py): the reserve in bps.
-    "the policy form's reserve": re.compile(r"Rolling reserve \(basis points\)"),
-}
 
 
 @pytest.fixture
@@ -131,14 +114,9 @@ def admin_pages():
             yield reverse("admin:{}_{}_change".format(*info), args=[first.pk])
 
 
-def problems(text: str, raw: set[int], gaps: bool = False) -> list[str]:
-    """Stored units and raw amounts in ``text``, except the known gaps (``gaps``: only
-    those)."""
+def problems(text: str, raw: set[int]) -> list[str]:
+    """Stored units and raw amounts in ``text``."""
     text = text.replace("Minor Outlying Islands", "")  # a country, in the sellers' forms
-    if gaps:
-        return [name for name, pattern in KNOWN_GAPS.items() if pattern.search(text)]
-    for pattern in KNOWN_GAPS.values():
-        text = pattern.sub(" ", text)
     found = [match.group(0) for match in UNIT_WORDS.finditer(text)]
     for amount in raw:
         # Standalone: not part of a longer number, a formatted amount ("$77.90") or a date.
@@ -192,19 +170,6 @@ def test_the_rule_list_shows_percent_and_money(operator_client, books):
 
     text = visible_text(page.content.decode())
     assert "12.5% $0.30 $1.50 $50.00 USD" in text
-
-
-@pytest.mark.xfail(
-    strict=True, reason="KNOWN_GAPS: shown by code outside the admin's pages, to be fixed"
-)
-def test_the_known_gaps_are_gone(operator_client, books):
-    seen = set()
-    for url in admin_pages():
-        response = operator_client.get(url)
-        if response.status_code == 200:
-            seen.update(problems(visible_text(response.content.decode()), books, gaps=True))
-
-    assert seen == set()
 
 
 def _money(minor):

@@ -21,7 +21,7 @@ def _form(seller, *, minimums=None, thresholds=None, **fields):
         "weekday": "0",
         "month_day": "1",
         "hold_days": "7",
-        "reserve_bps": "0",
+        "reserve": "0",
         "reserve_days": "90",
         "frozen_reason": "",
         "change_reason": "Seller asked for weekly payouts",
@@ -147,3 +147,18 @@ def test_the_list_shows_each_policy_in_words(operator_client, seller):
     page = operator_client.get(reverse("admin:payments_payoutpolicy_changelist")).text
 
     assert "weekly on Fridays, 7-day hold, 5% reserve for 90 days" in page
+
+
+def test_the_reserve_is_typed_as_a_percentage(operator_client, seller):
+    url = reverse("admin:payments_payoutpolicy_add")
+
+    saved = operator_client.post(url, _form(seller, reserve="12.5"))
+    refused = operator_client.post(url, _form(seller, reserve="101"))
+
+    assert saved.status_code == 302
+    assert PayoutPolicy.objects.get(seller=seller).reserve_bps == 1250
+    assert refused.status_code == 200 and "cannot be more than 100%" in refused.text
+    page = operator_client.get(
+        reverse("admin:payments_payoutpolicy_change", args=[PayoutPolicy.objects.get().pk])
+    )
+    assert 'value="12.5' in page.text and "basis points" not in page.text

@@ -81,7 +81,7 @@ def test_an_operator_freezes_a_seller_in_admin_and_a_freeze_needs_a_reason(opera
         "weekday": 0,
         "month_day": 1,
         "hold_days": 7,
-        "reserve_bps": 0,
+        "reserve": "0",
         "reserve_days": 90,
         "frozen": "on",
         "change_reason": "Chargebacks above 1%",

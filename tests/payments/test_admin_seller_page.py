@@ -158,3 +158,31 @@ def test_the_history_costs_the_same_queries_however_long_it_is(
     assert count_queries(lambda: _page(operator_client, short)) == count_queries(
         lambda: _page(operator_client, long)
     )
+
+
+def test_where_a_sellers_money_goes_cannot_be_typed_in_the_admin(operator_client, seller):
+    seller.payout_account_id, seller.bank_account_number = "acct_local_1", "GB33BUKB2020"
+    seller.save()
+    url = reverse("admin:accounts_seller_change", args=[seller.pk])
+    page = operator_client.get(url)
+    form = page.context["adminform"].form
+
+    for name in ("payout_account_id", "payout_status", "bank_account_number"):
+        assert name not in form.fields, name
+    operator_client.post(
+        url,
+        {
+            "user": seller.user_id,
+            "display_name": seller.display_name,
+            "slug": seller.slug,
+            "country": seller.country,
+            "default_currency": seller.default_currency,
+            "payout_account_id": "acct_attacker",
+            "bank_account_number": "XX00ATTACKER",
+        },
+    )
+    seller.refresh_from_db()
+    assert (seller.payout_account_id, seller.bank_account_number) == (
+        "acct_local_1",
+        "GB33BUKB2020",
+    )
