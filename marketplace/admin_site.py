@@ -18,6 +18,10 @@ from django.utils import timezone
 
 
 class OperatorAdminSite(admin.AdminSite):
+    # The home page's dashboard and app list and the breadcrumbs lead everywhere; the
+    # side menu repeated the app list and left wide money tables too little room.
+    enable_nav_sidebar = False
+
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
