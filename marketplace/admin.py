@@ -20,7 +20,7 @@ from marketplace.task_queue import deferred_tasks_send
 from payments.admin.audit import HistoryInline
 from payments.admin.base import ReadOnlyWithActionsAdmin
 from payments.admin.money import ConfirmForm, confirm_context
-from payments.currencies import AmountError, format_amount, to_major_units, to_minor_units
+from payments.currencies import AmountError, amount_typed_to_minor, format_amount, to_major_units
 from payments.models import (
     Dispute,
     DisputeLine,
@@ -94,7 +94,7 @@ class ProductAdminForm(forms.ModelForm):
         price, currency = cleaned.get("price"), cleaned.get("currency")
         if price and currency:
             try:
-                self.instance.price_minor = to_minor_units(price.replace(",", "").strip(), currency)
+                self.instance.price_minor = amount_typed_to_minor(price, currency)
             except AmountError as exc:
                 self.add_error("price", str(exc))
         return cleaned
@@ -487,14 +487,16 @@ def _confirmed_amounts(data, lines: list[OrderLine], currency: str) -> dict[int,
 
 
 def _whole(text: str, what: str) -> int:
-    if not text.isdigit():
+    # ASCII digits only ("²" is a digit to isdigit(), not to int()), and few enough
+    # for int() (which refuses strings of more than 4,300 digits).
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidRequest(f"The {what} must be a whole number.")
     return int(text)
 
 
 def _minor(text: str, currency: str, line: OrderLine) -> int:
     try:
-        return to_minor_units(text, currency)
+        return amount_typed_to_minor(text, currency)
     except AmountError as exc:
         raise InvalidRequest(f"The amount for “{line.title}”: {exc}") from exc
 

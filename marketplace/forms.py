@@ -3,7 +3,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from marketplace.models import Category
-from payments.currencies import AmountError, currency_choices, to_minor_units
+from payments.currencies import AmountError, amount_typed_to_minor, currency_choices
 
 
 class CategoryChoiceField(forms.ModelChoiceField):
@@ -48,7 +48,7 @@ class ProductForm(forms.Form):
         price, currency = cleaned.get("price"), cleaned.get("currency")
         if price is not None and currency:
             try:
-                cleaned["price_minor"] = to_minor_units(price, currency)
+                cleaned["price_minor"] = amount_typed_to_minor(price, currency)
             except AmountError as exc:
                 self.add_error("price", str(exc))
         return cleaned

@@ -7,6 +7,7 @@ CLDR through Babel, a maintained package, rather than a table typed here.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -87,6 +88,34 @@ def to_minor_units(amount: Decimal | str, currency: str) -> int:
             raise AmountError(f"{currency} amounts have no decimal places.")
         raise AmountError(f"{currency} amounts have at most {places} decimal places.")
     return coefficient
+
+
+# What a person types as an amount: digits, optionally grouped in thousands by commas,
+# and a point before the decimals ("1250", "1,250.50"); ASCII digits only.
+_TYPED_AMOUNT = re.compile(r"(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?", re.ASCII)
+
+
+def amount_typed_to_minor(text: str, currency: str) -> int:
+    """An amount a person typed in a form, in minor units of ``currency``.
+
+    Commas are taken only as thousands separators, where they belong: "0,30" or
+    "12,50" (a decimal comma) is refused, never read as 30.00 or 1,250.00. Anything
+    else that is not plainly written (an exponent, underscores, a sign, other
+    scripts' digits, "NaN") is refused too; then ``to_minor_units`` checks the
+    currency's decimals and the largest amount, without rounding.
+    """
+    text = text.strip()
+    negative = text.startswith("-")
+    if _TYPED_AMOUNT.fullmatch(text[1:] if negative else text) is None:
+        if "," in text:
+            raise AmountError(
+                "Use a point before the decimals (12.50) and commas only between "
+                "thousands (1,250.50)."
+            )
+        raise AmountError("Enter an amount such as 12.50.")
+    if negative:
+        raise AmountError("The amount cannot be negative.")
+    return to_minor_units(text.replace(",", ""), currency)
 
 
 def to_major_units(minor: int, currency: str) -> Decimal:

@@ -2,9 +2,10 @@
 labelled box per currency the marketplace accepts, instead of JSON in minor units.
 
 Each box takes a decimal amount in the currency's major unit ("25.00", "3000" for
-yen); it is converted with ``to_minor_units``, which never rounds: more decimals
-than the currency has, a negative or a non-number is a form error naming the
-currency, and nothing is saved. An empty box means no amount for that currency.
+yen; commas only between thousands); it is converted with ``amount_typed_to_minor``,
+which never rounds: more decimals than the currency has, a decimal comma, a negative
+or a non-number is a form error naming the currency, and nothing is saved. An empty
+box means no amount for that currency.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from payments.admin.audit import ReasonForm
 from payments.currencies import (
     SUPPORTED_CURRENCIES,
     AmountError,
+    amount_typed_to_minor,
     exponent,
     format_amount,
     to_major_units,
-    to_minor_units,
 )
 from payments.models import PayoutPolicy
 
@@ -107,11 +108,11 @@ class AmountField(forms.CharField):
         super().__init__(required=False, strip=True, **kwargs)
 
     def clean(self, value: Any) -> int | None:
-        text = str(super().clean(value) or "").replace(",", "").strip()
+        text = str(super().clean(value) or "").strip()
         if not text:
             return None
         try:
-            return to_minor_units(text, self.currency)
+            return amount_typed_to_minor(text, self.currency)
         except AmountError as exc:
             message = str(exc)
             if self.currency not in message:

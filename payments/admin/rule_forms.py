@@ -4,10 +4,11 @@ minor units.
 
 The percentage takes at most two decimals ("10", "12.5", "0.25"), stored as basis
 points. Each amount is a decimal in the currency's major unit ("0.30", "300" for
-yen), converted with ``to_minor_units``, which never rounds: more decimals than the
-currency has, a negative or a non-number is a form error naming the currency, and
-nothing is saved. The model's own rules (amounts need a currency, the minimum is
-not above the maximum) are checked on the converted values.
+yen; commas only between thousands), converted with ``amount_typed_to_minor``, which
+never rounds: more decimals than the currency has, a decimal comma, a negative or a
+non-number is a form error naming the currency, and nothing is saved. The model's own
+rules (amounts need a currency, the minimum is not above the maximum) are checked on
+the converted values.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from django import forms
 
 from payments.admin.audit import ReasonForm
-from payments.currencies import AmountError, to_major_units, to_minor_units
+from payments.currencies import AmountError, amount_typed_to_minor, to_major_units
 from payments.models import CommissionRule
 
 # Form field -> the model field it is stored in (minor units of the rule's currency).
@@ -100,7 +101,7 @@ class CommissionRuleForm(ReasonForm):
             self.instance.percentage_bps = int(percentage * 100)
         currency = str(data.get("currency") or "")
         for name, stored in AMOUNT_FIELDS.items():
-            text = str(data.get(name) or "").replace(",", "").strip()
+            text = str(data.get(name) or "").strip()
             if not text:
                 setattr(self.instance, stored, 0 if name == "fixed_fee" else None)
                 continue
@@ -110,7 +111,7 @@ class CommissionRuleForm(ReasonForm):
                 )
                 continue
             try:
-                minor = to_minor_units(text, currency)
+                minor = amount_typed_to_minor(text, currency)
             except AmountError as exc:
                 message = str(exc)
                 if currency not in message:

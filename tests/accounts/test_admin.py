@@ -88,3 +88,44 @@ def test_admin_actions_hide_and_list_products(operator_client):
 
     operator_client.post(url, {"action": "list_products", "_selected_action": [shown.pk]})
     assert list(Product.objects.filter(is_active=True)) == [shown]
+
+
+@pytest.mark.parametrize(
+    ("price", "stored", "error"),
+    [
+        ("1,250.50", 125050, ""),
+        # A decimal comma is refused, never read as a thousands separator (1,250.00).
+        (
+            "12,50",
+            1000,
+            "Use a point before the decimals (12.50) and commas only between thousands (1,250.50).",
+        ),
+        ("NaN", 1000, "Enter an amount such as 12.50."),
+        ("1e309", 1000, "Enter an amount such as 12.50."),
+    ],
+)
+def test_the_product_price_typed_in_admin_is_read_as_meant(operator_client, price, stored, error):
+    product = ProductFactory(price_minor=1000, currency="USD", stock=3)
+    url = reverse("admin:marketplace_product_change", args=[product.pk])
+    data = {
+        "seller": product.seller_id,
+        "title": product.title,
+        "slug": product.slug,
+        "description": "A book",
+        "currency": "USD",
+        "stock": "3",
+        "is_active": "on",
+        "price": price,
+    }
+    if product.category_id:
+        data["category"] = product.category_id
+
+    response = operator_client.post(url, data)
+
+    product.refresh_from_db()
+    assert product.price_minor == stored
+    if error:
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["price"] == [error]
+    else:
+        assert response.status_code == 302

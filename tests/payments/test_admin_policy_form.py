@@ -88,6 +88,11 @@ def test_the_form_shows_stored_amounts_as_money_and_saving_again_changes_nothing
         ({"JPY": "100.5"}, "JPY amounts have no decimal places."),
         ({"EUR": "-5"}, "EUR: The amount cannot be negative."),
         ({"GBP": "ten"}, "GBP: Enter an amount such as 12.50."),
+        (
+            {"USD": "25,00"},
+            "USD: Use a point before the decimals (12.50) and commas only between thousands "
+            "(1,250.50).",
+        ),
     ],
 )
 def test_bad_amounts_are_form_errors_and_nothing_is_saved(operator_client, seller, minimums, error):

@@ -213,6 +213,11 @@ def test_a_refund_without_a_reason_is_refused_and_changes_nothing(
         ({"amount-{teapot}": "1.005"}, "USD amounts have at most 2 decimal places."),
         ({"qty-{teapot}": "3"}, "“Teapot” was bought 2 time(s) only."),
         ({"qty-{teapot}": "-1"}, "must be a whole number"),
+        # Digits Python's isdigit() knows but int() does not read: no server error.
+        ({"qty-{teapot}": "²"}, "must be a whole number"),
+        ({"seller_order": "²"}, "must be a whole number"),
+        ({"qty-{teapot}": "9" * 5000}, "must be a whole number"),
+        ({"amount-{teapot}": "12,50"}, "commas only between thousands"),
         ({}, "Choose a quantity or an amount to refund on at least one line."),
     ],
 )

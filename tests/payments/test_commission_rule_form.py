@@ -111,6 +111,12 @@ def test_yen_amounts_are_whole_yen(operator_client, rule):
         ({"fixed_fee": "0.305"}, "USD amounts have at most 2 decimal places."),
         ({"fixed_fee": "-1"}, "USD: The amount cannot be negative."),
         ({"minimum": "abc"}, "USD: Enter an amount such as 12.50."),
+        # A decimal comma is refused, not read as a thousands separator (30.00 a line).
+        (
+            {"fixed_fee": "0,30"},
+            "USD: Use a point before the decimals (12.50) and commas only between thousands "
+            "(1,250.50).",
+        ),
         (
             {"currency": "", "fixed_fee": "0.30"},
             "Choose the rule's currency: a fixed fee, minimum or maximum needs one.",

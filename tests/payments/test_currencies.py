@@ -12,6 +12,7 @@ from payments.currencies import (
     MAX_MAJOR_UNITS,
     SUPPORTED_CURRENCIES,
     AmountError,
+    amount_typed_to_minor,
     exponent,
     format_amount,
     to_major_units,
@@ -161,3 +162,44 @@ def test_long_or_tiny_decimals_are_refused_never_rounded(text, message):
 @pytest.mark.parametrize("text", ["0E-9999999999", "0E+9999999999", "0.000", "1.50000000000"])
 def test_zeros_and_trailing_zeros_are_exact_and_fast(text):
     assert to_minor_units(text, "USD") == (150 if text.startswith("1.5") else 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [
+        ("12.50", "USD", 1250),
+        ("1,250.50", "USD", 125050),
+        ("5,000", "JPY", 5000),
+        ("1,234,567.125", "KWD", 1234567125),
+        (" 0.30 ", "USD", 30),
+    ],
+)
+def test_a_typed_amount_takes_commas_between_thousands_only(text, currency, minor):
+    assert amount_typed_to_minor(text, currency) == minor
+
+
+COMMA = "Use a point before the decimals (12.50) and commas only between thousands (1,250.50)."
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A decimal comma (as typed in much of Europe) is not a thousands separator:
+        # "0,30" must not become 30.00, nor "12,50" 1,250.00.
+        ("0,30", COMMA),
+        ("12,50", COMMA),
+        ("1,,0", COMMA),
+        ("1,2345", COMMA),
+        ("1_0", "Enter an amount such as 12.50."),
+        ("+5", "Enter an amount such as 12.50."),
+        ("１２", "Enter an amount such as 12.50."),
+        ("1e3", "Enter an amount such as 12.50."),
+        ("NaN", "Enter an amount such as 12.50."),
+        ("-1", "The amount cannot be negative."),
+        ("-1,000", "The amount cannot be negative."),
+        ("1.001", "USD amounts have at most 2 decimal places."),
+    ],
+)
+def test_a_typed_amount_refuses_what_a_person_did_not_mean(text, message):
+    with pytest.raises(AmountError, match=re.escape(message)):
+        amount_typed_to_minor(text, "USD")

@@ -1,0 +1,229 @@
+"""The operator console's money operations at the same moment as another, on PostgreSQL.
+
+Each pair starts together behind a barrier on its own connection, on the scene of
+``test_concurrency_pairs`` (``build_scene``). The console's operations are the
+services its pages call: an operator refund of the seller's line of the card-paid
+sale through a confirmation key (``order_refund_by_operator``), the approval of the
+customer's refund request for the same line, and ``seller_freeze``. They race each
+other, a dispute of the same payment, a payout run and a payout being sent.
+
+Afterwards: no unexpected error (only a refusal the other operation explains), no
+lock conflict, the invariants of ``test_concurrency_pairs`` hold once every refund
+the processor accepted has been confirmed, and the customer never got back more
+than the line (or the payment).
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from accounts.services import operator_grant
+from marketplace import task_queue
+from marketplace.errors import ApplicationError
+from marketplace.models import Order, OrderLine
+from payments.audit import audit_history
+from payments.disputes import dispute_opened
+from payments.models import Payout, Refund, RefundRequest
+from payments.payout_sending import payout_send
+from payments.payouts import run_payouts
+from payments.policies import seller_freeze
+from payments.refund_requests import refund_request_approve, refund_request_create
+from payments.refunds import order_refund_by_operator, refund_mark_succeeded
+from tests.factories import CommissionRuleFactory, UserFactory
+from tests.payments.test_concurrency_pairs import (
+    LockConflicts,
+    Outcome,
+    Scene,
+    assert_invariants,
+    build_scene,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROUNDS = 3
+
+
+def _line(s: Scene) -> OrderLine:
+    return s.card_paid.lines.get(seller_order__seller=s.seller)
+
+
+def _operator_refund(key: str, amount: int | None = None) -> Callable[[Scene], object]:
+    def call(s: Scene) -> object:
+        line = _line(s)
+        return order_refund_by_operator(
+            order=s.card_paid,
+            line_amounts={line.pk: amount if amount is not None else line.refundable_minor},
+            by=s.operator,
+            reason="Arrived broken",
+            confirmation=key,
+        )
+
+    return call
+
+
+def _approve(s: Scene) -> object:
+    request = RefundRequest.objects.get(order_line=_line(s))
+    return refund_request_approve(request=request, by=s.operator, note="Fair")
+
+
+def _dispute(s: Scene) -> object:
+    return dispute_opened(
+        processor_name="local",
+        processor_dispute_id=f"dp-{s.tag}-console",
+        payment_id=s.payment_id,
+        amount_minor=s.card_paid.total_minor,
+    )
+
+
+def _run(s: Scene) -> object:
+    return run_payouts(sellers=[s.seller], now=s.now + timedelta(days=3))
+
+
+def _send(s: Scene) -> object:
+    return payout_send(payout=s.scheduled)
+
+
+def _freeze(s: Scene) -> object:
+    return seller_freeze(seller=s.seller, by=s.operator, reason="KYC review")
+
+
+OPERATIONS: dict[str, Callable[[Scene], object]] = {
+    "operator_refund": _operator_refund("key-a"),
+    "operator_refund_same_key": _operator_refund("key-a"),
+    "operator_refund_other_key": _operator_refund("key-b"),
+    "operator_refund_part": _operator_refund("key-c", 3000),
+    "approve": _approve,
+    "dispute_open": _dispute,
+    "payout_run": _run,
+    "payout_send": _send,
+    "freeze": _freeze,
+}
+PAIRS = [
+    ("operator_refund", "operator_refund_same_key"),
+    ("operator_refund", "operator_refund_other_key"),
+    ("operator_refund_part", "operator_refund_other_key"),
+    ("operator_refund", "approve"),
+    ("operator_refund_part", "approve"),
+    ("operator_refund", "dispute_open"),
+    ("approve", "dispute_open"),
+    ("operator_refund", "payout_run"),
+    ("operator_refund", "payout_send"),
+    ("approve", "payout_send"),
+    ("freeze", "payout_send"),
+    ("freeze", "payout_run"),
+    ("freeze", "operator_refund"),
+]
+# Which other operation may make an operation refuse: the line is refunded already,
+# or the payment is disputed; a payout is stopped by a freeze.
+REFUNDS = {
+    "operator_refund",
+    "operator_refund_same_key",
+    "operator_refund_other_key",
+    "operator_refund_part",
+    "approve",
+}
+MAY_REFUSE = {name: REFUNDS | {"dispute_open"} for name in REFUNDS}
+
+
+def _together(scene: Scene, names: tuple[str, str]) -> list[Outcome]:
+    barrier = threading.Barrier(len(names))
+    outcomes = [Outcome(name, 0) for name in names]
+
+    def worker(outcome: Outcome) -> None:
+        try:
+            barrier.wait(10)
+            outcome.value = OPERATIONS[outcome.name](scene)
+        except BaseException as exc:
+            outcome.error, outcome.trace = exc, traceback.format_exc()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(o,)) for o in outcomes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), f"a call hung: {outcomes}"
+    return outcomes
+
+
+@pytest.fixture
+def quiet(monkeypatch):
+    monkeypatch.setattr(task_queue, "_publish", lambda task, args, countdown=None: None)
+    handler = LockConflicts()
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("payments.retries", "payments.holds")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def _confirm_accepted_refunds() -> None:
+    """What the processor's refund events do: each refund it accepted succeeds."""
+    for refund in Refund.objects.filter(status=Refund.Status.PENDING).exclude(
+        processor_refund_id=""
+    ):
+        refund_mark_succeeded(refund=refund)
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
+def test_a_console_operation_and_another_at_once(first, second, quiet):
+    CommissionRuleFactory(percentage_bps=1000)
+    operator = operator_grant(user=UserFactory())
+    for round_ in range(ROUNDS):
+        scene = build_scene(f"console-{first}-{second}-{round_}", operator)
+        line = _line(scene)
+        refund_request_create(customer=scene.card_paid.customer, order_line=line, reason="It broke")
+        names = (first, second) if round_ % 2 == 0 else (second, first)
+        outcomes = _together(scene, names)
+
+        unexpected = [
+            o
+            for o, p in zip(outcomes, reversed(outcomes), strict=True)
+            if not o.ok
+            and not (isinstance(o.error, ApplicationError) and p.name in MAY_REFUSE.get(o.name, ()))
+        ]
+        assert not unexpected, f"round {round_}: {outcomes}"
+        assert not quiet.conflicts(), "\n".join(quiet.conflicts())
+        _confirm_accepted_refunds()
+        assert_invariants(scene)
+
+        line.refresh_from_db()
+        refunds = Refund.objects.filter(order=scene.card_paid)
+        given = refunds.exclude(status=Refund.Status.FAILED).aggregate(t=Sum("amount_minor"))["t"]
+        assert (given or 0) <= line.gross_minor, list(refunds.values_list("amount_minor", "status"))
+        assert line.refunded_minor == (given or 0)
+        ok = {o.name for o in outcomes if o.ok}
+        if {"operator_refund", "operator_refund_same_key"} <= set(names):
+            # One confirmation key: one refund, both callers told about the same one.
+            assert refunds.count() == 1
+            assert audit_history(scene.card_paid).filter(action="refund").count() == 1
+            values = [o.value.refund.pk for o in outcomes if o.ok]
+            assert len(set(values)) == 1 and len(values) == 2, outcomes
+            assert sorted(o.value.created for o in outcomes) == [False, True]
+        if "approve" in names:
+            request = RefundRequest.objects.get(order_line=line)
+            if "approve" in ok:
+                assert request.status == RefundRequest.Status.APPROVED
+                assert request.refund_id is not None
+            else:
+                assert request.status == RefundRequest.Status.REQUESTED
+                assert request.refund_id is None
+        if "freeze" in names:
+            for payout in Payout.objects.filter(seller=scene.seller):
+                assert payout.status not in (
+                    Payout.Status.SCHEDULED,
+                    Payout.Status.AWAITING_APPROVAL,
+                ), payout
+        order = Order.objects.get(pk=scene.card_paid.pk)
+        assert order.refunded_minor == (given or 0)
