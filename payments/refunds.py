@@ -321,10 +321,44 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     refund.completed_at = timezone.now()
     refund.save(update_fields=["status", "completed_at"])
     _refresh_statuses(refund.order_id, sorted(released))
+    _close_requests_refunded_in_full(refund, [rl.order_line_id for rl in refund_lines])
     _notify_after_commit(refund.pk)
     # A part already transferred to the seller is taken back from there if it can be.
     clawbacks_plan(reason_type="refund", reason_id=refund.pk, seller_parts=clawable)
     return txn
+
+
+def _close_requests_refunded_in_full(refund: Refund, line_ids: list[int]) -> None:
+    """A customer's request still waiting on a line that this refund leaves refunded in
+    full (by refunds that succeeded) has nothing left to decide: it is closed as
+    refunded otherwise, in the refund's transaction (the order's lock is held, as when
+    a request is approved), and nobody is told it was declined."""
+    from payments.audit import audit_record
+    from payments.models import RefundRequest
+
+    refunded = dict(
+        RefundLine.objects.filter(
+            order_line_id__in=line_ids, refund__status=Refund.Status.SUCCEEDED
+        )
+        .values_list("order_line_id")
+        .annotate(total=Sum("amount_minor"))
+    )
+    full = [
+        line.pk
+        for line in OrderLine.objects.filter(pk__in=line_ids)
+        if refunded.get(line.pk, 0) >= line.gross_minor
+    ]
+    waiting = RefundRequest.objects.select_for_update(no_key=True).filter(
+        order_line_id__in=full, status=RefundRequest.Status.REQUESTED
+    )
+    for request in waiting:
+        request.status = RefundRequest.Status.REFUNDED
+        request.decided_at = timezone.now()
+        request.decision_note = f"Refunded in full by refund #{refund.pk}."
+        request.save(update_fields=["status", "decided_at", "decision_note"])
+        audit_record(
+            target=request, action="closed", by=None, reason=request.decision_note, via="system"
+        )
 
 
 def _notify_after_commit(refund_id: int) -> None:

@@ -12,6 +12,9 @@ class RefundRequest(models.Model):
         REQUESTED = "requested", "Waiting for the seller"
         APPROVED = "approved", "Approved"
         DECLINED = "declined", "Declined"
+        # The line was refunded in full another way (an operator's or a seller's refund)
+        # while the request waited: nothing is left to decide.
+        REFUNDED = "refunded", "Refunded otherwise"
 
     order_line = models.ForeignKey(
         "marketplace.OrderLine", on_delete=models.PROTECT, related_name="refund_requests"

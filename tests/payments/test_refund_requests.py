@@ -122,3 +122,36 @@ def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(
     request.refresh_from_db()
     assert request.status == RefundRequest.Status.REQUESTED
     assert ledger_check().ok
+
+
+def test_a_request_waiting_on_a_line_refunded_in_full_another_way_is_closed(
+    run, paid, customer, seller, operator, mailoutbox
+):
+    from payments.audit import audit_history
+    from payments.refunds import refund_create, refund_mark_succeeded
+
+    teapot, print_ = paid.lines.get(title="Teapot"), paid.lines.get(title="Print")
+    asked = refund_request_create(customer=customer, order_line=teapot, reason="Chipped")
+    other = refund_request_create(customer=customer, order_line=print_, reason="Faded")
+
+    # Half of the teapot first: the request still has something to decide.
+    run(
+        refund_mark_succeeded,
+        refund=refund_create(order=paid, order_line=teapot, amount_minor=1000),
+    )
+    asked.refresh_from_db()
+    assert asked.status == RefundRequest.Status.REQUESTED
+    mailoutbox.clear()
+    # Then the rest, by an operator: nothing is left to decide, and no one is told
+    # the request was declined.
+    run(refund_mark_succeeded, refund=refund_create(order=paid, order_line=teapot))
+
+    asked.refresh_from_db()
+    other.refresh_from_db()
+    assert asked.status == RefundRequest.Status.REFUNDED
+    assert "Refunded in full by refund #" in asked.decision_note
+    assert other.status == RefundRequest.Status.REQUESTED  # its line was not refunded
+    assert [(r.action, r.actor) for r in audit_history(asked)] == [("closed", None)]
+    assert not any("declined" in m.subject.lower() for m in mailoutbox)
+    with pytest.raises(InvalidState):
+        refund_request_approve(request=asked, by=operator)
