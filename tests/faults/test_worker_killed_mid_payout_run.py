@@ -1,12 +1,14 @@
 """SIGKILL the Celery worker in the middle of a payout run, start a new one: every
 seller is paid exactly once (the processor's idempotency keys, the payout's unique
-period, late acknowledgement and the broker's redelivery of the lost task)."""
+period, late acknowledgement and the broker's redelivery of the lost task, or beat's
+sweeper for a task the kill lost for good)."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F
 
 from payments.balances import seller_balance
 from payments.checks import ledger_check
@@ -59,7 +61,18 @@ def test_a_worker_killed_mid_run_leaves_every_seller_paid_exactly_once(
 
     stack.worker(name="second")
     paid = Payout.objects.filter(status=Payout.Status.PAID)
-    wait_for(lambda: paid.count() == SELLERS, timeout=180, what="not every seller was paid")
+    try:
+        wait_for(lambda: paid.count() == SELLERS, timeout=90, what="not every seller was paid")
+    except TimeoutError:
+        # A send task the kill lost for good (taken from Redis by the dying worker, never
+        # acknowledged nor given back: once in CI, 29 of 30 sends ran) is what beat's
+        # sweeper is for: ten minutes on, it sends every payout still scheduled or
+        # sending. Move those payouts ten minutes back and run it, as beat would.
+        left = Payout.objects.filter(status__in=(Payout.Status.SCHEDULED, Payout.Status.SENDING))
+        print(f"{left.count()} payout(s) left for the sweeper")
+        left.update(created_at=F("created_at") - timedelta(minutes=11))
+        stack.send_task("payments.tasks.payouts_sweep_task")
+        wait_for(lambda: paid.count() == SELLERS, timeout=120, what="not every seller was paid")
     time.sleep(5)  # anything redelivered late would show up now
 
     assert Payout.objects.count() == SELLERS
