@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
 from django.http import HttpResponseRedirect
@@ -372,6 +373,7 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
         try:
             if request.method == "POST":
                 amounts = _confirmed_amounts(request.POST, lines, order.currency)
+                _check_previewed(request.POST, order, amounts)
             else:
                 amounts = _chosen_amounts(request.GET, lines, order.currency)
         except ApplicationError as exc:
@@ -424,6 +426,8 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
             (f"refund-{line_id}", to_major_units(amount, order.currency))
             for line_id, amount in preview.line_amounts.items()
         ]
+        confirmation = form["confirmation"].value() or uuid.uuid4().hex
+        hidden.append(("previewed", _previewed(order, confirmation, preview.line_amounts)))
         context = confirm_context(
             self.admin_site,
             request,
@@ -442,6 +446,38 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
             breadcrumb_label=str(order),
         )
         return TemplateResponse(request, "admin/payments/refund_confirm.html", context)
+
+
+PREVIEW_SALT = "marketplace.admin.order-refund-preview"
+PREVIEW_MAX_AGE = 2 * 3600  # seconds a confirmation page stays good
+
+
+def _previewed(order: Order, confirmation: str, amounts) -> str:
+    """The page's signature of what it previewed: this order, these amounts, this key."""
+    return signing.dumps(
+        {"order": order.pk, "key": confirmation, "amounts": sorted(amounts.items())},
+        salt=PREVIEW_SALT,
+    )
+
+
+def _check_previewed(data, order: Order, amounts: dict[int, int]) -> None:
+    """Refund exactly what the operator saw: the amounts posted must be those the page
+    previewed and signed (an edited page, or one for another order, is refused)."""
+    try:
+        signed = signing.loads(
+            str(data.get("previewed", "")), salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
+        )
+    except signing.SignatureExpired as exc:
+        raise InvalidRequest("This confirmation page is too old: open it again.") from exc
+    except signing.BadSignature as exc:
+        raise InvalidRequest("This confirmation page was changed: open it again.") from exc
+    previewed = {int(line_id): int(amount) for line_id, amount in signed["amounts"]}
+    if signed["order"] != order.pk or signed["key"] != data.get("confirmation"):
+        raise InvalidRequest("This confirmation page is not this refund's: open it again.")
+    if previewed != amounts:
+        raise InvalidRequest(
+            "The amounts differ from those the page showed: open the confirmation page again."
+        )
 
 
 def _chosen_amounts(data, lines: list[OrderLine], currency: str) -> dict[int, int]:

@@ -167,7 +167,9 @@ def test_after_the_hold_an_operator_pays_both_sellers_and_they_see_the_breakdown
                 shot(mine, f"05-{name.lower()}-payout-breakdown")
 
                 mine.get_by_role("link", name=f"#{bought.pk}").first.click()
-                expect(mine.locator("#when-paid")).to_contain_text(f"Paid in payout #{payout.pk} on")
+                expect(mine.locator("#when-paid")).to_contain_text(
+                    f"Paid in payout #{payout.pk} on"
+                )
                 shot(mine, f"06-{name.lower()}-order-paid-out")
 
     assert seller_balance(seller=seller, currency="USD").paid_out == 4500

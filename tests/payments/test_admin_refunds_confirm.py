@@ -450,3 +450,34 @@ def test_a_viewer_may_not_decide_refund_requests(viewer_client, refund_request):
         assert response.status_code == 403
     refund_request.refresh_from_db()
     assert refund_request.status == RefundRequest.Status.REQUESTED
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["an amount edited", "the signature edited", "no signature", "another page's key"],
+)
+def test_a_confirmation_refunds_only_what_its_page_previewed(
+    run, operator_client, order, seller, tamper
+):
+    seller_order = order.seller_orders.get(seller=seller)
+    page = operator_client.get(_url(order), {"seller_order": seller_order.pk})
+    data = _confirm_data(page)
+    before = _state(order)
+    if tamper == "an amount edited":
+        name = next(key for key in data if key.startswith("refund-"))
+        data[name] = "1.00"  # less than previewed, still a valid amount
+    elif tamper == "the signature edited":
+        data["previewed"] = data["previewed"][:-2] + "xx"
+    elif tamper == "no signature":
+        del data["previewed"]
+    else:
+        data["confirmation"] = "another-key"
+
+    response = run(operator_client.post, _url(order), data)
+
+    assert response.status_code == 302
+    assert (
+        "open it again" in _messages(response)[-1]
+        or "open the confirmation" in (_messages(response)[-1])
+    )
+    assert _state(order) == before
