@@ -31,7 +31,7 @@ TxnKind = LedgerTransaction.Kind
 Status = Payout.Status
 
 
-def payout_approve(*, payout: Payout, by: User) -> Payout:
+def payout_approve(*, payout: Payout, by: User, via: str = "code") -> Payout:
     """Four eyes: the operator who created a payout cannot approve it. An approved payout
     is checked again before it is sent (``payout_guard``): frozen, it is held; no longer
     covered, it is cancelled, and ``PayoutStopped`` says why."""
@@ -43,7 +43,7 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
             raise InvalidState("The operator who created a payout cannot approve it.")
         payout.status, payout.approved_by = Status.SCHEDULED, by
         payout.save(update_fields=["status", "approved_by"])
-        audit_record(target=payout, action="approve", by=by)
+        audit_record(target=payout, action="approve", by=by, via=via)
         stopped = payout_guard(payout)
         if stopped is None:
             payout_enqueue(payout)
@@ -53,33 +53,38 @@ def payout_approve(*, payout: Payout, by: User) -> Payout:
 
 
 def _operator_action(
-    payout: Payout, by: User, action: str, reason: str, allowed: tuple[str, ...]
+    payout: Payout,
+    by: User,
+    action: str,
+    reason: str,
+    allowed: tuple[str, ...],
+    via: str = "code",
 ) -> Payout:
     payout = payout_lock(payout.pk)
     if payout.status not in allowed:
         raise InvalidState(f"A {payout.get_status_display().lower()} payout cannot be {action}ed.")
-    audit_record(target=payout, action=action, by=by, reason=reason)
+    audit_record(target=payout, action=action, by=by, reason=reason, via=via)
     return payout
 
 
 @transaction.atomic
-def payout_hold(*, payout: Payout, by: User, reason: str) -> Payout:
+def payout_hold(*, payout: Payout, by: User, reason: str, via: str = "code") -> Payout:
     """Stop a payout that has not been sent yet, until it is released."""
     payout = _operator_action(
-        payout, by, "hold", reason, (Status.AWAITING_APPROVAL, Status.SCHEDULED)
+        payout, by, "hold", reason, (Status.AWAITING_APPROVAL, Status.SCHEDULED), via
     )
     payout.status = Status.HELD
     payout.save(update_fields=["status"])
     return payout
 
 
-def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
+def payout_release(*, payout: Payout, by: User, reason: str = "", via: str = "code") -> Payout:
     """Let a held payout go: it is sent at once, unless it still needs a second
     operator's approval (holding never stands in for the four eyes). It is checked
     first (``payout_guard``): while the seller is frozen it stays held (nothing is
     written); no longer covered, it is cancelled. Either raises ``PayoutStopped``."""
     with transaction.atomic():
-        payout = _operator_action(payout, by, "release", reason, (Status.HELD,))
+        payout = _operator_action(payout, by, "release", reason, (Status.HELD,), via)
         frozen = payout_frozen_reason(payout)
         if frozen is not None:
             raise PayoutStopped(f"It stays held: {frozen}. Unfreeze the seller first.")
@@ -96,20 +101,20 @@ def payout_release(*, payout: Payout, by: User, reason: str = "") -> Payout:
 
 
 @transaction.atomic
-def payout_cancel(*, payout: Payout, by: User, reason: str) -> Payout:
+def payout_cancel(*, payout: Payout, by: User, reason: str, via: str = "code") -> Payout:
     """Cancel a payout not sent yet; its amount stays available for the next run."""
-    payout = _operator_action(payout, by, "cancel", reason, Payout.OPEN)
+    payout = _operator_action(payout, by, "cancel", reason, Payout.OPEN, via)
     payout.breakdown.all().delete()
     payout.status = Status.CANCELLED
     payout.save(update_fields=["status"])
     return payout
 
 
-def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
+def payout_retry(*, payout: Payout, by: User, reason: str = "", via: str = "code") -> Payout:
     """After a failed payout: pay the seller again now, once, by the same rules as a
     run (freeze, payout account, reserve, minimum, approval threshold)."""
     with transaction.atomic():
-        payout = _operator_action(payout, by, "retry", reason, (Status.FAILED,))
+        payout = _operator_action(payout, by, "retry", reason, (Status.FAILED,), via)
         seller, currency = payout.seller, payout.currency
         account = seller_account(seller, Kind.AVAILABLE, currency)
         book = PolicyBook.load([seller.pk])
@@ -135,7 +140,7 @@ def payout_retry(*, payout: Payout, by: User, reason: str = "") -> Payout:
     return created
 
 
-def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout:
+def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str, via: str = "code") -> Payout:
     """A manual payout the operator has paid by bank transfer: the seller's available
     balance becomes paid out from the platform's bank. Marking it paid again changes
     nothing. It is checked first (``payout_guard``): a frozen seller's payout is held,
@@ -157,13 +162,13 @@ def payout_mark_paid(*, payout: Payout, by: User, bank_reference: str) -> Payout
             raise InvalidState("Give the bank transfer's reference.")
         stopped = payout_guard(payout)
         if stopped is None:
-            _post_bank_payout(payout, by, bank_reference.strip())
+            _post_bank_payout(payout, by, bank_reference.strip(), via)
     if stopped is not None:
         raise PayoutStopped(f"Not marked paid: {stopped}.")
     return payout
 
 
-def _post_bank_payout(payout: Payout, by: User, bank_reference: str) -> None:
+def _post_bank_payout(payout: Payout, by: User, bank_reference: str, via: str) -> None:
     seller, currency, amount = payout.seller, payout.currency, payout.amount_minor
     available = seller_account(seller, Kind.AVAILABLE, currency)
     in_transit = seller_account(seller, Kind.IN_TRANSIT, currency)
@@ -204,5 +209,5 @@ def _post_bank_payout(payout: Payout, by: User, bank_reference: str) -> None:
             "bank_last4",
         ]
     )
-    audit_record(target=payout, action="mark_paid", by=by, reason=payout.bank_reference)
+    audit_record(target=payout, action="mark_paid", by=by, reason=payout.bank_reference, via=via)
     payout_notify_later(payout, "paid")

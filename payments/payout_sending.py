@@ -107,7 +107,7 @@ def payout_send(*, payout: Payout) -> Payout:
     return payout
 
 
-def payout_resume(*, payout: Payout, by: User, reason: str) -> Payout:
+def payout_resume(*, payout: Payout, by: User, reason: str, via: str = "code") -> Payout:
     """Operators: send again a payout that stopped for them ("needs attention"), after
     checking the processor's dashboard; recorded with who and why. Its next attempt
     looks up what earlier ones did first, and its attention window starts again."""
@@ -120,7 +120,7 @@ def payout_resume(*, payout: Payout, by: User, reason: str) -> Payout:
         Payout.objects.filter(pk=locked.pk).update(
             attention_reason="", next_attempt_at=None, attempts_since=None
         )
-        audit_record(target=locked, action="resume", by=by, reason=reason)
+        audit_record(target=locked, action="resume", by=by, reason=reason, via=via)
     return payout_send(payout=locked)
 
 

@@ -297,7 +297,7 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
         done = 0
         for payout in queryset.filter(status=Payout.Status.AWAITING_APPROVAL):
             try:
-                payout_approve(payout=payout, by=request.user)  # type: ignore[arg-type]
+                payout_approve(payout=payout, by=request.user, via="admin")  # type: ignore[arg-type]
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{payout}: {exc}", level=messages.ERROR)
@@ -319,7 +319,7 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
         done = 0
         for payout in queryset:
             try:
-                service(payout=payout, by=request.user, reason=reason)
+                service(payout=payout, by=request.user, reason=reason, via="admin")
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{payout}: {exc}", level=messages.ERROR)
@@ -351,8 +351,8 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
         description="Mark the selected bank-transfer payouts paid (reason: bank reference)"
     )
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        def service(*, payout: Payout, by: Any, reason: str) -> Payout:
-            return payout_mark_paid(payout=payout, by=by, bank_reference=reason)
+        def service(*, payout: Payout, by: Any, reason: str, via: str) -> Payout:
+            return payout_mark_paid(payout=payout, by=by, bank_reference=reason, via=via)
 
         self._each(
             request,

@@ -169,7 +169,7 @@ class PayoutViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ig
         if not _operator(request):
             raise exceptions.PermissionDenied("Only operators may do this.")
         payout = self.get_object()
-        result = service(payout=payout, by=_actor(request), **extra)
+        result = service(payout=payout, by=_actor(request), via="api", **extra)
         return Response(s.PayoutSerializer(result).data)
 
     def _reason(self, request: Request) -> str:

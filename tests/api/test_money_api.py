@@ -80,7 +80,9 @@ def test_operators_hold_and_approve_through_the_same_services(world, api_as, ope
     assert held.status_code == 200 and held.json()["status"] == "held"
     assert again.status_code == 409 and again.json()["code"] == "invalid_state"
     assert approve.status_code == 409
-    assert list(AuditRecord.objects.values_list("action", "reason")) == [("hold", "KYC")]
+    assert list(AuditRecord.objects.values_list("action", "reason", "via")) == [
+        ("hold", "KYC", "api")
+    ]
 
 
 def test_the_creator_of_a_payout_cannot_approve_it(world, api_as, operator):

@@ -111,6 +111,6 @@ def test_an_operator_holds_a_payout_from_the_admin_with_a_reason(operator_client
 
     payout.refresh_from_db()
     assert payout.status == "held"
-    assert list(AuditRecord.objects.values_list("action", "reason", "actor")) == [
-        ("hold", "Address check", operator.pk)
+    assert list(AuditRecord.objects.values_list("action", "reason", "actor", "via")) == [
+        ("hold", "Address check", operator.pk, "admin")
     ]

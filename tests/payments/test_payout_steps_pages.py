@@ -181,12 +181,15 @@ def test_send_again_records_who_and_why_and_calls_the_service(
     response = run(_action, operator_client, "resume", [stuck], "Checked the dashboard")
 
     assert _messages(response) == [("info", "1 payout(s) sent again.")]
-    assert calls == [{"payout": stuck, "by": operator, "reason": "Checked the dashboard"}]
+    assert calls == [
+        {"payout": stuck, "by": operator, "reason": "Checked the dashboard", "via": "admin"}
+    ]
     recorded = AuditRecord.objects.get(payout=stuck)
-    assert (recorded.action, recorded.actor, recorded.reason) == (
+    assert (recorded.action, recorded.actor, recorded.reason, recorded.via) == (
         "resume",
         operator,
         "Checked the dashboard",
+        "admin",
     )
     stuck.refresh_from_db()
     assert (stuck.status, stuck.attention_reason) == (Payout.Status.PAID, "")
