@@ -35,6 +35,7 @@ from payments.models import (
     Dispute,
     Payout,
     ReconciliationReport,
+    ReconciliationRun,
     Refund,
     RefundRequest,
     WebhookEvent,
@@ -115,6 +116,8 @@ class OperatorDashboard:
     currencies: list[CurrencyFigures]
     backlog: Backlog
     reconciliation_url: str | None  # the reconciliation page for the last 7 days
+    last_reconciliation: ReconciliationRun | None = None  # the last one kept (beat's daily)
+    last_reconciliation_url: str | None = None  # its page: the same period, run again
 
 
 def _param(value: Any) -> str:
@@ -344,6 +347,8 @@ def operator_dashboard(
             )
         )
 
+    may_reconcile = can_view(ReconciliationReport)
+    last = ReconciliationRun.objects.first() if may_reconcile else None
     return OperatorDashboard(
         now=now,
         today=today,
@@ -355,7 +360,19 @@ def operator_dashboard(
                 ReconciliationReport,
                 {"start": week.first_day.isoformat(), "end": week.last_day.isoformat()},
             )
-            if can_view(ReconciliationReport)
+            if may_reconcile
+            else None
+        ),
+        last_reconciliation=last,
+        last_reconciliation_url=(
+            changelist_url(
+                ReconciliationReport,
+                {
+                    "start": timezone.localdate(last.since).isoformat(),
+                    "end": timezone.localdate(last.until).isoformat(),
+                },
+            )
+            if last is not None
             else None
         ),
     )

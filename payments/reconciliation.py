@@ -206,3 +206,34 @@ def reconcile(*, since: datetime, until: datetime) -> Reconciliation:
             )
         )
     return report
+
+
+# How many differences a stored run keeps for people to read (all are counted).
+KEPT_DIFFERENCES = 50
+
+
+def reconciliation_record(*, since: datetime, until: datetime, via: str) -> Reconciliation:
+    """Reconcile the period and keep the result (``ReconciliationRun``), so the console
+    shows how the last reconciliation went without asking the processor again."""
+    from payments.models import ReconciliationRun
+
+    report = reconcile(since=since, until=until)
+    ReconciliationRun.objects.create(
+        since=since,
+        until=until,
+        via=via,
+        matched=report.matched,
+        difference_count=len(report.differences),
+        differences=[
+            {
+                "movement": d.movement,
+                "processor_id": d.processor_id,
+                "currency": d.currency,
+                "ours": d.ours,
+                "theirs": d.theirs,
+                "note": d.note,
+            }
+            for d in report.differences[:KEPT_DIFFERENCES]
+        ],
+    )
+    return report

@@ -186,3 +186,18 @@ def webhook_delivery_task(self: Any, delivery_id: int) -> str:
     from payments.outbound_webhooks import webhook_delivery_attempt
 
     return str(webhook_delivery_attempt(delivery_id=delivery_id).status)
+
+
+@shared_task
+def reconcile_task(hours: int = 24) -> int:
+    """Beat's daily reconciliation of the last ``hours`` with the processor, kept for the
+    console; returns how many differences it found."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.reconciliation import reconciliation_record
+
+    until = timezone.now()
+    report = reconciliation_record(since=until - timedelta(hours=hours), until=until, via="beat")
+    return len(report.differences)

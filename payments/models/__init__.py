@@ -29,6 +29,7 @@ from payments.models.payouts import (
     PayoutRun,
     PayoutStep,
 )
+from payments.models.reconciliation_runs import ReconciliationRun
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
 from payments.models.webhooks import WebhookEvent
@@ -57,6 +58,7 @@ __all__ = [
     "PayoutRun",
     "PayoutStep",
     "ReconciliationReport",
+    "ReconciliationRun",
     "Refund",
     "RefundLine",
     "RefundRequest",

@@ -241,7 +241,8 @@ def test_the_dashboards_queries_do_not_grow_with_rows_or_currencies(
     with CaptureQueriesContext(connection) as large_page:
         assert operator_client.get(HOME).status_code == 200
 
-    assert small == large == 7  # orders, refunds, payouts, disputes and three queues
+    # orders, refunds, payouts, disputes, three queues and the last reconciliation kept
+    assert small == large == 8
     assert len(small_page) == len(large_page)
 
 
@@ -273,3 +274,38 @@ def test_the_selector_leaves_out_what_the_operator_may_not_view(trading):
     assert reverse("admin:payments_reconciliationreport_changelist") in (
         dashboard.reconciliation_url or ""
     )
+
+
+def test_the_last_reconciliation_kept_shows_its_differences(operator_client, run, seller):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from payments.models import ReconciliationRun
+    from payments.reconciliation import reconciliation_record
+    from payments.tasks import reconcile_task
+
+    before = operator_client.get(reverse("admin:index")).content.decode()
+    assert "no reconciliation kept yet" in before
+
+    until = timezone.now()
+    reconciliation_record(since=until - timedelta(days=1), until=until, via="admin")
+    run(reconcile_task)
+    call_command("reconcile", "--hours", "24")
+
+    runs = list(ReconciliationRun.objects.order_by("pk"))
+    assert [r.via for r in runs] == ["admin", "beat", "command"]
+    assert all(r.difference_count == 0 and r.differences == [] for r in runs)
+    # A day the ledger and the processor disagree on.
+    ReconciliationRun.objects.create(
+        since=until - timedelta(days=1),
+        until=until,
+        via="beat",
+        matched=3,
+        difference_count=2,
+        differences=[{"movement": "charge", "processor_id": "ch_1", "currency": "USD"}],
+    )
+    page = operator_client.get(reverse("admin:index")).content.decode()
+    assert '2<span class="visually-hidden"> differences at the last reconciliation' in page
+    assert 'class="ops-alert"' in page and "(beat," in page

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from payments.currencies import format_amount
-from payments.reconciliation import reconcile
+from payments.reconciliation import reconciliation_record
 
 
 class Command(BaseCommand):
@@ -19,7 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, hours: int, **options: Any) -> None:
         until = timezone.now()
-        report = reconcile(since=until - timedelta(hours=hours), until=until)
+        report = reconciliation_record(
+            since=until - timedelta(hours=hours), until=until, via="command"
+        )
         for d in report.differences:
             ours = "—" if d.ours is None else format_amount(d.ours, d.currency)
             theirs = "—" if d.theirs is None else format_amount(d.theirs, d.currency)
