@@ -23,7 +23,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from payments.admin.base import ReadOnlyAdmin
+from payments.admin.base import NoEditing, ReadOnlyAdmin
 from payments.audit import audit_history
 from payments.currencies import format_amount
 from payments.models import AuditRecord
@@ -93,7 +93,7 @@ def changes_text(record: AuditRecord, currency: str = "") -> str:
     return "; ".join(parts)
 
 
-class HistoryInline(GenericTabularInline):
+class HistoryInline(NoEditing, GenericTabularInline):
     """The object's history (who, when, through what, what, why), newest first, read
     from the one audit trail. Add it to an admin's ``inlines``."""
 
@@ -114,15 +114,6 @@ class HistoryInline(GenericTabularInline):
         # Inline instances are made per request: the page's object gives the currency.
         self.currency = str(getattr(obj, "currency", "") or "")
         return super().get_formset(request, obj, **kwargs)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="who")
     def actor_name(self, record: AuditRecord) -> str:

@@ -107,7 +107,21 @@ def percent_display(field: models.Field[Any, Any]) -> Callable[[Any], str | None
     return show
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class NoEditing:
+    """Rows written by services only: nobody adds, changes or deletes them in the admin
+    (for model admins and inlines alike)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(NoEditing, admin.ModelAdmin):  # type: ignore[type-arg]
     """Rows that nobody edits in the admin: they are written by services only.
 
     The change page is a view page showing every field; a POST to it is refused.
@@ -167,15 +181,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             if name not in shown:
                 shown.append(name)
         return shown
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """Every field, also those Django leaves off a form (``auto_now_add`` dates), so
@@ -265,7 +270,7 @@ class ReadOnlyWithActionsAdmin(ReadOnlyAdmin):
         return None
 
 
-class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+class ReadOnlyInline(NoEditing, admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
     # Relations every row shows: joined once, not fetched row by row.
@@ -274,12 +279,3 @@ class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
         return queryset.select_related(*self.select_related) if self.select_related else queryset
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

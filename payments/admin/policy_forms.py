@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from payments.admin.audit import ReasonForm
+from payments.admin.rule_forms import percent_field
 from payments.currencies import (
     SUPPORTED_CURRENCIES,
     AmountError,
@@ -187,16 +188,10 @@ class PayoutPolicyForm(ReasonForm):
         help_text="Payouts larger than this wait for a second operator's approval. "
         "Leave a box empty for no approval in that currency.",
     )
-    reserve = forms.DecimalField(
+    reserve = percent_field(
         label="Rolling reserve (%)",
-        min_value=Decimal(0),
-        max_value=Decimal(100),
-        decimal_places=2,
-        initial=Decimal(0),
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
         help_text="Of the earnings released, kept back for the reserve days, e.g. 10 (0: none).",
         error_messages={
-            "invalid": "Enter a percentage such as 10 or 12.5.",
             "max_value": "The reserve cannot be more than 100%%.",
             "min_value": "The reserve cannot be negative.",
             "max_decimal_places": "Enter the reserve with at most two decimals.",

@@ -35,20 +35,30 @@ def _amount_input() -> forms.TextInput:
     return forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 14})
 
 
-class CommissionRuleForm(ReasonForm):
-    """A commission rule in percent and money, with the reason for the change."""
-
-    percentage = forms.DecimalField(
-        label="Percentage (%)",
+def percent_field(*, label: str, help_text: str, error_messages: dict[str, str]) -> Any:
+    """A percentage typed as people write it (10, 12.5): 0 to 100 with at most two
+    decimals, stored by the form as basis points. ``error_messages`` add to (or
+    replace) the common "Enter a percentage such as 10 or 12.5." for bad text."""
+    return forms.DecimalField(
+        label=label,
         min_value=Decimal(0),
         max_value=Decimal(100),
         decimal_places=2,
         initial=Decimal(0),
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
+        help_text=help_text,
+        error_messages={"invalid": "Enter a percentage such as 10 or 12.5.", **error_messages},
+    )
+
+
+class CommissionRuleForm(ReasonForm):
+    """A commission rule in percent and money, with the reason for the change."""
+
+    percentage = percent_field(
+        label="Percentage (%)",
         help_text="Of each line's price, e.g. 10 or 12.5 (at most two decimals).",
         error_messages={
             "required": "Enter a percentage, e.g. 10 (0 for none).",
-            "invalid": "Enter a percentage such as 10 or 12.5.",
             "max_value": "The percentage cannot be more than 100.",
             "min_value": "The percentage cannot be negative.",
             "max_decimal_places": "Enter the percentage with at most two decimals, e.g. 12.25.",
