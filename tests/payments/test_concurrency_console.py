@@ -15,17 +15,13 @@ than the line (or the payment).
 
 from __future__ import annotations
 
-import threading
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from accounts.services import operator_grant
-from marketplace import task_queue
 from marketplace.errors import ApplicationError
 from marketplace.models import Order, OrderLine
 from payments.audit import audit_history
@@ -37,15 +33,19 @@ from payments.policies import seller_freeze
 from payments.refund_requests import refund_request_approve, refund_request_create
 from payments.refunds import order_refund_by_operator, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
+from tests.payments import test_concurrency_pairs as pairs
 from tests.payments.test_concurrency_pairs import (
-    LockConflicts,
-    Outcome,
     Scene,
     assert_invariants,
     build_scene,
+    run_together,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# The pair matrix's fixtures: tasks queued on commit are not published, and any lock
+# conflict a service logged fails the test.
+no_tasks, lock_conflicts = pairs.no_tasks, pairs.lock_conflicts
 
 ROUNDS = 3
 
@@ -105,6 +105,8 @@ OPERATIONS: dict[str, Callable[[Scene], object]] = {
     "payout_send": _send,
     "freeze": _freeze,
 }
+# The same calls as ``run_together`` makes them (these have no variants).
+BY_VARIANT = {name: (lambda s, _variant, call=call: call(s)) for name, call in OPERATIONS.items()}
 PAIRS = [
     ("operator_refund", "operator_refund_same_key"),
     ("operator_refund", "operator_refund_other_key"),
@@ -132,42 +134,6 @@ REFUNDS = {
 MAY_REFUSE = {name: REFUNDS | {"dispute_open"} for name in REFUNDS}
 
 
-def _together(scene: Scene, names: tuple[str, str]) -> list[Outcome]:
-    barrier = threading.Barrier(len(names))
-    outcomes = [Outcome(name, 0) for name in names]
-
-    def worker(outcome: Outcome) -> None:
-        try:
-            barrier.wait(10)
-            outcome.value = OPERATIONS[outcome.name](scene)
-        except BaseException as exc:
-            outcome.error, outcome.trace = exc, traceback.format_exc()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(o,)) for o in outcomes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads), f"a call hung: {outcomes}"
-    return outcomes
-
-
-@pytest.fixture
-def quiet(monkeypatch):
-    monkeypatch.setattr(task_queue, "_publish", lambda task, args, countdown=None: None)
-    handler = LockConflicts()
-    import logging
-
-    loggers = [logging.getLogger(name) for name in ("payments.retries", "payments.holds")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
-
-
 def _confirm_accepted_refunds() -> None:
     """What the processor's refund events do: each refund it accepted succeeds."""
     for refund in Refund.objects.filter(status=Refund.Status.PENDING).exclude(
@@ -177,7 +143,7 @@ def _confirm_accepted_refunds() -> None:
 
 
 @pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
-def test_a_console_operation_and_another_at_once(first, second, quiet):
+def test_a_console_operation_and_another_at_once(first, second, no_tasks, lock_conflicts):
     CommissionRuleFactory(percentage_bps=1000)
     operator = operator_grant(user=UserFactory())
     for round_ in range(ROUNDS):
@@ -185,7 +151,7 @@ def test_a_console_operation_and_another_at_once(first, second, quiet):
         line = _line(scene)
         refund_request_create(customer=scene.card_paid.customer, order_line=line, reason="It broke")
         names = (first, second) if round_ % 2 == 0 else (second, first)
-        outcomes = _together(scene, names)
+        outcomes = run_together(scene, [(name, 0) for name in names], BY_VARIANT)
 
         unexpected = [
             o
@@ -194,7 +160,7 @@ def test_a_console_operation_and_another_at_once(first, second, quiet):
             and not (isinstance(o.error, ApplicationError) and p.name in MAY_REFUSE.get(o.name, ()))
         ]
         assert not unexpected, f"round {round_}: {outcomes}"
-        assert not quiet.conflicts(), "\n".join(quiet.conflicts())
+        assert not lock_conflicts.conflicts(), "\n".join(lock_conflicts.conflicts())
         _confirm_accepted_refunds()
         assert_invariants(scene)
 

@@ -338,15 +338,21 @@ class Outcome:
         return f"{self.name}[{self.variant}] raised:\n{self.trace}"
 
 
-def run_together(scene: Scene, calls: list[tuple[str, int]]) -> list[Outcome]:
-    """Start the calls at the same moment, each on its own connection."""
+def run_together(
+    scene: Scene,
+    calls: list[tuple[str, int]],
+    operations: dict[str, Callable[[Scene, int], object]] | None = None,
+) -> list[Outcome]:
+    """Start the calls at the same moment, each on its own connection (``operations``:
+    name to call, this module's ``OPERATIONS`` unless given)."""
+    table = OPERATIONS if operations is None else operations
     barrier = threading.Barrier(len(calls))
     outcomes = [Outcome(name, variant) for name, variant in calls]
 
     def worker(outcome: Outcome) -> None:
         try:
             barrier.wait(10)
-            outcome.value = OPERATIONS[outcome.name](scene, outcome.variant)
+            outcome.value = table[outcome.name](scene, outcome.variant)
         except BaseException as exc:
             outcome.error, outcome.trace = exc, traceback.format_exc()
         finally:
