@@ -10,15 +10,21 @@ from __future__ import annotations
 
 
 class ApplicationError(Exception):
-    """Something a caller asked for that cannot be done; the message is for people."""
+    """Something a caller asked for that cannot be done; the message is for people.
+
+    ``param`` names the request field at fault, when one is (the API returns it).
+    """
 
     code = "error"
+    param: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if param is not None:
+            self.param = param
 
     def __str__(self) -> str:
         return self.message

@@ -33,6 +33,11 @@ class Order(models.Model):
     shipping_country = models.CharField("country", max_length=2, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

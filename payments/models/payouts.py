@@ -244,6 +244,11 @@ class Payout(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

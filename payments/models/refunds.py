@@ -28,6 +28,11 @@ class Refund(models.Model):
     processor_refund_id = models.CharField(max_length=100, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,0 +1,58 @@
+"""Metadata: an integrator's own key-value pairs on orders, refunds and payouts.
+
+The limits are Stripe's, so a value copied from one to the other always fits:
+at most 50 keys, each key at most 40 characters and without square brackets,
+each value a string of at most 500 characters. An update merges into what is
+there; a key set to an empty string (or ``null``) is removed. Metadata is
+never used by the marketplace itself: it only carries the integrator's
+references (their order number, a support ticket) and is returned as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marketplace.errors import InvalidRequest
+
+MAX_KEYS = 50
+MAX_KEY_LENGTH = 40
+MAX_VALUE_LENGTH = 500
+
+
+class InvalidMetadata(InvalidRequest):
+    """Metadata outside the limits; ``param`` names the key at fault."""
+
+    code = "invalid_metadata"
+    param = "metadata"
+
+
+def metadata_merge(current: Mapping[str, str], update: Any) -> dict[str, str]:
+    """``current`` with ``update`` applied: new and changed keys set, keys whose
+    value is empty (or null) removed. Refuses anything outside the limits."""
+    if not isinstance(update, Mapping):
+        raise InvalidMetadata("Metadata must be an object of string keys and string values.")
+    merged = dict(current)
+    for key, value in update.items():
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidMetadata("Metadata keys must be non-empty strings.")
+        param = f"metadata[{key}]"
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidMetadata(
+                f"Metadata keys are at most {MAX_KEY_LENGTH} characters.", param=param
+            )
+        if "[" in key or "]" in key:
+            raise InvalidMetadata("Metadata keys cannot contain [ or ].", param=param)
+        if value is None or value == "":
+            merged.pop(key, None)
+            continue
+        if not isinstance(value, str):
+            raise InvalidMetadata("Metadata values must be strings.", param=param)
+        if len(value) > MAX_VALUE_LENGTH:
+            raise InvalidMetadata(
+                f"Metadata values are at most {MAX_VALUE_LENGTH} characters.", param=param
+            )
+        merged[key] = value
+    if len(merged) > MAX_KEYS:
+        raise InvalidMetadata(f"Metadata holds at most {MAX_KEYS} keys.")
+    return merged
