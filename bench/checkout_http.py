@@ -44,6 +44,7 @@ second over ``/livez``'s, with the target "errors 0".
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -452,6 +453,8 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "marketplace.settings",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        # A Fernet key: 32 random bytes, URL-safe base64.
+        "WEBHOOK_SECRET_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1",
         "USE_X_FORWARDED_PROTO": "1",
         "DATABASE_URL": args.database_url,

@@ -7,6 +7,8 @@ embedded Celery broker on a SQLite file). Production sets ``DEBUG=0`` and the
 variables documented in README.md; secrets have no production default.
 """
 
+import base64
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +40,8 @@ ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A problem (csrf_failed) under /api/, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "marketplace.views.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "marketplace.admin_site.OperatorAdminConfig",  # django.contrib.admin, with a dashboard
@@ -61,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer carries a Request-Id, and every log line of a request has it.
+    "marketplace.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -277,12 +283,37 @@ ORDER_MAX_QUANTITY = 1000
 
 # Webhooks to integrators may go to plain HTTP and private addresses (dev and tests only).
 OUTBOUND_WEBHOOKS_ALLOW_LOCAL = env.bool("OUTBOUND_WEBHOOKS_ALLOW_LOCAL", default=False)
+# Fernet keys encrypting webhook endpoint secrets at rest (payments/webhook_secrets.py):
+# the first encrypts, all decrypt. In development a key is derived from SECRET_KEY.
+WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
+if not WEBHOOK_SECRET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("WEBHOOK_SECRET_KEYS must be set when DEBUG is off.")
+    WEBHOOK_SECRET_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(b"marketplace webhook secrets\0" + SECRET_KEY.encode()).digest()
+        ).decode()
+    ]
+for _key in WEBHOOK_SECRET_KEYS:
+    try:
+        _valid = len(base64.urlsafe_b64decode(_key.encode())) == 32
+    except ValueError:
+        _valid = False
+    if not _valid:
+        raise ImproperlyConfigured(
+            "WEBHOOK_SECRET_KEYS must be Fernet keys (32 bytes in url-safe base64)."
+        )
 
 # --- REST API (docs/api.md) --------------------------------------------------------
 
-# Throttle counters live in the cache: local memory by default (per process);
-# set CACHE_URL (e.g. redis://127.0.0.1:6379/2) to share them between processes.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# The API's rate-limit counters live in the cache, which every web process must share
+# or each one counts its own: Redis (CACHE_URL) by default when DEBUG is off. With
+# DEBUG on (one development process), local memory.
+CACHES = {
+    "default": env.cache_url(
+        "CACHE_URL", default="locmemcache://" if DEBUG else "redis://127.0.0.1:6379/2"
+    )
+}
 if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     # A cache that is down or unreachable costs a request at most a second per call
     # (the API's rate limits then fail open), never the kernel's two-minute timeout.
@@ -297,12 +328,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
-    ],
-    "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.PagePagination",
-    "PAGE_SIZE": 25,
+    # django-filter's, refusing an empty filter value (?status=) with a 400.
+    "DEFAULT_FILTER_BACKENDS": ["marketplace.api.filters.StrictDjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.CursorPagination",
     "DEFAULT_THROTTLE_CLASSES": [
         "marketplace.api.throttling.AnonRateThrottleFailOpen",
         "marketplace.api.throttling.UserRateThrottleFailOpen",
@@ -312,6 +340,9 @@ REST_FRAMEWORK = {
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
     },
     "EXCEPTION_HANDLER": "marketplace.api.errors.problem_exception_handler",
+    # No serializer has this field: a 201's Location is never a field's value (a webhook
+    # endpoint's receiver URL was); marketplace/api/locations.py sets it.
+    "URL_FIELD_NAME": "api_url",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -387,10 +418,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
     },
+    "filters": {"request_id": {"()": "marketplace.request_ids.RequestIdLogFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -5,7 +5,7 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
-from marketplace.views import health
+from marketplace.views import errors, health
 
 admin.site.site_header = "Marketplace operations"
 admin.site.site_title = "Marketplace admin"
@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("payments/", include("payments.urls")),
+    path("api/v1/errors/", errors.api_error_codes, name="api-error-codes"),
     path("api/v1/", include("marketplace.api.urls")),
     path("", include("marketplace.shop_urls")),
 ]

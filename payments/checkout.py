@@ -10,6 +10,9 @@ card after a decline is a new attempt on the same order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -39,6 +42,11 @@ def payment_start(*, order: Order) -> PaymentAttempt:
     The attempt row is committed before the processor is called, so a timeout
     leaves a row whose key the next call reuses.
     """
+    return _payment_start(order)[0]
+
+
+def _payment_start(order: Order) -> tuple[PaymentAttempt, Payment | None]:
+    """``payment_start``, with the processor's answer when it was asked (else None)."""
     with transaction.atomic():
         order = order_lock(order.pk)
         if order.status != Order.Status.AWAITING_PAYMENT:
@@ -57,7 +65,7 @@ def payment_start(*, order: Order) -> PaymentAttempt:
                 idempotency_key=f"payment-{order.pk}-{number}",
             )
     if attempt.processor_payment_id:
-        return attempt
+        return attempt, None
     payment = get_processor(attempt.processor).payment_create(
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,
@@ -70,7 +78,7 @@ def payment_start(*, order: Order) -> PaymentAttempt:
         processor_payment_id=payment.id, client_secret=payment.client_secret
     )
     attempt.refresh_from_db()
-    return attempt
+    return attempt, payment
 
 
 @transaction.atomic
@@ -221,3 +229,92 @@ def _cancel_failed_attempts(order: Order) -> None:
         except InvalidProcessorRequest:
             continue
         PaymentAttempt.objects.filter(pk=failed.pk).update(status=Status.CANCELED)
+
+
+# --- Paying through the API: the client confirms, then reads until paid --------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """An order's payment as an API client sees it: the attempt, and what the customer
+    must do before it can go on (the processor's ``next_action``; None when nothing)."""
+
+    attempt: PaymentAttempt
+    next_action: Mapping[str, Any] | None = None
+
+
+def order_payment_start(*, order: Order) -> PaymentState:
+    """Start, or resume, paying ``order`` for a client that confirms the payment itself.
+
+    The same attempt as the site's (``payment_start``): the open one, or a new one
+    after a failed one. ``next_action`` is the processor's current word on it (a
+    resumed attempt is read again at the processor, since the customer may have
+    confirmed it meanwhile). Raises ``InvalidState`` when the order is not waiting
+    for a payment.
+    """
+    attempt, payment = _payment_start(order)
+    return PaymentState(attempt, _next_action(attempt, payment))
+
+
+def order_payment_get(*, order: Order) -> PaymentState | None:
+    """The latest attempt to pay ``order`` (None before the first) and, while it is
+    open, the processor's ``next_action``. The order is paid only once the
+    processor's event is processed: read the order's status, not the attempt's."""
+    attempt = order.payment_attempts.order_by("number").last()
+    if attempt is None:
+        return None
+    return PaymentState(attempt, _next_action(attempt, None))
+
+
+def order_payment_confirm(*, order: Order, card_number: str) -> PaymentState:
+    """Confirm the order's open attempt with one of the local processor's test cards
+    (what Stripe.js does with a real card).
+
+    Raises ``InvalidState`` when the order is not waiting for a payment, when no
+    attempt is open (none started, or the last one failed: start a new one), when
+    the attempt waits for its confirmation step (``order_payment_authenticate``),
+    and with another processor, whose payments are confirmed with its own client
+    library; ``CardDeclined`` when the card is declined (the attempt is then failed).
+    """
+    attempt = _open_attempt(order)
+    if attempt.processor != "local":
+        raise InvalidState(
+            "This payment is confirmed with Stripe.js or Stripe's mobile SDK, using its "
+            "client_secret; then read the payment until the order is paid."
+        )
+    if attempt.status == Status.REQUIRES_ACTION:
+        raise InvalidState("This payment is waiting for its confirmation step.")
+    attempt = local_card_pay(attempt=attempt, card_number=card_number)
+    return PaymentState(attempt, _next_action(attempt, None))
+
+
+def order_payment_authenticate(*, order: Order, approve: bool) -> PaymentState:
+    """The customer's answer to the confirmation step (3-D Secure) of the order's
+    attempt that asks for one: approved, it pays; refused, ``CardDeclined`` and the
+    attempt is failed. Raises ``InvalidState`` when no attempt waits for this step."""
+    attempt = _open_attempt(order)
+    if attempt.status != Status.REQUIRES_ACTION:
+        raise InvalidState("This payment is not waiting for a confirmation.")
+    attempt = local_card_authenticate(attempt=attempt, approve=approve)
+    return PaymentState(attempt, _next_action(attempt, None))
+
+
+def _open_attempt(order: Order) -> PaymentAttempt:
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise InvalidState(f"Order #{order.pk} is not waiting for a payment.")
+    attempt = order.payment_attempts.filter(status__in=PaymentAttempt.OPEN).last()
+    if attempt is None or not attempt.processor_payment_id:
+        raise InvalidState("No payment is open for this order: start one first.")
+    return attempt
+
+
+def _next_action(attempt: PaymentAttempt, payment: Payment | None) -> Mapping[str, Any] | None:
+    """What the processor asks of the customer for an open attempt (``payment`` if it
+    was just read, else read now); None for an attempt that is over."""
+    if attempt.status not in PaymentAttempt.OPEN or not attempt.processor_payment_id:
+        return None
+    if payment is None:
+        payment = get_processor(attempt.processor).payment_get(
+            payment_id=attempt.processor_payment_id
+        )
+    return payment.next_action

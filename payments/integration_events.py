@@ -1,7 +1,9 @@
 """The events integrators receive (``outbound_webhooks``), and what each one says.
 
 Amounts are integers in minor units with their currency, as in the API. A
-seller's endpoint sees only that seller's part of an order or refund.
+seller's endpoint sees only that seller's part of an order or refund. Each event
+is also recorded (``payments.events``) for ``GET /api/v1/events/``, filterable by
+the object it is about (``order``, ``refund`` or ``payout`` and its id).
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ def order_paid_announce(*, order: Order) -> None:
         }
 
     webhook_event_publish(
-        event_type="order.paid", data_for=data_for, sellers=[so.seller_id for so in seller_orders]
+        event_type="order.paid",
+        data_for=data_for,
+        sellers=[so.seller_id for so in seller_orders],
+        object_type="order",
+        object_id=order.pk,
     )
 
 
@@ -69,6 +75,8 @@ def refund_created_announce(*, refund: Refund) -> None:
         event_type="refund.created",
         data_for=data_for,
         sellers={line.order_line.seller_order.seller_id for line in lines},
+        object_type="refund",
+        object_id=refund.pk,
     )
 
 
@@ -82,5 +90,9 @@ def payout_announce(*, payout: Payout, event: str) -> None:
         "failure_reason": payout.failure_reason,
     }
     webhook_event_publish(
-        event_type=f"payout.{event}", data_for=lambda _: data, sellers=[payout.seller_id]
+        event_type=f"payout.{event}",
+        data_for=lambda _: data,
+        sellers=[payout.seller_id],
+        object_type="payout",
+        object_id=payout.pk,
     )

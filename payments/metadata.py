@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import transaction
+
+from accounts.models import User
 from marketplace.errors import InvalidRequest
+from payments.audit import audit_record
+from payments.locks import payout_lock
+from payments.models import Payout, Refund
 
 MAX_KEYS = 50
 MAX_KEY_LENGTH = 40
@@ -56,3 +62,40 @@ def metadata_merge(current: Mapping[str, str], update: Any) -> dict[str, str]:
     if len(merged) > MAX_KEYS:
         raise InvalidMetadata(f"Metadata holds at most {MAX_KEYS} keys.")
     return merged
+
+
+def _metadata_changes(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, list[Any]]:
+    keys = sorted(set(before) | set(after))
+    return {
+        f"metadata[{key}]": [before.get(key), after.get(key)]
+        for key in keys
+        if before.get(key) != after.get(key)
+    }
+
+
+def payout_metadata_update(*, payout: Payout, by: User, metadata: Any, via: str = "code") -> Payout:
+    """An operator merges ``metadata`` into a payout's (``metadata_merge``'s rules), under
+    the payout's lock, recorded in its audit trail; status and amounts are untouched."""
+    with transaction.atomic():
+        payout = payout_lock(payout.pk)
+        before = dict(payout.metadata)
+        payout.metadata = metadata_merge(before, metadata)
+        payout.save(update_fields=["metadata"])
+        changes = _metadata_changes(before, payout.metadata)
+        if changes:
+            audit_record(target=payout, action="metadata", by=by, via=via, changes=changes)
+    return payout
+
+
+def refund_metadata_update(*, refund: Refund, by: User, metadata: Any, via: str = "code") -> Refund:
+    """An operator merges ``metadata`` into a refund's (``metadata_merge``'s rules), under
+    the refund's lock, recorded in its audit trail; status and amounts are untouched."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
+        before = dict(refund.metadata)
+        refund.metadata = metadata_merge(before, metadata)
+        refund.save(update_fields=["metadata"])
+        changes = _metadata_changes(before, refund.metadata)
+        if changes:
+            audit_record(target=refund, action="metadata", by=by, via=via, changes=changes)
+    return refund

@@ -18,74 +18,64 @@ once. A 2xx answer ends it; anything else (or no answer in 10 seconds) is
 retried with exponential backoff, up to ``MAX_ATTEMPTS`` attempts. Every
 attempt is logged with the status code and the start of the answer.
 
+After a secret rotation (``webhook_endpoint_secret_rotate``) the signature header
+carries one ``v1=`` per live secret, the new one first, until the old one's
+overlap window ends; a receiver accepts the delivery if any ``v1`` matches.
+Secrets are stored encrypted (``payments.webhook_secrets``). Every published
+event is also recorded (``payments.events``), whether or not an endpoint
+listens, so integrators can list what they missed and have it sent again.
+
 Endpoints must be HTTPS on a public address; ``OUTBOUND_WEBHOOKS_ALLOW_LOCAL``
-allows plain HTTP and private addresses (development and tests only).
+allows plain HTTP and private addresses (development and tests only). The rule
+is ``payments/webhook_addresses.py``; it is checked at registration and again
+at each delivery, which connects to the address it checked and never follows
+a redirect (``payments/webhook_transport.py``). A refused address fails the
+delivery at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import secrets
-import socket
 import time
-import uuid
-from collections.abc import Iterable
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 
 import requests
-from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
 from marketplace.errors import InvalidRequest, NotFound
 from marketplace.task_queue import enqueue_on_commit
+from payments.events import Payload, events_record
 from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.outbound_webhooks import EVENT_TYPES
+from payments.webhook_addresses import RefusedAddress, webhook_address_check
+from payments.webhook_secrets import secret_encrypt, secret_generate
+from payments.webhook_transport import webhook_post
 
 EVENT_NAMES = {name for name, _ in EVENT_TYPES}
 MAX_ATTEMPTS = 8
 TIMEOUT = (3.05, 10)
 RESPONSE_LOG_CHARS = 1000
 SIGNATURE_HEADER = "Marketplace-Signature"
+ROTATION_OVERLAP_MAX_HOURS = 168
 
 
 class TemporaryDeliveryError(Exception):
     """The receiver did not answer 2xx; the delivery is retried later."""
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
-
-
-def _address_error(url: str) -> str | None:
-    """Why we refuse to send to ``url``, or None."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return "The address has a port that does not exist."
-    allow_local = settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL
-    if parts.scheme != "https" and not (allow_local and parts.scheme == "http"):
-        return "Webhook endpoints must use https://."
-    if not parts.hostname:
-        return "The address has no host."
-    if allow_local:
-        return None
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return f"{parts.hostname} does not resolve."
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return "Webhook endpoints must be on a public address."
-    return None
+def sign(keys: str | Sequence[str], timestamp: int, body: bytes) -> str:
+    """The signature header: the timestamp, then one ``v1`` per secret, in order."""
+    signed = f"{timestamp}.".encode() + body
+    parts = [f"t={timestamp}"]
+    for key in [keys] if isinstance(keys, str) else keys:
+        parts.append(f"v1={hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()}")
+    return ",".join(parts)
 
 
 def webhook_endpoint_create(
@@ -109,16 +99,14 @@ def webhook_endpoint_create(
         seller = own_seller
     if seller is not None and not is_operator(owner) and seller != own_seller:
         raise NotFound("No such seller.")
-    problem = _address_error(url)
-    if problem:
-        raise InvalidRequest(problem)
+    webhook_address_check(url)  # RefusedAddress / UnresolvableHost: 400s naming "url"
     return WebhookEndpoint.objects.create(
         owner=owner,
         seller=seller,
         url=url,
         events=events,
         description=description[:200],
-        secret=f"whsec_{secrets.token_urlsafe(32)}",
+        secret_encrypted=secret_encrypt(secret_generate()),
     )
 
 
@@ -137,9 +125,7 @@ def webhook_endpoint_update(
             raise InvalidRequest(f"Choose events among {', '.join(sorted(EVENT_NAMES))}.")
         endpoint.events = events
     if url is not None:
-        problem = _address_error(url)
-        if problem:
-            raise InvalidRequest(problem)
+        webhook_address_check(url)
         endpoint.url = url
     if description is not None:
         endpoint.description = description[:200]
@@ -149,53 +135,108 @@ def webhook_endpoint_update(
     return endpoint
 
 
-def _sees_everything(endpoint: WebhookEndpoint) -> bool:
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint with its deliveries and their log: what was still queued for
+    it is not sent (the delivery task finds nothing to send)."""
+    endpoint.delete()
+
+
+def webhook_endpoint_secret_rotate(
+    *, endpoint: WebhookEndpoint, expires_in_hours: int = 24
+) -> tuple[WebhookEndpoint, str]:
+    """Give the endpoint a new signing secret and return it (the only time it is shown
+    with creation). The old secret keeps signing deliveries, next to the new one, for
+    ``expires_in_hours`` (0 to 168; 0 drops it at once), so the receiver can switch
+    without losing a delivery; a secret kept from an earlier rotation is dropped."""
+    if not 0 <= expires_in_hours <= ROTATION_OVERLAP_MAX_HOURS:
+        raise InvalidRequest(
+            f"Choose between 0 and {ROTATION_OVERLAP_MAX_HOURS} hours.", param="expires_in_hours"
+        )
+    new = secret_generate()
+    if expires_in_hours:
+        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+        endpoint.previous_secret_expires_at = timezone.now() + timedelta(hours=expires_in_hours)
+    else:
+        endpoint.previous_secret_encrypted, endpoint.previous_secret_expires_at = "", None
+    endpoint.secret_encrypted = secret_encrypt(new)
+    endpoint.save(
+        update_fields=[
+            "secret_encrypted",
+            "previous_secret_encrypted",
+            "previous_secret_expires_at",
+        ]
+    )
+    return endpoint, new
+
+
+def endpoint_sees_everything(endpoint: WebhookEndpoint) -> bool:
     """A platform-wide endpoint gets events only while its owner is an operator."""
     return endpoint.seller_id is None and is_operator(endpoint.owner)
 
 
 def webhook_event_publish(
-    *, event_type: str, data_for: Any, sellers: Iterable[int]
+    *,
+    event_type: str,
+    data_for: Callable[[int | None], Payload],
+    sellers: Iterable[int],
+    object_type: str,
+    object_id: int,
 ) -> list[WebhookDelivery]:
-    """Record one delivery per active endpoint that wants ``event_type`` and may see it
-    (platform-wide endpoints, and the endpoints of the ``sellers`` concerned).
+    """Record the event (always, even when no endpoint listens) and one delivery per
+    active endpoint that wants ``event_type`` and may see it (platform-wide endpoints,
+    and the endpoints of the ``sellers`` concerned), in one transaction: the event
+    exists, and is sent, if and only if the change that announces it commits.
 
-    ``data_for(seller_id | None)`` builds the payload an endpoint sees: the whole
-    event for a platform-wide endpoint, the seller's part for a seller's.
+    ``data_for(seller_id | None)`` builds the payload an audience sees: the whole
+    event platform-wide, the seller's part for a seller. ``object_type`` and
+    ``object_id`` name what the event is about (``order`` 12), for filtering.
     """
     assert event_type in EVENT_NAMES, event_type
-    concerned = set(sellers)
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(
-            is_active=True, owner__is_active=True
-        ).select_related("owner")
-        if event_type in endpoint.events
-        and (endpoint.seller_id in concerned or _sees_everything(endpoint))
-    ]
-    if not endpoints:
-        return []
-    event_id = uuid.uuid4()
-    deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(
-            endpoint_id=endpoint.pk,
-            event_id=event_id,
+    with transaction.atomic():
+        event_id, payloads = events_record(
             event_type=event_type,
-            payload=data_for(endpoint.seller_id),
+            data_for=data_for,
+            sellers=sellers,
+            object_type=object_type,
+            object_id=object_id,
         )
-        for endpoint in endpoints
-    )
-    from payments.tasks import webhook_delivery_task
+        endpoints = [
+            endpoint
+            for endpoint in WebhookEndpoint.objects.filter(
+                is_active=True, owner__is_active=True
+            ).select_related("owner")
+            if event_type in endpoint.events
+            and (
+                (endpoint.seller_id is not None and endpoint.seller_id in payloads)
+                or endpoint_sees_everything(endpoint)
+            )
+        ]
+        if not endpoints:
+            return []
+        deliveries = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(
+                endpoint_id=endpoint.pk,
+                event_id=event_id,
+                event_type=event_type,
+                payload=payloads[endpoint.seller_id],
+            )
+            for endpoint in endpoints
+        )
+        from payments.tasks import webhook_delivery_task
 
-    for delivery in deliveries:
-        enqueue_on_commit(webhook_delivery_task, delivery.pk)
+        for delivery in deliveries:
+            enqueue_on_commit(webhook_delivery_task, delivery.pk)
     return deliveries
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
+def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one delivery once and log the answer. Raises ``TemporaryDeliveryError`` when
-    it should be tried again; after ``MAX_ATTEMPTS`` it is marked failed instead."""
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    it should be tried again; after ``MAX_ATTEMPTS`` it is marked failed instead.
+    Returns None, sending nothing, when the delivery is gone (its endpoint was deleted).
+    Signed with every live secret of the endpoint (two during a rotation's overlap)."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
     if delivery.status in (WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED):
         return delivery
     endpoint = delivery.endpoint
@@ -212,21 +253,21 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Marketplace-Webhooks/1",
-        SIGNATURE_HEADER: sign(endpoint.secret, now, body),
+        SIGNATURE_HEADER: sign(endpoint.signing_secrets(timezone.now()), now, body),
         "Marketplace-Event": delivery.event_type,
         "Marketplace-Delivery": str(delivery.event_id),
     }
     status_code, answer, error = None, "", ""
     started = time.monotonic()
-    problem = _address_error(endpoint.url) if endpoint.is_active else "The endpoint is disabled."
+    problem = None if endpoint.is_active else "The endpoint is disabled."
     if problem:
         error = problem
     else:
-        try:
-            response = requests.post(
-                endpoint.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
-            )
+        try:  # the address is checked again on what the host resolves to now, and pinned
+            response = webhook_post(endpoint.url, body=body, headers=headers, timeout=TIMEOUT)
             status_code, answer = response.status_code, response.text[:RESPONSE_LOG_CHARS]
+        except RefusedAddress as exc:  # final: the delivery fails, it is not retried
+            error = problem = exc.message[:255]
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:255]
     WebhookAttempt.objects.create(
@@ -257,7 +298,7 @@ def webhook_endpoint_test(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         payload={"message": "A test from the marketplace.", "endpoint": endpoint.pk},
     )
     try:
-        return webhook_delivery_attempt(delivery_id=delivery.pk)
+        return webhook_delivery_attempt(delivery_id=delivery.pk) or delivery
     except TemporaryDeliveryError:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED)
         delivery.refresh_from_db()

@@ -185,7 +185,8 @@ def webhook_delivery_task(self: Any, delivery_id: int) -> str:
     """Send one webhook to an integrator; a non-2xx answer is retried with backoff."""
     from payments.outbound_webhooks import webhook_delivery_attempt
 
-    return str(webhook_delivery_attempt(delivery_id=delivery_id).status)
+    delivery = webhook_delivery_attempt(delivery_id=delivery_id)
+    return str(delivery.status) if delivery else "gone"
 
 
 @shared_task
@@ -201,3 +202,12 @@ def reconcile_task(hours: int = 24) -> int:
     until = timezone.now()
     report = reconciliation_record(since=until - timedelta(hours=hours), until=until, via="beat")
     return len(report.differences)
+
+
+@shared_task
+def webhook_retention_task() -> int:
+    """Beat's daily housekeeping of events (30 days kept) and rotated webhook secrets;
+    returns how many events it deleted."""
+    from payments.events import webhook_retention_apply
+
+    return webhook_retention_apply()

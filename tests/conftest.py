@@ -8,11 +8,15 @@ the run instead.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
+from dataclasses import dataclass, field
 from functools import cache
 
 import pytest
+import pytest_socket
 from django.conf import settings as django_settings
 from hypothesis import settings as hypothesis_settings
 
@@ -106,4 +110,126 @@ def _fast_and_isolated(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-pytest_plugins = ["tests.fixtures"]
+# --- Network guard: tests never leave the machine ---------------------------------
+#
+# pytest-socket (pinned) blocks every connection but loopback and Unix sockets,
+# in the test's process and its threads (the live server, in-process workers);
+# ``--force-enable-socket`` or ``@pytest.mark.enable_socket`` lifts it for a run or
+# a test, ``--allow-hosts=...`` replaces the list. On top of it, ``network_guard``
+# refuses DNS lookups of names (use ``fake_dns`` from tests/receivers.py), logs
+# every connection a test attempts, and fails a test that tried to leave even if
+# the code under test swallowed the error. Subprocesses (the Celery worker test,
+# Chromium) are not covered: they only reach the services on 127.0.0.1.
+
+ALLOWED_HOSTS = "127.0.0.0/8,::1/128,localhost"
+LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Before pytest-socket reads its options: loopback only, unless the command line
+    chose otherwise."""
+    if config.option.allow_hosts is None:
+        config.option.allow_hosts = ALLOWED_HOSTS
+    config.option.allow_unix_socket = True
+
+
+class NetworkGuardError(RuntimeError):
+    """A test tried to look up a name in the DNS."""
+
+
+@dataclass
+class NetworkLog:
+    """What the current test tried: every connection (``(family, address)``) and
+    every attempt the guard refused."""
+
+    connections: list[tuple[int, object]] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def hosts(self) -> list[str]:
+        return [str(address[0]) for family, address in self.connections if family != socket.AF_UNIX]
+
+    def take_blocked(self) -> list[str]:
+        """For tests of the guard itself: the refused attempts, forgotten."""
+        taken, self.blocked[:] = list(self.blocked), []
+        return taken
+
+
+def _is_local_name(host) -> bool:
+    if host is None:
+        return True
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+        return True  # an address needs no DNS
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)  # 127.1, 2130706433: addresses too, to the resolver
+        return True
+    except (OSError, ValueError):
+        name = name.lower().rstrip(".")
+        return name in LOCAL_NAMES or name.endswith(".localhost")
+
+
+def network_log_check(log: NetworkLog) -> None:
+    """Fail the test if it tried to leave the machine, whatever it did with the error."""
+    if log.blocked:
+        pytest.fail(
+            "The test tried to leave the machine (only 127.0.0.0/8, ::1 and Unix sockets "
+            "are allowed; map made-up names with the fake_dns fixture):\n  "
+            + "\n  ".join(log.blocked),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def network_guard(request):
+    """The network log of this test (see above); fails the test at teardown if any
+    connection or DNS lookup was refused."""
+    log = NetworkLog()
+    lifted = request.config.option.force_enable_socket or request.node.get_closest_marker(
+        "enable_socket"
+    )
+    guarded_connect = socket.socket.connect  # pytest-socket's, set for this test
+    real = socket.getaddrinfo, socket.gethostbyname
+
+    def connect(sock, address):
+        log.connections.append((sock.family, address))
+        try:
+            return guarded_connect(sock, address)
+        except pytest_socket.SocketConnectBlockedError as exc:
+            log.blocked.append(str(exc))
+            raise
+
+    def connect_ex(sock, address):
+        try:
+            connect(sock, address)
+        except OSError as exc:
+            return exc.errno or 1
+        return 0
+
+    def refuse_names(lookup):
+        def guarded(host, *args, **kwargs):
+            if lifted or _is_local_name(host):
+                return lookup(host, *args, **kwargs)
+            message = f'A test tried to look up "{host}" in the DNS.'
+            log.blocked.append(message)
+            raise NetworkGuardError(message + " Use the fake_dns fixture (tests/receivers.py).")
+
+        return guarded
+
+    previous_connect_ex = socket.socket.connect_ex
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    socket.getaddrinfo, socket.gethostbyname = (refuse_names(lookup) for lookup in real)
+    try:
+        yield log
+    finally:
+        if socket.socket.connect is connect:  # pytest-socket may have restored its own
+            socket.socket.connect = guarded_connect
+        socket.socket.connect_ex = previous_connect_ex
+        socket.getaddrinfo, socket.gethostbyname = real
+    network_log_check(log)
+
+
+pytest_plugins = ["tests.fixtures", "tests.receivers"]

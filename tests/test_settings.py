@@ -12,6 +12,7 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 SETTINGS_VARS = {
     "DEBUG",
+    "WEBHOOK_SECRET_KEYS",
     "SECRET_KEY",
     "ALLOWED_HOSTS",
     "DATABASE_URL",
@@ -30,6 +31,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "k3y-" + "x7Gq2Lw9Zr4Tn8Vb1Mc6Hd5Js0Pf3Ky" * 2,
     "ALLOWED_HOSTS": "shop.example.com",
+    "WEBHOOK_SECRET_KEYS": "zR4bQm9sV0kq3VYwqvN1aM3Yc2pHjz5X8tWbE6uL0dA=",
 }
 DUMP = """
 import json, django

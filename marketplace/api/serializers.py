@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Seller
+from marketplace.api.expand import ExpandableList
+from marketplace.api.fields import StrictIntegerField
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
 from marketplace.models.catalog import MAX_PRICE_MINOR
 from payments.currencies import currency_choices
@@ -31,8 +34,12 @@ class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         slug_field="slug", queryset=Category.objects.all()
     )
     currency = serializers.ChoiceField(choices=currency_choices())
-    price_minor = serializers.IntegerField(min_value=0, max_value=MAX_PRICE_MINOR)
-    stock = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    price_minor = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_PRICE_MINOR,
+        help_text="At most 10,000,000 of the currency's major units (the service checks).",
+    )
+    stock = StrictIntegerField(min_value=0, max_value=1_000_000)
 
     class Meta:
         model = Product
@@ -87,47 +94,35 @@ class OrderLineSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
         }
 
 
-class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    lines = OrderLineSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = Order
-        fields = [
-            "id",
-            "status",
-            "currency",
-            "total_minor",
-            "refunded_minor",
-            "shipping_name",
-            "shipping_line1",
-            "shipping_line2",
-            "shipping_city",
-            "shipping_postal_code",
-            "shipping_country",
-            "created_at",
-            "paid_at",
-            "lines",
-        ]
-        read_only_fields = fields
+METADATA_SCHEMA = {
+    "type": "object",
+    "maxProperties": 50,
+    "additionalProperties": {"type": "string", "maxLength": 500},
+    "description": "Your own key-value pairs: at most 50 keys of at most 40 characters "
+    "(no [ or ]), string values of at most 500 characters.",
+}
 
 
-class OrderItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    product = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+@extend_schema_field(METADATA_SCHEMA)
+class MetadataReadField(serializers.DictField):  # type: ignore[type-arg]
+    """``metadata`` as stored (every read shows it)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.CharField(), read_only=True, **kwargs)
 
 
-class ShippingRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    name = serializers.CharField(max_length=150)
-    line1 = serializers.CharField(max_length=200)
-    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    city = serializers.CharField(max_length=100)
-    postal_code = serializers.CharField(max_length=20)
-    country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166 code, e.g. US.")
-
-
-class OrderRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    items = OrderItemRequestSerializer(many=True, allow_empty=False, max_length=100)
-    shipping = ShippingRequestSerializer()
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": 50,
+        "additionalProperties": {"type": "string", "maxLength": 500, "nullable": True},
+        "description": "Keys to set; a key with an empty string (or null) is removed. "
+        "At most 50 keys of at most 40 characters (no [ or ]), values of at most 500.",
+    }
+)
+class MetadataField(serializers.JSONField):
+    """``metadata`` in a request: passed as given to ``payments.metadata.metadata_merge``,
+    which checks the limits and names the key at fault (``metadata[key]``)."""
 
 
 class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -152,6 +147,66 @@ class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-a
             "lines",
         ]
         read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    lines = OrderLineSerializer(many=True, read_only=True)
+    seller_orders = ExpandableList(SellerOrderSerializer)
+    metadata = MetadataReadField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "status",
+            "currency",
+            "total_minor",
+            "refunded_minor",
+            "shipping_name",
+            "shipping_line1",
+            "shipping_line2",
+            "shipping_city",
+            "shipping_postal_code",
+            "shipping_country",
+            "created_at",
+            "paid_at",
+            "lines",
+            "seller_orders",
+            "metadata",
+        ]
+        read_only_fields = fields
+
+
+class MetadataUpdateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A PATCH of an order, refund or payout: only ``metadata`` can change."""
+
+    metadata = MetadataField()
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - {"metadata"})
+        if unknown:
+            raise serializers.ValidationError({unknown[0]: ["Only metadata can be changed here."]})
+        return data
+
+
+class OrderItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    product = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    quantity = StrictIntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class ShippingRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=150)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166 code, e.g. US.")
+
+
+class OrderRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    items = OrderItemRequestSerializer(many=True, allow_empty=False, max_length=100)
+    shipping = ShippingRequestSerializer()
+    metadata = MetadataField(required=False)
 
 
 class RefundRequestCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -184,10 +239,11 @@ class CartGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class CartItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    product = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    quantity = serializers.IntegerField(min_value=0, max_value=settings.ORDER_MAX_QUANTITY)
+    product = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    quantity = StrictIntegerField(min_value=0, max_value=settings.ORDER_MAX_QUANTITY)
 
 
 class CartCheckoutRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     currency = serializers.RegexField(r"^[A-Z]{3}$")
     shipping = ShippingRequestSerializer()
+    metadata = MetadataField(required=False)

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from marketplace.api import payment_views as pay
 from marketplace.api import views
 
 router = SimpleRouter()
@@ -28,6 +29,17 @@ urlpatterns = [
     path("cart/", views.CartView.as_view(), name="cart"),
     path("cart/items/", views.CartItemsView.as_view(), name="cart-items"),
     path("cart/checkout/", views.CartCheckoutView.as_view(), name="cart-checkout"),
+    path("orders/<int:pk>/payment/", pay.OrderPaymentView.as_view(), name="order-payment"),
+    path(
+        "orders/<int:pk>/payment/confirm/",
+        pay.OrderPaymentConfirmView.as_view(),
+        name="order-payment-confirm",
+    ),
+    path(
+        "orders/<int:pk>/payment/authenticate/",
+        pay.OrderPaymentAuthenticateView.as_view(),
+        name="order-payment-authenticate",
+    ),
     path("", include("payments.api.urls")),
     *router.urls,
     re_path(r"", views.api_not_found),

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.roles import is_operator, seller_for
 from marketplace.api import serializers as s
+from marketplace.api.expand import ExpandMixin, expand_parameter
 from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.permissions import IsSellerOrOperator
 from marketplace.filters import ProductFilter
@@ -27,7 +29,13 @@ from marketplace.services.cart import (
     cart_set_quantity,
 )
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
-from marketplace.services.orders import CartItem, ShippingAddress, order_cancel, place_order
+from marketplace.services.orders import (
+    CartItem,
+    ShippingAddress,
+    order_cancel,
+    order_metadata_update,
+    place_order,
+)
 from marketplace.services.products import product_create, product_update
 from payments.api.serializers import RefundRequestSerializer
 from payments.refund_requests import refund_request_create
@@ -37,7 +45,19 @@ LINES = Prefetch(
 )
 
 
-class CategoryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+def _seller_order_ids() -> Prefetch:
+    return Prefetch(
+        "seller_orders", queryset=SellerOrder.objects.only("id", "order_id").order_by("pk")
+    )
+
+
+def _seller_orders() -> Prefetch:
+    return Prefetch(
+        "seller_orders", queryset=SellerOrder.objects.prefetch_related(LINES).order_by("pk")
+    )
+
+
+class CategoryViewSet(ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """The catalog's categories (public)."""
 
     permission_classes = [permissions.AllowAny]
@@ -45,21 +65,23 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     serializer_class = s.CategorySerializer
     lookup_field = "slug"
     filterset_fields: list[str] = []
-    ordering = None
 
 
+@csrf_exempt  # it changes nothing; a POST with a token must get this 404, not a CSRF 403
 def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
     """Any other address under /api/v1/: a problem, not the site's HTML 404 page."""
     from django.http import JsonResponse
 
-    body = {
-        "type": "about:blank",
-        "title": "Not Found",
-        "status": 404,
-        "detail": "There is no such API endpoint; see /api/v1/docs/.",
-        "code": "not_found",
-    }
-    return JsonResponse(body, status=404, content_type="application/problem+json")
+    from marketplace.api.errors import PROBLEM_CONTENT_TYPE, problem_body
+
+    body = problem_body(404, "There is no such API endpoint; see /api/v1/docs/.", "not_found")
+    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class ApiProductFilter(ProductFilter):
+    """The shop's filters without its ``sort``: API lists are newest first, by cursor."""
+
+    sort = None
 
 
 class IsOwnSellerForWrites(permissions.BasePermission):
@@ -73,6 +95,7 @@ class IsOwnSellerForWrites(permissions.BasePermission):
 
 class ProductViewSet(
     IdempotentMixin,
+    ExpandMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -84,8 +107,7 @@ class ProductViewSet(
 
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnSellerForWrites]
     serializer_class = s.ProductSerializer
-    filterset_class = ProductFilter
-    ordering = None
+    filterset_class = ApiProductFilter
 
     def get_queryset(self) -> QuerySet[Product]:
         products = Product.objects.select_related("seller", "category").order_by(
@@ -114,19 +136,36 @@ class ProductViewSet(
             raise exceptions.NotFound() from exc
 
 
-class OrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
-    """The signed-in customer's orders with their lines and splits. POST places an
-    order from items and a shipping address (the checkout's ``place_order``)."""
+ORDER_EXPAND = expand_parameter("seller_orders")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[ORDER_EXPAND]),
+    retrieve=extend_schema(parameters=[ORDER_EXPAND]),
+)
+class OrderViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The signed-in customer's orders with their lines and splits (``seller_orders``:
+    ids, or whole with ``expand[]=seller_orders``). POST places an order from items and a
+    shipping address (the checkout's ``place_order``); PATCH changes its ``metadata``."""
 
     serializer_class = s.OrderSerializer
     queryset = Order.objects.none()  # for the schema; the real one is the caller's orders
     filterset_fields = ["status", "currency"]
-    ordering = ["-created_at", "-id"]
+    expandable = {"seller_orders": (_seller_order_ids, _seller_orders)}
 
     def get_queryset(self) -> QuerySet[Order]:
         if getattr(self, "swagger_fake_view", False):
             return Order.objects.none()
-        return Order.objects.filter(customer=self.request.user).prefetch_related(LINES)
+        orders = Order.objects.filter(customer=self.request.user).prefetch_related(LINES)
+        return self.with_expansions(orders)
+
+    @extend_schema(request=s.MetadataUpdateSerializer, responses=s.OrderSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change the order's ``metadata``: keys merge in; an empty string removes a key."""
+        body = s.MetadataUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order_metadata_update(order=self.get_object(), metadata=body.validated_data["metadata"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
 
     @extend_schema(request=s.OrderRequestSerializer, responses={201: s.OrderSerializer})
     def create(self, request: Request) -> Response:
@@ -137,6 +176,7 @@ class OrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ign
             customer=request.user,  # type: ignore[arg-type]
             cart_items=[CartItem(item["product"], item["quantity"]) for item in data["items"]],
             shipping=ShippingAddress(**data["shipping"]),
+            metadata=data.get("metadata"),
         )
         order = self.get_queryset().get(pk=order.pk)
         return Response(s.OrderSerializer(order).data, status=status.HTTP_201_CREATED)
@@ -169,14 +209,13 @@ class OrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ign
         return Response(RefundRequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
-class SellerOrderViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class SellerOrderViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """A seller's part of each order with its lines and splits (operators: all).
     The seller (or an operator) marks it shipped, then delivered."""
 
     serializer_class = s.SellerOrderSerializer
     permission_classes = [IsSellerOrOperator]
     filterset_fields = ["status"]
-    ordering = ["-id"]
 
     def get_queryset(self) -> QuerySet[SellerOrder]:
         orders = SellerOrder.objects.select_related("order").prefetch_related(LINES)
@@ -247,6 +286,7 @@ class CartCheckoutView(IdempotentMixin, APIView):
             customer=request.user,  # type: ignore[arg-type]
             currency=body.validated_data["currency"],
             shipping=ShippingAddress(**body.validated_data["shipping"]),
+            metadata=body.validated_data.get("metadata"),
         )
-        order = Order.objects.prefetch_related(LINES).get(pk=order.pk)
+        order = Order.objects.prefetch_related(LINES, _seller_order_ids()).get(pk=order.pk)
         return Response(s.OrderSerializer(order).data, status=status.HTTP_201_CREATED)

@@ -35,6 +35,7 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(
         default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
         blank=True,
         help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
     )

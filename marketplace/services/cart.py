@@ -9,7 +9,7 @@ time it is shown and again, authoritatively, when the order is placed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,12 +180,17 @@ def cart_merge(*, session: MutableMapping[str, Any], user: User) -> None:
 
 @transaction.atomic
 def cart_checkout(
-    *, storage: CartStorage, customer: User, currency: str, shipping: ShippingAddress
+    *,
+    storage: CartStorage,
+    customer: User,
+    currency: str,
+    shipping: ShippingAddress,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Order:
     """Place an order for the cart's items in one currency, then take them out of the
-    cart; both or neither (``place_order`` decides prices and stock)."""
+    cart; both or neither (``place_order`` decides prices and stock, checks ``metadata``)."""
     items = cart_order_items(storage, currency)
-    order = place_order(customer=customer, cart_items=items, shipping=shipping)
+    order = place_order(customer=customer, cart_items=items, shipping=shipping, metadata=metadata)
     storage.remove([item.product_id for item in items])
     return order
 

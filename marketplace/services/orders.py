@@ -10,9 +10,10 @@ database transaction, or nothing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +25,7 @@ from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
 from marketplace.models import Order, OrderLine, Product, SellerOrder
 from payments.commission import CommissionRuleBook, line_split
 from payments.locks import order_lock
+from payments.metadata import metadata_merge
 from payments.models import Refund
 from payments.money import is_whole_number
 from payments.refunds import refund_create
@@ -71,9 +73,12 @@ def place_order(
     cart_items: Sequence[CartItem],
     shipping: ShippingAddress | None = None,
     at: datetime | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Order:
-    """Turn a cart into an order awaiting payment, with stock reserved; see the module docstring."""
+    """Turn a cart into an order awaiting payment, with stock reserved; see the module
+    docstring. ``metadata`` (the integrator's own, payments/metadata.py) is checked first."""
     at = at or timezone.now()
+    checked_metadata = metadata_merge({}, metadata) if metadata is not None else {}
     quantities = _merged(cart_items)
     # Lock the products in primary-key order: concurrent checkouts queue up
     # instead of deadlocking, and prices cannot change under us.
@@ -126,6 +131,7 @@ def place_order(
         currency=currency,
         total_minor=sum(s.gross_minor for s in splits.values()),
         commission_minor=sum(s.commission_minor for s in splits.values()),
+        metadata=checked_metadata,
         **(
             {
                 "shipping_name": shipping.name,
@@ -192,6 +198,17 @@ def order_cancel(*, order: Order) -> Order:
     order.status = Order.Status.CANCELLED
     order.save(update_fields=["status"])
     order.seller_orders.update(status=SellerOrder.Status.CANCELLED)
+    return order
+
+
+@transaction.atomic
+def order_metadata_update(*, order: Order, metadata: Any) -> Order:
+    """Merge ``metadata`` into the order's (payments/metadata.py: a key with an empty
+    value is removed; outside the limits nothing changes). Under the order's lock, so
+    two updates at once both apply; it never touches money or status."""
+    order = order_lock(order.pk)
+    order.metadata = metadata_merge(order.metadata, metadata)
+    order.save(update_fields=["metadata"])
     return order
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import Seller
 from marketplace.models import Category, Product
 from marketplace.slugs import unique_slug
+from payments.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
 
 SLUG_TAKEN = "Another product already uses this address."
 
@@ -31,8 +32,27 @@ EDITABLE_FIELDS = (
 )
 
 
+def _check_price(product: Product) -> None:
+    """A price is at most ``MAX_MAJOR_UNITS`` (10,000,000) of its currency's major units,
+    as on the site's form: 10,000,000 JPY, 10,000,000.00 USD. The site and the API both
+    come through here."""
+    if product.currency not in SUPPORTED_CURRENCIES or not isinstance(product.price_minor, int):
+        return  # full_clean says what is wrong
+    cap = MAX_MAJOR_UNITS * 10 ** exponent(product.currency)
+    if product.price_minor > cap:
+        raise ValidationError(
+            {
+                "price_minor": (
+                    f"The price cannot be more than {MAX_MAJOR_UNITS:,} {product.currency} "
+                    f"({cap} in minor units)."
+                )
+            }
+        )
+
+
 def _save(product: Product) -> Product:
     """Validate against the model's rules and constraints, then save, or raise ValidationError."""
+    _check_price(product)
     product.full_clean()
     try:
         with transaction.atomic():

@@ -67,6 +67,11 @@ def order_pay(request, pk: int):
     except ProcessorError:
         messages.error(request, "The payment service is not answering. Please try again shortly.")
         return redirect("marketplace:order_detail", pk=order.pk)
+    except ApplicationError as exc:
+        # The order changed since it was read (cancelled through the API, expired, or
+        # paid in another tab): show it as it is now.
+        messages.error(request, exc.message)
+        return redirect("marketplace:order_detail", pk=order.pk)
     if attempt.status == PaymentAttempt.Status.REQUIRES_ACTION:
         return redirect("marketplace:order_pay_confirm", pk=order.pk)
     form = CardForm(request.POST or None)

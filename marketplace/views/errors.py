@@ -14,7 +14,9 @@ import sys
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.template import loader
+from django.views.csrf import csrf_failure as django_csrf_failure
 
 RETRY_AFTER_SECONDS = 5
 # Paths whose clients read JSON: the API and the processors' webhooks.
@@ -43,25 +45,24 @@ def database_unavailable(exc: BaseException | None) -> bool:
     return cause.sqlstate is None or cause.sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
+def _problem_response(status: int, detail: str, code: str) -> HttpResponse:
+    # Imported here: marketplace.api.errors imports this module.
+    from marketplace.api.errors import PROBLEM_CONTENT_TYPE, problem_body
+
+    return JsonResponse(
+        problem_body(status, detail, code), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """500, or 503 when the database is unavailable; rendered without the database."""
     unavailable = database_unavailable(sys.exc_info()[1])
     status = 503 if unavailable else 500
     if request.path.startswith(MACHINE_PATHS):
-        response: HttpResponse = JsonResponse(
-            {
-                "type": "about:blank",
-                "title": "Service Unavailable" if unavailable else "Internal Server Error",
-                "status": status,
-                "detail": (
-                    UNAVAILABLE
-                    if unavailable
-                    else "The request failed on our side; nothing was changed."
-                ),
-                "code": "unavailable" if unavailable else "server_error",
-            },
-            status=status,
-            content_type="application/problem+json",
+        response = _problem_response(
+            status,
+            UNAVAILABLE if unavailable else "The request failed on our side; nothing was changed.",
+            "unavailable" if unavailable else "server_error",
         )
     else:
         # No RequestContext: its context processors would query the database.
@@ -70,3 +71,25 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if unavailable:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a 403 problem (``csrf_failed``) under /api/, Django's
+    page elsewhere. API clients should authenticate with a Bearer token, which needs
+    no CSRF token."""
+    if request.path.startswith(MACHINE_PATHS):
+        return _problem_response(
+            403,
+            f"CSRF check failed ({reason}). Send an Authorization: Bearer token, or the "
+            "CSRF token with a session.",
+            "csrf_failed",
+        )
+    return django_csrf_failure(request, reason=reason)
+
+
+def api_error_codes(request: HttpRequest) -> HttpResponse:
+    """``/api/v1/errors/``: every error code with what it means; each problem's
+    ``doc_url`` points at its code's anchor here."""
+    from marketplace.api.errors import ERROR_CODES
+
+    return render(request, "api/error_codes.html", {"codes": sorted(ERROR_CODES.items())})

@@ -9,18 +9,36 @@ from django.http import HttpRequest
 from payments.admin.base import ReadOnlyInline, ReadOnlyWithActionsAdmin
 from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.outbound_webhooks import webhook_delivery_retry, webhook_endpoint_test
+from payments.webhook_secrets import secret_hint
 
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyWithActionsAdmin):
     """Endpoints are registered by their owners (API); here they are seen, switched off
-    and tested."""
+    and tested. The signing secret is never shown, only its end; its owner rotates it
+    through the API, the only place it is shown."""
 
     list_display = ("url", "owner", "seller", "events", "is_active", "created_at")
+    fields = (
+        "url",
+        "owner",
+        "seller",
+        "events",
+        "description",
+        "is_active",
+        "secret_hint",
+        "previous_secret_expires_at",
+        "created_at",
+    )
+    readonly_fields = ("secret_hint",)
     list_filter = ("is_active",)
     search_fields = ("url", "owner__email", "seller__slug")
     list_select_related = ("owner", "seller")
     actions = ("send_test", "disable")
+
+    @admin.display(description="secret")
+    def secret_hint(self, endpoint: WebhookEndpoint) -> str:
+        return secret_hint(endpoint.secret_encrypted)
 
     @admin.action(description="Send a test event (ping) now")
     def send_test(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:

@@ -9,6 +9,9 @@ from django.core.validators import MaxValueValidator
 from rest_framework import serializers
 
 from accounts.models import Seller
+from marketplace.api.expand import ExpandableList
+from marketplace.api.fields import StrictIntegersMixin
+from marketplace.api.serializers import MetadataReadField
 from payments.models import (
     CommissionRule,
     LedgerEntry,
@@ -16,12 +19,10 @@ from payments.models import (
     PayoutEntry,
     PayoutPolicy,
     PayoutRun,
+    Refund,
+    RefundLine,
     RefundRequest,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
 )
-from payments.models.outbound_webhooks import EVENT_TYPES
 
 
 def change_reason_field() -> serializers.CharField:
@@ -40,7 +41,7 @@ class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
         super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
 
 
-class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class CommissionRuleSerializer(StrictIntegersMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(required=False, allow_null=True)
 
     reason = change_reason_field()
@@ -67,7 +68,7 @@ class CommissionRuleSerializer(serializers.ModelSerializer):  # type: ignore[typ
         read_only_fields = ["id", "created_at"]
 
 
-class PayoutPolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class PayoutPolicySerializer(StrictIntegersMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(
         required=False, allow_null=True, default=None, help_text="None: the platform default."
     )
@@ -114,6 +115,8 @@ class PayoutSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
+    entries = ExpandableList(PayoutEntrySerializer, source="breakdown", id_attr="entry_id")
+    metadata = MetadataReadField()
 
     class Meta:
         model = Payout
@@ -134,11 +137,15 @@ class PayoutSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "sent_at",
             "paid_at",
             "failed_at",
+            "entries",
+            "metadata",
         ]
         read_only_fields = fields
 
 
 class PayoutDetailSerializer(PayoutSerializer):
+    """The detail keeps ``breakdown`` (the entries whole, as ``expand[]=entries`` gives)."""
+
     breakdown = PayoutEntrySerializer(many=True, read_only=True)
 
     class Meta(PayoutSerializer.Meta):
@@ -269,6 +276,43 @@ class RefundRequestSerializer(serializers.ModelSerializer):  # type: ignore[type
         read_only_fields = fields
 
 
+class RefundLineSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """The part of a refund taken from one order line: the seller's and the commission's."""
+
+    class Meta:
+        model = RefundLine
+        fields = [
+            "id",
+            "order_line",
+            "amount_minor",
+            "seller_amount_minor",
+            "commission_amount_minor",
+        ]
+        read_only_fields = fields
+
+
+class RefundSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    lines = ExpandableList(RefundLineSerializer)
+    metadata = MetadataReadField()
+
+    class Meta:
+        model = Refund
+        fields = [
+            "id",
+            "order",
+            "amount_minor",
+            "currency",
+            "status",
+            "reason",
+            "failure_reason",
+            "created_at",
+            "completed_at",
+            "lines",
+            "metadata",
+        ]
+        read_only_fields = fields
+
+
 class RefundDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg]
     note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
@@ -305,56 +349,6 @@ class StatementSerializer(serializers.Serializer):  # type: ignore[type-arg]
     payouts = serializers.IntegerField()
     adjustments = serializers.IntegerField()
     closing = serializers.IntegerField()
-
-
-class WebhookEndpointSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Seller.objects.all(), required=False, allow_null=True
-    )
-    events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, max_length=20
-    )
-    url = serializers.URLField(max_length=500)
-
-    class Meta:
-        model = WebhookEndpoint
-        fields = [
-            "id",
-            "url",
-            "events",
-            "seller",
-            "description",
-            "is_active",
-            "secret",
-            "created_at",
-        ]
-        read_only_fields = ["id", "secret", "created_at"]
-
-
-class WebhookAttemptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    class Meta:
-        model = WebhookAttempt
-        fields = ["at", "status_code", "response_body", "error", "duration_ms"]
-        read_only_fields = fields
-
-
-class WebhookDeliverySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    log = WebhookAttemptSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = WebhookDelivery
-        fields = [
-            "id",
-            "event_id",
-            "event_type",
-            "payload",
-            "status",
-            "attempts",
-            "created_at",
-            "delivered_at",
-            "log",
-        ]
-        read_only_fields = fields
 
 
 class RevenueQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -2,6 +2,8 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from payments.api import views
+from payments.api.events import EventViewSet
+from payments.api.webhook_endpoints import WebhookEndpointViewSet
 
 router = SimpleRouter()
 router.register("commission-rules", views.CommissionRuleViewSet, basename="commission-rule")
@@ -9,7 +11,9 @@ router.register("payout-policies", views.PayoutPolicyViewSet, basename="payout-p
 router.register("payouts", views.PayoutViewSet, basename="payout")
 router.register("payout-runs", views.PayoutRunViewSet, basename="payout-run")
 router.register("refund-requests", views.RefundRequestViewSet, basename="refund-request")
-router.register("webhook-endpoints", views.WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("refunds", views.RefundViewSet, basename="refund")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("events", EventViewSet, basename="event")
 router.register("ledger-entries", views.LedgerEntryViewSet, basename="ledger-entry")
 
 urlpatterns = [

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -18,28 +17,27 @@ from rest_framework.views import APIView
 
 from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
+from marketplace.api.expand import ExpandMixin, expand_parameter
 from marketplace.api.filters import UtcIsoDateTimeFilter
 from marketplace.api.idempotency import IdempotentMixin
-from marketplace.api.pagination import NewestFirstCursorPagination
 from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
+from marketplace.api.serializers import MetadataUpdateSerializer
 from payments.api import serializers as s
 from payments.balances import seller_balance, seller_currencies
 from payments.commission import commission_rule_save
+from payments.metadata import payout_metadata_update, refund_metadata_update
 from payments.models import (
     CommissionRule,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
     Payout,
+    PayoutEntry,
     PayoutPolicy,
     PayoutRun,
+    Refund,
+    RefundLine,
     RefundRequest,
-    WebhookEndpoint,
-)
-from payments.outbound_webhooks import (
-    webhook_endpoint_create,
-    webhook_endpoint_test,
-    webhook_endpoint_update,
 )
 from payments.payout_controls import (
     payout_approve,
@@ -70,6 +68,7 @@ def _actor(request: Request) -> User:
 
 class AuditedSettingViewSet(
     IdempotentMixin,
+    ExpandMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -103,8 +102,6 @@ class CommissionRuleViewSet(AuditedSettingViewSet):
     serializer_class = s.CommissionRuleSerializer
     permission_classes = [IsSellerOrOperator, ReadOnlyOrOperator]
     filterset_fields = ["scope", "currency"]
-    ordering_fields = ["id", "active_from"]
-    ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[CommissionRule]:
         rules = CommissionRule.objects.select_related("seller")
@@ -145,25 +142,61 @@ class PayoutFilter(django_filters.FilterSet):
         fields = ["status", "currency", "method", "seller", "run"]
 
 
-class PayoutViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
-    """Payouts with their breakdown. Sellers: their own. Operators: all, and the
-    actions of the admin (approve, hold, release, cancel, retry, mark paid)."""
+def _payout_entry_ids() -> Prefetch[Any]:
+    return Prefetch("breakdown", queryset=PayoutEntry.objects.only("id", "payout_id", "entry_id"))
+
+
+def _payout_entries() -> Prefetch[Any]:
+    return Prefetch("breakdown", queryset=PayoutEntry.objects.select_related("entry__transaction"))
+
+
+PAYOUT_EXPAND = expand_parameter("entries")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[PAYOUT_EXPAND]),
+    retrieve=extend_schema(parameters=[PAYOUT_EXPAND]),
+)
+class PayoutViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Payouts with the ledger entries they pay (``entries``: ids, or whole with
+    ``expand[]=entries``; the detail also has them whole as ``breakdown``). Sellers:
+    their own. Operators: all, the actions of the admin (approve, hold, release,
+    cancel, retry, mark paid), and PATCH of ``metadata``."""
 
     permission_classes = [IsSellerOrOperator]
     filterset_class = PayoutFilter
-    ordering_fields = ["created_at", "amount_minor", "id"]
-    ordering = ["-created_at", "-id"]
+    expandable = {"entries": (_payout_entry_ids, _payout_entries)}
 
     def get_queryset(self) -> QuerySet[Payout]:
         payouts = Payout.objects.select_related("seller")
         if self.action == "retrieve":
-            payouts = payouts.prefetch_related("breakdown__entry__transaction")
+            self.expansions()  # still refuse an unknown name
+            payouts = payouts.prefetch_related(_payout_entries())
+        else:
+            payouts = self.with_expansions(payouts)
         if _operator(self.request):
             return payouts
         return payouts.filter(seller=seller_for(self.request.user))
 
     def get_serializer_class(self) -> Any:
         return s.PayoutDetailSerializer if self.action == "retrieve" else s.PayoutSerializer
+
+    @extend_schema(request=MetadataUpdateSerializer, responses=s.PayoutSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change the payout's ``metadata`` (operators): keys merge in; an empty string
+        removes a key. Nothing else about the payout changes."""
+        if not _operator(request):
+            raise exceptions.PermissionDenied("Only operators may do this.")
+        body = MetadataUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        payout_metadata_update(
+            payout=self.get_object(),
+            by=_actor(request),
+            metadata=body.validated_data["metadata"],
+            via="api",
+        )
+        payout = self.get_queryset().get(pk=pk)
+        return Response(s.PayoutSerializer(payout, context=self.get_serializer_context()).data)
 
     def _act(self, request: Request, service: Any, **extra: Any) -> Response:
         if not _operator(request):
@@ -217,6 +250,7 @@ class PayoutViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ig
 
 class PayoutRunViewSet(
     IdempotentMixin,
+    ExpandMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,  # type: ignore[type-arg]
@@ -331,66 +365,6 @@ class StatementCsvView(StatementView):
         return response
 
 
-class WebhookEndpointViewSet(
-    IdempotentMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
-):
-    """Webhook endpoints for integrators (docs/api.md, "Webhooks"). Sellers: their own,
-    for their own events; operators: all, and endpoints for every event."""
-
-    serializer_class = s.WebhookEndpointSerializer
-    permission_classes = [IsSellerOrOperator]
-    ordering = ["-created_at", "-id"]
-    filterset_fields = ["is_active"]
-
-    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
-        endpoints = WebhookEndpoint.objects.select_related("seller")
-        if _operator(self.request):
-            return endpoints
-        return endpoints.filter(owner=self.request.user.pk)
-
-    def perform_create(self, serializer: Any) -> None:
-        data = serializer.validated_data
-        serializer.instance = webhook_endpoint_create(
-            owner=_actor(self.request),
-            url=data["url"],
-            events=data["events"],
-            description=data.get("description", ""),
-            seller=data.get("seller"),
-        )
-
-    def perform_update(self, serializer: Any) -> None:
-        data = serializer.validated_data
-        serializer.instance = webhook_endpoint_update(
-            endpoint=serializer.instance,
-            url=data.get("url"),
-            events=data.get("events"),
-            description=data.get("description"),
-            is_active=data.get("is_active"),
-        )
-
-    @extend_schema(request=None, responses=s.WebhookDeliverySerializer)
-    @action(detail=True, methods=["post"])
-    def test(self, request: Request, pk: str) -> Response:
-        """Send a ``ping`` now; the answer is in the returned delivery's log."""
-        delivery = webhook_endpoint_test(endpoint=self.get_object())
-        return Response(s.WebhookDeliverySerializer(delivery).data)
-
-    @extend_schema(responses=s.WebhookDeliverySerializer(many=True))
-    @action(detail=True, methods=["get"])
-    def deliveries(self, request: Request, pk: str) -> Response:
-        """The endpoint's deliveries, newest first, with every attempt's answer."""
-        deliveries = (
-            self.get_object().deliveries.prefetch_related("log").order_by("-created_at", "-id")
-        )
-        page = self.paginate_queryset(deliveries)
-        return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
-
-
 class RevenueReportView(APIView):
     """Platform revenue per day, week or month and currency (operators): sales, refunds,
     commission, processor fees and net, from the ledger (the admin's revenue report)."""
@@ -444,15 +418,12 @@ class LedgerEntryFilter(django_filters.FilterSet):
         fields = ["currency", "seller", "account_kind", "kind"]
 
 
-class LedgerEntryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class LedgerEntryViewSet(ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """Ledger entries, newest first, by cursor. Sellers: entries of their own accounts."""
 
     permission_classes = [IsSellerOrOperator]
     serializer_class = s.LedgerEntrySerializer
     filterset_class = LedgerEntryFilter
-    pagination_class = NewestFirstCursorPagination
-    ordering = None
-    filter_backends = [DjangoFilterBackend]
 
     def get_queryset(self) -> QuerySet[LedgerEntry]:
         entries = LedgerEntry.objects.select_related("transaction", "account__seller")
@@ -461,14 +432,13 @@ class LedgerEntryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-ar
         return entries.filter(account__seller=seller_for(self.request.user))
 
 
-class RefundRequestViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class RefundRequestViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """Customers' refund requests: the line's seller or an operator approves (the
     refund is sent to the processor at once) or declines."""
 
     serializer_class = s.RefundRequestSerializer
     permission_classes = [IsSellerOrOperator]
     filterset_fields = ["status"]
-    ordering = ["-created_at", "-id"]
 
     def get_queryset(self) -> QuerySet[RefundRequest]:
         requests = RefundRequest.objects.select_related(
@@ -497,6 +467,54 @@ class RefundRequestViewSet(IdempotentMixin, viewsets.ReadOnlyModelViewSet):  # t
         return Response(s.RefundRequestSerializer(self.get_queryset().get(pk=pk)).data)
 
 
+def _refund_line_ids() -> Prefetch[Any]:
+    return Prefetch("lines", queryset=RefundLine.objects.only("id", "refund_id"))
+
+
+def _refund_lines() -> Prefetch[Any]:
+    return Prefetch("lines", queryset=RefundLine.objects.all())
+
+
+REFUND_EXPAND = expand_parameter("lines")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[REFUND_EXPAND]),
+    retrieve=extend_schema(parameters=[REFUND_EXPAND]),
+)
+class RefundViewSet(
+    ExpandMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Refunds (operators): what was sent back to the customer, per order line
+    (``lines``: ids, or whole with ``expand[]=lines``). PATCH changes ``metadata``.
+    Sellers see their part of refunds through refund requests and their ledger."""
+
+    permission_classes = [IsOperator]
+    serializer_class = s.RefundSerializer
+    queryset = Refund.objects.none()  # for the schema
+    filterset_fields = ["status", "currency", "order"]
+    expandable = {"lines": (_refund_line_ids, _refund_lines)}
+
+    def get_queryset(self) -> QuerySet[Refund]:
+        return self.with_expansions(Refund.objects.all())
+
+    @extend_schema(request=MetadataUpdateSerializer, responses=s.RefundSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change the refund's ``metadata``: keys merge in; an empty string removes a key."""
+        body = MetadataUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        refund_metadata_update(
+            refund=self.get_object(),
+            by=_actor(request),
+            metadata=body.validated_data["metadata"],
+            via="api",
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
+
+
 __all__ = [
     "CommissionRuleViewSet",
     "LedgerEntryViewSet",
@@ -506,9 +524,9 @@ __all__ = [
     "PayoutViewSet",
     "ReconciliationView",
     "RefundRequestViewSet",
+    "RefundViewSet",
     "RevenueReportView",
     "SellerBalanceView",
     "StatementCsvView",
     "StatementView",
-    "WebhookEndpointViewSet",
 ]

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='payout',
             name='metadata',
-            field=models.JSONField(blank=True, default=dict, help_text="An integrator's own key-value pairs (payments/metadata.py has the limits)."),
+            field=models.JSONField(blank=True, default=dict, db_default=models.Value({}, output_field=models.JSONField()), help_text="An integrator's own key-value pairs (payments/metadata.py has the limits)."),
         ),
         migrations.AddField(
             model_name='refund',
             name='metadata',
-            field=models.JSONField(blank=True, default=dict, help_text="An integrator's own key-value pairs (payments/metadata.py has the limits)."),
+            field=models.JSONField(blank=True, default=dict, db_default=models.Value({}, output_field=models.JSONField()), help_text="An integrator's own key-value pairs (payments/metadata.py has the limits)."),
         ),
     ]

@@ -2,6 +2,7 @@ from payments.models.attempts import PaymentAttempt
 from payments.models.audit import AuditRecord
 from payments.models.commission import CommissionRule
 from payments.models.disputes import Dispute, DisputeLine
+from payments.models.events import Event
 from payments.models.ledger import (
     LedgerAccount,
     LedgerEntry,
@@ -40,6 +41,7 @@ __all__ = [
     "CommissionRule",
     "Dispute",
     "DisputeLine",
+    "Event",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -38,7 +39,15 @@ class WebhookEndpoint(models.Model):
     )
     url = models.URLField(max_length=500)
     events = models.JSONField(default=list, help_text='Event types to send, e.g. ["payout.paid"].')
-    secret = models.CharField(max_length=100, editable=False)
+    secret_encrypted = models.TextField(
+        editable=False, blank=True, help_text="The signing secret, Fernet-encrypted."
+    )
+    previous_secret_encrypted = models.TextField(
+        editable=False, blank=True, help_text="The secret before the last rotation, encrypted."
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Until then deliveries are also signed with it."
+    )
     description = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,6 +57,30 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    @property
+    def secret(self) -> str:
+        """The current signing secret, decrypted."""
+        from payments.webhook_secrets import secret_decrypt
+
+        return secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        from payments.webhook_secrets import secret_encrypt
+
+        self.secret_encrypted = secret_encrypt(value)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a delivery at ``now``: the current one, then the one
+        before the last rotation while its overlap window lasts."""
+        from payments.webhook_secrets import secret_decrypt
+
+        live = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret_encrypted and expires is not None and now < expires:
+            live.append(secret_decrypt(self.previous_secret_encrypted))
+        return live
 
 
 class WebhookDelivery(models.Model):

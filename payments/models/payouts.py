@@ -246,6 +246,7 @@ class Payout(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     metadata = models.JSONField(
         default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
         blank=True,
         help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
     )

@@ -30,6 +30,7 @@ class Refund(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     metadata = models.JSONField(
         default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
         blank=True,
         help_text="An integrator's own key-value pairs (payments/metadata.py has the limits).",
     )

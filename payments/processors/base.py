@@ -98,6 +98,10 @@ class Payment:
     charge_id: str = ""
     failure_message: str = ""
     fee_minor: int | None = None
+    # What the customer must do before the payment can go on (Stripe's PaymentIntent
+    # ``next_action``, e.g. ``{"type": "redirect_to_url", ...}``; the local processor's
+    # ``{"type": "local_authenticate"}``), as plain JSON; None when nothing is asked.
+    next_action: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

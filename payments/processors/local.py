@@ -71,6 +71,8 @@ SIGNATURE_HEADER = "Local-Signature"
 LOCAL_BANK_LAST4 = "6789"
 LOCAL_ARRIVAL_DAYS = 2
 TOLERANCE_SECONDS = 300
+# The ``next_action`` type of a payment waiting for its extra confirmation step.
+LOCAL_AUTHENTICATE = "local_authenticate"
 
 CARD_SUCCEEDS = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
@@ -187,6 +189,13 @@ class LocalProcessor:
             charge_id=intent.charge_id,
             failure_message=intent.failure_message,
             fee_minor=intent.fee_minor,
+            # The "requires action" card's extra step (3-D Secure), done with
+            # ``payment_authenticate``.
+            next_action=(
+                {"type": LOCAL_AUTHENTICATE}
+                if intent.status == PaymentStatus.REQUIRES_ACTION
+                else None
+            ),
         )
 
     @staticmethod
@@ -341,7 +350,7 @@ class LocalProcessor:
             else:
                 self._decline(intent, "The card's confirmation was refused.")
         if intent.failure_message:
-            raise CardDeclined(intent.failure_message, code="authentication_failed")
+            raise CardDeclined(intent.failure_message, code="payment_intent_authentication_failure")
         return self._payment(intent)
 
     def _decline(self, intent: LocalPaymentIntent, message: str) -> None:

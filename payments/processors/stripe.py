@@ -564,7 +564,21 @@ def _payment(intent: stripe.PaymentIntent) -> Payment:
         charge_id=_id_of(charge),
         failure_message=_optional_str(error, "message") if error else "",
         fee_minor=fee_minor,
+        next_action=_next_action(intent),
     )
+
+
+def _next_action(intent: stripe.PaymentIntent) -> dict[str, Any] | None:
+    """The PaymentIntent's ``next_action`` as plain JSON, or None: null, left out of the
+    answer, or not an object with a ``type`` (read defensively, like every optional field)."""
+    action = getattr(intent, "next_action", None)
+    if isinstance(action, stripe.StripeObject):
+        values = action.to_dict(for_json=True)
+    elif isinstance(action, Mapping):
+        values = dict(action)
+    else:
+        return None
+    return values if isinstance(values.get("type"), str) else None
 
 
 def _connected_account(account: stripe.Account) -> ConnectedAccount:

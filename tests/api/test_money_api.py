@@ -46,8 +46,8 @@ def world(seller, other_seller, customer, other_customer, operator):
 def test_a_seller_lists_only_their_own_payouts_and_ledger(world, api_as, seller):
     client = api_as(seller.user)
 
-    payouts = client.get(reverse("api:payout-list")).json()["results"]
-    entries = client.get(reverse("api:ledger-entry-list")).json()["results"]
+    payouts = client.get(reverse("api:payout-list")).json()["data"]
+    entries = client.get(reverse("api:ledger-entry-list")).json()["data"]
 
     assert {p["seller"] for p in payouts} == {"acme"}
     assert entries and {e["seller"] for e in entries} == {"acme"}
@@ -129,7 +129,7 @@ def test_a_seller_reads_only_the_commission_rules_that_can_apply_to_them(
     CommissionRuleFactory(scope="seller", seller=other_seller, percentage_bps=500)
     mine = CommissionRuleFactory(scope="seller", seller=seller, percentage_bps=700)
 
-    rules = api_as(seller.user).get(reverse("api:commission-rule-list")).json()["results"]
+    rules = api_as(seller.user).get(reverse("api:commission-rule-list")).json()["data"]
 
     assert mine.pk in {r["id"] for r in rules}
     assert "rival" not in {r["seller"] for r in rules}
@@ -182,12 +182,12 @@ def test_ledger_entries_page_by_cursor_and_filter(world, api_as, operator):
     client = api_as(operator)
     url = reverse("api:ledger-entry-list")
 
-    first = client.get(url, {"page_size": 3}).json()
-    second = client.get(first["next"]).json()
-    released = client.get(url, {"kind": "hold_released", "seller": "acme"}).json()["results"]
+    first = client.get(url, {"limit": 3}).json()
+    second = client.get(url, {"limit": 3, "starting_after": first["data"][-1]["id"]}).json()
+    released = client.get(url, {"kind": "hold_released", "seller": "acme"}).json()["data"]
 
-    assert len(first["results"]) == 3
-    assert not {e["id"] for e in first["results"]} & {e["id"] for e in second["results"]}
+    assert len(first["data"]) == 3 and first["has_more"]
+    assert not {e["id"] for e in first["data"]} & {e["id"] for e in second["data"]}
     assert released and {e["transaction_kind"] for e in released} == {"hold_released"}
     assert client.get(url, {"kind": "nonsense"}).status_code == 400
 
@@ -225,8 +225,8 @@ def test_list_queries_do_not_grow_with_the_page(world, api_as, operator, count_q
     url = reverse(endpoint)
     client.get(url)  # warm-up: token last-used stamp, sessions
 
-    small = count_queries(lambda: client.get(url, {"page_size": 2}))
-    large = count_queries(lambda: client.get(url, {"page_size": 50}))
+    small = count_queries(lambda: client.get(url, {"limit": 2}))
+    large = count_queries(lambda: client.get(url, {"limit": 50}))
 
     assert LedgerEntry.objects.count() > 20
     assert small == large

@@ -12,6 +12,7 @@ from django.urls import reverse
 from payments.holds import seller_order_hold_release
 from payments.models import Payout, WebhookEndpoint
 from payments.refund_requests import refund_request_create
+from payments.refunds import refund_create
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -40,6 +41,7 @@ def world(settings, seller, other_seller, customer, other_customer, operator, ca
     ids["acme_refund_request"] = refund_request_create(
         customer=customer, order_line=line, reason="Broken"
     ).pk
+    ids["rival_refund"] = refund_create(order=other_customer.orders.get()).pk
     ids["acme_webhook"] = WebhookEndpoint.objects.create(
         owner=seller.user, seller=seller, url="http://127.0.0.1:9/x", events=["order.paid"]
     ).pk
@@ -77,6 +79,9 @@ MATRIX = [
     ("get", "api:payout-list", [], {}, (401, 403, 403, 200, 200, 200)),
     ("get", "api:payout-detail", ["acme_payout"], {}, (401, 403, 403, 200, 404, 200)),
     ("get", "api:payout-run-list", [], {}, (401, 403, 403, 403, 403, 200)),
+    ("get", "api:refund-list", [], {}, (401, 403, 403, 403, 403, 200)),
+    ("get", "api:event-list", [], {}, (401, 403, 403, 200, 200, 200)),
+    ("get", "api:refund-detail", ["rival_refund"], {}, (401, 403, 403, 403, 403, 200)),
     ("get", "api:payout-policy-list", [], {}, (401, 403, 403, 403, 403, 200)),
     ("get", "api:commission-rule-list", [], {}, (401, 403, 403, 200, 200, 200)),
     ("get", "api:my-balance", [], {}, (401, 403, 403, 200, 200, 404)),
@@ -147,6 +152,27 @@ MATRIX = [
         {"url": "http://127.0.0.1:9/hook", "events": ["payout.paid"]},
         (401, 403, 403, 201, 201, 201),
     ),
+    (
+        "patch",
+        "api:order-detail",
+        ["acme_order"],
+        {"metadata": {"a": "1"}},
+        (401, 200, 404, 404, 404, 404),
+    ),
+    (
+        "patch",
+        "api:payout-detail",
+        ["acme_payout"],
+        {"metadata": {"a": "1"}},
+        (401, 403, 403, 403, 403, 200),
+    ),
+    (
+        "patch",
+        "api:refund-detail",
+        ["rival_refund"],
+        {"metadata": {"a": "1"}},
+        (401, 403, 403, 403, 403, 200),
+    ),
 ]
 
 
@@ -179,7 +205,7 @@ def test_permission_matrix(world, api_as, method, name, args, data, role, expect
     if method == "get":
         response = client.get(url, data)
     else:
-        response = client.post(url, _resolve(data, ids), format="json")
+        response = getattr(client, method)(url, _resolve(data, ids), format="json")
 
     assert response.status_code == expected, response.content[:300]
     if expected >= 400:

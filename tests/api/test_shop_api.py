@@ -31,14 +31,14 @@ def shop(seller, other_seller, category, customer, other_customer):
 
 
 def test_the_catalog_is_public_and_hides_inactive_products(api, shop):
-    products = api.get(reverse("api:product-list")).json()["results"]
-    categories = api.get(reverse("api:category-list")).json()["results"]
+    products = api.get(reverse("api:product-list")).json()["data"]
+    categories = api.get(reverse("api:category-list")).json()["data"]
 
     titles = {p["title"] for p in products}
     assert {"Mug", "Vase"} <= titles and "Old" not in titles
-    assert categories[0]["slug"] == "books"
+    assert "books" in {c["slug"] for c in categories}
     mine = api.get(reverse("api:product-list"), {"seller": "acme", "q": "mug"}).json()
-    assert [p["title"] for p in mine["results"]] == ["Mug"]
+    assert [p["title"] for p in mine["data"]] == ["Mug"]
 
 
 def test_a_seller_lists_and_changes_only_their_own_products(api_as, shop, seller):
@@ -125,7 +125,7 @@ def test_bad_orders_are_refused_and_change_nothing(api_as, shop, customer, items
 
 def test_customers_see_only_their_own_orders(api_as, shop, customer):
     client = api_as(customer)
-    ids = {o["id"] for o in client.get(reverse("api:order-list")).json()["results"]}
+    ids = {o["id"] for o in client.get(reverse("api:order-list")).json()["data"]}
 
     assert ids == {shop["order"].pk}
     other = client.get(reverse("api:order-detail", args=[shop["theirs"].pk]))
@@ -155,7 +155,7 @@ def test_a_refund_request_goes_from_customer_to_seller(api_as, shop, customer, s
     twice = api_as(customer).post(url, {"reason": "Again"}, format="json")
     request_id = asked.json()["id"]
     rival = api_as(shop["theirs"].customer).post(url, {"reason": "Not mine"}, format="json")
-    listed = api_as(seller.user).get(reverse("api:refund-request-list")).json()["results"]
+    listed = api_as(seller.user).get(reverse("api:refund-request-list")).json()["data"]
     approved = run(
         api_as(seller.user).post, reverse("api:refund-request-approve", args=[request_id])
     )
@@ -169,7 +169,7 @@ def test_a_refund_request_goes_from_customer_to_seller(api_as, shop, customer, s
 
 
 def test_a_seller_sees_their_part_of_orders(api_as, shop, seller):
-    orders = api_as(seller.user).get(reverse("api:seller-order-list")).json()["results"]
+    orders = api_as(seller.user).get(reverse("api:seller-order-list")).json()["data"]
 
     assert [o["order"] for o in orders] == [shop["order"].pk]
     assert orders[0]["seller_share_minor"] == 1800
@@ -196,8 +196,8 @@ def test_shop_lists_run_a_constant_number_of_queries(
     url = reverse(endpoint)
     client.get(url)
 
-    assert count_queries(lambda: client.get(url, {"page_size": 1})) == count_queries(
-        lambda: client.get(url, {"page_size": 50})
+    assert count_queries(lambda: client.get(url, {"limit": 1})) == count_queries(
+        lambda: client.get(url, {"limit": 50})
     )
 
 

@@ -236,6 +236,11 @@ class Stack:
             # As in production: results on the broker's Redis (nothing reads them, but
             # a result backend on a Redis that is down must not break publishing).
             "CELERY_RESULT_BACKEND": broker_url.rsplit("/", 1)[0] + "/15",
+            # As in production: the API's rate limits counted in Redis, shared by the
+            # web processes (a test may give another CACHE_URL).
+            "CACHE_URL": broker_url.rsplit("/", 1)[0] + "/1",
+            # Production has no default for the webhook secrets' encryption key.
+            "WEBHOOK_SECRET_KEYS": "ZmF1bHQtdGVzdHMtd2ViaG9vay1zZWNyZXRzLWtleSE=",
             "CELERY_TASK_DEFAULT_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
             "VAR_DIR": str(var_dir),
             "EMAIL_URL": "consolemail://",

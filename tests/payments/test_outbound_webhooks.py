@@ -208,13 +208,13 @@ def test_the_webhook_endpoints_api(receiver, seller, other_seller, operator):
     theirs = client_for(other_seller.user).get(
         reverse("api:webhook-endpoint-detail", args=[endpoint_id])
     )
-    everyone = client_for(operator).get(url).json()["results"]
+    everyone = client_for(operator).get(url).json()["data"]
     bad = client_for(seller.user).post(url, {"url": "ftp://x", "events": []}, format="json")
 
     assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
     assert created.json()["seller"] == "acme"
     assert tested.json()["status"] == "succeeded"
-    assert log.json()["results"][0]["log"][0]["status_code"] == 200
+    assert log.json()["data"][0]["log"][0]["status_code"] == 200
     assert theirs.status_code == 404
     assert [e["id"] for e in everyone] == [endpoint_id]
     assert bad.status_code == 400

@@ -241,6 +241,28 @@ def test_payment_get_reports_the_last_payment_error(processor, http):
     assert payment.fee_minor is None
 
 
+def test_payment_get_copies_the_next_action_the_customer_must_take(processor, http):
+    redirect = {
+        "type": "redirect_to_url",
+        "redirect_to_url": {
+            "url": "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1",
+            "return_url": "https://shop.example/orders/7/",
+        },
+    }
+    http.respond(fake.payment_intent(status="requires_action", next_action=redirect))
+    http.respond(fake.payment_intent(next_action=None))
+    http.respond(fake.payment_intent())  # an answer that leaves the field out
+    http.respond(fake.payment_intent(next_action={"redirect_to_url": {}}))  # no type
+
+    waiting = processor.payment_get(payment_id="pi_3PaYmEnT7")
+    answers = [processor.payment_get(payment_id="pi_3PaYmEnT7") for _ in range(3)]
+
+    assert waiting.status == "requires_action"
+    assert waiting.next_action == redirect
+    assert isinstance(waiting.next_action, dict)  # plain JSON, not an SDK object
+    assert [payment.next_action for payment in answers] == [None, None, None]
+
+
 def test_payment_cancel_cancels_the_payment_intent(processor, http):
     http.respond(fake.payment_intent(status="canceled", cancellation_reason="abandoned"))
 

@@ -1,0 +1,106 @@
+"""Webhook endpoint secrets, encrypted at rest with Fernet.
+
+The keys come from ``settings.WEBHOOK_SECRET_KEYS`` (the ``WEBHOOK_SECRET_KEYS``
+environment variable: comma-separated Fernet keys). The first key encrypts; every
+key decrypts, so a key is rotated by putting a new one first, running
+``manage.py webhook_secrets_reencrypt`` and then dropping the old one. With
+``DEBUG`` on and no key, settings derive a development key from ``SECRET_KEY``;
+with ``DEBUG`` off and no key the app refuses to start.
+
+The database only ever holds the Fernet tokens; a secret is decrypted when a
+delivery is signed, and shown to its owner only on creation and on rotation.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+
+SECRET_PREFIX = "whsec_"
+HINT_CHARS = 4
+
+
+class SecretUndecryptable(Exception):
+    """A stored secret that none of the configured keys opens (a key was dropped
+    before ``webhook_secrets_reencrypt`` ran)."""
+
+
+@lru_cache(maxsize=4)
+def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ValueError("WEBHOOK_SECRET_KEYS holds no key.")
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def _fernet() -> MultiFernet:
+    return _fernet_for(tuple(settings.WEBHOOK_SECRET_KEYS))
+
+
+def secret_generate() -> str:
+    """A new signing secret: ``whsec_`` and 256 random bits."""
+    return f"{SECRET_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+def secret_encrypt(secret: str) -> str:
+    """The Fernet token of ``secret`` under the first key ("" stays "")."""
+    if not secret:
+        return ""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def secret_decrypt(token: str) -> str:
+    """The secret in a token made with any configured key ("" stays "")."""
+    if not token:
+        return ""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUndecryptable("No configured WEBHOOK_SECRET_KEYS key opens it.") from exc
+
+
+def secret_reencrypt(token: str) -> str:
+    """The same secret, encrypted again with the first key ("" stays "")."""
+    if not token:
+        return ""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUndecryptable("No configured WEBHOOK_SECRET_KEYS key opens it.") from exc
+
+
+def secret_hint(token: str) -> str:
+    """What lists show of an encrypted secret: its last characters, e.g. ``whsec_…x4Qz``
+    (or that no configured key opens it: the page still shows, the secret does not)."""
+    try:
+        secret = secret_decrypt(token)
+    except SecretUndecryptable:
+        return "(unreadable with the configured keys: rotate it)"
+    if not secret:
+        return ""
+    return f"{SECRET_PREFIX}…{secret[-HINT_CHARS:]}"
+
+
+def webhook_secrets_reencrypt() -> int:
+    """Encrypt every stored endpoint secret (current and kept-after-rotation) again with
+    the first key, so the other keys can be dropped. All or nothing, safe to repeat:
+    raises ``SecretUndecryptable``, changing nothing, when a secret opens with no
+    configured key. Returns how many endpoints were rewritten."""
+    from django.db import transaction
+
+    from payments.models import WebhookEndpoint
+
+    rewritten = 0
+    with transaction.atomic():
+        for endpoint in WebhookEndpoint.objects.select_for_update().only(
+            "pk", "secret_encrypted", "previous_secret_encrypted"
+        ):
+            endpoint.secret_encrypted = secret_reencrypt(endpoint.secret_encrypted)
+            endpoint.previous_secret_encrypted = secret_reencrypt(
+                endpoint.previous_secret_encrypted
+            )
+            endpoint.save(update_fields=["secret_encrypted", "previous_secret_encrypted"])
+            rewritten += 1
+    return rewritten

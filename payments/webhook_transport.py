@@ -1,0 +1,128 @@
+"""Sending one webhook delivery to the address that was checked.
+
+``webhook_post`` resolves the endpoint's host once, checks every address with
+the policy of ``payments/webhook_addresses.py`` and connects to the first one.
+There is no second DNS lookup, so a name that answers a public address to the
+check and a private one to the connection (DNS rebinding) cannot reach inside
+the network. The request still names the host: ``Host:`` is the endpoint's
+host, and over TLS the SNI and the certificate check use the host name, not
+the address. Redirects are never followed (a 3xx is an answer like any other
+non-2xx), proxies and ``.netrc`` from the environment are ignored, and only the
+start of the answer is read.
+
+A refused address raises ``RefusedAddress`` (the delivery fails for good); a
+host that does not resolve raises ``requests.ConnectionError``, like any other
+network failure, and the delivery is retried.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from payments.webhook_addresses import (
+    IPAddress,
+    RefusedAddress,
+    UnresolvableHost,
+    webhook_target_resolve,
+    webhook_url_check,
+)
+
+__all__ = ["ANSWER_BYTES", "Answer", "RefusedAddress", "webhook_post"]
+
+ANSWER_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    text: str  # the start of the body, at most ANSWER_BYTES bytes decoded
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to ``address`` whatever the URL's host; TLS still checks the host name."""
+
+    def __init__(self, address: IPAddress, hostname: str) -> None:
+        self.address = address
+        self.hostname = hostname
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        address = self.address
+        host_params["host"] = f"[{address}]" if address.version == 6 else str(address)
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = self.hostname
+            pool_kwargs["assert_hostname"] = self.hostname
+        return host_params, pool_kwargs
+
+
+def _decode(raw: bytes, encoding: str | None) -> str:
+    try:
+        return raw.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
+
+
+def webhook_post(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float | tuple[float, float],
+    allow_local: bool | None = None,
+    verify: bool | str = True,
+) -> Answer:
+    """POST ``body`` to ``url`` once, on an address checked by the policy.
+
+    Raises ``RefusedAddress`` when the URL or any address its host resolves to
+    is refused, and ``requests.RequestException`` for network failures (a host
+    that does not resolve included). ``verify`` is the CA bundle (tests).
+    """
+    target = webhook_url_check(url, allow_local=allow_local)
+    try:
+        addresses = webhook_target_resolve(target, allow_local=allow_local)
+    except UnresolvableHost as exc:
+        raise requests.ConnectionError(exc.message) from exc
+    address = addresses[0]
+    # An IP-literal URL needs no SNI name; any other is verified against its name.
+    hostname = target.host
+    if _is_ip(hostname):
+        hostname = str(address)
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy, no .netrc, no REQUESTS_CA_BUNDLE
+        adapter = PinnedAddressAdapter(address, hostname)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        request = requests.Request(
+            "POST", target.url, data=body, headers={**headers, "Host": target.host_header}
+        )
+        response = session.send(
+            session.prepare_request(request),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+            verify=verify,
+        )
+        try:
+            raw = next(response.iter_content(ANSWER_BYTES), b"")
+        finally:
+            response.close()
+    return Answer(status_code=response.status_code, text=_decode(raw, response.encoding))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
