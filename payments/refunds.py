@@ -274,29 +274,40 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
         seller = line.seller_order.seller
         share_left = refund_line.seller_amount_minor
         commission_left = refund_line.commission_amount_minor
+        commission_lost_already = 0  # taken from lost holds: the dispute took it
         taken_from_holds = [0, 0]
         for hold in holds.get(line.pk, []):
+            # The dispute's status was read under its lock (``_refund_locked``).
+            taken = min(share_left, hold.lost_seller_minor)
+            taken_commission = min(commission_left, hold.lost_commission_minor)
+            if not (taken or taken_commission):
+                continue
+            hold.refunded_seller_minor += taken
+            hold.refunded_commission_minor += taken_commission
+            hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
+            share_left -= taken
+            commission_left -= taken_commission
+            taken_from_holds[0] += taken
+            taken_from_holds[1] += taken_commission
             if hold.dispute.status == Dispute.Status.OPEN:
-                taken = min(share_left, hold.seller_amount_minor - hold.refunded_seller_minor)
-                taken_commission = min(
-                    commission_left, hold.commission_amount_minor - hold.refunded_commission_minor
-                )
-                hold.refunded_seller_minor += taken
-                hold.refunded_commission_minor += taken_commission
-                hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
-                commission_left -= taken_commission
-                taken_from_holds[0] += taken
-                taken_from_holds[1] += taken_commission
+                # The seller's part comes out of the hold; the commission's part is given
+                # back below, and a loss of the dispute no longer takes it.
                 if taken:
                     held = seller_account(seller, Kind.DISPUTED, currency)
                     postings.append(Posting(held, taken, line.pk))
             else:
-                # Lost already: the seller lost this part in the dispute, so the
-                # platform bears the customer being repaid twice (check_ledger says so).
-                taken = min(share_left, hold.lost_seller_minor)
-                if taken:
-                    postings.append(Posting(platform_account(Kind.LOSSES, currency), taken))
-            share_left -= taken
+                # Lost already (the success arrived after the loss): the dispute took the
+                # seller's part and the commission's part from them; the customer was
+                # repaid twice, which the platform bears, as when the dispute is lost
+                # after the refund succeeded (``disputes._close_sale``).
+                commission_lost_already += taken_commission
+                postings.append(
+                    Posting(
+                        platform_account(Kind.LOSSES, currency),
+                        taken + taken_commission,
+                        line.pk,
+                    )
+                )
         if any(taken_from_holds):
             refund_line.dispute_seller_minor, refund_line.dispute_commission_minor = (
                 taken_from_holds
@@ -307,8 +318,9 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
             postings.append(Posting(seller_account(seller, kind, currency), share_left, line.pk))
             if kind == Kind.AVAILABLE:
                 clawable[line.pk] = clawable.get(line.pk, 0) + share_left
-        if refund_line.commission_amount_minor:
-            postings.append(Posting(commission, refund_line.commission_amount_minor, line.pk))
+        given_back = refund_line.commission_amount_minor - commission_lost_already
+        if given_back:
+            postings.append(Posting(commission, given_back, line.pk))
     txn = ledger_post(
         kind=LedgerTransaction.Kind.REFUND,
         idempotency_key=key,
@@ -444,28 +456,69 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
 
     postings: list[Posting] = []
     commission_to_losses: dict[int, int] = {}
+    from_held: dict[int, int] = {}  # per line, what the refund took from sellers' holds
+    commission_given: dict[int, int] = {}  # per line, what the commission gave back
     for entry in original:
-        if entry.account.kind != Kind.DISPUTED or entry.order_line_id is None:
+        if entry.order_line_id is None:
             continue
-        line_id, seller = entry.order_line_id, entry.account.seller
-        share, commission = entry.amount_minor, lines[line_id].dispute_commission_minor
-        holds = DisputeLine.objects.filter(order_line_id=line_id).select_related("dispute")
-        for hold in holds.order_by("-pk"):
+        if entry.account.kind == Kind.DISPUTED:
+            from_held[entry.order_line_id] = (
+                from_held.get(entry.order_line_id, 0) + entry.amount_minor
+            )
+        elif entry.account.kind == Kind.COMMISSION:
+            commission_given[entry.order_line_id] = (
+                commission_given.get(entry.order_line_id, 0) + entry.amount_minor
+            )
+    for line_id, refund_line in lines.items():
+        if not (refund_line.dispute_seller_minor or refund_line.dispute_commission_minor):
+            continue
+        seller = refund_line.order_line.seller_order.seller
+        holds = list(
+            DisputeLine.objects.filter(order_line_id=line_id)
+            .select_related("dispute")
+            .order_by("-pk")
+        )
+        # Taken from a dispute already lost (the success came after the loss): the
+        # refund's losses and commission entries are given back as they are, below; the
+        # lost dispute takes its part again.
+        after_loss = refund_line.commission_amount_minor - commission_given.get(line_id, 0)
+        after_loss_share = refund_line.dispute_seller_minor - from_held.get(line_id, 0)
+        for hold in holds:
+            if hold.dispute.status != Dispute.Status.LOST:
+                continue
+            back = min(after_loss_share, hold.refunded_seller_minor)
+            back_commission = min(after_loss, hold.refunded_commission_minor)
+            if not (back or back_commission):
+                continue
+            after_loss_share, after_loss = after_loss_share - back, after_loss - back_commission
+            hold.refunded_seller_minor -= back
+            hold.refunded_commission_minor -= back_commission
+            hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
+        # Taken from a hold while its dispute was open.
+        share = from_held.get(line_id, 0)
+        commission = refund_line.dispute_commission_minor - (
+            refund_line.commission_amount_minor - commission_given.get(line_id, 0)
+        )
+        held_account = seller_account(seller, Kind.DISPUTED, currency)
+        for hold in holds:
             back = min(share, hold.refunded_seller_minor)
             back_commission = min(commission, hold.refunded_commission_minor)
             if not (back or back_commission):
                 continue
             share, commission = share - back, commission - back_commission
             if hold.dispute.status == Dispute.Status.WON:
-                postings.append(Posting(now_at(seller, line_id), -back, line_id))
+                if back:
+                    postings.append(Posting(now_at(seller, line_id), -back, line_id))
                 continue
             hold.refunded_seller_minor -= back
             hold.refunded_commission_minor -= back_commission
             hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
             if hold.dispute.status == Dispute.Status.OPEN:
-                postings.append(Posting(entry.account, -back, line_id))
+                if back:
+                    postings.append(Posting(held_account, -back, line_id))
             else:  # lost: the platform's double repayment is undone
-                postings.append(Posting(platform_account(Kind.LOSSES, currency), -back))
+                if back:
+                    postings.append(Posting(platform_account(Kind.LOSSES, currency), -back))
                 commission_to_losses[line_id] = (
                     commission_to_losses.get(line_id, 0) + back_commission
                 )

@@ -35,20 +35,35 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+BOOLEAN_VALUES = ("true", "false")
+
+
+def query_values(request: Any) -> dict[str, str]:
+    """The query string as a plain dict for a query serializer: an empty value then
+    reaches the field (and is refused, ``?start=``) instead of counting as left out,
+    as DRF does for form-like input."""
+    return dict(request.query_params.items())
+
+
 class StrictDjangoFilterBackend(DjangoFilterBackend):
     """django-filter's backend, refusing an empty filter (``?created_after=``,
     ``?status=``) with a 400 naming it, where django-filter would ignore it and
     list everything: a client that sends an empty value has lost the one it meant.
-    Leave the parameter out to not filter. (The site's own filter forms keep
-    ignoring empty fields.)"""
+    A boolean filter takes ``true`` or ``false`` only (django-filter reads any
+    other word as one of them, or ignores it). Leave the parameter out to not
+    filter. (The site's own filter forms keep ignoring empty fields.)"""
 
     def get_filterset(self, request: Any, queryset: Any, view: Any) -> Any:
         filterset = super().get_filterset(request, queryset, view)
         if filterset is not None:
-            for name in filterset.filters:
+            for name, declared in filterset.filters.items():
                 values = request.query_params.getlist(name)
                 if values and any(not value.strip() for value in values):
                     raise serializers.ValidationError(
                         {name: ["Give a value, or leave the parameter out."]}
                     )
+                if isinstance(declared, django_filters.BooleanFilter) and any(
+                    value not in BOOLEAN_VALUES for value in values
+                ):
+                    raise serializers.ValidationError({name: ["Give true or false."]})
         return filterset

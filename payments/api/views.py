@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts.models import Seller, User
 from accounts.roles import is_operator, seller_for
 from marketplace.api.expand import ExpandMixin, expand_parameter
-from marketplace.api.filters import UtcIsoDateTimeFilter
+from marketplace.api.filters import UtcIsoDateTimeFilter, query_values
 from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
 from marketplace.api.serializers import MetadataUpdateSerializer
@@ -339,7 +339,7 @@ class StatementView(APIView):
         responses={200: s.StatementSerializer},
     )
     def get(self, request: Request, slug: str | None = None) -> Response:
-        query = s.StatementQuerySerializer(data=request.query_params)
+        query = s.StatementQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)
         statement = seller_statement(seller=self._seller(request, slug), **query.validated_data)
         return Response(s.StatementSerializer(statement).data)
@@ -355,7 +355,7 @@ class StatementCsvView(StatementView):
     def get(self, request: Request, slug: str | None = None) -> Any:
         from django.http import HttpResponse
 
-        query = s.StatementQuerySerializer(data=request.query_params)
+        query = s.StatementQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)
         statement = seller_statement(seller=self._seller(request, slug), **query.validated_data)
         response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
@@ -375,7 +375,7 @@ class RevenueReportView(APIView):
         parameters=[s.RevenueQuerySerializer], responses=s.RevenueRowSerializer(many=True)
     )
     def get(self, request: Request) -> Response:
-        query = s.RevenueQuerySerializer(data=request.query_params)
+        query = s.RevenueQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         since, until = days_between(data.get("start"), data.get("end"))
@@ -394,7 +394,7 @@ class ReconciliationView(APIView):
     def get(self, request: Request) -> Response:
         from payments.reconciliation import reconcile
 
-        query = s.ReconciliationQuerySerializer(data=request.query_params)
+        query = s.ReconciliationQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)
         since, until = days_between(query.validated_data["start"], query.validated_data["end"])
         assert since is not None and until is not None  # both are required

@@ -35,7 +35,7 @@ if CI:
 else:
     STATELESS_EXAMPLES = {"operator": 3, "seller": 3, "customer": 2}
     MALFORMED_EXAMPLES = {"operator": 1, "seller": 1}
-STATEFUL_SCENARIOS = 40 if CI else 8
+STATEFUL_SCENARIOS = 40 if CI else 6
 STATEFUL_STEPS = 12 if CI else 8
 
 ROLES = ("operator", "seller", "customer")

@@ -19,7 +19,7 @@ from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
-from schemathesis.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 from schemathesis.generation.stateful.state_machine import normalize_name
 
@@ -62,12 +62,9 @@ LABELS = [result.ok().label for result in SCHEMA.get_all_operations()]
 #   reason, by design. Every 4xx must still be documented and well-formed (the other
 #   checks), and no answer may be a 5xx.
 EXCLUDED_CHECKS = [positive_data_acceptance]
-# And for malformed requests:
-# - negative_data_rejection: a few filters still accept a value the schema forbids (an
-#   empty date, a number for a boolean) and answer 200; reported to be made strict (the
-#   strict parsing tests cover the known cases). The malformed phase looks for 5xx and
-#   for refusals that break the schema.
-MALFORMED_EXCLUDED = [positive_data_acceptance, negative_data_rejection]
+# Malformed requests are checked the same way, negative_data_rejection included: a
+# value the schema forbids must be refused with a documented 4xx.
+MALFORMED_EXCLUDED = [positive_data_acceptance]
 
 
 @pytest.fixture(autouse=True, scope="module")

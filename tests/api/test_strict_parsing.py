@@ -140,6 +140,43 @@ def test_an_empty_filter_is_a_400_naming_it(api_as, operator, customer, name, qu
     assert response.json()["param"] == query.split("=")[0]
 
 
+@pytest.mark.parametrize("value", ["-150", "maybe", "1", "True"])
+def test_a_boolean_filter_takes_true_or_false_only(api_as, customer, value):
+    response = api_as(customer).get(reverse("api:product-list"), {"in_stock": value})
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["param"] == "in_stock"
+
+
+def test_in_stock_true_lists_only_what_is_in_stock(api_as, customer, seller, category):
+    from tests.factories import ProductFactory
+
+    ProductFactory(seller=seller, category=category, stock=0)
+    stocked = ProductFactory(seller=seller, category=category, stock=3)
+    client = api_as(customer)
+
+    listed = client.get(reverse("api:product-list"), {"in_stock": "true"}).json()["data"]
+    everything = client.get(reverse("api:product-list"), {"in_stock": "false"}).json()["data"]
+
+    assert [row["id"] for row in listed] == [stocked.pk]
+    assert len(everything) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"start": "", "period": "day"}, "start"),
+        ({"period": ""}, "period"),
+        ({"end": "0211-06-27", "start": "", "period": ""}, "period"),
+    ],
+)
+def test_an_empty_report_parameter_is_refused_not_ignored(api_as, operator, query, param):
+    response = api_as(operator).get(reverse("api:revenue-report"), query)
+
+    assert response.status_code == 400, response.json()
+    assert param in response.json()["errors"]
+
+
 def test_a_filter_left_out_or_given_still_filters(api_as, operator):
     client = api_as(operator)
 

@@ -19,6 +19,7 @@ from payments.holds import seller_order_hold_release
 from payments.models import (
     AuditRecord,
     Dispute,
+    DisputeLine,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -364,6 +365,43 @@ def test_a_pending_refund_that_succeeds_before_a_won_dispute_charges_the_seller_
 
     assert owed(seller, "pending") == 9000 - 3600
     assert owed(seller, "disputed") == 0 and platform("losses") == 0
+    assert ledger_check().ok
+
+
+def test_a_pending_refund_that_succeeds_after_its_dispute_was_lost_resolves_against_it(
+    paid_by_card, seller
+):
+    """Found by the state machine: a 40.00 refund sent before a 100.00 dispute opened, whose
+    success arrives only after the dispute was lost. The customer paid 10000 and got back
+    14000; the seller loses their 9000 once, the platform its 1000 commission once and the
+    4000 repaid twice, exactly as when the success arrives while the dispute is open. The
+    code before the fix gave the commission's 400 back a second time (commission at -400,
+    losses at 3600) and left the dispute's record saying the seller lost the whole hold
+    on top of the refund, so check_ledger expected the seller to be charged twice."""
+    pending = refund_create(order=paid_by_card, amount_minor=4000)
+    open_dispute(paid_by_card)
+    dispute_closed(processor_name="local", processor_dispute_id="dp_1", won=False)
+
+    refund_mark_succeeded(refund=pending)
+    refund_mark_succeeded(refund=pending)  # the event again changes nothing
+
+    assert owed(seller, "pending") + owed(seller, "available") + owed(seller, "disputed") == 0
+    assert platform("losses") == 4000
+    assert platform("commission") == 0
+    # The processor account: paid 10000, less the dispute's 10000 and the refund's 4000.
+    assert platform("processor") + platform("processor_fees") == 10000 - 10000 - 4000
+    hold = DisputeLine.objects.get()
+    assert (hold.refunded_seller_minor, hold.refunded_commission_minor) == (3600, 400)
+    assert ledger_check().ok
+
+    # The customer's bank sends the refund back: the platform's double repayment is undone
+    # and the lost dispute keeps what it took.
+    refund_mark_failed(refund=pending)
+
+    assert owed(seller, "pending") + owed(seller, "available") + owed(seller, "disputed") == 0
+    assert platform("losses") == 0 and platform("commission") == 0
+    hold.refresh_from_db()
+    assert (hold.refunded_seller_minor, hold.refunded_commission_minor) == (0, 0)
     assert ledger_check().ok
 
 

@@ -184,7 +184,8 @@ class MRefundPart:
     from_seller: int = 0
     from_hold: int = 0
     from_hold_commission: int = 0
-    to_losses: int = 0
+    to_losses: int = 0  # of the seller's part, from a hold already lost
+    to_losses_commission: int = 0  # of the commission's part, from a hold already lost
     hold: MHold | None = None
 
 
@@ -558,17 +559,27 @@ class MoneyMachine(RuleBasedStateMachine):
                 part.from_hold, part.from_hold_commission, part.hold = taken, taken_commission, hold
                 event("refund resolved against an open dispute")
                 share_left -= taken
-            elif hold is not None:  # lost already: the platform bears the double repayment
+            elif hold is not None:
+                # Lost already: resolved against the hold as if it had succeeded while the
+                # dispute was open, then lost: the dispute took the seller's part and the
+                # commission's part of it, the platform bears the double repayment.
                 taken = min(share_left, hold.share - hold.refunded_share)
-                self.post(currency, "losses", taken)
-                part.to_losses = taken
+                taken_commission = min(part.commission, hold.commission - hold.refunded_commission)
+                hold.refunded_share += taken
+                hold.refunded_commission += taken_commission
+                self.post(currency, "losses", taken + taken_commission)
+                part.to_losses, part.to_losses_commission, part.hold = (
+                    taken,
+                    taken_commission,
+                    hold,
+                )
                 event("refund succeeded after its dispute was lost")
                 share_left -= taken
             if share_left:
                 self.take_from_sale(order, line, share_left)
                 self.add(self.refunded, line.seller, currency, share_left)
             part.from_seller = share_left
-            self.post(currency, "commission", part.commission)
+            self.post(currency, "commission", part.commission - part.to_losses_commission)
             line.refunded += part.amount
             line.refunded_share += part.share
             line.refunded_commission += part.commission
@@ -597,7 +608,8 @@ class MoneyMachine(RuleBasedStateMachine):
     def refund_fails_after_success(self, data):
         """The customer's bank sent a succeeded refund back: every entry is given back,
         the seller's part to where the sale's money is now; a part that the refund took
-        out of a dispute's hold goes back to that hold while the dispute is open."""
+        out of a dispute's hold goes back to that dispute: into the hold while it is open,
+        to the seller once it was won, out of the platform's losses once it was lost."""
         refund = data.draw(st.sampled_from(self.refunds_in("succeeded")), label="refund")
         refund_mark_failed(refund=Refund(pk=refund.pk))
         event(
@@ -608,19 +620,30 @@ class MoneyMachine(RuleBasedStateMachine):
         self.post(currency, "processor", refund.amount)
         for part in refund.parts:
             line = part.line
-            self.post(currency, "commission", -part.commission)
+            self.post(currency, "commission", -(part.commission - part.to_losses_commission))
             if part.from_seller:
                 self.give_to_sale(order, line, part.from_seller)
                 self.add(self.refunded, line.seller, currency, -part.from_seller)
-            if part.from_hold:
-                self.move(line.seller, currency, "disputed", part.from_hold)
+            if part.from_hold or part.from_hold_commission:
+                assert part.hold is not None and order.dispute is not None
+                status = order.dispute.status
                 self.add(self.refunded, line.seller, currency, -part.from_hold)
-                assert part.hold is not None
-                if order.dispute is not None and order.dispute.status == "open":
+                if status == "won":  # the hold went back to the seller: so does this
+                    self.give_to_sale(order, line, part.from_hold)
+                else:
                     part.hold.refunded_share -= part.from_hold
                     part.hold.refunded_commission -= part.from_hold_commission
-            if part.to_losses:
-                self.post(currency, "losses", -part.to_losses)
+                if status == "open":
+                    self.move(line.seller, currency, "disputed", part.from_hold)
+                elif status == "lost":  # the lost dispute takes it; no double repayment
+                    self.add(self.lost, line.seller, currency, part.from_hold)
+                    self.post(currency, "commission", part.from_hold_commission)
+                    self.post(currency, "losses", -(part.from_hold + part.from_hold_commission))
+            if part.to_losses or part.to_losses_commission:
+                assert part.hold is not None
+                part.hold.refunded_share -= part.to_losses
+                part.hold.refunded_commission -= part.to_losses_commission
+                self.post(currency, "losses", -(part.to_losses + part.to_losses_commission))
             line.refunded -= part.amount
             line.refunded_share -= part.share
             line.refunded_commission -= part.commission
