@@ -327,7 +327,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["marketplace.api.parsers.JSONParser"],
     # django-filter's, refusing an empty filter value (?status=) with a 400.
     "DEFAULT_FILTER_BACKENDS": ["marketplace.api.filters.StrictDjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.CursorPagination",

@@ -74,10 +74,10 @@ def event_resend(*, actor: User, event: Event, endpoint_id: int) -> WebhookDeliv
     is switched on, wants the event's type and may see it (a seller's endpoint gets
     its seller's part; a platform-wide endpoint the whole event). An earlier delivery
     of the event to that endpoint is reset to pending and sent again."""
-    from payments.outbound_webhooks import endpoint_sees_everything
+    from payments.outbound_webhooks import endpoint_sees_everything, endpoint_sees_its_seller
     from payments.tasks import webhook_delivery_task
 
-    endpoints = WebhookEndpoint.objects.select_related("owner")
+    endpoints = WebhookEndpoint.objects.select_related("owner__seller")
     if not is_operator(actor):
         endpoints = endpoints.filter(owner=actor)
     endpoint = endpoints.filter(pk=endpoint_id).first()
@@ -87,7 +87,7 @@ def event_resend(*, actor: User, event: Event, endpoint_id: int) -> WebhookDeliv
         raise InvalidRequest("This endpoint is switched off.", param="endpoint")
     if event.type not in endpoint.events:
         raise InvalidRequest(f"This endpoint does not subscribe to {event.type}.", param="endpoint")
-    if endpoint.seller_id is None and not endpoint_sees_everything(endpoint):
+    if not (endpoint_sees_everything(endpoint) or endpoint_sees_its_seller(endpoint)):
         raise InvalidRequest("This endpoint may not receive events.", param="endpoint")
     sees = Q(seller__isnull=True) if endpoint.seller_id is None else Q(seller=endpoint.seller_id)
     audience = Event.objects.filter(sees, event_id=event.event_id).first()

@@ -49,11 +49,15 @@ def metadata_merge(current: Mapping[str, str], update: Any) -> dict[str, str]:
             )
         if "[" in key or "]" in key:
             raise InvalidMetadata("Metadata keys cannot contain [ or ].", param=param)
+        if "\x00" in key:  # PostgreSQL's jsonb cannot hold U+0000
+            raise InvalidMetadata("Metadata keys cannot contain the NUL character.")
         if value is None or value == "":
             merged.pop(key, None)
             continue
         if not isinstance(value, str):
             raise InvalidMetadata("Metadata values must be strings.", param=param)
+        if "\x00" in value:  # PostgreSQL's jsonb cannot hold U+0000
+            raise InvalidMetadata("Metadata values cannot contain the NUL character.", param=param)
         if len(value) > MAX_VALUE_LENGTH:
             raise InvalidMetadata(
                 f"Metadata values are at most {MAX_VALUE_LENGTH} characters.", param=param

@@ -118,20 +118,25 @@ def webhook_endpoint_update(
     description: str | None = None,
     is_active: bool | None = None,
 ) -> WebhookEndpoint:
-    """Change an endpoint's address, events, description, or switch it off and on."""
+    """Change an endpoint's address, events, description, or switch it off and on.
+    Only the fields given are written, so a secret rotated meanwhile is kept."""
+    changed: dict[str, object] = {}
     if events is not None:
         events = sorted(set(events))
         if not events or set(events) - EVENT_NAMES:
             raise InvalidRequest(f"Choose events among {', '.join(sorted(EVENT_NAMES))}.")
-        endpoint.events = events
+        changed["events"] = events
     if url is not None:
         webhook_address_check(url)
-        endpoint.url = url
+        changed["url"] = url
     if description is not None:
-        endpoint.description = description[:200]
+        changed["description"] = description[:200]
     if is_active is not None:
-        endpoint.is_active = is_active
-    endpoint.save()
+        changed["is_active"] = is_active
+    for name, value in changed.items():
+        setattr(endpoint, name, value)
+    if changed:
+        endpoint.save(update_fields=list(changed))
     return endpoint
 
 
@@ -153,25 +158,39 @@ def webhook_endpoint_secret_rotate(
             f"Choose between 0 and {ROTATION_OVERLAP_MAX_HOURS} hours.", param="expires_in_hours"
         )
     new = secret_generate()
-    if expires_in_hours:
-        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
-        endpoint.previous_secret_expires_at = timezone.now() + timedelta(hours=expires_in_hours)
-    else:
-        endpoint.previous_secret_encrypted, endpoint.previous_secret_expires_at = "", None
-    endpoint.secret_encrypted = secret_encrypt(new)
-    endpoint.save(
-        update_fields=[
-            "secret_encrypted",
-            "previous_secret_encrypted",
-            "previous_secret_expires_at",
-        ]
-    )
+    with transaction.atomic():
+        # Re-read under the row lock: a rotation that committed meanwhile is built
+        # upon (its new secret, just handed out, becomes the previous one).
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if expires_in_hours:
+            endpoint.previous_secret_encrypted = locked.secret_encrypted
+            endpoint.previous_secret_expires_at = timezone.now() + timedelta(hours=expires_in_hours)
+        else:
+            endpoint.previous_secret_encrypted, endpoint.previous_secret_expires_at = "", None
+        endpoint.secret_encrypted = secret_encrypt(new)
+        endpoint.save(
+            update_fields=[
+                "secret_encrypted",
+                "previous_secret_encrypted",
+                "previous_secret_expires_at",
+            ]
+        )
     return endpoint, new
 
 
 def endpoint_sees_everything(endpoint: WebhookEndpoint) -> bool:
     """A platform-wide endpoint gets events only while its owner is an operator."""
     return endpoint.seller_id is None and is_operator(endpoint.owner)
+
+
+def endpoint_sees_its_seller(endpoint: WebhookEndpoint) -> bool:
+    """A seller's endpoint gets that seller's events only while its owner is that seller
+    or an operator (an operator may register one for a seller): an owner who lost the
+    role stops receiving them."""
+    if endpoint.seller_id is None:
+        return False
+    own = seller_for(endpoint.owner)
+    return (own is not None and own.pk == endpoint.seller_id) or is_operator(endpoint.owner)
 
 
 def webhook_event_publish(
@@ -204,10 +223,10 @@ def webhook_event_publish(
             endpoint
             for endpoint in WebhookEndpoint.objects.filter(
                 is_active=True, owner__is_active=True
-            ).select_related("owner")
+            ).select_related("owner__seller")
             if event_type in endpoint.events
             and (
-                (endpoint.seller_id is not None and endpoint.seller_id in payloads)
+                (endpoint.seller_id in payloads and endpoint_sees_its_seller(endpoint))
                 or endpoint_sees_everything(endpoint)
             )
         ]

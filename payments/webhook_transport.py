@@ -8,7 +8,9 @@ the network. The request still names the host: ``Host:`` is the endpoint's
 host, and over TLS the SNI and the certificate check use the host name, not
 the address. Redirects are never followed (a 3xx is an answer like any other
 non-2xx), proxies and ``.netrc`` from the environment are ignored, and only the
-start of the answer is read.
+start of the answer is read. The timeout bounds each read, and a deadline (connect
+plus read timeout) the whole exchange: a receiver that drips its answer a byte at
+a time has its connection shut down then.
 
 A refused address raises ``RefusedAddress`` (the delivery fails for good); a
 host that does not resolve raises ``requests.ConnectionError``, like any other
@@ -17,18 +19,24 @@ network failure, and the delivery is retried.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from payments.webhook_addresses import (
     IPAddress,
     RefusedAddress,
     UnresolvableHost,
+    WebhookTarget,
     webhook_target_resolve,
     webhook_url_check,
 )
@@ -44,13 +52,68 @@ class Answer:
     text: str  # the start of the body, at most ANSWER_BYTES bytes decoded
 
 
-class PinnedAddressAdapter(HTTPAdapter):
-    """Connects to ``address`` whatever the URL's host; TLS still checks the host name."""
+@dataclass
+class Deadline:
+    """Shuts the delivery's sockets down when it expires. A timeout bounds each socket
+    read only: a receiver dripping its answer a byte at a time would otherwise hold
+    the worker for as long as it likes."""
 
-    def __init__(self, address: IPAddress, hostname: str) -> None:
+    sockets: list[socket.socket] = field(default_factory=list)
+    expired: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _pool_classes(deadline: Deadline) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pools whose connections hand their socket to ``deadline`` once connected."""
+
+    class Connection(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class TLSConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = TLSConnection
+
+    return {"http": Pool, "https": TLSPool}
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to ``address`` whatever the URL's host; TLS still checks the host name.
+    With a ``deadline``, its connections are shut down when the deadline expires."""
+
+    def __init__(self, address: IPAddress, hostname: str, deadline: Deadline | None = None) -> None:
         self.address = address
         self.hostname = hostname
         super().__init__(max_retries=0)
+        if deadline is not None:
+            self.poolmanager.pool_classes_by_scheme = _pool_classes(deadline)
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -98,9 +161,38 @@ def webhook_post(
     hostname = target.host
     if _is_ip(hostname):
         hostname = str(address)
+    # The whole exchange, however the receiver paces its answer, ends by this deadline.
+    deadline = Deadline()
+    timer = threading.Timer(_total_seconds(timeout), deadline.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        return _send(target, address, hostname, deadline, body, headers, timeout, verify)
+    except requests.RequestException:  # an OSError too: as it is
+        raise
+    except OSError as exc:  # a read on a socket the deadline shut down
+        raise requests.ConnectionError(f"No complete answer in time: {exc}") from exc
+    finally:
+        timer.cancel()
+
+
+def _total_seconds(timeout: float | tuple[float, float]) -> float:
+    return float(sum(timeout)) if isinstance(timeout, tuple) else 2 * float(timeout)
+
+
+def _send(
+    target: WebhookTarget,
+    address: IPAddress,
+    hostname: str,
+    deadline: Deadline,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float | tuple[float, float],
+    verify: bool | str,
+) -> Answer:
     with requests.Session() as session:
         session.trust_env = False  # no proxy, no .netrc, no REQUESTS_CA_BUNDLE
-        adapter = PinnedAddressAdapter(address, hostname)
+        adapter = PinnedAddressAdapter(address, hostname, deadline)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         request = requests.Request(

@@ -69,7 +69,18 @@ ERROR_CODES: dict[str, str] = {
     "idempotency_in_progress": "A request with this `Idempotency-Key` is still running; "
     "retry later.",
     "throttled": "Too many requests: retry after `Retry-After` seconds.",
+    "resource_missing": "A cursor (`starting_after`, `ending_before`) that is not the id "
+    "of an object in this list (or not yours).",
+    "invalid_metadata": "`metadata` outside its limits: 50 keys of at most 40 characters "
+    "(no [ or ]), string values of at most 500; `param` names the key at fault.",
+    "webhook_address_refused": "A webhook endpoint's URL that webhooks may not be sent "
+    "to: not https://, credentials in it, or a host on an address that is not public.",
+    "webhook_host_unresolvable": "A webhook endpoint's host name that does not resolve.",
     "card_declined": "The card was declined.",
+    "invalid_number": "Headless checkout with the local processor: not one of its test "
+    "cards (`param: card_number`).",
+    "payment_intent_authentication_failure": "The customer refused the payment's "
+    "confirmation step (3-D Secure): the attempt is failed; start a new one.",
     "server_error": "The request failed on our side; quote the `request_id`.",
     "unavailable": "The service is briefly unavailable: retry after `Retry-After` seconds "
     "(with the same `Idempotency-Key` for a POST).",

@@ -7,22 +7,28 @@ body; the body compared as canonical JSON, so reordered keys or other spacing is
 the same request) is refused with 422. While the first request is still running,
 a second one gets 409.
 
-Only answers of a request that ran are kept: successes and business refusals
-(402 declined, 409 conflict or state). A request refused before it changed
-anything (400 invalid, 401, 403, 404, 429) and server errors (5xx) free the key, so
-the corrected retry runs. A key whose request died without an answer (a killed
-worker) is freed after :data:`IN_PROGRESS_TIMEOUT`.
+Answers of a request that ran are kept, as Stripe keeps them once an endpoint
+started: successes, business refusals (402 declined, 409 conflict or state) and
+server errors (5xx: the work may have committed before the failure, so running it
+again could place a second order; the replay says so, and the client checks
+before retrying with a new key). Two kinds of answer free the key instead: a
+request refused before it changed anything (400 invalid, 401, 403, 404, 429), so
+the corrected retry runs; and a temporary processor failure (503), which the
+payment services make safe to retry with the same key (their processor calls
+carry idempotency keys of their own). A key whose request died without an answer
+(a killed worker) is freed after :data:`IN_PROGRESS_TIMEOUT`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +36,9 @@ from rest_framework.response import Response
 from marketplace.api.errors import PROBLEM_CONTENT_TYPE, problem
 from marketplace.api.locations import CreatedLocationMixin
 from marketplace.models import IdempotencyRecord
+from payments.processors.base import TemporaryProcessorError
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
@@ -40,10 +49,13 @@ web server kills a request after 30 s (gunicorn ``--timeout 30``, Procfile and
 deploy/), plus a minute's margin. The next request with the key then runs."""
 
 
-def _stored(status_code: int) -> bool:
-    """Whether an answer is kept for replay: the request ran (2xx, 3xx) or was a
-    business refusal (402, 409). Anything else changed nothing or failed (400, 401,
-    403, 404, 429, 5xx): its key is freed for the retry."""
+def _stored(status_code: int, *, retry_safe: bool) -> bool:
+    """Whether an answer is kept for replay: the request ran (2xx, 3xx), was a
+    business refusal (402, 409) or failed part-way (5xx), unless the failure is one
+    the service made safe to retry. A refusal before anything changed (400, 401,
+    403, 404, 429) frees its key for the corrected retry."""
+    if status_code >= 500:
+        return not retry_safe
     return status_code < 400 or status_code in (402, 409)
 
 
@@ -53,7 +65,7 @@ def _canonical_body(body: bytes) -> bytes:
         return b""
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # the parser refuses it (400)
         return body
     return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -139,14 +151,13 @@ class IdempotentMixin(CreatedLocationMixin):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Answer):
             return exc.response
+        self._idempotency_retry_safe = isinstance(exc, TemporaryProcessorError)
         try:
             return super().handle_exception(exc)  # type: ignore[misc,no-any-return]
         except Exception:
-            # A server error escapes: forget the key so a retry runs again.
-            record = getattr(self, "_idempotency_record", None)
-            if record is not None:
-                self._idempotency_record = None
-                IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            # An error no handler answered: the key stays claimed without an answer
+            # (the work may have committed), so it is freed only after the timeout.
+            self._idempotency_record = None
             raise
 
     def finalize_response(
@@ -155,12 +166,18 @@ class IdempotentMixin(CreatedLocationMixin):
         record = getattr(self, "_idempotency_record", None)
         if record is not None:
             self._idempotency_record = None
-            if not _stored(response.status_code):
+            retry_safe = getattr(self, "_idempotency_retry_safe", False)
+            if not _stored(response.status_code, retry_safe=retry_safe):
                 record.delete()
             else:
                 record.response_status = response.status_code
                 record.response_body = response.data
-                record.save(update_fields=["response_status", "response_body"])
+                try:
+                    record.save(update_fields=["response_status", "response_body"])
+                except DatabaseError:
+                    # The database went away (the answer is a 503 about it): the key
+                    # stays claimed without an answer and is freed after the timeout.
+                    logger.warning("Idempotency-Key answer not recorded", exc_info=True)
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
 
 

@@ -22,8 +22,8 @@ RETRY_AFTER_SECONDS = 5
 # Paths whose clients read JSON: the API and the processors' webhooks.
 MACHINE_PATHS = ("/api/", "/payments/webhooks/")
 UNAVAILABLE = (
-    "The service is briefly unavailable; the request may not have completed. Retry it "
-    "(with the same Idempotency-Key for a POST)."
+    "The service is briefly unavailable; the request may not have completed. Check "
+    "whether it did before sending it again (the same Idempotency-Key answers this again)."
 )
 # PostgreSQL's codes for "not reachable now": connection exceptions (class 08), the
 # server shutting down or starting up (57P01-57P03), too many connections (53300).
