@@ -13,7 +13,8 @@ disputed amount from the platform at once. Our rules (docs/money.md,
   spread over the order's lines as a refund would be. While a dispute is open
   or lost, the payment takes no refund (``refunds.refund_create`` refuses); a
   refund that was pending when it opened resolves against it
-  (``refunds.refund_mark_succeeded``).
+  (``refunds.refund_mark_succeeded``), even when its success is processed after
+  the dispute was lost.
 - won (``dispute:<id>:won``): the processor returns the money; the sellers'
   held share goes back where it came from: to pending while the sale's hold
   runs (it is released with the rest of the sale), to available after.

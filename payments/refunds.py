@@ -255,7 +255,11 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     (it was pending when the dispute opened) is resolved against the dispute: the
     seller's part comes out of what the dispute holds for the line, recorded on the
     dispute line, so the seller is charged once whatever the dispute's outcome
-    (docs/money.md, "Disputes and refunds").
+    (docs/money.md, "Disputes and refunds"). A success processed after the dispute
+    was lost (the refund succeeded before the dispute, its event came late) resolves
+    against the lost hold the same way: the dispute took that part from the seller and
+    the commission already, so it goes to the platform's ``losses`` (the customer was
+    repaid twice), and the books end as if the events had come the other way round.
     """
     refund, refund_lines, seller_orders = _refund_locked(refund)
     key = f"refund:{refund.pk}"
@@ -433,7 +437,8 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
     else pending). What the refund took from a dispute's hold goes back to that
     dispute: into its hold while it is open; to the seller once it was won; to the
     platform's ``losses`` once it was lost (the customer was not repaid twice after
-    all). The reservation on the lines is released, so the amount can be refunded
+    all; the dispute line's record of the refund is undone, so the lost dispute has
+    taken that part). The reservation on the lines is released, so the amount can be refunded
     again, and the order's status follows.
     """
     released = dict(
@@ -481,23 +486,25 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
         # Taken from a dispute already lost (the success came after the loss): the
         # refund's losses and commission entries are given back as they are, below; the
         # lost dispute takes its part again.
-        after_loss = refund_line.commission_amount_minor - commission_given.get(line_id, 0)
-        after_loss_share = refund_line.dispute_seller_minor - from_held.get(line_id, 0)
+        lost_commission = refund_line.commission_amount_minor - commission_given.get(line_id, 0)
+        lost_share = refund_line.dispute_seller_minor - from_held.get(line_id, 0)
         for hold in holds:
             if hold.dispute.status != Dispute.Status.LOST:
                 continue
-            back = min(after_loss_share, hold.refunded_seller_minor)
-            back_commission = min(after_loss, hold.refunded_commission_minor)
+            back = min(lost_share, hold.refunded_seller_minor)
+            back_commission = min(lost_commission, hold.refunded_commission_minor)
             if not (back or back_commission):
                 continue
-            after_loss_share, after_loss = after_loss_share - back, after_loss - back_commission
+            lost_share, lost_commission = lost_share - back, lost_commission - back_commission
             hold.refunded_seller_minor -= back
             hold.refunded_commission_minor -= back_commission
             hold.save(update_fields=["refunded_seller_minor", "refunded_commission_minor"])
         # Taken from a hold while its dispute was open.
         share = from_held.get(line_id, 0)
-        commission = refund_line.dispute_commission_minor - (
-            refund_line.commission_amount_minor - commission_given.get(line_id, 0)
+        commission = (
+            refund_line.dispute_commission_minor
+            - refund_line.commission_amount_minor
+            + commission_given.get(line_id, 0)
         )
         held_account = seller_account(seller, Kind.DISPUTED, currency)
         for hold in holds:
