@@ -92,4 +92,16 @@ def api_error_codes(request: HttpRequest) -> HttpResponse:
     ``doc_url`` points at its code's anchor here."""
     from marketplace.api.errors import ERROR_CODES
 
-    return render(request, "api/error_codes.html", {"codes": sorted(ERROR_CODES.items())})
+    codes = [(code, _code_spans(meaning)) for code, meaning in sorted(ERROR_CODES.items())]
+    return render(request, "api/error_codes.html", {"codes": codes})
+
+
+def _code_spans(text: str) -> str:
+    """The meaning's `backticked` names as <code>, everything else escaped."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    parts = escape(text).split("`")
+    return mark_safe(  # noqa: S308 - every part was escaped above
+        "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    )

@@ -192,3 +192,11 @@ def test_every_code_has_its_entry_on_the_error_codes_page(client):
 @override_settings(DEBUG=False)
 def test_the_error_codes_page_is_reachable_without_signing_in(client):
     assert client.get("/api/v1/errors/", secure=True).status_code == 200
+
+
+def test_the_error_codes_page_shows_backticked_names_as_code_and_escapes_the_rest():
+    from marketplace.views.errors import _code_spans
+
+    assert _code_spans("Send `Idempotency-Key` <b>") == (
+        "Send <code>Idempotency-Key</code> &lt;b&gt;"
+    )
