@@ -17,19 +17,13 @@ from marketplace.models import Order
 from payments.checks import ledger_check
 from payments.models import LedgerEntry, LedgerTransaction, LocalPaymentIntent, PaymentAttempt
 from payments.processors.local import CARD_DECLINED, CARD_REQUIRES_ACTION
+from tests.api.shapes import SHIPPING
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import pay_by_card
 
 pytestmark = pytest.mark.django_db
 
 CARD_PAYS = "4242 4242 4242 4242"
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 def payment_url(order_id, step=""):

@@ -11,16 +11,9 @@ from django.utils import timezone
 
 from marketplace.api.idempotency import IN_PROGRESS_TIMEOUT, _canonical_body, _fingerprint
 from marketplace.models import IdempotencyRecord, Order
+from tests.api.shapes import SHIPPING
 from tests.concurrency import race
 from tests.factories import ProductFactory
-
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 @pytest.fixture

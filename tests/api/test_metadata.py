@@ -7,18 +7,12 @@ from django.urls import reverse
 from marketplace.models import Order
 from payments.models import AuditRecord, LedgerEntry, Payout, Refund
 from payments.refunds import refund_create
+from tests.api.shapes import SHIPPING
 from tests.factories import ProductFactory
 from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
 
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 OUT_OF_LIMITS = [
     ({f"k{i}": "v" for i in range(51)}, "metadata"),

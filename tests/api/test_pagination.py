@@ -13,14 +13,6 @@ from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
 
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
-
 
 def list_endpoints():
     """Every ``api:*-list`` route: a list added later is walked too."""

@@ -9,17 +9,10 @@ import pytest
 from django.urls import reverse
 
 from marketplace.models import IdempotencyRecord, Order
+from tests.api.shapes import SHIPPING
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
-
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 @pytest.fixture

@@ -5,18 +5,11 @@ from django.urls import reverse
 
 from marketplace.models import Order, Product
 from payments.models import RefundRequest
+from tests.api.shapes import SHIPPING
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
-
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 @pytest.fixture

@@ -8,17 +8,10 @@ from django.urls import reverse
 
 from marketplace.models import Order, Product
 from payments.models import WebhookEndpoint
+from tests.api.shapes import SHIPPING
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
-
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 @pytest.mark.parametrize("quantity", ["2", True, 2.5, None, [2], {"n": 2}])

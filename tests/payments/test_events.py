@@ -2,9 +2,7 @@
 kept 30 days; deleting an endpoint stops what was queued for it."""
 
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -20,36 +18,6 @@ from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records what it is sent and answers 200."""
-
-    def __init__(self):
-        self.requests = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver(settings):
-    settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
-    server = Receiver()
-    yield server
-    server.server.shutdown()
 
 
 def test_an_event_is_recorded_per_audience_even_when_no_endpoint_listens(seller, other_seller):
@@ -92,7 +60,7 @@ def test_the_delivery_carries_the_recorded_event_id(run, receiver, seller):
 
     run(paid_order, [(seller, 1000, 1)])
 
-    headers, body = receiver.requests[0]
+    headers, body = receiver.requests[0].headers, receiver.requests[0].body
     sent = json.loads(body)
     recorded = Event.objects.get(seller=seller)
     assert sent["id"] == headers["Marketplace-Delivery"] == str(recorded.event_id)
