@@ -23,7 +23,7 @@ from payments.captures import duplicate_payment_fee_recorded, order_payment_capt
 from payments.locks import order_lock
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
-from payments.processors.base import Payment, PaymentStatus
+from payments.processors.base import CardDeclined, Payment, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,6 @@ def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttem
     Raises ``CardDeclined`` with a message for the customer; the attempt then
     shows as failed and the customer can try another card.
     """
-    from payments.processors.base import CardDeclined
     from payments.processors.local import LocalProcessor
 
     if attempt.processor != "local":
@@ -190,7 +189,6 @@ def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttem
 
 def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> PaymentAttempt:
     """The extra confirmation step of the local processor's ``requires action`` card."""
-    from payments.processors.base import CardDeclined
     from payments.processors.local import LocalProcessor
 
     if attempt.processor != "local":
@@ -284,7 +282,16 @@ def order_payment_confirm(*, order: Order, card_number: str) -> PaymentState:
         )
     if attempt.status == Status.REQUIRES_ACTION:
         raise InvalidState("This payment is waiting for its confirmation step.")
-    attempt = local_card_pay(attempt=attempt, card_number=card_number)
+    try:
+        attempt = local_card_pay(attempt=attempt, card_number=card_number)
+    except CardDeclined as exc:
+        # The card is the request's field at fault.
+        raise CardDeclined(
+            exc.message,
+            code=exc.code or "card_declined",
+            request_id=exc.request_id,
+            param="card_number",
+        ) from exc
     return PaymentState(attempt, _next_action(attempt, None))
 
 

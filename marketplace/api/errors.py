@@ -210,7 +210,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return response
     if isinstance(exc, ProcessorError):
         set_rollback()
-        return problem(402, exc.message, exc.code)
+        return problem(402, exc.message, exc.code, param=exc.param or None)
     if isinstance(exc, exceptions.ValidationError):
         set_rollback()
         return problem(

@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace.api.errors import problem
 from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.payment_serializers import (
     PaymentAuthenticateRequestSerializer,
@@ -33,7 +32,6 @@ from payments.checkout import (
     order_payment_get,
     order_payment_start,
 )
-from payments.processors.base import CardDeclined
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 UNAVAILABLE = {
@@ -110,13 +108,7 @@ class OrderPaymentConfirmView(IdempotentMixin, APIView):
         order = _my_order(request, pk)
         body = PaymentConfirmRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            state = order_payment_confirm(
-                order=order, card_number=body.validated_data["card_number"]
-            )
-        except CardDeclined as exc:
-            # The card is the field at fault (errors.py maps other processor errors).
-            return problem(402, exc.message, exc.code or "card_declined", param="card_number")
+        state = order_payment_confirm(order=order, card_number=body.validated_data["card_number"])
         return _answer(order, state)
 
 

@@ -19,6 +19,7 @@ from accounts.roles import is_operator, seller_for
 from marketplace.api import serializers as s
 from marketplace.api.expand import ExpandMixin, expand_parameter
 from marketplace.api.idempotency import IdempotentMixin
+from marketplace.api.metadata_patch import MetadataPatchMixin
 from marketplace.api.permissions import IsSellerOrOperator
 from marketplace.filters import ProductFilter
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
@@ -143,7 +144,7 @@ ORDER_EXPAND = expand_parameter("seller_orders")
     list=extend_schema(parameters=[ORDER_EXPAND]),
     retrieve=extend_schema(parameters=[ORDER_EXPAND]),
 )
-class OrderViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class OrderViewSet(IdempotentMixin, MetadataPatchMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """The signed-in customer's orders with their lines and splits (``seller_orders``:
     ids, or whole with ``expand[]=seller_orders``). POST places an order from items and a
     shipping address (the checkout's ``place_order``); PATCH changes its ``metadata``."""
@@ -162,10 +163,10 @@ class OrderViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.MetadataUpdateSerializer, responses=s.OrderSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change the order's ``metadata``: keys merge in; an empty string removes a key."""
-        body = s.MetadataUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        order_metadata_update(order=self.get_object(), metadata=body.validated_data["metadata"])
-        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
+        return super().partial_update(request, pk)
+
+    def metadata_save(self, request: Request, obj: Any, metadata: dict[str, str]) -> None:
+        order_metadata_update(order=obj, metadata=metadata)
 
     @extend_schema(request=s.OrderRequestSerializer, responses={201: s.OrderSerializer})
     def create(self, request: Request) -> Response:

@@ -20,6 +20,7 @@ from accounts.roles import is_operator, seller_for
 from marketplace.api.expand import ExpandMixin, expand_parameter
 from marketplace.api.filters import UtcIsoDateTimeFilter, query_values
 from marketplace.api.idempotency import IdempotentMixin
+from marketplace.api.metadata_patch import MetadataPatchMixin
 from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
 from marketplace.api.serializers import MetadataUpdateSerializer
 from payments.api import serializers as s
@@ -157,7 +158,12 @@ PAYOUT_EXPAND = expand_parameter("entries")
     list=extend_schema(parameters=[PAYOUT_EXPAND]),
     retrieve=extend_schema(parameters=[PAYOUT_EXPAND]),
 )
-class PayoutViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class PayoutViewSet(
+    IdempotentMixin,
+    MetadataPatchMixin,
+    ExpandMixin,
+    viewsets.ReadOnlyModelViewSet,  # type: ignore[type-arg]
+):
     """Payouts with the ledger entries they pay (``entries``: ids, or whole with
     ``expand[]=entries``; the detail also has them whole as ``breakdown``). Sellers:
     their own. Operators: all, the actions of the admin (approve, hold, release,
@@ -181,22 +187,19 @@ class PayoutViewSet(IdempotentMixin, ExpandMixin, viewsets.ReadOnlyModelViewSet)
     def get_serializer_class(self) -> Any:
         return s.PayoutDetailSerializer if self.action == "retrieve" else s.PayoutSerializer
 
+    def get_permissions(self) -> Any:
+        if self.action == "partial_update":
+            return [IsOperator()]
+        return super().get_permissions()
+
     @extend_schema(request=MetadataUpdateSerializer, responses=s.PayoutSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change the payout's ``metadata`` (operators): keys merge in; an empty string
         removes a key. Nothing else about the payout changes."""
-        if not _operator(request):
-            raise exceptions.PermissionDenied("Only operators may do this.")
-        body = MetadataUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        payout_metadata_update(
-            payout=self.get_object(),
-            by=_actor(request),
-            metadata=body.validated_data["metadata"],
-            via="api",
-        )
-        payout = self.get_queryset().get(pk=pk)
-        return Response(s.PayoutSerializer(payout, context=self.get_serializer_context()).data)
+        return super().partial_update(request, pk)
+
+    def metadata_save(self, request: Request, obj: Any, metadata: dict[str, str]) -> None:
+        payout_metadata_update(payout=obj, by=_actor(request), metadata=metadata, via="api")
 
     def _act(self, request: Request, service: Any, **extra: Any) -> Response:
         if not _operator(request):
@@ -483,6 +486,7 @@ REFUND_EXPAND = expand_parameter("lines")
     retrieve=extend_schema(parameters=[REFUND_EXPAND]),
 )
 class RefundViewSet(
+    MetadataPatchMixin,
     ExpandMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -504,15 +508,10 @@ class RefundViewSet(
     @extend_schema(request=MetadataUpdateSerializer, responses=s.RefundSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change the refund's ``metadata``: keys merge in; an empty string removes a key."""
-        body = MetadataUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        refund_metadata_update(
-            refund=self.get_object(),
-            by=_actor(request),
-            metadata=body.validated_data["metadata"],
-            via="api",
-        )
-        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
+        return super().partial_update(request, pk)
+
+    def metadata_save(self, request: Request, obj: Any, metadata: dict[str, str]) -> None:
+        refund_metadata_update(refund=obj, by=_actor(request), metadata=metadata, via="api")
 
 
 __all__ = [

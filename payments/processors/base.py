@@ -21,13 +21,20 @@ from typing import Any, Protocol
 
 
 class ProcessorError(Exception):
-    """Something the processor refused or could not do."""
+    """Something the processor refused or could not do.
 
-    def __init__(self, message: str, *, code: str = "", request_id: str = "") -> None:
+    ``param`` names the field of our own request at fault, where the caller knows
+    one (a declined card is the ``card_number`` of the API's confirm call).
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "", request_id: str = "", param: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.request_id = request_id
+        self.param = param
 
 
 class CardDeclined(ProcessorError):

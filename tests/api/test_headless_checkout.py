@@ -343,22 +343,9 @@ def test_an_order_paid_through_the_api_has_the_ledger_of_one_paid_on_the_site(
 @pytest.fixture
 def stripe_server(settings, monkeypatch):
     """Stripe is the processor, and Stripe is the strict stateful fake."""
-    from payments.processors.stripe import StripeProcessor
-    from tests.payments.processors import stripe_fake as fake
-    from tests.payments.processors.stripe_server import FakeStripe
+    from tests.payments.processors.stripe_server import use_fake_stripe
 
-    server = FakeStripe(now=time.time())
-    processor = StripeProcessor(
-        secret_key=fake.SECRET_KEY,
-        webhook_secret=fake.WEBHOOK_SECRET,
-        connect_webhook_secret=fake.CONNECT_WEBHOOK_SECRET,
-        api_base=fake.API_BASE,
-        http_client=server,
-    )
-    settings.PAYMENTS_PROCESSOR = "stripe"
-    monkeypatch.setattr("payments.processors._build", lambda name: processor)
-    monkeypatch.setattr("stripe.enable_telemetry", False)
-    return server
+    return use_fake_stripe(settings, monkeypatch, now=time.time())
 
 
 def test_with_stripe_the_start_returns_the_client_secret_and_next_action(

@@ -1196,3 +1196,26 @@ def _default_error_body(status: int) -> dict[str, Any]:
     if status == 429:
         return fake.rate_limit_body()
     return fake.error_body("invalid_request_error", f"Injected failure (HTTP {status}).")
+
+
+def processor_on(server: FakeStripe) -> Any:
+    """The real ``StripeProcessor``, talking to ``server`` with the fake's keys."""
+    from payments.processors.stripe import StripeProcessor
+
+    return StripeProcessor(
+        secret_key=fake.SECRET_KEY,
+        webhook_secret=fake.WEBHOOK_SECRET,
+        connect_webhook_secret=fake.CONNECT_WEBHOOK_SECRET,
+        api_base=fake.API_BASE,
+        http_client=server,
+    )
+
+
+def use_fake_stripe(settings: Any, monkeypatch: Any, *, now: float) -> FakeStripe:
+    """Make Stripe the site's processor, on a new strict fake; returns the fake."""
+    server = FakeStripe(now=now)
+    processor = processor_on(server)
+    settings.PAYMENTS_PROCESSOR = "stripe"
+    monkeypatch.setattr("payments.processors._build", lambda name: processor)
+    monkeypatch.setattr("stripe.enable_telemetry", False)
+    return server

@@ -31,12 +31,11 @@ from payments.models import Clawback, LedgerAccount, Payout, PayoutStep
 from payments.onboarding import seller_onboarding_start
 from payments.payout_sending import payout_resume, payouts_sweep
 from payments.payouts import run_payouts
-from payments.processors.stripe import MAX_NETWORK_RETRIES, StripeProcessor
+from payments.processors.stripe import MAX_NETWORK_RETRIES
 from payments.refunds import refund_create, refund_submit
 from payments.webhooks import webhooks_backfill
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
-from tests.payments.processors import stripe_fake as fake
-from tests.payments.processors.stripe_server import FakeStripe
+from tests.payments.processors.stripe_server import FakeStripe, use_fake_stripe
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
@@ -45,19 +44,9 @@ Status = Payout.Status
 @pytest.fixture
 def server(settings, monkeypatch) -> FakeStripe:
     """Stripe is the processor, and Stripe is the strict fake."""
-    server = FakeStripe(now=time.time())
-    processor = StripeProcessor(
-        secret_key=fake.SECRET_KEY,
-        webhook_secret=fake.WEBHOOK_SECRET,
-        connect_webhook_secret=fake.CONNECT_WEBHOOK_SECRET,
-        api_base=fake.API_BASE,
-        http_client=server,
-    )
-    settings.PAYMENTS_PROCESSOR = "stripe"
     settings.PAYMENTS_HOLD_DAYS = 0
     settings.ADMINS = [("Operators", "ops@example.com")]
-    monkeypatch.setattr("payments.processors._build", lambda name: processor)
-    return server
+    return use_fake_stripe(settings, monkeypatch, now=time.time())
 
 
 class Webhooks:

@@ -18,7 +18,11 @@ from payments.processors.stripe import StripeProcessor
 from tests.payments.processors import stripe_fake as fake
 from tests.payments.processors import stripe_rules as rules
 from tests.payments.processors.stripe_fake import RecordingHTTPClient
-from tests.payments.processors.stripe_server import IDEMPOTENCY_KEY_TTL_SECONDS, FakeStripe
+from tests.payments.processors.stripe_server import (
+    IDEMPOTENCY_KEY_TTL_SECONDS,
+    FakeStripe,
+    processor_on,
+)
 
 DAY_AND_A_SECOND = IDEMPOTENCY_KEY_TTL_SECONDS + 1
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -31,13 +35,7 @@ def server() -> FakeStripe:
 
 @pytest.fixture
 def processor(server: FakeStripe) -> StripeProcessor:
-    return StripeProcessor(
-        secret_key=fake.SECRET_KEY,
-        webhook_secret=fake.WEBHOOK_SECRET,
-        connect_webhook_secret=fake.CONNECT_WEBHOOK_SECRET,
-        api_base=fake.API_BASE,
-        http_client=server,
-    )
+    return processor_on(server)
 
 
 @pytest.fixture
