@@ -22,7 +22,7 @@ from marketplace.errors import ApplicationError
 from marketplace.form_errors import add_service_error
 from marketplace.web import safe_next
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "marketplace.auth_backends.ShopUserBackend"
 
 
 @require_http_methods(["GET", "POST"])

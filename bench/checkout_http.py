@@ -31,14 +31,25 @@ the time is up.
 Afterwards the benchmark checks that the paid orders in the database are
 exactly those the clients saw paid, that no order is left awaiting payment,
 that no webhook event failed, that the ledger check passes, and that the
-access log has no 4xx/5xx. SQL statements are counted in every web and worker
-process (``bench/dbcount.py``); PostgreSQL's own transaction count for the
-database is shown beside them.
+access log has no 4xx/5xx. SQL statements and commits are counted in every web
+and worker process (``bench/dbcount.py``: a commit is a statement outside a
+transaction or an outermost transaction that ran one, as PostgreSQL counts them),
+split into the customer's requests, the local processor's own statements inside
+them (its ``payments_local*`` tables: HTTP calls with Stripe) and the worker;
+PostgreSQL's own transaction count for the database (``xact_commit``) is shown
+beside them. It is higher: Django's connection health check (``CONN_HEALTH_CHECKS``)
+runs a ``SELECT 1`` of its own, outside the cursor, before each request's first
+query, and PostgreSQL counts each as a transaction.
+
+The sessions are read from Redis (``CACHE_URL``, database 10, emptied first), as in
+production (``marketplace/sessions.py``). The clients poll an order's status as the
+page does (its backoff), not faster.
 
 Prints the orders per second, the latency of the whole order (first product
-page to the page saying "paid": p50/p95/p99), each request's timings, then
-one table row (``bench/report.py``) whose ratio is the checkout's requests per
-second over ``/livez``'s, with the target "errors 0".
+page to the page saying "paid": p50/p95/p99), each request's timings, the p95
+of the customer's requests (the waits between status polls are not requests),
+then one table row (``bench/report.py``) whose ratio is the checkout's requests
+per second over ``/livez``'s, with the target "errors 0".
 """
 
 from __future__ import annotations
@@ -63,6 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/marketplace_bench_http"
 BROKER_URL = "redis://127.0.0.1:6379/11"
 RESULT_URL = "redis://127.0.0.1:6379/12"
+CACHE_URL = "redis://127.0.0.1:6379/10"
 QUEUE = "bench_checkout_http"
 PASSWORD = "bench-customer-pass"
 PG_COUNTERS = (
@@ -437,7 +449,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--static-duration", type=int, default=15, help="seconds of /livez")
     parser.add_argument("--products", type=int, default=20, help="products per seller")
-    parser.add_argument("--poll", type=float, default=0.1, help="seconds between status polls")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=0.0,
+        help="seconds between status polls (default 0: as the page does, its backoff)",
+    )
     parser.add_argument("--three-ds-every", type=int, default=10, help="0: never")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--keep", action="store_true", help="keep the logs' folder")
@@ -462,6 +479,8 @@ def main() -> None:
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_RESULT_BACKEND": RESULT_URL,
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+        # Sessions are read from the cache (marketplace/sessions.py) where it is Redis.
+        "CACHE_URL": CACHE_URL,
         "EMAIL_URL": "dummymail://",
         "VAR_DIR": str(workdir / "var"),
         "STATIC_ROOT": str(workdir / "static"),
@@ -498,7 +517,7 @@ def main() -> None:
     _step("migrate, flush")
     call_command("migrate", interactive=False, verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
-    for url in (BROKER_URL, RESULT_URL):
+    for url in (BROKER_URL, RESULT_URL, CACHE_URL):
         redis.Redis.from_url(url).flushdb()
     _step("collectstatic")
     # The server's storage (whitenoise's compressed manifest) needs only the manifest to
@@ -559,6 +578,7 @@ def main() -> None:
 
         time.sleep(2 * dbcount.FLUSH_SECONDS)
         statements_before = dbcount.per_process(workdir / "dbcount")
+        kinds_before = {k: dbcount.per_process(workdir / "dbcount", k) for k in dbcount.KINDS}
         pg_before = _pg_counters(args.database_url)
         cpu_before = _cpu(stack, args.database_url)
         _step("locust: checkout")
@@ -582,6 +602,13 @@ def main() -> None:
         web_pids = set(_gunicorn_worker_pids(stack))
         statements = sum(ran.values())
         web_statements = sum(n for pid, n in ran.items() if pid in web_pids)
+        # Commits and the local processor's share, in the web processes and the worker.
+        kinds = {"web": {}, "worker": {}}
+        for kind in dbcount.KINDS:
+            for pid, count in dbcount.per_process(workdir / "dbcount", kind).items():
+                role = "web" if pid in web_pids else "worker"
+                done = count - kinds_before[kind].get(pid, 0)
+                kinds[role][kind] = kinds[role].get(kind, 0) + done
         static_statements = sum(
             statements_before.get(pid, 0) - warm_up.get(pid, 0) for pid in statements_before
         )
@@ -668,6 +695,18 @@ def main() -> None:
 
     n = max(len(orders), 1)
     worker_statements = statements - web_statements
+    web, worker = kinds["web"], kinds["worker"]
+    web_ours = web_statements - web.get("processor_statements", 0)
+    web_commits_ours = web.get("commits", 0) - web.get("processor_commits", 0)
+    steps_p95 = checkout["request_p95_ms"]
+    print(
+        f"  per order: customer's requests {web_ours / n:.1f} statements, "
+        f"{web_commits_ours / n:.1f} commits; local processor (in those requests) "
+        f"{web.get('processor_statements', 0) / n:.1f} statements, "
+        f"{web.get('processor_commits', 0) / n:.1f} commits; worker "
+        f"{worker_statements / n:.1f} statements, {worker.get('commits', 0) / n:.1f} commits; "
+        f"customer's steps p95 {steps_p95:.0f} ms (waits for the processor excluded)"
+    )
     xacts = pg_after["xact_commit"] - pg_before["xact_commit"]
     rollbacks = pg_after["xact_rollback"] - pg_before["xact_rollback"]
     print(
@@ -694,9 +733,12 @@ def main() -> None:
             work=f"{len(orders)} orders paid, {checkout['requests']} requests "
             f"({checkout['requests'] / n:.1f} per order)",
             time=f"{elapsed:.1f} s (load avg {load_checkout:.2f})",
-            rate=f"{len(orders) / elapsed:.2f} orders/s, {rps:.1f} req/s; {latency}",
-            statements=f"{statements / n:.0f} per order ({web_statements / n:.0f} web + "
-            f"{worker_statements / n:.0f} worker); {xacts / n:.1f} commits per order",
+            rate=f"{len(orders) / elapsed:.2f} orders/s, {rps:.1f} req/s; steps p95 "
+            f"{steps_p95:.0f} ms; {latency}",
+            statements=f"{statements / n:.0f} per order ({web_ours / n:.0f} customer's "
+            f"requests + {web.get('processor_statements', 0) / n:.0f} local processor + "
+            f"{worker_statements / n:.0f} worker); commits per order: "
+            f"{web_commits_ours / n:.1f} customer's requests, {xacts / n:.1f} in all (PostgreSQL)",
             against=f"/livez on the same gunicorn: {static_rps:.0f} req/s "
             f"(load avg {load_static:.2f})",
             ratio=f"{rps / static_rps:.3f} (req/s)",

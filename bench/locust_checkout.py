@@ -4,12 +4,13 @@
 ``CheckoutCustomer``: each user logs in once as its own customer, then places
 and pays orders in a loop with no wait time, the way a browser does it: for each
 of the 3 sellers it opens a random product of theirs and adds one to the cart
-(POST, then the page the redirect leads to), opens the cart and the checkout
+(the form's htmx POST, answered with a message), opens the cart and the checkout
 form, posts the delivery address, opens the payment page, posts a test card and
 opens the order page. The order is paid only when the processor's event has been
 processed by the Celery worker; until the order page says so, the user polls
-the htmx status fragment (as the page does, every ``BENCH_POLL_SECONDS`` instead
-of the page's 2 s) and reloads the page when it answers ``HX-Refresh``. Every
+the htmx status fragment as the page does (after the delay its ``hx-trigger`` says,
+which grows from look to look; ``BENCH_POLL_SECONDS`` sets a fixed one instead)
+until it answers with the paid page's main part (which htmx swaps in). Every
 ``BENCH_THREE_DS_EVERY``-th order (counted over all users) uses the card that
 asks for the confirmation step. An order counts only when the order page says
 "Thank you! Your payment was received".
@@ -28,6 +29,7 @@ statistics are written as JSON to ``BENCH_RESULTS``.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import os
@@ -40,7 +42,9 @@ from http.cookiejar import DefaultCookiePolicy
 import gevent
 from locust import FastHttpUser, constant, events, task
 
-POLL_SECONDS = float(os.environ.get("BENCH_POLL_SECONDS", "0.1"))
+# 0: wait between status polls as the page does (its hx-trigger's delay, growing).
+POLL_SECONDS = float(os.environ.get("BENCH_POLL_SECONDS", "0"))
+LIVE_STATUS = re.compile(r'hx-get="(?P<url>[^"]+)" hx-trigger="load delay:(?P<delay>[0-9.]+)s"')
 PAID_TIMEOUT = float(os.environ.get("BENCH_PAID_TIMEOUT", "30"))
 THREE_DS_EVERY = int(os.environ.get("BENCH_THREE_DS_EVERY", "10"))
 PAID_TEXT = "Thank you! Your payment was received"
@@ -177,15 +181,17 @@ class CheckoutCustomer(_Base):
             product = random.choice(products)
             page = f"/products/{product['slug']}/"
             self.call("GET", page, "GET /products/[slug]/", 200)
+            # The page's form posts with htmx: the answer is the message and the new
+            # count, not the page again.
             self.call(
                 "POST",
                 "/cart/add/",
-                "POST /cart/add/",
-                302,
+                "POST /cart/add/ (htmx)",
+                200,
                 data={"product": product["id"], "quantity": "1", "next": page},
-                location=re.escape(page),
+                headers={"HX-Request": "true"},
+                contains="is in your cart",
             )
-            self.call("GET", page, "GET /products/[slug]/ (added)", 200, contains="is in your cart")
         self.call("GET", "/cart/", "GET /cart/", 200)
         page = self.call("GET", "/checkout/USD/", "GET /checkout/USD/", 200)
         token = re.search(r'name="submission_token" value="([^"]+)"', page.text or "")
@@ -248,12 +254,15 @@ class CheckoutCustomer(_Base):
                 raise FlowError(f"order {order_id}: neither paid nor being confirmed")
             if time.monotonic() > deadline:
                 raise FlowError(f"order {order_id}: not paid after {PAID_TIMEOUT:.0f} s")
-            gevent.sleep(POLL_SECONDS)
+            # As the page's htmx does: wait what its trigger says, then ask its URL.
+            poll = LIVE_STATUS.search(page.text or "")
+            if poll is None:
+                raise FlowError(f"order {order_id}: the page does not poll its status")
+            url, delay = html.unescape(poll.group("url")), float(poll.group("delay"))
+            gevent.sleep(POLL_SECONDS or delay)
             page = self.call(
-                "GET", order, "GET /orders/[id]/ (htmx poll)", 200, headers={"HX-Request": "true"}
+                "GET", url, "GET /orders/[id]/ (htmx poll)", 200, headers={"HX-Request": "true"}
             )
-            if page.headers.get("HX-Refresh") == "true":
-                page = self.call("GET", order, "GET /orders/[id]/ (reload)", 200)
         return order_id, three_ds
 
 

@@ -1,5 +1,9 @@
 """Small helpers shared by the shop's views."""
 
+from functools import wraps
+
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -22,3 +26,20 @@ def safe_next(request: HttpRequest, default: str) -> str:
     ):
         return candidate
     return default
+
+
+def one_transaction(view):
+    """Run the whole request in one database transaction: the session and user it
+    reads, the view's reads and writes, the page it renders (one commit, where each
+    autocommit query would be one). ``SHOP_REQUEST_IN_ONE_TRANSACTION`` (off on
+    SQLite) turns it off. Not for views that must commit before calling the processor
+    (paying): they keep their own transactions."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not settings.SHOP_REQUEST_IN_ONE_TRANSACTION:
+            return view(request, *args, **kwargs)
+        with transaction.atomic():
+            return view(request, *args, **kwargs)
+
+    return wrapped

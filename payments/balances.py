@@ -130,11 +130,8 @@ def _balances(
 def platform_balance(*, currency: str) -> PlatformBalance:
     """Commission earned, processor fees paid, cash held at the processor, and what
     manual payouts paid from the platform's bank."""
-    balances = dict(
-        LedgerAccount.objects.filter(seller__isnull=True, currency=currency).values_list(
-            "kind", "balance_minor"
-        )
-    )
+    accounts = LedgerAccount.objects.filter(seller__isnull=True, currency=currency)
+    balances = {account.kind: account.balance for account in accounts.with_balance()}
     return PlatformBalance(
         currency=currency,
         commission_earned=-balances.get(Kind.COMMISSION, 0),

@@ -48,57 +48,84 @@ def payment_start(*, order: Order) -> PaymentAttempt:
 def _payment_start(order: Order) -> tuple[PaymentAttempt, Payment | None]:
     """``payment_start``, with the processor's answer when it was asked (else None)."""
     with transaction.atomic():
-        order = order_lock(order.pk)
-        if order.status != Order.Status.AWAITING_PAYMENT:
-            raise InvalidState(f"Order #{order.pk} is not waiting for a payment.")
-        attempt = order.payment_attempts.filter(status__in=PaymentAttempt.OPEN).last()
-        if attempt is None:
-            _cancel_failed_attempts(order)
-            number = order.payment_attempts.count() + 1
-            processor = get_processor()
-            attempt = PaymentAttempt.objects.create(
-                order=order,
-                number=number,
-                processor=processor.name,
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                idempotency_key=f"payment-{order.pk}-{number}",
-            )
+        attempt = payment_attempt_open(order=order_lock(order.pk))
+    return payment_attempt_submit(attempt=attempt, customer_email=order.customer.email)
+
+
+def payment_attempt_open(*, order: Order) -> PaymentAttempt:
+    """The first half of ``payment_start``, inside the caller's transaction (which must
+    commit before ``payment_attempt_submit``), with ``order`` read under its lock
+    (``order_lock``, or the caller's own ``select_for_update(no_key=True)``): its open
+    attempt, or a new one (after cancelling the failed ones at the processor). One
+    query reads every attempt of the order (a handful). Raises ``InvalidState`` when
+    the order is not waiting for a payment."""
+    locked = order
+    if locked.status != Order.Status.AWAITING_PAYMENT:
+        raise InvalidState(f"Order #{locked.pk} is not waiting for a payment.")
+    attempts = list(PaymentAttempt.objects.filter(order=locked))  # by number
+    attempt = next((a for a in reversed(attempts) if a.status in PaymentAttempt.OPEN), None)
+    if attempt is None:
+        _cancel_failed_attempts([a for a in attempts if a.status == Status.FAILED])
+        processor = get_processor()
+        attempt = PaymentAttempt.objects.create(
+            order=locked,
+            number=len(attempts) + 1,
+            processor=processor.name,
+            amount_minor=locked.total_minor,
+            currency=locked.currency,
+            idempotency_key=f"payment-{locked.pk}-{len(attempts) + 1}",
+        )
+    return attempt
+
+
+def payment_attempt_submit(
+    *, attempt: PaymentAttempt, customer_email: str
+) -> tuple[PaymentAttempt, Payment | None]:
+    """The second half of ``payment_start``, after the attempt row is committed: create
+    the payment at the processor under the attempt's idempotency key (unless it was
+    created already) and keep its id. Returns the processor's answer when it was asked."""
     if attempt.processor_payment_id:
         return attempt, None
     payment = get_processor(attempt.processor).payment_create(
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,
-        transfer_group=f"order-{order.pk}",
-        customer_email=order.customer.email,
-        metadata={"order_id": str(order.pk), "attempt_id": str(attempt.pk)},
+        transfer_group=f"order-{attempt.order_id}",
+        customer_email=customer_email,
+        metadata={"order_id": str(attempt.order_id), "attempt_id": str(attempt.pk)},
         idempotency_key=attempt.idempotency_key,
     )
     PaymentAttempt.objects.filter(pk=attempt.pk).update(
         processor_payment_id=payment.id, client_secret=payment.client_secret
     )
-    attempt.refresh_from_db()
+    attempt.processor_payment_id, attempt.client_secret = payment.id, payment.client_secret
     return attempt, payment
 
 
-@transaction.atomic
 def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAttempt:
     """Reflect what the browser-side confirmation returned; success waits for the event.
 
     The processor's event may have been processed already (it is delivered as
-    soon as the processor commits), so the attempt is re-read under its lock
-    and a recorded success is never overwritten.
+    soon as the processor commits), so the row is changed only while it is not
+    succeeded or cancelled (one conditional UPDATE, atomic in itself), and a recorded
+    success is never overwritten: the attempt is then read again as it is.
     """
-    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
-    if attempt.status in (Status.SUCCEEDED, Status.CANCELED):
-        return attempt
+    changes: dict[str, Any] = {}
     if payment.status == PaymentStatus.REQUIRES_PAYMENT_METHOD and payment.failure_message:
-        attempt.status, attempt.failure_message = Status.FAILED, payment.failure_message
+        changes = {"status": Status.FAILED, "failure_message": payment.failure_message}
     elif payment.status == PaymentStatus.SUCCEEDED:
-        attempt.status = Status.PROCESSING  # until the processor's event is processed
-    else:
-        attempt.status = ATTEMPT_STATUS.get(payment.status, attempt.status)
-    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+        changes = {"status": Status.PROCESSING}  # until the processor's event is processed
+    elif payment.status in ATTEMPT_STATUS:
+        changes = {"status": ATTEMPT_STATUS[payment.status]}
+    changes["updated_at"] = timezone.now()
+    changed = (
+        PaymentAttempt.objects.filter(pk=attempt.pk)
+        .exclude(status__in=(Status.SUCCEEDED, Status.CANCELED))
+        .update(**changes)
+    )
+    if not changed:
+        return PaymentAttempt.objects.get(pk=attempt.pk)
+    for name, value in changes.items():
+        setattr(attempt, name, value)
     return attempt
 
 
@@ -211,14 +238,14 @@ def _attempt_failed(attempt: PaymentAttempt, message: str) -> None:
             current.save(update_fields=["status", "failure_message", "updated_at"])
 
 
-def _cancel_failed_attempts(order: Order) -> None:
+def _cancel_failed_attempts(failed_attempts: list[PaymentAttempt]) -> None:
     """Before a new try, cancel the earlier failed payments at the processor, so a
     stale browser tab cannot pay them; one that succeeded meanwhile is left to its event."""
     from payments.processors.base import InvalidProcessorRequest
 
-    for failed in order.payment_attempts.filter(status=Status.FAILED).exclude(
-        processor_payment_id=""
-    ):
+    for failed in failed_attempts:
+        if not failed.processor_payment_id:
+            continue
         try:
             get_processor(failed.processor).payment_cancel(
                 payment_id=failed.processor_payment_id,

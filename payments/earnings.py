@@ -1,10 +1,12 @@
-"""What a seller's earnings dashboard reads: balances, this month, earnings per day
-and per week, what the seller owes and why, and the commission terms that apply to
-them (a fixed number of queries)."""
+"""A seller's earnings: per day and per week, what the seller owes and why, and the
+commission terms that apply to them, each read in a fixed number of queries, and the
+rules that make them from what was read (``series_from_days``, ``debt_from``), which
+the dashboard's one-statement read (``payments.dashboard``) shares."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -55,9 +57,27 @@ def earnings_series(
     """The seller's net earnings per day and per week, with a row for every period (zero
     where nothing happened), from one query grouped by day in the site's time zone."""
     today = timezone.localdate()
+    by_day = _earned_per_day(
+        seller=seller, currency=currency, since=series_start(today, days=days, weeks=weeks)
+    )
+    return series_from_days(by_day, today=today, days=days, weeks=weeks)
+
+
+def series_start(today: date, *, days: int, weeks: int) -> date:
+    """The first day the series of ``days`` days and ``weeks`` weeks up to ``today`` need."""
     first_day = today - timedelta(days=days - 1)
     first_monday = today - timedelta(days=today.weekday(), weeks=weeks - 1)
-    by_day = _earned_per_day(seller=seller, currency=currency, since=min(first_day, first_monday))
+    return min(first_day, first_monday)
+
+
+def series_from_days(
+    by_day: dict[date, int], *, today: date, days: int, weeks: int
+) -> EarningsSeries:
+    """The series from net earnings per local day (days with nothing may be missing):
+    the last ``days`` days, and the last ``weeks`` weeks (Monday to Sunday, this one
+    too), each week the sum of its days."""
+    first_day = today - timedelta(days=days - 1)
+    first_monday = today - timedelta(days=today.weekday(), weeks=weeks - 1)
     by_week: dict[date, int] = defaultdict(int)
     for day, earned in by_day.items():
         by_week[day - timedelta(days=day.weekday())] += earned
@@ -111,20 +131,36 @@ def paid_out_since(*, seller: Seller, currency: str, since: datetime) -> int:
 def commission_terms_for(*, seller: Seller, currency: str) -> CommissionRule | None:
     """The rule for the seller's products unless a category or product rule says
     otherwise: the seller's own rule, else the platform default."""
+    return commission_terms(seller=seller, currencies=[currency])[currency]
+
+
+def commission_terms(
+    *, seller: Seller, currencies: Iterable[str]
+) -> dict[str, CommissionRule | None]:
+    """``commission_terms_for`` for each of ``currencies``, from one query: per currency,
+    the first of the rules that apply to it (the seller's own before the default, the
+    latest first)."""
+    wanted = sorted(set(currencies))
     now = timezone.now()
-    rules = CommissionRule.objects.filter(
-        Q(active_from__lte=now),
-        Q(active_until__isnull=True) | Q(active_until__gt=now),
-        Q(currency="") | Q(currency=currency),
-        Q(scope=CommissionRule.Scope.SELLER, seller=seller) | Q(scope=CommissionRule.Scope.DEFAULT),
-    ).order_by("-scope", "-active_from", "-pk")  # "seller" sorts after "default"
-    return rules.first()
+    rules = list(
+        CommissionRule.objects.filter(
+            Q(active_from__lte=now),
+            Q(active_until__isnull=True) | Q(active_until__gt=now),
+            Q(currency="") | Q(currency__in=wanted),
+            Q(scope=CommissionRule.Scope.SELLER, seller=seller)
+            | Q(scope=CommissionRule.Scope.DEFAULT),
+        ).order_by("-scope", "-active_from", "-pk")  # "seller" sorts after "default"
+    )
+    return {
+        currency: next((rule for rule in rules if rule.currency in ("", currency)), None)
+        for currency in wanted
+    }
 
 
 # --- What a seller owes ---------------------------------------------------------------------------
 
 # Why money came out of available (a debt once it is below zero), in words.
-_DEBT_REASONS = {
+_DEBT_REASONS: dict[str, str] = {
     TxnKind.REFUND: "a refund",
     TxnKind.DISPUTE_OPENED: "a dispute",
     TxnKind.DISPUTE_LOST: "a lost dispute",
@@ -138,6 +174,10 @@ _PAYOUT_KINDS = (
     TxnKind.PAYOUT_FAILED,
     TxnKind.PAYOUT_RETURNED,
 )
+# Every other kind: what can take money out of available (listed rather than excluded,
+# so that a read of them uses the (account, kind, time) index).
+DEBT_KINDS = tuple(kind for kind in TxnKind if kind not in _PAYOUT_KINDS)
+DEBT_REASONS_READ = 20  # the oldest entries read to say why a seller owes
 
 
 @dataclass(frozen=True)
@@ -185,14 +225,23 @@ def seller_debt(*, seller: Seller, currency: str, available: int) -> Debt | None
         .exclude(transaction_kind__in=_PAYOUT_KINDS)
         .annotate(paid_by=Subquery(paid_by))
         .order_by("created_at", "pk")
-        .values_list("transaction_kind", "paid_by", "transaction_id")[:20]
+        .values_list("transaction_kind", "paid_by", "transaction_id")[:DEBT_REASONS_READ]
     )
-    found = list(taken)
+    return debt_from(currency=currency, available=available, taken=list(taken))
+
+
+def debt_from(
+    *, currency: str, available: int, taken: Iterable[tuple[str, int | None, int]]
+) -> Debt | None:
+    """The debt of an ``available`` balance below zero, explained by ``taken``: the
+    oldest entries (up to ``DEBT_REASONS_READ``) that took money out of available and
+    that no payout has netted, as (transaction kind, the payout that paid the sale or
+    None, transaction id), oldest first. None when nothing is owed."""
     if available >= 0:
         return None
     reasons: list[str] = []
     seen: set[int] = set()
-    for kind, payout_id, txn_id in found:
+    for kind, payout_id, txn_id in taken:
         if txn_id in seen:
             continue
         seen.add(txn_id)

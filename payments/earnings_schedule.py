@@ -451,15 +451,51 @@ def next_payout_estimate(
     )
     day = first_run_day(policy, now)
     moment = run_at(day) if day is not None else None
+
+    def reserve(releasing: int) -> int:
+        assert moment is not None
+        return payout_reserves(
+            book, [seller.pk], moment, also_released={(seller.pk, currency): releasing}
+        ).get((seller.pk, currency), 0)
+
+    return payout_estimate(
+        policy=policy,
+        currency=currency,
+        now=now,
+        available=available,
+        pending_orders=list(pending_orders),
+        claimed=amounts_claimed([seller.pk]).get((seller.pk, currency), 0),
+        reserve=reserve,
+    )
+
+
+def payout_estimate(
+    *,
+    policy: PayoutPolicy,
+    currency: str,
+    now: datetime,
+    available: int,
+    pending_orders: Iterable[tuple[datetime | None, datetime | None, int | None]],
+    claimed: int,
+    reserve: Callable[[int], int],
+) -> PayoutEstimate:
+    """The rule of ``next_payout_estimate``, on what was read: the next payout day of
+    ``policy`` from ``now``; the pending seller orders as (paid at, delivered at, what
+    the pending account holds for them in the ledger's sign), of which those due by
+    that day's run are releasing; the estimate is ``available`` plus what is releasing,
+    less what is ``claimed`` and less ``reserve(releasing)``, the rolling reserve
+    counting what is releasing as released (called only when there is a payout day),
+    never below zero."""
+    day = first_run_day(policy, now)
+    moment = run_at(day) if day is not None else None
     pending = releasing = 0
     for paid_at, delivered_at, held in pending_orders:
         amount = -int(held or 0)
         pending += amount
-        assert paid_at is not None  # filtered above
+        assert paid_at is not None  # only paid orders are pending
         due = release_due_at(policy, paid_at=paid_at, delivered_at=delivered_at)
         if moment is not None and due is not None and due <= moment:
             releasing += amount
-    claimed = amounts_claimed([seller.pk]).get((seller.pk, currency), 0)
     if moment is None:
         why = (
             "your payouts are paused; we will write to you"
@@ -467,11 +503,9 @@ def next_payout_estimate(
             else "paid when the team makes a payout for you"
         )
         return PayoutEstimate(currency, None, 0, available, 0, pending, claimed, no_payout_day=why)
-    reserve = payout_reserves(
-        book, [seller.pk], moment, also_released={(seller.pk, currency): releasing}
-    ).get((seller.pk, currency), 0)
-    amount = max(available + releasing - claimed - reserve, 0)
+    kept = reserve(releasing)
+    amount = max(available + releasing - claimed - kept, 0)
     minimum = int((policy.minimums or {}).get(currency, 0))
     return PayoutEstimate(
-        currency, day, amount, available, releasing, pending, claimed, reserve, minimum
+        currency, day, amount, available, releasing, pending, claimed, kept, minimum
     )

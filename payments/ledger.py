@@ -7,18 +7,27 @@ Rules the posting service enforces:
   transaction and writes nothing (also when two posts race: the database's
   unique index decides, the loser returns the winner's transaction);
 - the entries, the transaction and the accounts' running balances are written
-  in one database transaction, the balances under row locks taken in primary
-  key order (so concurrent posts cannot deadlock) and changed by the database
+  in one database transaction, the balances changed by the database
   (``balance_minor + delta``, as ``F()`` would), never read and written back;
+- a seller account's running balance is its own row, changed under that row's
+  lock; a platform account's is the sum of its balance shards
+  (``LedgerBalanceShard``, docs/decisions/0004), and a posting adds to ONE of
+  them, chosen by its idempotency key (``balance_shard``), so concurrent
+  postings, which all touch the platform, do not queue on one row;
+- row locks are taken in one order: the seller accounts in primary key order,
+  then the shards in (account, shard) order; see ``_write`` for why this cannot
+  deadlock;
 - a refusal writes nothing and leaves the caller's transaction usable.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -63,6 +72,14 @@ def seller_account(seller: Seller, kind: str, currency: str) -> LedgerAccount:
     return ledger_account(kind=kind, currency=currency, seller=seller)
 
 
+def balance_shard(idempotency_key: str, shards: int) -> int:
+    """The shard (0 to ``shards`` - 1) a posting with this key adds to on every
+    platform account it touches: CRC-32 of the key, so the same key picks the same
+    shard in every process and release (Python's ``hash()`` of a string changes
+    from process to process)."""
+    return zlib.crc32(idempotency_key.encode()) % shards
+
+
 def _validate(postings: Sequence[Posting]) -> None:
     if len(postings) < 2:
         raise UnbalancedTransaction("A ledger transaction needs at least two entries.")
@@ -77,18 +94,33 @@ def _validate(postings: Sequence[Posting]) -> None:
         raise UnbalancedTransaction(f"Entries do not sum to zero: {unbalanced}.")
 
 
-# The two statements of a posting that the ORM cannot say in one statement each.
-# Table and column names are the models' (payments.models.ledger); both run on
-# PostgreSQL and on SQLite (3.35 or later, for RETURNING).
+# The statements of a posting, in SQL: the ORM cannot say some of them in one
+# statement each, and building the others costs more Python than the database
+# takes to run them (the posting is the hottest write path). Table and column names
+# are the models' (payments.models.ledger); they run on PostgreSQL and on SQLite
+# (3.35 or later, for RETURNING; 3.24 for upserts).
 _INSERT_ONCE = (
     "INSERT INTO payments_ledgertransaction"
     " (kind, idempotency_key, reference_type, reference_id, description, created_at)"
     " VALUES (%s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 )
+_INSERT_ENTRIES = (
+    "INSERT INTO payments_ledgerentry (transaction_id, account_id, amount_minor, currency,"
+    " transaction_kind, order_line_id, created_at) VALUES {rows}"
+)
+# FOR NO KEY UPDATE where the database has row locks (PostgreSQL); SQLite locks the
+# whole database for the write anyway.
+_LOCK_ACCOUNTS = "SELECT id FROM payments_ledgeraccount WHERE id IN ({ids}) ORDER BY id{lock}"
 _MOVE_BALANCES = (
     "UPDATE payments_ledgeraccount SET balance_minor = balance_minor + CASE id {whens} END"
     " WHERE id IN ({ids})"
+)
+# Rows are inserted (and so locked) in the order of VALUES: (account, shard) order.
+_ADD_TO_SHARDS = (
+    "INSERT INTO payments_ledgerbalanceshard (account_id, shard, balance_minor)"
+    " VALUES {rows} ON CONFLICT (account_id, shard) DO UPDATE"
+    " SET balance_minor = payments_ledgerbalanceshard.balance_minor + excluded.balance_minor"
 )
 
 
@@ -103,9 +135,10 @@ def ledger_post(
 ) -> LedgerTransaction:
     """Post one balanced transaction once; see the module docstring for the rules.
 
-    A new key costs four statements in the caller's transaction (or in one of
-    its own): the transaction row, its entries, the ordered row locks and one
-    UPDATE of all the balances. The key is not looked up first: the INSERT of
+    A new key costs at most five statements in the caller's transaction (or in
+    one of its own): the transaction row, its entries, the ordered row locks of
+    the seller accounts and one UPDATE of their balances, and one upsert of the
+    platform accounts' shards. The key is not looked up first: the INSERT of
     the transaction row skips itself (``ON CONFLICT DO NOTHING``) when the key
     is taken, also by a concurrent post that commits while it waits on the
     unique index, and the existing transaction is then read and returned. So no
@@ -132,7 +165,9 @@ def ledger_post(
             description=description,
         )
         if txn is not None:
-            _write(txn, kind, postings)
+            _write(
+                txn, kind, postings, balance_shard(idempotency_key, settings.LEDGER_BALANCE_SHARDS)
+            )
             return txn
         # Posted already, or concurrently by a transaction that committed first.
         existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
@@ -164,41 +199,68 @@ def _insert_once(**values: str) -> LedgerTransaction | None:
     return txn
 
 
-def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting]) -> None:
-    """The entries and the running balances of a newly inserted transaction."""
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(
-            transaction=txn,
-            account=posting.account,
-            amount_minor=posting.amount_minor,
-            currency=posting.account.currency,
-            transaction_kind=kind,
-            order_line_id=posting.order_line_id,
+def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting], shard: int) -> None:
+    """The entries and the running balances of a newly inserted transaction.
+
+    Locks, in one order for every posting: first the seller accounts' rows in
+    primary key order, then the platform accounts' shard rows in (account,
+    shard) order. Every posting that waits for a row holds only rows that come
+    before it in that order, so no two postings can each wait for a row the
+    other holds: no deadlock. (The entries' foreign keys take KEY SHARE locks on
+    the account rows, platform ones included; those conflict with no lock a
+    posting takes, and nothing else locks a platform account's row for update.)
+    A caller that posts twice in one database transaction takes a second round
+    of locks after the first, as it did before the shards; with the platform's
+    rows spread over shards, such rounds collide less.
+    """
+    sellers: dict[int, int] = defaultdict(int)
+    platform: dict[int, int] = defaultdict(int)
+    for posting in postings:
+        deltas = platform if posting.account.seller_id is None else sellers
+        deltas[posting.account.pk] += posting.amount_minor
+    created_at = LedgerEntry._meta.get_field("created_at").get_db_prep_value(
+        txn.created_at, connection
+    )
+    entries = [
+        (
+            txn.pk,
+            posting.account.pk,
+            posting.amount_minor,
+            posting.account.currency,
+            kind,
+            posting.order_line_id,
+            created_at,
         )
         for posting in postings
-    )
-    deltas: dict[int, int] = defaultdict(int)
-    for posting in postings:
-        deltas[posting.account.pk] += posting.amount_minor
-    # Lock every touched account in one query, in primary key order (an UPDATE
-    # locks rows in whatever order its plan visits them, so it cannot do this),
-    # then move all the balances in one UPDATE, computed by the database. FOR NO
-    # KEY UPDATE, the lock that UPDATE itself takes: the entries just inserted hold
-    # KEY SHARE locks on these rows (their foreign keys), which a plain FOR UPDATE
-    # would wait on, so two posts to a busy account could deadlock.
-    list(
-        LedgerAccount.objects.select_for_update(no_key=True)
-        .filter(pk__in=deltas)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    moved = sorted((pk, delta) for pk, delta in deltas.items() if delta)
-    if moved:
-        sql = _MOVE_BALANCES.format(
-            whens=" ".join(["WHEN %s THEN %s"] * len(moved)), ids=", ".join(["%s"] * len(moved))
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_ENTRIES.format(rows=", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(entries))),
+            [v for row in entries for v in row],
         )
-        with connection.cursor() as cursor:
+        if sellers:
+            # Lock every touched seller account in one query, in primary key order (an
+            # UPDATE locks rows in whatever order its plan visits them, so it cannot do
+            # this), then move the balances in one UPDATE, computed by the database.
+            # FOR NO KEY UPDATE, the lock that UPDATE itself takes: the entries just
+            # inserted hold KEY SHARE locks on these rows (their foreign keys), which a
+            # plain FOR UPDATE would wait on, so two posts to a busy account could
+            # deadlock.
+            ids = sorted(sellers)
+            lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
+            cursor.execute(_LOCK_ACCOUNTS.format(ids=", ".join(["%s"] * len(ids)), lock=lock), ids)
+            cursor.fetchall()
+        moved = sorted((pk, delta) for pk, delta in sellers.items() if delta)
+        if moved:
+            sql = _MOVE_BALANCES.format(
+                whens=" ".join(["WHEN %s THEN %s"] * len(moved)),
+                ids=", ".join(["%s"] * len(moved)),
+            )
             cursor.execute(sql, [v for pair in moved for v in pair] + [pk for pk, _ in moved])
+        added = sorted((pk, shard, delta) for pk, delta in platform.items() if delta)
+        if added:
+            sql = _ADD_TO_SHARDS.format(rows=", ".join(["(%s, %s, %s)"] * len(added)))
+            cursor.execute(sql, [v for row in added for v in row])
 
 
 def _same_event(existing: LedgerTransaction, kind: str) -> LedgerTransaction:

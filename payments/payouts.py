@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,7 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Seller, User
 from marketplace.task_queue import enqueue_on_commit
-from payments.holds import holds_due, holds_due_amounts, holds_release_due
+from payments.holds import holds_due, holds_due_amounts
 from payments.locks import sellers_money_lock
 from payments.models import (
     LedgerAccount,
@@ -46,7 +45,6 @@ from payments.models import (
 )
 from payments.money import percentage
 from payments.policies import PolicyBook, frozen_policy, next_payout_date, payout_period
-from payments.retries import retry_on_conflict
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
@@ -194,52 +192,92 @@ def run_payouts(
     dry_run: bool = False,
     started_by: User | None = None,
     trigger: str = PayoutRun.Trigger.SCHEDULE,
+    fan_out: bool = False,
 ) -> PayoutRunReport:
     """Create the payouts that are due (see the module docstring); ``dry_run`` writes nothing.
 
-    Naming ``sellers`` pays them now whatever their schedule (a manual run,
-    once a day per seller and currency).
+    A run is made in chunks of sellers (``payments.payout_runs``): with ``fan_out``
+    each chunk is a Celery task (the scheduled run), and the report has the run only;
+    otherwise the chunks are made here, one transaction each, and the report lists
+    every plan. Naming ``sellers`` pays them now whatever their schedule (a manual
+    run, once a day per seller and currency).
     """
+    from payments.payout_runs import payout_run_inline, payout_run_start
+
     now = now or timezone.now()
     report = PayoutRunReport()
-    # A dry run releases nothing, so it counts what the due holds would add.
-    due: dict[SellerCurrency, int] = {}
+    seller_ids = None if sellers is None else [seller.pk for seller in sellers]
     if dry_run:
-        due = holds_due_amounts(now=now)
-        report.holds_released = len(holds_due(now=now))
-    else:
-        report.run = PayoutRun.objects.create(trigger=trigger, started_by=started_by)
-        report.holds_released = holds_release_due(now=now)
+        return _dry_run(now=now, seller_ids=seller_ids)
+    if fan_out:
+        report.run = payout_run_start(
+            now=now, sellers=seller_ids, started_by=started_by, trigger=trigger
+        )
+        report.holds_released = report.run.holds_released
+        return report
+    report.run, chunks = payout_run_inline(
+        now=now, sellers=seller_ids, started_by=started_by, trigger=trigger
+    )
+    report.holds_released = report.run.holds_released
+    for chunk in chunks:
+        report.planned += chunk.planned
+        report.skipped += chunk.skipped
+    return report
+
+
+def _dry_run(*, now: datetime, seller_ids: list[int] | None) -> PayoutRunReport:
+    """What a run would pay now, counting what releasing the due holds would add; read
+    only, in one pass (a preview)."""
+    report = PayoutRunReport()
+    due = holds_due_amounts(now=now)
+    report.holds_released = len(holds_due(now=now))
     has_money = Q(balance_minor__lt=0)
-    for seller_id, currency in due:  # a dry run: also accounts the due holds would fill
+    for seller_id, currency in due:  # also accounts the due holds would fill
         has_money |= Q(seller_id=seller_id, currency=currency)
-    accounts = LedgerAccount.objects.filter(has_money, kind=Kind.AVAILABLE)
-    if sellers is not None:
-        accounts = accounts.filter(seller__in=sellers)
+    accounts = LedgerAccount.objects.filter(has_money, kind=Kind.AVAILABLE, seller__isnull=False)
+    if seller_ids is not None:
+        accounts = accounts.filter(seller_id__in=seller_ids)
     available: dict[SellerCurrency, int] = defaultdict(int)
-    accounts_by_key: dict[SellerCurrency, LedgerAccount] = {}
-    for account in accounts:
-        assert account.seller_id is not None
-        key = (account.seller_id, account.currency)
-        available[key] += -account.balance_minor
-        accounts_by_key[key] = account
-    allowed = None if sellers is None else {seller.pk for seller in sellers}
+    for seller_id, currency, balance in accounts.values_list(
+        "seller_id", "currency", "balance_minor"
+    ):
+        assert seller_id is not None
+        available[seller_id, currency] += -balance
     for key, amount in due.items():
-        if allowed is None or key[0] in allowed:
+        if seller_ids is None or key[0] in seller_ids:
             available[key] += amount
+    report.planned, report.skipped = payouts_plan(
+        available=dict(available), now=now, manual=seller_ids is not None, due=due
+    )
+    return report
+
+
+def payouts_plan(
+    *,
+    available: dict[SellerCurrency, int],
+    now: datetime,
+    manual: bool,
+    due: dict[SellerCurrency, int] | None = None,
+) -> tuple[list[PlannedPayout], list[SkippedSeller]]:
+    """The payouts of these sellers' ``available`` balances (per seller and currency),
+    by ``plan_payout``, with their claims, reserves and policies read in a few
+    statements; ``manual`` pays them whatever their schedule. ``due``: a dry run's
+    due holds, counted as released now. A caller that acts on the plans holds the
+    sellers' money locks (``payments.locks``)."""
     seller_ids = {seller_id for seller_id, _ in available}
+    if not seller_ids:
+        return [], []
     sellers_by_id = Seller.objects.in_bulk(seller_ids)
     book = PolicyBook.load(seller_ids)
     claimed = amounts_claimed(seller_ids)
     reserves = payout_reserves(book, seller_ids, now, also_released=due)
-    sends = 0  # processor payouts made so far: their sends are spread over time
+    manual_period = f"manual-{timezone.localdate(now).isoformat()}"
+    planned: list[PlannedPayout] = []
+    skipped: list[SkippedSeller] = []
     for seller_id, currency in sorted(available):
         seller = sellers_by_id[seller_id]
-        policy = book.for_seller(seller.pk)
-        if sellers is not None:
-            period: str | None = f"manual-{timezone.localdate(now).isoformat()}"
-        else:
-            period = payout_period(policy, now)
+        policy = book.for_seller(seller_id)
+        period = manual_period if manual else payout_period(policy, now)
         if period is None:
             continue
         decision = plan_payout(
@@ -252,40 +290,10 @@ def run_payouts(
             reserve=reserves.get((seller_id, currency), 0),
         )
         if isinstance(decision, SkippedSeller):
-            report.skipped.append(decision)
-            continue
-        plan = decision
-        report.planned.append(plan)
-        if report.run is not None:
-            account = accounts_by_key[seller_id, currency]
-            plan.payout = retry_on_conflict(
-                partial(
-                    payout_create,
-                    plan,
-                    account=account,
-                    run=report.run,
-                    by=started_by,
-                    send_after=send_delay(sends),
-                )
-            )
-            if plan.payout is not None and plan.payout.method == PayoutMethod.PROCESSOR:
-                sends += 1
-    if report.run is not None:
-        from payments.payout_sending import bank_payouts_retry_for_run
-
-        report.bank_payouts_retried = bank_payouts_retry_for_run(
-            seller_ids=None if sellers is None else [seller.pk for seller in sellers],
-            first_slot=sends,
-        )
-    if report.run is not None:
-        report.run.finished_at = timezone.now()
-        report.run.holds_released = report.holds_released
-        report.run.payouts_created = len(report.created)
-        report.run.skipped = [str(skip) for skip in report.skipped]
-        report.run.save(
-            update_fields=["finished_at", "holds_released", "payouts_created", "skipped"]
-        )
-    return report
+            skipped.append(decision)
+        else:
+            planned.append(decision)
+    return planned, skipped
 
 
 def plan_payout(

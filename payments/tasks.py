@@ -101,10 +101,36 @@ def refunds_submit_pending_task() -> int:
 
 @shared_task
 def run_payouts_task() -> int:
-    """The scheduled payout run: creates the payouts that are due; each is sent by its own task."""
+    """The scheduled payout run: splits the due sellers into chunks, each made by its own
+    task (``payout_run_chunk_task``); returns how many chunks."""
     from payments.payouts import run_payouts
 
-    return len(run_payouts().planned)
+    report = run_payouts(fan_out=True)
+    return report.run.chunks_total if report.run is not None else 0
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=8)
+def payout_run_chunk_task(run_id: int, number: int, now: str) -> int:
+    """Make one chunk of a payout run (one transaction; a chunk made already is a no-op);
+    returns how many payouts it made."""
+    from datetime import datetime
+
+    from payments.payout_runs import payout_run_chunk_make
+
+    report = payout_run_chunk_make(run_id=run_id, number=number, now=datetime.fromisoformat(now))
+    return len([plan for plan in report.planned if plan.payout is not None])
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def payout_sends_enqueue_task(payout_ids: list[int], first_slot: int, since: str) -> int:
+    """Queue the send tasks of one chunk's payouts, paced from the run's ``first_slot``."""
+    from datetime import datetime
+
+    from payments.payout_runs import payout_sends_enqueue
+
+    return payout_sends_enqueue(
+        payout_ids=payout_ids, first_slot=first_slot, since=datetime.fromisoformat(since)
+    )
 
 
 @shared_task(

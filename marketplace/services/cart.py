@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import Seller, User
-from marketplace.errors import InvalidRequest
+from marketplace.errors import ApplicationError, InvalidRequest
 from marketplace.models import CartItem, CheckoutSubmission, Order, Product
 from marketplace.services.orders import CartItem as OrderItem
 from marketplace.services.orders import ShippingAddress, place_order
@@ -34,23 +34,35 @@ class CartStorage:
         if (user is None) == (session is None):
             raise ValueError("A cart belongs to a user or to a session.")
         self.user, self.session = user, session
+        self._read: dict[int, int] | None = None  # the user's, as read and changed since
 
     def quantities(self) -> dict[int, int]:
         if self.user is not None:
-            return dict(
-                CartItem.objects.filter(user=self.user).values_list("product_id", "quantity")
-            )
+            if self._read is None:
+                self._read = dict(
+                    CartItem.objects.filter(user=self.user).values_list("product_id", "quantity")
+                )
+            return dict(self._read)
         assert self.session is not None
         return {int(pid): int(qty) for pid, qty in self.session.get(SESSION_KEY, {}).items()}
 
     def set(self, product_id: int, quantity: int) -> None:
         if self.user is not None:
             if quantity:
-                CartItem.objects.update_or_create(
-                    user=self.user, product_id=product_id, defaults={"quantity": quantity}
+                # One upsert (INSERT ... ON CONFLICT DO UPDATE), safe against a second
+                # tab adding the same product at the same instant.
+                CartItem.objects.bulk_create(
+                    [CartItem(user=self.user, product_id=product_id, quantity=quantity)],
+                    update_conflicts=True,
+                    unique_fields=["user", "product"],
+                    update_fields=["quantity"],
                 )
             else:
                 CartItem.objects.filter(user=self.user, product_id=product_id).delete()
+            if self._read is not None:  # what this request read, with its own change
+                self._read.pop(product_id, None)
+                if quantity:
+                    self._read[product_id] = quantity
             return
         assert self.session is not None
         cart = dict(self.session.get(SESSION_KEY, {}))
@@ -61,6 +73,10 @@ class CartStorage:
         self.session[SESSION_KEY] = cart
 
     def remove(self, product_ids: list[int]) -> None:
+        if self.user is not None:
+            CartItem.objects.filter(user=self.user, product_id__in=product_ids).delete()
+            self._read = None
+            return
         for product_id in product_ids:
             self.set(product_id, 0)
 
@@ -108,14 +124,25 @@ class CurrencyGroup:
         return [line for group in self.sellers for line in group.lines]
 
     @property
+    def count(self) -> int:
+        """Units in this group (the header's cart count, summed over groups)."""
+        return sum(line.quantity for line in self.lines)
+
+    @property
     def can_check_out(self) -> bool:
         return all(line.available for line in self.lines) and self.total_minor > 0
 
 
 def cart_contents(storage: CartStorage) -> list[CurrencyGroup]:
-    """The cart grouped by currency, then seller, at today's catalog prices (two queries)."""
-    quantities = storage.quantities()
-    products = Product.objects.select_related("seller").filter(pk__in=quantities)
+    """The cart grouped by currency, then seller, at today's catalog prices (one query
+    for a user's cart, its items with their products and sellers; two for a visitor's)."""
+    if storage.user is not None:
+        items = CartItem.objects.filter(user=storage.user).select_related("product__seller")
+        quantities = {item.product_id: item.quantity for item in items}
+        products = [item.product for item in items]
+    else:
+        quantities = storage.quantities()
+        products = list(Product.objects.select_related("seller").filter(pk__in=quantities))
     currencies: OrderedDict[str, OrderedDict[int, SellerGroup]] = OrderedDict()
     for product in sorted(products, key=lambda p: (p.currency, p.seller.display_name, p.title)):
         sellers = currencies.setdefault(product.currency, OrderedDict())
@@ -189,6 +216,11 @@ def cart_checkout(
 ) -> Order:
     """Place an order for the cart's items in one currency, then take them out of the
     cart; both or neither (``place_order`` decides prices and stock, checks ``metadata``)."""
+    return _checkout(storage, customer, currency, shipping, metadata)
+
+
+def _checkout(storage, customer, currency, shipping, metadata=None) -> Order:
+    """``cart_checkout``, in the caller's transaction."""
     items = cart_order_items(storage, currency)
     order = place_order(customer=customer, cart_items=items, shipping=shipping, metadata=metadata)
     storage.remove([item.product_id for item in items])
@@ -225,21 +257,26 @@ def checkout_submit(
     to commit, then fails on the index and rolls back) places nothing and returns the
     first order. Another customer's token is refused as an expired form; a token that
     placed nothing (the order was refused) can be used again.
+
+    The token is looked up only when placing fails (one query less for every order):
+    a second submit finds the cart empty (or whatever else is refused now), or places
+    again and fails on the index; either way everything it did is rolled back and the
+    first order is the answer.
     """
-    earlier = _submitted_order(customer=customer, submission_token=submission_token)
-    if earlier is not None:
-        return earlier
     try:
         with transaction.atomic():
-            order = cart_checkout(
-                storage=storage, customer=customer, currency=currency, shipping=shipping
-            )
+            order = _checkout(storage, customer, currency, shipping)
             CheckoutSubmission.objects.create(
                 token=submission_token, customer=customer, order=order
             )
     except IntegrityError:
-        # The same form, submitted at the same instant, placed its order first
-        # (everything above rolled back: stock, order, cart).
+        # This form placed its order already (maybe at the same instant): everything
+        # above rolled back (stock, order, cart).
+        earlier = _submitted_order(customer=customer, submission_token=submission_token)
+        if earlier is None:
+            raise
+        return earlier
+    except ApplicationError:
         earlier = _submitted_order(customer=customer, submission_token=submission_token)
         if earlier is None:
             raise

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -103,19 +103,26 @@ def place_order(
     if not any(products[pid].price_minor for pid in quantities):
         raise InvalidRequest("There is nothing to pay for: every item in the cart is free.")
 
+    # The rows are locked: their stock, read above, is what is there. Every line is
+    # checked, then all are reserved in one conditional UPDATE (each row's own
+    # quantity, and only where enough is left: it must change every row).
     for product_id in sorted(quantities):
-        quantity = quantities[product_id]
-        reserved = Product.objects.filter(pk=product_id, stock__gte=quantity).update(
-            stock=F("stock") - quantity
-        )
-        if not reserved:
-            product = products[product_id]
-            product.refresh_from_db(fields=["stock"])
+        product, quantity = products[product_id], quantities[product_id]
+        if product.stock < quantity:
             raise OutOfStock(
                 f"Only {product.stock} of “{product.title}” left; you asked for {quantity}."
                 if product.stock
                 else f"“{product.title}” is out of stock."
             )
+    wanted = Case(
+        *(When(pk=pid, then=Value(quantity)) for pid, quantity in quantities.items()),
+        output_field=IntegerField(),
+    )
+    reserved = Product.objects.filter(pk__in=quantities, stock__gte=wanted).update(
+        stock=F("stock") - wanted
+    )
+    if reserved != len(quantities):  # cannot happen under the locks; never half-reserve
+        raise OutOfStock("The stock changed while the order was placed; please try again.")
 
     rules = CommissionRuleBook(products=products.values(), currency=currency, at=at)
     splits = {

@@ -1,32 +1,55 @@
-"""Checkout, payment and the customer's orders."""
+"""Checkout, payment and the customer's orders.
+
+Each request runs its queries in one transaction (``one_transaction``), but for the
+payment pages: they commit the attempt before calling the processor, so they open
+their own transactions, with the request's reads in the first one.
+"""
+
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
+from django.db.models import Count, OuterRef, Prefetch, Subquery, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import CardForm, ShippingForm, local_test_cards
-from marketplace.models import Order
+from marketplace.models import Order, SellerOrder
 from marketplace.services.cart import cart_contents, checkout_submit
-from marketplace.web import cart_storage
-from payments.checkout import local_card_authenticate, local_card_pay, payment_start
+from marketplace.web import cart_storage, one_transaction
+from payments.checkout import (
+    local_card_authenticate,
+    local_card_pay,
+    payment_attempt_open,
+    payment_attempt_submit,
+)
 from payments.models import PaymentAttempt
 from payments.processors.base import CardDeclined, ProcessorError
+
+# Seconds the order page waits before each look at a payment being confirmed: soon at
+# first (the processor's event usually takes well under a second), then less and less
+# often, never more than every 10 s.
+POLL_DELAYS = (1, 1, 2, 2, 3, 5, 8, 10)
+NOT_ANSWERING = "The payment service is not answering. Please try again shortly."
 
 
 def _my_order(request, pk: int) -> Order:
     """One of the signed-in customer's orders; anybody else's is "not found"."""
-    return get_object_or_404(
-        Order.objects.prefetch_related(
-            "seller_orders__seller", "seller_orders__lines__refund_requests"
-        ),
-        pk=pk,
-        customer=request.user,
-    )
+    order = get_object_or_404(Order.objects.filter(customer=request.user), pk=pk)
+    order.customer = request.user
+    return order
 
 
+def _reads():
+    """The transaction of a payment page's reads (see ``one_transaction``)."""
+    return transaction.atomic() if settings.SHOP_REQUEST_IN_ONE_TRANSACTION else nullcontext()
+
+
+@one_transaction
 @login_required
 @require_http_methods(["GET", "POST"])
 def checkout(request, currency: str):
@@ -47,30 +70,49 @@ def checkout(request, currency: str):
             form.add_error(None, exc.message)
         else:
             return redirect("marketplace:order_pay", pk=order.pk)
-    group = next((g for g in cart_contents(storage) if g.currency == currency), None)
+    groups = cart_contents(storage)
+    group = next((g for g in groups if g.currency == currency), None)
     if group is None:
         messages.info(request, f"Your cart has nothing in {currency}.")
         return redirect("marketplace:cart")
     if form.is_bound:
         form.renew_token()
-    return render(request, "marketplace/checkout.html", {"form": form, "group": group})
+    context = {"form": form, "group": group, "cart_count": lambda: sum(g.count for g in groups)}
+    return render(request, "marketplace/checkout.html", context)
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
 def order_pay(request, pk: int):
-    order = _my_order(request, pk)
-    if order.status != Order.Status.AWAITING_PAYMENT:
-        return redirect("marketplace:order_detail", pk=order.pk)
+    """The payment page. The first transaction reads the customer and the order and
+    writes the attempt (a new one, or the open one found); it commits before the
+    processor is asked for the payment (``payment_attempt_submit``)."""
+    with transaction.atomic():  # it writes: a transaction on every database
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        # Read under the order's lock (as ``order_lock``): the attempt is decided on it.
+        sellers = SellerOrder.objects.filter(order=OuterRef("pk")).values("order")
+        order = get_object_or_404(
+            Order.objects.select_for_update(no_key=True, of=("self",))
+            .filter(customer=request.user)
+            .annotate(seller_count=Subquery(sellers.annotate(n=Count("pk")).values("n"))),
+            pk=pk,
+        )
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            return redirect("marketplace:order_detail", pk=order.pk)
+        try:
+            attempt = payment_attempt_open(order=order)
+        except ApplicationError as exc:
+            # The order changed since it was read (cancelled through the API, expired,
+            # or paid in another tab): show it as it is now.
+            messages.error(request, exc.message)
+            return redirect("marketplace:order_detail", pk=order.pk)
+        except ProcessorError:
+            messages.error(request, NOT_ANSWERING)
+            return redirect("marketplace:order_detail", pk=order.pk)
     try:
-        attempt = payment_start(order=order)
+        attempt, _ = payment_attempt_submit(attempt=attempt, customer_email=request.user.email)
     except ProcessorError:
-        messages.error(request, "The payment service is not answering. Please try again shortly.")
-        return redirect("marketplace:order_detail", pk=order.pk)
-    except ApplicationError as exc:
-        # The order changed since it was read (cancelled through the API, expired, or
-        # paid in another tab): show it as it is now.
-        messages.error(request, exc.message)
+        messages.error(request, NOT_ANSWERING)
         return redirect("marketplace:order_detail", pk=order.pk)
     if attempt.status == PaymentAttempt.Status.REQUIRES_ACTION:
         return redirect("marketplace:order_pay_confirm", pk=order.pk)
@@ -100,26 +142,29 @@ def order_pay(request, pk: int):
     )
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
 def order_pay_confirm(request, pk: int):
-    order = _my_order(request, pk)
-    attempt = order.payment_attempts.filter(status=PaymentAttempt.Status.REQUIRES_ACTION).last()
-    if attempt is None:
-        return redirect("marketplace:order_detail", pk=order.pk)
-    if request.method == "POST":
-        try:
-            local_card_authenticate(attempt=attempt, approve=request.POST.get("approve") == "yes")
-        except CardDeclined as exc:
-            messages.error(request, f"{exc.message} Try another card.")
-            return redirect("marketplace:order_pay", pk=order.pk)
-        except (ProcessorError, ApplicationError):
-            # Confirmed already (a double click), or the processor did not answer.
+    with _reads():
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        order = _my_order(request, pk)
+        attempt = order.payment_attempts.filter(status=PaymentAttempt.Status.REQUIRES_ACTION).last()
+        if attempt is None:
             return redirect("marketplace:order_detail", pk=order.pk)
+        if request.method != "POST":
+            return render(request, "marketplace/order_pay_confirm.html", {"order": order})
+    try:
+        local_card_authenticate(attempt=attempt, approve=request.POST.get("approve") == "yes")
+    except CardDeclined as exc:
+        messages.error(request, f"{exc.message} Try another card.")
+        return redirect("marketplace:order_pay", pk=order.pk)
+    except (ProcessorError, ApplicationError):
+        # Confirmed already (a double click), or the processor did not answer.
         return redirect("marketplace:order_detail", pk=order.pk)
-    return render(request, "marketplace/order_pay_confirm.html", {"order": order})
+    return redirect("marketplace:order_detail", pk=order.pk)
 
 
+@one_transaction
 @login_required
 @require_GET
 def order_list(request):
@@ -127,9 +172,22 @@ def order_list(request):
     return render(request, "marketplace/order_list.html", {"orders": orders})
 
 
+def _poll_number(request) -> int:
+    try:
+        return max(0, int(request.GET.get("poll", 0)))
+    except ValueError:
+        return 0
+
+
+@one_transaction
 @login_required
 @require_GET
 def order_detail(request, pk: int):
+    """The order page; with ``HX-Request``, its live status while a payment is being
+    confirmed (the page polls it, waiting longer each time: ``POLL_DELAYS``). Once the
+    order is paid, the live status answers with the whole page's ``main``, which htmx
+    swaps in (``HX-Retarget``/``HX-Reselect``): no second request to reload it."""
+    live = bool(request.headers.get("HX-Request"))
     order = _my_order(request, pk)
     attempt = order.payment_attempts.last()
     if (
@@ -141,13 +199,27 @@ def order_detail(request, pk: int):
         # attempt: read the order again, or the page would say "Waiting for your
         # payment" with a Pay button (and the live status would stop polling).
         order = _my_order(request, pk)
-    if request.headers.get("HX-Request"):
-        # The live status polls while the payment is confirmed; once it is,
-        # reload the whole page so every part shows the new state.
-        response = render(
-            request, "marketplace/includes/order_status.html", {"order": order, "attempt": attempt}
-        )
-        if order.status != Order.Status.AWAITING_PAYMENT:
-            response["HX-Refresh"] = "true"
-        return response
-    return render(request, "marketplace/order_detail.html", {"order": order, "attempt": attempt})
+    poll = _poll_number(request) if live else 0
+    context = {
+        "order": order,
+        "attempt": attempt,
+        "poll_delay": POLL_DELAYS[min(poll, len(POLL_DELAYS) - 1)],
+        "next_poll": poll + 1,
+    }
+    if live and order.status == Order.Status.AWAITING_PAYMENT:
+        return render(request, "marketplace/includes/order_status.html", context)
+    # Refund requests exist only on orders that were paid.
+    lines = "seller_orders__lines__refund_requests" if order.paid_at else "seller_orders__lines"
+    prefetch_related_objects(
+        [order],
+        Prefetch("seller_orders", queryset=SellerOrder.objects.select_related("seller")),
+        lines,
+    )
+    if not live:
+        return render(request, "marketplace/order_detail.html", context)
+    # Only the page's main part is swapped in: its header stays.
+    response = render(request, "marketplace/order_detail.html", context)
+    response["HX-Retarget"] = "#main"
+    response["HX-Reselect"] = "#main"
+    response["HX-Reswap"] = "outerHTML"
+    return response

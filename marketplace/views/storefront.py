@@ -1,4 +1,5 @@
-"""Public catalog pages: home, product list and search, product page, storefronts."""
+"""Public catalog pages: home, product list and search, product page, storefronts; each
+request in one transaction (``one_transaction``)."""
 
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
@@ -12,6 +13,7 @@ from marketplace.selectors.catalog import (
     product_get_for_viewer,
     products_featured,
 )
+from marketplace.web import one_transaction
 
 PAGE_SIZE = 12
 
@@ -20,6 +22,7 @@ def _paginate(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+@one_transaction
 @require_GET
 def home(request):
     return render(
@@ -29,6 +32,7 @@ def home(request):
     )
 
 
+@one_transaction
 @require_GET
 def product_list(request):
     filterset = ProductFilter(request.GET, queryset=Product.objects.listed())
@@ -46,12 +50,14 @@ def product_list(request):
     return render(request, "marketplace/product_list.html", context)
 
 
+@one_transaction
 @require_GET
 def product_detail(request, slug):
     product = product_get_for_viewer(slug=slug, user=request.user)
     return render(request, "marketplace/product_detail.html", {"product": product})
 
 
+@one_transaction
 @require_GET
 def seller_storefront(request, slug):
     seller = get_object_or_404(Seller, slug=slug)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -48,6 +48,7 @@ from payments.models import (
     RefundRequest,
     WebhookEvent,
 )
+from payments.models.ledger import LedgerAccountQuerySet
 from payments.processors.base import ProcessorError
 
 
@@ -238,10 +239,15 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "currency")
     search_fields = ("seller__display_name", "seller__slug")
     list_select_related = ("seller",)
+    # A platform account's stored balance is 0; its balance is the sum of its shards.
+    shown_instead = {"balance_minor": "balance"}
 
-    @admin.display(description="balance", ordering="balance_minor")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerAccount]:
+        return cast(LedgerAccountQuerySet, super().get_queryset(request)).with_balance()
+
+    @admin.display(description="balance", ordering="balance")
     def balance(self, account: LedgerAccount) -> str:
-        return format_amount(account.balance_minor, account.currency)
+        return format_amount(account.balance, account.currency)
 
 
 @admin.register(LedgerEntry)

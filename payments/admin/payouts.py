@@ -429,6 +429,7 @@ class PayoutRunAdmin(ReadOnlyAdmin):
         "started_by",
         "started_at",
         "finished_at",
+        "progress",
         "payouts_created",
         "holds_released",
     )
@@ -439,6 +440,7 @@ class PayoutRunAdmin(ReadOnlyAdmin):
         "started_by",
         "started_at",
         "finished_at",
+        "progress",
         "holds_released",
         "payouts_created",
         "skipped",
@@ -461,13 +463,20 @@ class PayoutRunAdmin(ReadOnlyAdmin):
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.add_payout")
 
+    @admin.display(description="chunks done / total")
+    def progress(self, run: PayoutRun) -> str:
+        """Each chunk of sellers is made by its own task; the run ends with its last."""
+        return f"{run.chunks_done} / {run.chunks_total}"
+
     @admin.display(description="bank-transfer file")
     def bank_transfer_file(self, run: PayoutRun) -> str:
         url = reverse("admin:payments_payoutrun_csv", args=[run.pk])
         return format_html('<a href="{}">Download the CSV of manual payouts to pay</a>', url)
 
     def run_view(self, request: HttpRequest) -> HttpResponse:
-        """GET and "Preview" show a dry run; "Run payouts now" makes the payouts."""
+        """GET and "Preview" show a dry run; "Run payouts now" makes the payouts: for
+        the sellers named, here; for every due seller, by the workers, chunk by chunk
+        (the run's page shows their progress), as the scheduled run does."""
         if not self.has_run_permission(request):
             return HttpResponse("You may not run payouts.", status=403)
         form = RunPayoutsForm(request.POST or None)
@@ -479,13 +488,20 @@ class PayoutRunAdmin(ReadOnlyAdmin):
                     sellers=sellers,
                     started_by=request.user,  # type: ignore[arg-type]
                     trigger=PayoutRun.Trigger.ADMIN,
+                    fan_out=sellers is None,
                 )
                 assert report.run is not None
-                self.message_user(
-                    request,
-                    f"{report.run}: {len(report.created)} payout(s) created, "
-                    f"{len(report.skipped)} seller(s) skipped.",
-                )
+                if sellers is None:
+                    message = (
+                        f"{report.run} started: {report.run.chunks_total} chunk(s) of sellers "
+                        "are being paid by the workers; this page shows their progress."
+                    )
+                else:
+                    message = (
+                        f"{report.run}: {len(report.created)} payout(s) created, "
+                        f"{len(report.skipped)} seller(s) skipped."
+                    )
+                self.message_user(request, message)
                 url = reverse("admin:payments_payoutrun_change", args=[report.run.pk])
                 return HttpResponseRedirect(url)
             report = run_payouts(sellers=sellers, dry_run=True)

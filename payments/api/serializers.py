@@ -214,6 +214,8 @@ class PayoutRunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "holds_released",
             "payouts_created",
             "skipped",
+            "chunks_total",
+            "chunks_done",
         ]
         read_only_fields = fields
 

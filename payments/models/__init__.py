@@ -5,6 +5,7 @@ from payments.models.disputes import Dispute, DisputeLine
 from payments.models.events import Event
 from payments.models.ledger import (
     LedgerAccount,
+    LedgerBalanceShard,
     LedgerEntry,
     LedgerTransaction,
     ReconciliationReport,
@@ -28,6 +29,7 @@ from payments.models.payouts import (
     PayoutMethod,
     PayoutPolicy,
     PayoutRun,
+    PayoutRunChunk,
     PayoutStep,
 )
 from payments.models.reconciliation_runs import ReconciliationRun
@@ -43,6 +45,7 @@ __all__ = [
     "DisputeLine",
     "Event",
     "LedgerAccount",
+    "LedgerBalanceShard",
     "LedgerEntry",
     "LedgerTransaction",
     "LocalAccount",
@@ -58,6 +61,7 @@ __all__ = [
     "PayoutMethod",
     "PayoutPolicy",
     "PayoutRun",
+    "PayoutRunChunk",
     "PayoutStep",
     "ReconciliationReport",
     "ReconciliationRun",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 
 class AppendOnlyError(Exception):
@@ -48,13 +49,39 @@ class AppendOnlyModel(models.Model):
         raise AppendOnlyError(f"{type(self).__name__} rows are never deleted.")
 
 
+class LedgerAccountQuerySet(models.QuerySet["LedgerAccount"]):
+    def with_balance(self) -> LedgerAccountQuerySet:
+        """Each account with ``balance``: its running balance, whoever owns it.
+
+        The one way to read balances: a seller account's is ``balance_minor``; a
+        platform account's is the sum of its balance shards (``balance_minor``
+        stays 0). One correlated ``SUM`` over at most ``LEDGER_BALANCE_SHARDS``
+        rows per platform account; none for a seller's, which has no shards.
+        """
+        shards = (
+            LedgerBalanceShard.objects.filter(account=OuterRef("pk"))
+            .order_by()
+            .values("account")
+            .annotate(total=Sum("balance_minor"))
+            .values("total")
+        )
+        # The annotation is declared on the model (``LedgerAccount.balance``).
+        return self.annotate(  # type: ignore[no-redef]
+            balance=F("balance_minor")
+            + Coalesce(Subquery(shards), 0, output_field=models.BigIntegerField())
+        )
+
+
 class LedgerAccount(models.Model):
     """One account per owner (the platform, or a seller), kind and currency.
 
-    ``balance_minor`` is a running total kept for fast reads; it is changed
-    only by the posting service, under a row lock, in the same database
-    transaction as the entries, and ``check_ledger`` proves it equals the sum
-    of the entries.
+    A seller account's ``balance_minor`` is a running total kept for fast
+    reads; it is changed only by the posting service, under a row lock, in the
+    same database transaction as the entries, and ``check_ledger`` proves it
+    equals the sum of the entries. A platform account's ``balance_minor`` is
+    always 0: every posting touches the platform, so its running total is kept
+    in ``LedgerBalanceShard`` rows instead (docs/decisions/0004). Read
+    balances with ``LedgerAccount.objects.with_balance()``.
     """
 
     class Kind(models.TextChoices):
@@ -93,7 +120,14 @@ class LedgerAccount(models.Model):
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     currency = models.CharField(max_length=3)
-    balance_minor = models.BigIntegerField(default=0)
+    balance_minor = models.BigIntegerField(
+        default=0, help_text="A seller account's running balance; 0 for the platform's."
+    )
+
+    objects = LedgerAccountQuerySet.as_manager()
+
+    # Set on the accounts of ``LedgerAccount.objects.with_balance()`` only.
+    balance: int
 
     class Meta:
         ordering = ["seller_id", "currency", "kind"]
@@ -128,11 +162,46 @@ class LedgerAccount(models.Model):
                 ),
                 name="payments_ledgeraccount_kind_fits_owner",
             ),
+            models.CheckConstraint(
+                condition=Q(seller__isnull=False) | Q(balance_minor=0),
+                name="payments_ledgeraccount_platform_balance_in_shards",
+            ),
         ]
 
     def __str__(self) -> str:
         owner = self.seller.display_name if self.seller_id and self.seller else "Platform"
         return f"{owner} · {self.get_kind_display()} · {self.currency}"
+
+
+class LedgerBalanceShard(models.Model):
+    """One of a platform account's running balance shards: the account's balance is
+    the sum of its shards.
+
+    A posting adds its amount on a platform account to one shard, chosen by its
+    idempotency key (``payments.ledger.balance_shard``), with one upsert under
+    that row's lock, so concurrent postings spread over ``LEDGER_BALANCE_SHARDS``
+    rows instead of queueing on one. Not append-only: a shard is a running total,
+    changed only by the posting service in the same database transaction as the
+    entries; ``check_ledger`` proves each account's shards sum to its entries.
+    """
+
+    # No index of its own: the unique (account, shard) index starts with it.
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="shards", db_index=False
+    )
+    shard = models.PositiveSmallIntegerField()
+    balance_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["account_id", "shard"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "shard"], name="payments_ledgerbalanceshard_one_per_shard"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} · shard {self.shard}"
 
 
 class LedgerTransaction(AppendOnlyModel):

@@ -183,12 +183,57 @@ class PayoutRun(models.Model):
     holds_released = models.PositiveIntegerField(default=0)
     payouts_created = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=list, blank=True, help_text="Sellers not paid, and why.")
+    chunks_total = models.PositiveIntegerField(
+        default=0, help_text="How many chunks of sellers the run was split into."
+    )
+    chunks_done = models.PositiveIntegerField(
+        default=0, help_text="How many chunks have made their payouts."
+    )
+    sends_scheduled = models.PositiveIntegerField(
+        default=0,
+        help_text="Processor sends queued so far: the next chunk's sends are paced after them.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(chunks_done__lte=F("chunks_total")),
+                name="payments_payoutrun_chunks_done_within_total",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Payout run #{self.pk}"
+
+    @property
+    def progress_text(self) -> str:
+        """Progress for people: "3 / 10 chunks"."""
+        return f"{self.chunks_done} / {self.chunks_total} chunks"
+
+
+class PayoutRunChunk(models.Model):
+    """One chunk of a payout run: the sellers with ids from ``first_seller_id`` to
+    ``last_seller_id`` (empty: no upper bound), made into payouts in one transaction
+    (``payments.payout_runs``). ``done_at`` is set in that transaction: a chunk is
+    done once, whatever is retried."""
+
+    run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_seller_id = models.BigIntegerField()
+    last_seller_id = models.BigIntegerField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    payouts_created = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=list, blank=True, help_text="Sellers not paid, and why.")
+
+    class Meta:
+        ordering = ["run_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="payments_payoutrunchunk_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.number} of payout run #{self.run_id}"
 
 
 class Payout(models.Model):

@@ -1,5 +1,7 @@
 """Cart, checkout and payment pages, driven with the test client on the local processor."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -238,7 +240,7 @@ def test_a_seller_sets_up_payouts_on_the_local_onboarding_page(seller_client, se
     assert "Your payout account is ready" in page
 
 
-def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, customer, run):
+def test_the_live_status_brings_the_whole_page_once_the_order_is_paid(client, shop, customer, run):
     teapot, _ = shop
     client.force_login(customer)
     add(client, teapot)
@@ -247,11 +249,39 @@ def test_the_live_status_reloads_the_page_once_the_order_is_paid(client, shop, c
     url = reverse("marketplace:order_detail", args=[order.pk])
 
     waiting = client.get(url, headers={"HX-Request": "true"})
-    assert "HX-Refresh" not in waiting.headers
+    assert "HX-Retarget" not in waiting.headers
     run(client.post, reverse("marketplace:order_pay", args=[order.pk]), CARD)
-    paid = client.get(url, headers={"HX-Request": "true"})
+    paid = client.get(url + "?poll=1", headers={"HX-Request": "true"})
 
-    assert paid.headers["HX-Refresh"] == "true"
+    # The page's main part, swapped in place of the old one: no second request.
+    assert (paid.headers["HX-Retarget"], paid.headers["HX-Reselect"]) == ("#main", "#main")
+    assert paid.headers["HX-Reswap"] == "outerHTML"
+    page = paid.content.decode()
+    assert '<main id="main"' in page and "Thank you! Your payment was received" in page
+    assert "hx-trigger" not in page
+
+
+def test_the_live_status_waits_longer_each_time(client, shop, customer):
+    teapot, _ = shop
+    client.force_login(customer)
+    add(client, teapot)
+    client.post(reverse("marketplace:checkout", args=["USD"]), SHIPPING | form_token(client, "USD"))
+    order = Order.objects.get()
+    pay = reverse("marketplace:order_pay", args=[order.pk])
+    client.get(pay)
+    order.payment_attempts.update(status="processing")  # paid; the event not processed yet
+    url = reverse("marketplace:order_detail", args=[order.pk])
+
+    delays = []
+    for poll in (0, 1, 2, 3, 4, 5, 6, 7, 8, 50, "x"):
+        fragment = client.get(f"{url}?poll={poll}", headers={"HX-Request": "true"})
+        found = re.search(
+            r'\?poll=(\d+)" hx-trigger="load delay:(\d+)s"', fragment.content.decode()
+        )
+        delays.append((int(found.group(1)), int(found.group(2))))
+
+    assert [d for _, d in delays] == [1, 1, 2, 2, 3, 5, 8, 10, 10, 10, 1]
+    assert [n for n, _ in delays] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 51, 1]
 
 
 def test_a_payment_recorded_while_the_page_reads_shows_paid_not_a_pay_button(
@@ -281,7 +311,7 @@ def test_a_payment_recorded_while_the_page_reads_shows_paid_not_a_pay_button(
     status = client.get(url, headers={"HX-Request": "true"})
 
     assert stale.status == Order.Status.AWAITING_PAYMENT and len(reads) == 2
-    assert status.headers["HX-Refresh"] == "true"
+    assert status.headers["HX-Retarget"] == "#main"  # the paid page, in place
     assert "Waiting for your payment" not in status.content.decode()
 
 

@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, order_cancel, place_order
-from payments.checkout import payment_start
+from payments.checkout import payment_attempt_open
+from payments.locks import order_lock
 from payments.models import PaymentAttempt
 from tests.concurrency import race
 from tests.factories import ProductFactory
@@ -26,10 +27,12 @@ def test_an_order_cancelled_between_the_page_and_the_payment_is_shown_not_a_500(
     order = unpaid_order(customer)
 
     def cancelled_first(*, order):
-        order_cancel(order=order)  # what POST /api/v1/orders/{id}/cancel/ does meanwhile
-        return payment_start(order=order)
+        # What POST /api/v1/orders/{id}/cancel/ does meanwhile (on PostgreSQL the page's
+        # read under the order's lock makes it wait: the race test below).
+        order_cancel(order=order)
+        return payment_attempt_open(order=order_lock(order.pk))
 
-    monkeypatch.setattr("marketplace.views.checkout.payment_start", cancelled_first)
+    monkeypatch.setattr("marketplace.views.checkout.payment_attempt_open", cancelled_first)
 
     response = customer_client.post(
         reverse("marketplace:order_pay", args=[order.pk]), {"card_number": "4242424242424242"}

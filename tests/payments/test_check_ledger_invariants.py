@@ -71,10 +71,20 @@ def post_raw(kind, key, reference_id, entries, reference_type="test"):
             transaction_kind=kind,
             created_at=now,
         )
-        sql(
-            "UPDATE payments_ledgeraccount SET balance_minor = balance_minor + %s WHERE id = %s",
-            [amount, account.pk],
-        )
+        if account.seller_id is None:  # the platform's balance is in its shards
+            sql(
+                "INSERT INTO payments_ledgerbalanceshard (account_id, shard, balance_minor)"
+                " VALUES (%s, 0, %s) ON CONFLICT (account_id, shard) DO UPDATE SET"
+                " balance_minor = payments_ledgerbalanceshard.balance_minor"
+                " + excluded.balance_minor",
+                [account.pk, amount],
+            )
+        else:
+            sql(
+                "UPDATE payments_ledgeraccount SET balance_minor = balance_minor + %s"
+                " WHERE id = %s",
+                [amount, account.pk],
+            )
     return txn_id
 
 

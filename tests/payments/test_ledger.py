@@ -30,6 +30,11 @@ def post(key="adjust:1", postings=None, kind="adjustment"):
     )
 
 
+def balance(account):
+    """The account's balance: a seller's running balance, the platform's shards."""
+    return LedgerAccount.objects.with_balance().get(pk=account.pk).balance
+
+
 @pytest.fixture
 def accounts(seller):
     return (
@@ -62,8 +67,7 @@ def test_posting_the_same_key_again_writes_nothing(accounts):
     assert first == second
     assert LedgerTransaction.objects.count() == 1
     assert LedgerEntry.objects.count() == 2
-    processor.refresh_from_db()
-    assert processor.balance_minor == 500
+    assert balance(processor) == 500
 
 
 def test_a_key_reused_for_another_kind_of_event_is_a_conflict(accounts):
@@ -87,8 +91,7 @@ def test_invalid_transactions_are_refused_and_nothing_is_written(accounts, amoun
         post(postings=postings)
 
     assert not LedgerTransaction.objects.exists()
-    processor.refresh_from_db()
-    assert processor.balance_minor == 0
+    assert balance(processor) == 0
 
 
 def test_entries_balance_per_currency(seller):
@@ -250,13 +253,24 @@ def test_the_migration_copies_the_kind_onto_existing_entries():
     executor.migrate(executor.loader.graph.leaf_nodes())
 
 
-def test_a_new_posting_is_four_statements(accounts, django_assert_num_queries):
+def test_a_new_posting_is_five_statements(accounts, django_assert_num_queries):
     processor, pending, commission = accounts
     postings = [Posting(processor, 1000), Posting(pending, -900), Posting(commission, -100)]
 
-    # The transaction row, its entries, the ordered row locks, one UPDATE of the balances.
-    with django_assert_num_queries(4):
+    # The transaction row, its entries, the sellers' ordered row locks, one UPDATE of
+    # their balances, one upsert of the platform accounts' shards.
+    with django_assert_num_queries(5):
         post(postings=postings)
+
+
+def test_a_posting_between_platform_accounts_only_locks_no_account_row(
+    accounts, django_assert_num_queries
+):
+    processor, _, commission = accounts
+
+    # The transaction row, its entries, one upsert of the two shards.
+    with django_assert_num_queries(3):
+        post(postings=[Posting(processor, 100), Posting(commission, -100)])
 
 
 def test_an_account_twice_in_a_transaction_moves_by_the_sum_and_a_net_zero_not_at_all(
@@ -285,8 +299,7 @@ def test_an_account_twice_in_a_transaction_moves_by_the_sum_and_a_net_zero_not_a
 
     assert txn.entries.count() == 5
     for account, expected in ((processor, 1005), (pending, -900), (commission, -105)):
-        account.refresh_from_db()
-        assert account.balance_minor == expected
+        assert balance(account) == expected
     assert ledger_check().ok
 
 
@@ -317,8 +330,7 @@ def test_refusals_write_nothing_and_leave_the_callers_transaction_usable(account
         "adjust:1",
         "adjust:3",
     ]
-    processor.refresh_from_db()
-    assert processor.balance_minor == 600
+    assert balance(processor) == 600
     assert ledger_check().ok
 
 
@@ -364,6 +376,5 @@ def test_the_loser_of_a_race_for_a_key_gets_the_winners_transaction_and_carries_
 
     assert outcome["value"].pk == winner["txn"].pk
     assert LedgerTransaction.objects.count() == 2
-    processor.refresh_from_db()
-    assert processor.balance_minor == 507
+    assert balance(processor) == 507
     assert ledger_check().ok

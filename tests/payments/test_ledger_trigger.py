@@ -94,8 +94,7 @@ def test_ledger_post_still_works(usd):
             )
 
     assert LedgerEntry.objects.count() == 6
-    processor.refresh_from_db()
-    assert processor.balance_minor == 303
+    assert LedgerAccount.objects.with_balance().get(pk=processor.pk).balance == 303
 
 
 def test_a_multi_currency_transaction_balanced_per_currency_passes(usd, eur):

@@ -66,8 +66,9 @@ def owed(seller, kind, currency="USD"):
 
 
 def platform(kind, currency="USD"):
-    account = LedgerAccount.objects.filter(seller=None, kind=kind, currency=currency).first()
-    return account.balance_minor if account else 0
+    accounts = LedgerAccount.objects.filter(seller=None, kind=kind, currency=currency)
+    account = accounts.with_balance().first()
+    return account.balance if account else 0
 
 
 def paid_out(seller):

@@ -1074,8 +1074,8 @@ class MoneyMachine(RuleBasedStateMachine):
         index = {s.obj.pk: s.index for s in self.sellers}
         seen_seller: dict[tuple[int, str, str], int] = {}
         seen_platform: dict[tuple[str, str], int] = {}
-        for seller_id, kind, currency, balance in LedgerAccount.objects.values_list(
-            "seller_id", "kind", "currency", "balance_minor"
+        for seller_id, kind, currency, balance in LedgerAccount.objects.with_balance().values_list(
+            "seller_id", "kind", "currency", "balance"
         ):
             if seller_id is None:
                 seen_platform[currency, kind] = balance

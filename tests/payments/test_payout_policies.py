@@ -226,6 +226,39 @@ def test_the_admin_previews_a_run_then_runs_it(operator_client, released, eager_
     assert page.status_code == 200 and "bank-transfers.csv" in page.text
 
 
+def test_the_admins_run_for_every_seller_is_made_by_the_workers_chunk_by_chunk(
+    operator_client, released, run
+):
+    url = reverse("admin:payments_payoutrun_run")
+
+    response = run(operator_client.post, url, {"run": "1"})
+
+    run_record = PayoutRun.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:payments_payoutrun_change", args=[run_record.pk])
+    assert (run_record.trigger, run_record.chunks_total, run_record.chunks_done) == ("admin", 1, 1)
+    assert run_record.finished_at is not None and run_record.payouts_created == 1
+    payout = Payout.objects.get()
+    assert (payout.seller, payout.amount_minor, payout.run) == (released, 9000, run_record)
+    page = operator_client.get(response.url)
+    assert "1 / 1" in page.text
+
+
+def test_the_admins_run_for_every_seller_answers_before_its_chunks_are_made(
+    operator_client, released, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = operator_client.post(reverse("admin:payments_payoutrun_run"), {"run": "1"})
+
+    run_record = PayoutRun.objects.get()
+    assert response.status_code == 302
+    assert (run_record.chunks_total, run_record.chunks_done, run_record.finished_at) == (1, 0, None)
+    assert not Payout.objects.exists()
+    assert len(queued) == 1  # the chunk's task, published once the run commits
+    page = operator_client.get(response.url)
+    assert "0 / 1" in page.text
+
+
 def test_the_admin_downloads_the_bank_file_and_marks_paid(
     run, operator_client, operator, manual_seller
 ):

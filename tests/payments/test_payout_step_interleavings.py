@@ -170,7 +170,7 @@ def test_a_payout_paid_before_transfers_were_recorded_and_returned_after(seller)
             reference_id=payout.pk,
             postings=postings,
         )
-    cash = LedgerAccount.objects.get(pk=processor.pk).balance_minor
+    cash = LedgerAccount.objects.with_balance().get(pk=processor.pk).balance
 
     payout_sync(
         processor_name="local",
@@ -181,9 +181,11 @@ def test_a_payout_paid_before_transfers_were_recorded_and_returned_after(seller)
 
     payout.refresh_from_db()
     assert payout.status == Status.TRANSFERRED
-    assert LedgerAccount.objects.get(pk=processor.pk).balance_minor == cash  # not taken twice
+    assert (
+        LedgerAccount.objects.with_balance().get(pk=processor.pk).balance == cash
+    )  # not taken twice
     connected = platform_account(LedgerAccount.Kind.CONNECTED, "USD")
-    assert LedgerAccount.objects.get(pk=connected.pk).balance_minor == 9000
+    assert LedgerAccount.objects.with_balance().get(pk=connected.pk).balance == 9000
     assert ledger_check().ok, ledger_check().problems
 
 

@@ -102,8 +102,9 @@ def due_now(payout: Payout) -> None:
 
 
 def ledger(kind: str, seller: Seller | None = None) -> int:
-    account = LedgerAccount.objects.filter(kind=kind, currency="USD", seller=seller).first()
-    return account.balance_minor if account else 0
+    accounts = LedgerAccount.objects.filter(kind=kind, currency="USD", seller=seller)
+    account = accounts.with_balance().first()
+    return account.balance if account else 0
 
 
 def transfers_of(server: FakeStripe, payout: Payout) -> list[dict]:

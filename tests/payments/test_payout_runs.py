@@ -1,0 +1,278 @@
+"""Payout runs in chunks (payments/payout_runs.py): the same amounts as the per-seller
+rule, chunks made once, progress counted once, sends paced across the whole run."""
+
+import random
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+
+from payments.checks import ledger_check
+from payments.holds import seller_order_hold_release
+from payments.models import (
+    LedgerAccount,
+    LedgerEntry,
+    Payout,
+    PayoutEntry,
+    PayoutPolicy,
+    PayoutRun,
+    PayoutRunChunk,
+)
+from payments.payout_runs import chunk_ranges, payout_run_chunk_make, payout_run_start
+from payments.payouts import PAYOUT_TXN_KINDS, next_payout_for, run_payouts
+from payments.policies import seller_freeze
+from payments.refunds import refund_create
+from tests.factories import CommissionRuleFactory, SellerFactory
+from tests.money_helpers import enable_payouts, paid_order
+
+pytestmark = pytest.mark.django_db
+
+
+def earning_seller(*sales, policy=None, enabled=True):
+    """A seller whose sales (at 10% commission) are paid and released."""
+    seller = SellerFactory()
+    if enabled:
+        enable_payouts(seller)
+    if policy is not None:
+        PayoutPolicy.objects.create(seller=seller, **policy)
+    for price in sales:
+        order = paid_order([(seller, price, 1)])
+        seller_order_hold_release(seller_order=order.seller_orders.get())
+    return seller
+
+
+@pytest.fixture
+def commission(db):
+    return CommissionRuleFactory(percentage_bps=1000)
+
+
+@pytest.fixture
+def sellers(commission):
+    """Five sellers paid 90.00, 180.00, ... each."""
+    return [earning_seller(10000 * (n + 1)) for n in range(5)]
+
+
+def chunks_of(run):
+    return list(PayoutRunChunk.objects.filter(run=run).order_by("number"))
+
+
+def test_chunk_ranges_cover_every_seller_with_money_once_in_chunks_of_the_size(sellers):
+    ranges = list(chunk_ranges(size=2))
+
+    ids = sorted(seller.pk for seller in sellers)
+    assert ranges == [(ids[0], ids[1]), (ids[2], ids[3]), (ids[4], None)]
+
+
+def test_a_chunked_run_pays_what_the_per_seller_rule_pays_each_seller(commission, settings):
+    """A comparison over varied sellers: reserves, minimums, approval thresholds,
+    pending refunds, frozen and not enabled ones, several sales each."""
+    rng = random.Random(18)
+    sellers = []
+    for n in range(12):
+        policy = rng.choice(
+            [
+                None,
+                {"reserve_bps": 1000},
+                {"minimums": {"USD": 15000}},
+                {"approval_thresholds": {"USD": 10000}},
+                {"frozen": True, "frozen_reason": "Fraud review"},
+            ]
+        )
+        sales = [rng.randrange(1000, 20000) for _ in range(rng.randint(1, 3))]
+        seller = earning_seller(*sales, policy=policy, enabled=n != 3)
+        if n % 4 == 1:  # a refund still pending at the processor claims part of it
+            order = seller.seller_orders.first().order
+            refund_create(order=order, amount_minor=500)
+        sellers.append(seller)
+    expected = {}
+    for seller in sellers:
+        estimate = next_payout_for(seller=seller, currency="USD").estimate_minor
+        policy = PayoutPolicy.objects.filter(seller=seller).first()
+        minimum = (policy.minimums if policy else {}).get("USD", 0)
+        frozen = policy is not None and policy.frozen
+        if estimate > 0 and estimate >= minimum and not frozen and seller.payout_account_id:
+            expected[seller.pk] = estimate
+    settings.PAYOUT_RUN_CHUNK_SIZE = 5
+    dry = run_payouts(dry_run=True)
+
+    report = run_payouts()
+
+    made = dict(Payout.objects.values_list("seller_id", "amount_minor"))
+    assert made == expected and len(made) >= 6
+    assert [(p.seller.pk, p.amount_minor) for p in dry.planned] == [
+        (p.seller.pk, p.amount_minor) for p in report.planned
+    ]
+    assert {str(skip) for skip in dry.skipped} == {str(skip) for skip in report.skipped}
+    assert report.run.chunks_total == 3 == report.run.chunks_done
+    assert report.run.payouts_created == len(expected)
+    assert ledger_check().ok
+
+
+def test_each_payout_s_breakdown_is_its_account_s_entries_not_paid_yet(sellers, run):
+    run(run_payouts)  # paid: their breakdowns are written
+    more = paid_order([(sellers[0], 5000, 1)])
+    seller_order_hold_release(seller_order=more.seller_orders.get())
+
+    run_payouts(now=timezone.now() + timezone.timedelta(days=1), fan_out=False)
+
+    for payout in Payout.objects.all():
+        account = LedgerAccount.objects.get(seller=payout.seller, kind="available")
+        in_payouts = PayoutEntry.objects.exclude(payout=payout).values("entry_id")
+        wanted = (
+            LedgerEntry.objects.filter(account=account)
+            .exclude(transaction_kind__in=PAYOUT_TXN_KINDS)
+            .exclude(pk__in=in_payouts)
+        )
+        assert set(payout.breakdown.values_list("entry_id", flat=True)) == set(
+            wanted.values_list("pk", flat=True)
+        )
+        total = payout.breakdown.aggregate(total=Sum("entry__amount_minor"))["total"]
+        assert -total == payout.amount_minor
+    assert Payout.objects.filter(seller=sellers[0]).count() == 2
+    assert PayoutEntry.objects.count() == 6  # one release each, and the new one
+
+
+def test_a_chunk_made_twice_makes_its_payouts_once(sellers, settings):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 2
+    now = timezone.now()
+    run = payout_run_start(now=now, fan_out=False)
+
+    first = payout_run_chunk_make(run_id=run.pk, number=0, now=now)
+    again = payout_run_chunk_make(run_id=run.pk, number=0, now=now)
+
+    assert len(first.planned) == 2 and not first.done_before
+    assert again.done_before and not again.planned
+    run.refresh_from_db()
+    assert (run.chunks_done, run.payouts_created, run.finished_at) == (1, 2, None)
+    assert Payout.objects.count() == 2 and PayoutEntry.objects.count() == 2
+
+
+def test_a_second_run_of_the_period_pays_nobody_twice_even_with_new_money(sellers, run):
+    """The first run's payouts are sent (no longer claimed); new money comes in: the
+    second run plans them again, and the unique period skips them."""
+    run(run_payouts)
+    more = paid_order([(sellers[0], 5000, 1)])
+    seller_order_hold_release(seller_order=more.seller_orders.get())
+
+    report = run(run_payouts)
+
+    assert Payout.objects.count() == 5
+    assert [(p.seller, p.payout) for p in report.planned] == [(sellers[0], None)]
+    assert report.run.payouts_created == 0 and report.run.finished_at is not None
+    assert PayoutEntry.objects.filter(entry__account__seller=sellers[0]).count() == 1
+
+
+def test_the_scheduled_run_fans_out_one_task_per_chunk_and_finishes_with_the_last(
+    sellers, settings, run
+):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 2
+
+    report = run(run_payouts, fan_out=True)
+
+    run_record = PayoutRun.objects.get()
+    assert report.run == run_record and report.planned == []
+    assert (run_record.chunks_total, run_record.chunks_done) == (3, 3)
+    assert run_record.finished_at is not None and run_record.payouts_created == 5
+    assert all(chunk.done_at for chunk in chunks_of(run_record))
+    assert set(Payout.objects.values_list("status", flat=True)) == {Payout.Status.PAID}
+
+
+def test_progress_counts_each_chunk_once_and_the_run_finishes_once(sellers, settings):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 2
+    now = timezone.now()
+    run = payout_run_start(now=now, fan_out=False)
+    assert run.progress_text == "0 / 3 chunks" and run.finished_at is None
+
+    outcomes = [
+        payout_run_chunk_make(run_id=run.pk, number=n, now=now).run_finished for n in (2, 0, 2)
+    ]
+    run.refresh_from_db()
+    assert outcomes == [False, False, False] and run.progress_text == "2 / 3 chunks"
+    assert run.finished_at is None
+    assert payout_run_chunk_make(run_id=run.pk, number=1, now=now).run_finished
+    run.refresh_from_db()
+    finished_at = run.finished_at
+    assert run.progress_text == "3 / 3 chunks" and finished_at is not None
+    assert not payout_run_chunk_make(run_id=run.pk, number=1, now=now).run_finished
+    run.refresh_from_db()
+    assert run.finished_at == finished_at and run.chunks_done == 3
+
+
+def test_a_run_with_nobody_to_pay_is_finished_at_once(commission):
+    run = run_payouts().run
+
+    assert (run.chunks_total, run.chunks_done) == (0, 0) and run.finished_at is not None
+
+
+def test_sends_are_paced_across_the_whole_run_not_per_chunk(sellers, settings, monkeypatch, run):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 2
+    settings.PAYMENTS_PROCESSOR_WRITES_PER_SECOND = 2  # one payout a second
+    queued = []
+    monkeypatch.setattr(
+        "payments.payout_runs.enqueue",
+        lambda task, *args, countdown=None: queued.append((task.name, args, countdown)),
+    )
+
+    run(run_payouts)
+
+    payouts = list(Payout.objects.order_by("seller_id").values_list("pk", flat=True))
+    assert [(name, args[0]) for name, args, _ in queued] == [
+        ("payments.tasks.payout_send_task", pk) for pk in payouts
+    ]
+    # Each chunk's sends are timed from when it was made, after every earlier one's.
+    waits = [countdown or 0 for _, _, countdown in queued]
+    assert [round(wait) for wait in waits] == [0, 1, 2, 3, 4]
+    assert PayoutRun.objects.get().sends_scheduled == 5
+
+
+def test_a_freeze_or_a_refund_after_the_run_started_is_counted_by_its_chunk(
+    sellers, settings, operator
+):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 10
+    now = timezone.now()
+    run = payout_run_start(now=now, fan_out=False)
+    seller_freeze(seller=sellers[0], by=operator, reason="Fraud review")
+    refund_create(order=sellers[1].seller_orders.get().order, amount_minor=5000)
+
+    report = payout_run_chunk_make(run_id=run.pk, number=0, now=now)
+
+    assert "payouts frozen (Fraud review)" in str(report.skipped[0])
+    made = dict(Payout.objects.values_list("seller_id", "amount_minor"))
+    assert sellers[0].pk not in made
+    assert made[sellers[1].pk] == 18000 - 4500  # less the seller's part of the refund
+    assert PayoutRunChunk.objects.get(run=run).skipped == [str(report.skipped[0])]
+
+
+def test_a_manual_run_pays_only_the_named_sellers_in_chunks(sellers, settings):
+    settings.PAYOUT_RUN_CHUNK_SIZE = 1
+
+    report = run_payouts(sellers=sellers[1:3])
+
+    assert sorted(Payout.objects.values_list("seller_id", flat=True)) == sorted(
+        s.pk for s in sellers[1:3]
+    )
+    assert report.run.chunks_total == 2 == report.run.chunks_done
+    assert {p.period for p in Payout.objects.all()} == {
+        f"manual-{timezone.localdate().isoformat()}"
+    }
+
+
+def test_the_run_s_pages_show_its_progress_in_chunks(
+    sellers, settings, operator_client, operator, api_as
+):
+    from django.urls import reverse
+
+    settings.PAYOUT_RUN_CHUNK_SIZE = 2
+    now = timezone.now()
+    run = payout_run_start(now=now, fan_out=False)
+    payout_run_chunk_make(run_id=run.pk, number=0, now=now)
+
+    page = operator_client.get(reverse("admin:payments_payoutrun_change", args=[run.pk]))
+    listing = operator_client.get(reverse("admin:payments_payoutrun_changelist"))
+    api = api_as(operator).get(f"/api/v1/payout-runs/{run.pk}/")
+
+    assert "chunks done / total" in page.text.lower() and "1 / 3" in page.text
+    assert "1 / 3" in listing.text
+    assert api.status_code == 200, api.content
+    assert (api.json()["chunks_done"], api.json()["chunks_total"]) == (1, 3)
+    assert api.json()["finished_at"] is None
