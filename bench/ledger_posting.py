@@ -294,10 +294,10 @@ def _raw_client(work: list) -> Any:
             cursor.execute(
                 "INSERT INTO payments_ledgertransaction (kind, idempotency_key, reference_type,"
                 " reference_id, description, created_at) VALUES (%s, %s, 'order', %s, %s, now())"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, txid_current()",
                 [kind, key, str(order_id), f"Payment for order #{order_id}"],
             )
-            (txn_id,) = cursor.fetchone()
+            txn_id, _ = cursor.fetchone()
             cursor.execute(
                 "INSERT INTO payments_ledgerentry (transaction_id, account_id, amount_minor,"
                 " currency, transaction_kind, order_line_id, created_at)"

@@ -460,32 +460,32 @@ def _raw_start() -> dict[str, Any]:
                 " VALUES ('schedule', now(), 0, 0, '[]', 0, 0, 0) RETURNING id"
             )
             run_id = cursor.fetchone()[0]
-            number, after = 0, 0
+            # The service's ranges: no gaps, from 0, the last one unbounded.
+            with_money = (
+                "SELECT seller_id FROM payments_ledgeraccount WHERE kind = 'available'"
+                " AND balance_minor < 0 AND seller_id > %s ORDER BY seller_id"
+            )
+            number, first, after = 0, 0, 0
             while True:
-                cursor.execute(
-                    "SELECT seller_id FROM payments_ledgeraccount WHERE kind = 'available'"
-                    " AND balance_minor < 0 AND seller_id > %s ORDER BY seller_id LIMIT 1",
-                    [after],
-                )
-                first = cursor.fetchone()
-                if first is None:
-                    break
-                cursor.execute(
-                    "SELECT seller_id FROM payments_ledgeraccount WHERE kind = 'available'"
-                    " AND balance_minor < 0 AND seller_id >= %s ORDER BY seller_id"
-                    " OFFSET %s LIMIT 1",
-                    [first[0], CHUNK_SIZE - 1],
-                )
+                cursor.execute(with_money + " OFFSET %s LIMIT 1", [after, CHUNK_SIZE - 1])
                 last = cursor.fetchone()
+                if last is not None:
+                    cursor.execute(with_money + " LIMIT 1", [last[0]])
+                    if cursor.fetchone() is None:
+                        last = None  # nothing after it: this range is the last
+                elif number == 0:
+                    cursor.execute(with_money + " LIMIT 1", [after])
+                    if cursor.fetchone() is None:
+                        break  # no one has money: no chunk
                 cursor.execute(
                     "INSERT INTO payments_payoutrunchunk (run_id, number, first_seller_id,"
                     " last_seller_id, payouts_created, skipped) VALUES (%s, %s, %s, %s, 0, '[]')",
-                    [run_id, number, first[0], last[0] if last else None],
+                    [run_id, number, first, last[0] if last else None],
                 )
                 number += 1
                 if last is None:
                     break
-                after = last[0]
+                first, after = last[0] + 1, last[0]
             cursor.execute(
                 "UPDATE payments_payoutrun SET chunks_total = %s WHERE id = %s", [number, run_id]
             )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery, Sum
 
 User = get_user_model()
@@ -14,7 +17,20 @@ class ShopUserBackend(ModelBackend):
     what every page's header shows about them: their seller profile (``user.seller``,
     or none: ``accounts.roles.seller_for``) and the units in their cart
     (``user.cart_units``, None when empty: ``marketplace.context_processors.cart``),
-    as they are when the request starts."""
+    as they are when the request starts.
+
+    A wrong password ends the login here (``PermissionDenied``, which Django reports
+    as a failed login, as django-axes counts): Django's own ``ModelBackend``, listed
+    after this one so that sessions signed in before it stay signed in, would only
+    hash the same wrong password a second time."""
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None and password is not None:
+            raise PermissionDenied
+        return user
 
     def get_user(self, user_id):
         from marketplace.models import CartItem

@@ -131,6 +131,9 @@ AUTHENTICATION_BACKENDS = [
     # Django's ModelBackend, reading with the user what every page's header shows (their
     # seller profile, their cart's count): one query a request instead of three.
     "marketplace.auth_backends.ShopUserBackend",
+    # Reads the user of sessions signed in before ShopUserBackend (their session names
+    # this backend); never asked a password (ShopUserBackend ends every login).
+    "django.contrib.auth.backends.ModelBackend",
 ]
 # Login throttling: after AXES_FAILURE_LIMIT wrong passwords for one email from one
 # address (site and admin logins alike), that pair is locked out for

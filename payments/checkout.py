@@ -56,16 +56,14 @@ def payment_attempt_open(*, order: Order) -> PaymentAttempt:
     """The first half of ``payment_start``, inside the caller's transaction (which must
     commit before ``payment_attempt_submit``), with ``order`` read under its lock
     (``order_lock``, or the caller's own ``select_for_update(no_key=True)``): its open
-    attempt, or a new one (after cancelling the failed ones at the processor). One
-    query reads every attempt of the order (a handful). Raises ``InvalidState`` when
-    the order is not waiting for a payment."""
+    attempt, or a new one. One query reads every attempt of the order (a handful).
+    Raises ``InvalidState`` when the order is not waiting for a payment."""
     locked = order
     if locked.status != Order.Status.AWAITING_PAYMENT:
         raise InvalidState(f"Order #{locked.pk} is not waiting for a payment.")
     attempts = list(PaymentAttempt.objects.filter(order=locked))  # by number
     attempt = next((a for a in reversed(attempts) if a.status in PaymentAttempt.OPEN), None)
     if attempt is None:
-        _cancel_failed_attempts([a for a in attempts if a.status == Status.FAILED])
         processor = get_processor()
         attempt = PaymentAttempt.objects.create(
             order=locked,
@@ -83,9 +81,15 @@ def payment_attempt_submit(
 ) -> tuple[PaymentAttempt, Payment | None]:
     """The second half of ``payment_start``, after the attempt row is committed: create
     the payment at the processor under the attempt's idempotency key (unless it was
-    created already) and keep its id. Returns the processor's answer when it was asked."""
+    created already) and keep its id; a new try first cancels the order's failed
+    payments at the processor (outside any transaction: no lock is held while the
+    processor answers). Returns the processor's answer when it was asked."""
     if attempt.processor_payment_id:
         return attempt, None
+    if attempt.number > 1:
+        _cancel_failed_attempts(
+            list(PaymentAttempt.objects.filter(order_id=attempt.order_id, status=Status.FAILED))
+        )
     payment = get_processor(attempt.processor).payment_create(
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,

@@ -12,8 +12,9 @@ Rules the posting service enforces:
 - a seller account's running balance is its own row, changed under that row's
   lock; a platform account's is the sum of its balance shards
   (``LedgerBalanceShard``, docs/decisions/0004), and a posting adds to ONE of
-  them, chosen by its idempotency key (``balance_shard``), so concurrent
-  postings, which all touch the platform, do not queue on one row;
+  them, chosen by the idempotency key of its database transaction's first
+  posting (``_transaction_shard``), so concurrent postings, which all touch the
+  platform, do not queue on one row;
 - row locks are taken in one order: the seller accounts in primary key order,
   then the shards in (account, shard) order; see ``_write`` for why this cannot
   deadlock;
@@ -105,6 +106,8 @@ _INSERT_ONCE = (
     " VALUES (%s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 )
+# PostgreSQL also names the database transaction (its id), for ``_transaction_shard``.
+_TRANSACTION_ID = ", txid_current()"
 _INSERT_ENTRIES = (
     "INSERT INTO payments_ledgerentry (transaction_id, account_id, amount_minor, currency,"
     " transaction_kind, order_line_id, created_at) VALUES {rows}"
@@ -157,30 +160,50 @@ def ledger_post(
             raise
         return _same_event(existing, kind)
     with transaction.atomic(savepoint=False):
-        txn = _insert_once(
+        inserted = _insert_once(
             kind=kind,
             idempotency_key=idempotency_key,
             reference_type=reference_type,
             reference_id=str(reference_id),
             description=description,
         )
-        if txn is not None:
-            _write(
-                txn, kind, postings, balance_shard(idempotency_key, settings.LEDGER_BALANCE_SHARDS)
-            )
+        if inserted is not None:
+            txn, database_transaction = inserted
+            _write(txn, kind, postings, _transaction_shard(idempotency_key, database_transaction))
             return txn
         # Posted already, or concurrently by a transaction that committed first.
         existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
     return _same_event(existing, kind)
 
 
-def _insert_once(**values: str) -> LedgerTransaction | None:
-    """The new transaction row, or None if its idempotency key is taken."""
+def _transaction_shard(idempotency_key: str, database_transaction: int | None) -> int:
+    """The shard of a posting: chosen by the key of the first posting of its database
+    transaction, and the same for every later posting of that transaction (a capture
+    and its fee, posted together). So a transaction that posts twice holds platform
+    shards of one number only, as it held the one platform row before there were
+    shards: two such transactions touch different shards or queue on the same ones,
+    never each holding a shard the other waits for (keys chosen per posting could
+    deadlock them). SQLite (one writer at a time, no transaction id) chooses by key."""
+    shards = int(settings.LEDGER_BALANCE_SHARDS)
+    if database_transaction is None:
+        return balance_shard(idempotency_key, shards)
+    kept: tuple[int, int] | None = getattr(connection, "_ledger_shard", None)
+    if kept is not None and kept[0] == database_transaction:
+        return kept[1]
+    shard = balance_shard(idempotency_key, shards)
+    connection._ledger_shard = (database_transaction, shard)  # type: ignore[attr-defined]
+    return shard
+
+
+def _insert_once(**values: str) -> tuple[LedgerTransaction, int | None] | None:
+    """The new transaction row and the database transaction's id (PostgreSQL; None on
+    SQLite), or None if its idempotency key is taken."""
     txn = LedgerTransaction(**values, created_at=timezone.now())
     created_at = LedgerTransaction._meta.get_field("created_at")
+    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT_ONCE,
+            _INSERT_ONCE + (_TRANSACTION_ID if postgres else ""),
             [
                 txn.kind,
                 txn.idempotency_key,
@@ -196,7 +219,7 @@ def _insert_once(**values: str) -> LedgerTransaction | None:
     txn.pk = row[0]
     txn._state.adding = False
     txn._state.db = connection.alias
-    return txn
+    return txn, (int(row[1]) if postgres else None)
 
 
 def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting], shard: int) -> None:
@@ -210,8 +233,8 @@ def _write(txn: LedgerTransaction, kind: str, postings: Sequence[Posting], shard
     the account rows, platform ones included; those conflict with no lock a
     posting takes, and nothing else locks a platform account's row for update.)
     A caller that posts twice in one database transaction takes a second round
-    of locks after the first, as it did before the shards; with the platform's
-    rows spread over shards, such rounds collide less.
+    of locks after the first, on the same shard number (``_transaction_shard``),
+    as it took the one platform row twice before there were shards.
     """
     sellers: dict[int, int] = defaultdict(int)
     platform: dict[int, int] = defaultdict(int)

@@ -92,20 +92,25 @@ def chunk_ranges(
     *, size: int, seller_ids: Sequence[int] | None = None
 ) -> Iterator[tuple[int, int | None]]:
     """Seller-id ranges (first, last; last None: no upper bound) of about ``size``
-    available accounts with money each, in id order; two statements a range."""
+    available accounts with money each, in id order, two statements a range. The
+    ranges leave no gap: the first starts at 0, each next one just after the one
+    before, and the last has no upper bound, so a seller whose money arrives after
+    the ranges were cut is in a chunk whatever their id. None when no one has money."""
     accounts = _with_money(seller_ids).order_by("seller_id").values_list("seller_id", flat=True)
-    after: int | None = None
+    first, after = 0, None
     while True:
         rest = accounts if after is None else accounts.filter(seller_id__gt=after)
-        first = rest.first()
-        if first is None:
-            return
         last = list(rest[size - 1 : size])
         if not last:
+            if after is None and not rest.exists():
+                return
+            yield first, None
+            return
+        if not rest.filter(seller_id__gt=last[0]).exists():
             yield first, None
             return
         yield first, last[0]
-        after = last[0]
+        first, after = last[0] + 1, last[0]
 
 
 def payout_run_start(
@@ -121,6 +126,10 @@ def payout_run_start(
     docstring); with ``fan_out`` each chunk is made by its own task once this commits,
     else the caller makes them (``payout_run_chunk_make``). ``sellers`` (ids) limits
     the run to them (a manual run). A run with nothing to pay is finished at once."""
+    if fan_out and sellers is not None:
+        # A chunk's task knows the run and its number only: it would pay every due
+        # seller of its range, not the ones named.
+        raise ValueError("A run for named sellers is made inline (fan_out=False).")
     now = now or timezone.now()
     size = chunk_size or int(settings.PAYOUT_RUN_CHUNK_SIZE)
     holds_released = holds_release_due(now=now)

@@ -82,7 +82,6 @@ class PayoutRunReport:
     skipped: list[SkippedSeller] = field(default_factory=list)
     holds_released: int = 0
     run: PayoutRun | None = None
-    bank_payouts_retried: int = 0
 
     @property
     def created(self) -> list[Payout]:
@@ -209,7 +208,7 @@ def run_payouts(
     seller_ids = None if sellers is None else [seller.pk for seller in sellers]
     if dry_run:
         return _dry_run(now=now, seller_ids=seller_ids)
-    if fan_out:
+    if fan_out and seller_ids is None:
         report.run = payout_run_start(
             now=now, sellers=seller_ids, started_by=started_by, trigger=trigger
         )

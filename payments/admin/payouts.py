@@ -470,6 +470,9 @@ class PayoutRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="bank-transfer file")
     def bank_transfer_file(self, run: PayoutRun) -> str:
+        if run.finished_at is None:
+            # Its chunks are still being made: a file now would miss some payouts.
+            return f"Ready when the run has finished ({run.chunks_done} / {run.chunks_total})"
         url = reverse("admin:payments_payoutrun_csv", args=[run.pk])
         return format_html('<a href="{}">Download the CSV of manual payouts to pay</a>', url)
 

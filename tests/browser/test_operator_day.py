@@ -100,7 +100,7 @@ def test_an_operator_runs_a_day_from_the_admin(page: Page, operator, yesterday, 
     shot(page, "04-payout-preview")
     assert not PayoutRun.objects.exists()
     page.get_by_role("button", name="Run payouts now").click()
-    expect(page.locator(".messagelist")).to_contain_text("1 payout(s) created")
+    expect(page.locator(".messagelist")).to_contain_text("started: 1 chunk(s) of sellers")
     shot(page, "05-payout-run")
     assert Payout.objects.get().status == Payout.Status.PAID
 

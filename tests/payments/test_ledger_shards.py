@@ -102,6 +102,7 @@ def test_a_posting_adds_to_the_one_shard_of_its_key_on_each_platform_account(boo
     assert not LedgerBalanceShard.objects.filter(account__seller__isnull=False).exists()
 
 
+@pytest.mark.django_db(transaction=True)  # each posting its own transaction, as in production
 def test_after_many_postings_each_balance_is_the_sum_of_its_entries(books):
     for n in range(60):
         post_capture(books, f"payment:{n}", share_a=900 + n, share_b=450 + 9 * n)

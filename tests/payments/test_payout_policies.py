@@ -257,6 +257,7 @@ def test_the_admins_run_for_every_seller_answers_before_its_chunks_are_made(
     assert len(queued) == 1  # the chunk's task, published once the run commits
     page = operator_client.get(response.url)
     assert "0 / 1" in page.text
+    assert "Ready when the run has finished" in page.text and "bank-transfers.csv" not in page.text
 
 
 def test_the_admin_downloads_the_bank_file_and_marks_paid(

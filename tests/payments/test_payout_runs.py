@@ -60,7 +60,8 @@ def test_chunk_ranges_cover_every_seller_with_money_once_in_chunks_of_the_size(s
     ranges = list(chunk_ranges(size=2))
 
     ids = sorted(seller.pk for seller in sellers)
-    assert ranges == [(ids[0], ids[1]), (ids[2], ids[3]), (ids[4], None)]
+    # No gaps: from 0, each range just after the one before, the last unbounded.
+    assert ranges == [(0, ids[1]), (ids[1] + 1, ids[3]), (ids[3] + 1, None)]
 
 
 def test_a_chunked_run_pays_what_the_per_seller_rule_pays_each_seller(commission, settings):
