@@ -211,7 +211,9 @@ def webhook_event_publish(
     ``object_id`` name what the event is about (``order`` 12), for filtering.
     """
     assert event_type in EVENT_NAMES, event_type
-    with transaction.atomic():
+    # Inside the caller's transaction no savepoint: nothing here is caught and retried,
+    # so a failure rolls back the caller's change with it, as it should.
+    with transaction.atomic(savepoint=False):
         event_id, payloads = events_record(
             event_type=event_type,
             data_for=data_for,

@@ -30,7 +30,7 @@ from payments.currencies import format_amount
 from payments.locks import sellers_money_lock
 from payments.models import Payout, PayoutPolicy
 from payments.payouts import payable_now
-from payments.policies import frozen_policy, frozen_text
+from payments.policies import frozen_text
 
 Status = Payout.Status
 
@@ -42,9 +42,18 @@ class PayoutStopped(InvalidState):
 
 
 def payout_frozen_reason(payout: Payout) -> str | None:
-    """Why the payout's seller may not be paid now, if their payouts are frozen."""
-    policy = frozen_policy(payout.seller_id)
-    return None if policy is None else frozen_text(policy)
+    """Why the payout's seller may not be paid now, if their payouts are frozen: the
+    seller's own policy governs, else the platform default (``payout_policy_for``).
+    Both are read in one statement, as this is checked before every money step."""
+    governing: dict[int | None, tuple[bool, str]] = {}
+    for seller_id, frozen, reason in (
+        PayoutPolicy.objects.filter(Q(seller_id=payout.seller_id) | Q(seller__isnull=True))
+        .order_by("-pk")  # (the lowest pk wins, as ``.first()`` would)
+        .values_list("seller_id", "frozen", "frozen_reason")
+    ):
+        governing[seller_id] = (frozen, reason)
+    frozen, reason = governing.get(payout.seller_id) or governing.get(None) or (False, "")
+    return frozen_text(PayoutPolicy(frozen=True, frozen_reason=reason)) if frozen else None
 
 
 def payout_guard(payout: Payout) -> str | None:

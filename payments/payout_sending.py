@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -66,7 +67,7 @@ from payments.payout_settlement import (
     payout_notify_later,
     payout_post,
     payout_transfer_refused,
-    payout_transferred,
+    payout_transferred_locked,
 )
 from payments.processors import get_processor
 from payments.processors.base import (
@@ -95,15 +96,30 @@ KEY_NAMES: dict[str, str] = {Step.TRANSFER: "transfer", Step.BANK_PAYOUT: "bank"
 LONGEST_RETRY_SECONDS = 3600
 
 
+class Claim(NamedTuple):
+    """An attempt claimed under the payout's row lock (``step`` None: not now), and
+    whether an earlier attempt's outcome is unknown (to be looked up first)."""
+
+    step: PayoutStep | None
+    unknown: bool = False
+
+
+NOT_NOW = Claim(None)
+
+
 def payout_send(*, payout: Payout) -> Payout:
     """Take the payout as far as it can go now: transfer it, then pay it out to the
     seller's bank (see the module docstring). Safe to call at any time, from any
-    number of workers."""
-    payout = _start(payout)
+    number of workers. Only ``payout.pk`` is used: the payout is read under its lock.
+
+    Each step's attempt is claimed under the payout's row lock in the transaction that
+    recorded the step before it (marked sent, transferred), where it can be, rather
+    than in a transaction of its own: the same checks, one lock and one commit less."""
+    payout, claim = _start(payout)
     if payout.status == Status.SENDING and _may_call(payout):
-        payout = _transfer_step(payout)
+        payout, claim = _transfer_step(payout, claim)
     if payout.status == Status.TRANSFERRED and _may_call(payout):
-        payout = _bank_payout_step(payout)
+        payout = _bank_payout_step(payout, claim)
     return payout
 
 
@@ -124,14 +140,15 @@ def payout_resume(*, payout: Payout, by: User, reason: str, via: str = "code") -
     return payout_send(payout=locked)
 
 
-def _start(payout: Payout) -> Payout:
-    """Mark a scheduled payout sent (money to in transit), once; read it again otherwise."""
+def _start(payout: Payout) -> tuple[Payout, Claim | None]:
+    """Mark a scheduled payout sent (money to in transit), once, and claim its first
+    transfer attempt under the same lock; read it again otherwise (no claim made)."""
     with transaction.atomic():
         payout = payout_lock(payout.pk)
         if payout.method != PayoutMethod.PROCESSOR or payout.status != Status.SCHEDULED:
-            return payout
+            return payout, None
         if payout_guard(payout) is not None:
-            return payout  # held or cancelled, with the reason on it
+            return payout, None  # held or cancelled, with the reason on it
         payout_post(
             payout,
             kind=TxnKind.PAYOUT_SENT,
@@ -143,8 +160,13 @@ def _start(payout: Payout) -> Payout:
         )
         payout.status, payout.sent_at = Status.SENDING, timezone.now()
         payout.processor = get_processor().name
-        payout.save(update_fields=["status", "sent_at", "processor"])
-        return payout
+        sent = ("status", "sent_at", "processor")
+        if not _may_call(payout):
+            payout.save(update_fields=sent)
+            return payout, None
+        # The guard checked the freeze under the seller's money lock, in this transaction;
+        # the payout's changes are written with the claim's (one UPDATE).
+        return payout, _claim_locked(payout, Step.TRANSFER, frozen_checked=True, pending=sent)
 
 
 def _may_call(payout: Payout) -> bool:
@@ -154,62 +176,91 @@ def _may_call(payout: Payout) -> bool:
 # --- Claiming an attempt ---------------------------------------------------------------------
 
 
-def _claim(payout: Payout, kind: str, wanted_status: str) -> tuple[PayoutStep | None, bool]:
-    """Start attempt n+1 of ``kind`` under the payout's row lock, if no other attempt is
-    under way and the payout may go on. Returns the step (None: not now) and whether
-    an earlier attempt's outcome is unknown, so what it did must be looked up first."""
-    now = timezone.now()
+def _claim(payout: Payout, kind: str, wanted_status: str) -> Claim:
+    """Start attempt n+1 of ``kind`` under the payout's row lock, in a transaction of its
+    own, if the payout is ``wanted_status`` and may go on (``_claim_locked``)."""
     with transaction.atomic():
         locked = payout_lock(payout.pk)
         if locked.status != wanted_status or not _may_call(locked):
-            return None, False
-        if (frozen := payout_frozen_reason(locked)) is not None:
-            # Its money left the available balance already; it goes on once unfrozen (the
-            # sweeper, for one still sending; the next run, for one transferred).
-            Payout.objects.filter(pk=locked.pk).update(
-                failure_reason=frozen[:255], next_attempt_at=None
-            )
-            return None, False
-        steps = list(locked.steps.order_by("pk"))
-        lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
-        for step in steps:
-            if step.outcome != Outcome.IN_FLIGHT:
-                continue
-            if step.started_at > now - lease:
-                return None, False  # another worker is on it (the sweeper looks after)
-            step.outcome, step.finished_at = Outcome.ERROR, now
-            step.message = "No answer recorded: the worker stopped during the call"
-            step.save(update_fields=["outcome", "finished_at", "message"])
-        if locked.next_attempt_at and locked.next_attempt_at > now:
-            return None, False  # backing off
-        if locked.attempts_since is None:  # a new round: after a refusal, a return, a run
-            locked.attempts_since = now
-        if _needs_attention(locked, now):
-            return None, False
-        if kind == Step.BANK_PAYOUT and _bank_payout_waits(locked, now):
-            return None, False
-        of_kind = [step for step in steps if step.kind == kind]
-        attempt = len(of_kind) + 1
-        unknown = any(step.outcome == Outcome.ERROR for step in of_kind)
-        window = timedelta(hours=settings.PAYMENTS_PAYOUT_ATTENTION_HOURS)
-        if attempt == 1 and (
-            (locked.sent_at and locked.sent_at < now - lease) or locked.created_at < now - window
-        ):
-            # A first attempt long after the payout was sent, or made: an older release
-            # (before attempts were recorded), or this database before a restore, may
-            # have made the call with a key the processor has forgotten. Look first.
-            unknown = True
-        step = PayoutStep.objects.create(
-            payout=locked,
-            kind=kind,
-            attempt=attempt,
-            idempotency_key=f"{locked.idempotency_key}-{KEY_NAMES[kind]}-{attempt}",
-            amount_minor=locked.amount_minor if kind == Step.TRANSFER else locked.bank_amount_minor,
+            return NOT_NOW
+        return _claim_locked(locked, kind)
+
+
+def _claim_locked(
+    locked: Payout, kind: str, *, frozen_checked: bool = False, pending: tuple[str, ...] = ()
+) -> Claim:
+    """Start attempt n+1 of ``kind`` of ``locked`` (read under its row lock, in the open
+    transaction), if the seller's payouts are not frozen (unless ``frozen_checked``:
+    the caller checked it under the lock in this transaction), no other attempt is
+    under way and the payout may go on. Returns the step (None: not now) and whether
+    an earlier attempt's outcome is unknown, so what it did must be looked up first.
+    A claim that is not made leaves ``locked`` to be read again (``_reread``).
+
+    ``pending``: fields of ``locked`` the caller changed and has not saved, none of
+    which a claim of ``kind`` writes; saved with the claim's own UPDATE, or alone."""
+    claim = _claim_made(locked, kind, frozen_checked=frozen_checked, pending=pending)
+    if claim.step is None and pending:
+        locked.save(update_fields=list(pending))
+    return claim
+
+
+def _claim_made(
+    locked: Payout, kind: str, *, frozen_checked: bool, pending: tuple[str, ...]
+) -> Claim:
+    now = timezone.now()
+    if not frozen_checked and (frozen := payout_frozen_reason(locked)) is not None:
+        # Its money left the available balance already; it goes on once unfrozen (the
+        # sweeper, for one still sending; the next run, for one transferred).
+        Payout.objects.filter(pk=locked.pk).update(
+            failure_reason=frozen[:255], next_attempt_at=None
         )
-        # Should this worker die during the call, the sweeper comes back after the lease.
-        locked.next_attempt_at = now + lease
-        locked.save(update_fields=["next_attempt_at", "attempts_since"])
-        return step, unknown
+        return NOT_NOW
+    steps = list(locked.steps.order_by("pk"))
+    lease = timedelta(seconds=settings.PAYMENTS_PROCESSOR_CALL_LEASE_SECONDS)
+    for step in steps:
+        if step.outcome != Outcome.IN_FLIGHT:
+            continue
+        if step.started_at > now - lease:
+            return NOT_NOW  # another worker is on it (the sweeper looks after)
+        step.outcome, step.finished_at = Outcome.ERROR, now
+        step.message = "No answer recorded: the worker stopped during the call"
+        step.save(update_fields=["outcome", "finished_at", "message"])
+    if locked.next_attempt_at and locked.next_attempt_at > now:
+        return NOT_NOW  # backing off
+    if locked.attempts_since is None:  # a new round: after a refusal, a return, a run
+        locked.attempts_since = now
+    if _needs_attention(locked, now):
+        return NOT_NOW
+    if kind == Step.BANK_PAYOUT and _bank_payout_waits(locked, now):
+        return NOT_NOW
+    of_kind = [step for step in steps if step.kind == kind]
+    attempt = len(of_kind) + 1
+    unknown = any(step.outcome == Outcome.ERROR for step in of_kind)
+    window = timedelta(hours=settings.PAYMENTS_PAYOUT_ATTENTION_HOURS)
+    if attempt == 1 and (
+        (locked.sent_at and locked.sent_at < now - lease) or locked.created_at < now - window
+    ):
+        # A first attempt long after the payout was sent, or made: an older release
+        # (before attempts were recorded), or this database before a restore, may
+        # have made the call with a key the processor has forgotten. Look first.
+        unknown = True
+    step = PayoutStep.objects.create(
+        payout=locked,
+        kind=kind,
+        attempt=attempt,
+        idempotency_key=f"{locked.idempotency_key}-{KEY_NAMES[kind]}-{attempt}",
+        amount_minor=locked.amount_minor if kind == Step.TRANSFER else locked.bank_amount_minor,
+    )
+    # Should this worker die during the call, the sweeper comes back after the lease.
+    locked.next_attempt_at = now + lease
+    locked.save(update_fields=["next_attempt_at", "attempts_since", *pending])
+    return Claim(step, unknown)
+
+
+def _reread(payout: Payout) -> Payout:
+    """The payout as it is now, after a claim that was not made (what stopped it may
+    have written to it)."""
+    return Payout.objects.select_related("seller").get(pk=payout.pk)
 
 
 def _bank_payout_waits(payout: Payout, now: datetime) -> bool:
@@ -258,8 +309,14 @@ def _needs_attention(payout: Payout, now: datetime) -> bool:
 
 
 def _finish(
-    step: PayoutStep, outcome: str, *, object_id: str = "", exc: ProcessorError | None = None
+    step: PayoutStep,
+    outcome: str,
+    *,
+    object_id: str = "",
+    exc: ProcessorError | None = None,
+    also: tuple[str, ...] = (),
 ) -> None:
+    """Record the attempt's outcome (with ``also``: more fields set by the caller)."""
     step.outcome, step.finished_at = outcome, timezone.now()
     if object_id:
         step.processor_object_id = object_id
@@ -267,7 +324,14 @@ def _finish(
         step.error_code = exc.code[:100]
         step.message = exc.message[:255]
     step.save(
-        update_fields=["outcome", "finished_at", "processor_object_id", "error_code", "message"]
+        update_fields=[
+            "outcome",
+            "finished_at",
+            "processor_object_id",
+            "error_code",
+            "message",
+            *also,
+        ]
     )
 
 
@@ -294,10 +358,12 @@ def _retry_later(payout: Payout, step: PayoutStep, exc: ProcessorError, reason: 
 # --- Step 2: the transfer ----------------------------------------------------------------------
 
 
-def _transfer_step(payout: Payout) -> Payout:
-    step, unknown = _claim(payout, Step.TRANSFER, Status.SENDING)
+def _transfer_step(payout: Payout, claim: Claim | None) -> tuple[Payout, Claim | None]:
+    """The transfer attempt ``claim`` (claimed here when None); returns the payout and,
+    when it is transferred, the claim of its first bank payout attempt."""
+    step, unknown = claim if claim is not None else _claim(payout, Step.TRANSFER, Status.SENDING)
     if step is None:
-        return Payout.objects.select_related("seller").get(pk=payout.pk)
+        return _reread(payout), None
     processor = get_processor(payout.processor)
     destination = payout.seller.payout_account_id
     try:
@@ -309,24 +375,28 @@ def _transfer_step(payout: Payout) -> Payout:
         transfer = found or _transfer_create(processor, payout, step, destination)
     except InvalidProcessorRequest as exc:
         if exc.code in RETRY_LATER_CODES:
-            return _retry_later(payout, step, exc, BALANCE_SHORT)
+            return _retry_later(payout, step, exc, BALANCE_SHORT), None
         with transaction.atomic():
             payout_lock(payout.pk)  # the payout first, then its step (payments.locks)
             _finish(step, Outcome.REFUSED, exc=exc)
             return payout_transfer_refused(
                 payout=payout, reason=f"The transfer was refused: {exc.message}"
-            )
+            ), None
     except ProcessorError as exc:
-        return _retry_later(payout, step, exc, f"Transfer not confirmed yet: {exc.message}")
+        return _retry_later(payout, step, exc, f"Transfer not confirmed yet: {exc.message}"), None
     with transaction.atomic():
-        payout_lock(payout.pk)
+        locked = payout_lock(payout.pk)
         _finish(step, Outcome.ADOPTED if found else Outcome.SUCCEEDED, object_id=transfer.id)
-        transferred = payout_transferred(payout=payout, transfer_id=transfer.id)
         # Its bank payout is due now (the sweeper sends it should this worker die here),
         # in a round of its own: the attention window starts again.
-        transferred.next_attempt_at, transferred.attempts_since = timezone.now(), None
-        transferred.save(update_fields=["next_attempt_at", "attempts_since"])
-        return transferred
+        transferred = payout_transferred_locked(
+            locked,
+            transfer_id=transfer.id,
+            also={"next_attempt_at": timezone.now(), "attempts_since": None},
+        )
+        if transferred.status != Status.TRANSFERRED or not _may_call(transferred):
+            return transferred, None
+        return transferred, _claim_locked(transferred, Step.BANK_PAYOUT)
 
 
 def _transfer_create(
@@ -345,10 +415,13 @@ def _transfer_create(
 # --- Step 3: the bank payout ---------------------------------------------------------------------
 
 
-def _bank_payout_step(payout: Payout) -> Payout:
-    step, unknown = _claim(payout, Step.BANK_PAYOUT, Status.TRANSFERRED)
+def _bank_payout_step(payout: Payout, claim: Claim | None) -> Payout:
+    """The bank payout attempt ``claim`` (claimed here when None)."""
+    step, unknown = (
+        claim if claim is not None else _claim(payout, Step.BANK_PAYOUT, Status.TRANSFERRED)
+    )
     if step is None:
-        return Payout.objects.select_related("seller").get(pk=payout.pk)
+        return _reread(payout)
     processor = get_processor(payout.processor)
     account = payout.seller.payout_account_id
     try:
@@ -422,7 +495,18 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
         if maker != step:
             step.message = f"Found the bank payout of attempt {maker.attempt}"
             _finish(step, Outcome.ADOPTED)
-        _finish(maker, Outcome.ADOPTED if adopted else Outcome.SUCCEEDED, object_id=sent.id)
+        # Settled already (its event came first, or an adopted one failed): no "on its
+        # way"; a failed one leaves the payout waiting for the next run.
+        settled = maker.object_status in SETTLED or sent.status in SETTLED
+        also: tuple[str, ...] = ()
+        if not settled and not maker.object_status:
+            maker.object_status, also = sent.status, ("object_status",)
+        _finish(
+            maker,
+            Outcome.ADOPTED if adopted else Outcome.SUCCEEDED,
+            object_id=sent.id,
+            also=also,
+        )
         locked.next_attempt_at = locked.attempts_since = None  # made: its events settle it
         locked.processor_payout_id = sent.id
         fields = ["next_attempt_at", "attempts_since", "processor_payout_id"]
@@ -432,10 +516,12 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
         if sent.bank_last4:
             locked.bank_last4 = sent.bank_last4[-4:]
             fields.append("bank_last4")
+        on_its_way = not settled and locked.status == Status.TRANSFERRED
+        if on_its_way:
+            locked.status, locked.failure_reason = Status.IN_TRANSIT, ""
+            fields += ["status", "failure_reason"]
         locked.save(update_fields=fields)
-        if maker.object_status in SETTLED or sent.status in SETTLED:
-            # Settled already (its event came first, or an adopted one failed): no
-            # "on its way"; a failed one leaves the payout waiting for the next run.
+        if settled:
             sellers_money_lock([locked.seller_id])
             bank_payout_settle(
                 payout=locked,
@@ -443,15 +529,10 @@ def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopt
                 status=maker.object_status or sent.status,
                 message=sent.failure_message,
             )
-            return Payout.objects.select_related("seller").get(pk=locked.pk)
-        if not maker.object_status:
-            maker.object_status = sent.status
-            maker.save(update_fields=["object_status"])
-        if locked.status == Status.TRANSFERRED:
-            locked.status, locked.failure_reason = Status.IN_TRANSIT, ""
-            locked.save(update_fields=["status", "failure_reason"])
+            return _reread(locked)
+        if on_its_way:
             payout_notify_later(locked, "sent")
-        return Payout.objects.select_related("seller").get(pk=locked.pk)
+        return locked  # as saved, under the lock
 
 
 # --- Retries ------------------------------------------------------------------------------

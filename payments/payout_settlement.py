@@ -20,8 +20,9 @@ the seller's processor account, never transferred again.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -55,9 +56,22 @@ def payout_accounts(payout: Payout, *kinds: str) -> dict[str, LedgerAccount]:
         for account in LedgerAccount.objects.filter(wanted, currency=payout.currency)
     }
     for kind in kinds:
-        if kind not in found:
-            seller = None if kind in platform_kinds else payout.seller
-            found[kind] = ledger_account(kind=kind, currency=payout.currency, seller=seller)
+        if kind in found:
+            continue
+        if kind in platform_kinds:
+            found[kind] = ledger_account(kind=kind, currency=payout.currency)
+            continue
+        # The seller's first payout: made at once (the read above found none), or, made
+        # meanwhile by another transaction, read.
+        try:
+            with transaction.atomic():
+                found[kind] = LedgerAccount.objects.create(
+                    seller_id=payout.seller_id, kind=kind, currency=payout.currency
+                )
+        except IntegrityError:
+            found[kind] = LedgerAccount.objects.get(
+                seller_id=payout.seller_id, kind=kind, currency=payout.currency
+            )
     return found
 
 
@@ -97,7 +111,16 @@ def _payout_locked(payout: Payout) -> Payout:
 @transaction.atomic
 def payout_transferred(*, payout: Payout, transfer_id: str) -> Payout:
     """The transfer reached the seller's processor account: record it, once."""
-    locked = _payout_locked(payout)
+    return payout_transferred_locked(payout_lock(payout.pk), transfer_id=transfer_id)
+
+
+def payout_transferred_locked(
+    locked: Payout, *, transfer_id: str, also: dict[str, Any] | None = None
+) -> Payout:
+    """``payout_transferred`` for a payout the caller read under its row lock in the open
+    transaction: takes the seller's money lock, posts, and writes the payout's changes
+    with ``also`` (more fields of the caller's) in one UPDATE."""
+    sellers_money_lock([locked.seller_id])
     _post_transferred(locked)
     fields = []
     if transfer_id and locked.processor_transfer_id != transfer_id:
@@ -106,6 +129,9 @@ def payout_transferred(*, payout: Payout, transfer_id: str) -> Payout:
     if locked.status == Status.SENDING:
         locked.status, locked.failure_reason = Status.TRANSFERRED, ""
         fields += ["status", "failure_reason"]
+    for name, value in (also or {}).items():
+        setattr(locked, name, value)
+        fields.append(name)
     if fields:
         locked.save(update_fields=fields)
     return locked
@@ -213,10 +239,15 @@ def bank_payout_settle(
     payout, both read under their locks with the seller's money lock held."""
     if status not in SETTLED:
         return payout
-    legacy_paid = LedgerTransaction.objects.filter(
-        idempotency_key=f"payout:{payout.pk}:paid", kind=TxnKind.PAYOUT_PAID
-    ).exists()
-    if not _was_transferred(payout) and not legacy_paid:
+    # Its transfer's posting, and a bank payout paid before attempts had keys: one read.
+    posted = set(
+        LedgerTransaction.objects.filter(
+            Q(idempotency_key=f"payout:{payout.pk}:transferred")
+            | Q(idempotency_key=f"payout:{payout.pk}:paid", kind=TxnKind.PAYOUT_PAID)
+        ).values_list("idempotency_key", flat=True)
+    )
+    legacy_paid = f"payout:{payout.pk}:paid" in posted
+    if f"payout:{payout.pk}:transferred" not in posted and not legacy_paid:
         # A bank payout exists, so the transfer happened; its answer was lost. (A payout
         # paid before transfers were recorded took the platform's cash when paid.)
         _post_transferred(payout)
@@ -334,10 +365,14 @@ def payout_sync(
         payout_transferred(payout=payout, transfer_id="")
         payout.refresh_from_db()
     bank_payout_settle(payout=payout, step=step, status=status, message=message)
-    if arrival_on is not None and status == "paid" and step.processor_object_id:
-        Payout.objects.filter(pk=payout.pk, processor_payout_id=step.processor_object_id).update(
-            arrival_on=arrival_on
-        )
+    if (
+        arrival_on is not None
+        and status == "paid"
+        and step.processor_object_id
+        and step.processor_object_id == payout.processor_payout_id  # read under the lock
+        and payout.arrival_on != arrival_on  # (told already when the bank payout was made)
+    ):
+        Payout.objects.filter(pk=payout.pk).update(arrival_on=arrival_on)
 
 
 def _step_for(

@@ -154,7 +154,7 @@ def payout_send_task(self: Any, payout_id: int) -> str:
     from payments.models import Payout
     from payments.payout_sending import SENDABLE, payout_send
 
-    payout = payout_send(payout=Payout.objects.get(pk=payout_id))
+    payout = payout_send(payout=Payout(pk=payout_id))  # read under its row lock there
     # Only while it is on its way and not waiting for an operator; run eagerly (tests),
     # the caller or the sweeper tries again instead. Past the retries, the sweeper does.
     if payout.status in SENDABLE and payout.next_attempt_at and not payout.attention_reason:

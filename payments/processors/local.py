@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, Sum
 
 from marketplace.task_queue import enqueue_on_commit
@@ -607,10 +607,8 @@ class LocalProcessor:
             raise InvalidProcessorRequest(
                 "The bank account was closed (simulated).", code="account_closed"
             )
-        existing = LocalPayout.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None and amount_minor > self.account_balance(
-            account_id=account_id, currency=currency
-        ):
+        made, held = self._payout_made_and_held(idempotency_key, account_id, currency)
+        if not made and amount_minor > held:
             raise InvalidProcessorRequest(
                 "The connected account's balance is too low for this payout.",
                 code="balance_insufficient",
@@ -637,6 +635,22 @@ class LocalProcessor:
         return (
             replace(self._payout(payout), status="in_transit") if created else self._payout(payout)
         )
+
+    @staticmethod
+    def _payout_made_and_held(key: str, account_id: str, currency: str) -> tuple[bool, int]:
+        """Whether a payout was made with this idempotency key, and what the account holds
+        (``account_balance``), read in one statement."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM payments_localpayout WHERE idempotency_key = %s),"
+                " (SELECT COALESCE(SUM(amount_minor - reversed_minor), 0)"
+                "   FROM payments_localtransfer WHERE destination = %s AND currency = %s),"
+                " (SELECT COALESCE(SUM(amount_minor), 0) FROM payments_localpayout"
+                "   WHERE account = %s AND currency = %s AND status <> 'failed')",
+                [key, account_id, currency, account_id, currency],
+            )
+            made, received, paid_out = cursor.fetchone()
+        return bool(made), int(received) - int(paid_out)
 
     @staticmethod
     def _payout_data(payout: LocalPayout) -> dict[str, Any]:

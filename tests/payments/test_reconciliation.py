@@ -101,7 +101,7 @@ def test_a_transfer_whose_answer_was_lost_is_a_difference_until_looked_up(
         run_payouts()
     payout = Payout.objects.get()
     with monkeypatch.context() as patch:
-        patch.setattr("payments.payout_sending.payout_transferred", killed)
+        patch.setattr("payments.payout_sending.payout_transferred_locked", killed)
         with pytest.raises(Killed):
             payout_send(payout=payout)
 
