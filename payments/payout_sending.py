@@ -112,9 +112,10 @@ def payout_send(*, payout: Payout) -> Payout:
     seller's bank (see the module docstring). Safe to call at any time, from any
     number of workers. Only ``payout.pk`` is used: the payout is read under its lock.
 
-    Each step's attempt is claimed under the payout's row lock in the transaction that
-    recorded the step before it (marked sent, transferred), where it can be, rather
-    than in a transaction of its own: the same checks, one lock and one commit less."""
+    The transfer's attempt is claimed in a transaction of its own, after the one that
+    marked the payout sent, so a freeze that committed in between stops it; the bank
+    payout's is claimed under the payout's row lock in the transaction that recorded
+    the transfer (its freeze check runs there, under the seller's money lock)."""
     payout, claim = _start(payout)
     if payout.status == Status.SENDING and _may_call(payout):
         payout, claim = _transfer_step(payout, claim)
@@ -141,8 +142,8 @@ def payout_resume(*, payout: Payout, by: User, reason: str, via: str = "code") -
 
 
 def _start(payout: Payout) -> tuple[Payout, Claim | None]:
-    """Mark a scheduled payout sent (money to in transit), once, and claim its first
-    transfer attempt under the same lock; read it again otherwise (no claim made)."""
+    """Mark a scheduled payout sent (money to in transit), once; read it again
+    otherwise. Claims nothing (the claim is None)."""
     with transaction.atomic():
         payout = payout_lock(payout.pk)
         if payout.method != PayoutMethod.PROCESSOR or payout.status != Status.SCHEDULED:
@@ -160,13 +161,11 @@ def _start(payout: Payout) -> tuple[Payout, Claim | None]:
         )
         payout.status, payout.sent_at = Status.SENDING, timezone.now()
         payout.processor = get_processor().name
-        sent = ("status", "sent_at", "processor")
-        if not _may_call(payout):
-            payout.save(update_fields=sent)
-            return payout, None
-        # The guard checked the freeze under the seller's money lock, in this transaction;
-        # the payout's changes are written with the claim's (one UPDATE).
-        return payout, _claim_locked(payout, Step.TRANSFER, frozen_checked=True, pending=sent)
+        payout.save(update_fields=["status", "sent_at", "processor"])
+        # The transfer is claimed in a transaction of its own (``_transfer_step``), whose
+        # freeze check sees a freeze that committed while this one held the payout's
+        # lock: such a freeze found the payout sending and held nothing.
+        return payout, None
 
 
 def _may_call(payout: Payout) -> bool:
@@ -186,29 +185,14 @@ def _claim(payout: Payout, kind: str, wanted_status: str) -> Claim:
         return _claim_locked(locked, kind)
 
 
-def _claim_locked(
-    locked: Payout, kind: str, *, frozen_checked: bool = False, pending: tuple[str, ...] = ()
-) -> Claim:
+def _claim_locked(locked: Payout, kind: str) -> Claim:
     """Start attempt n+1 of ``kind`` of ``locked`` (read under its row lock, in the open
-    transaction), if the seller's payouts are not frozen (unless ``frozen_checked``:
-    the caller checked it under the lock in this transaction), no other attempt is
-    under way and the payout may go on. Returns the step (None: not now) and whether
-    an earlier attempt's outcome is unknown, so what it did must be looked up first.
-    A claim that is not made leaves ``locked`` to be read again (``_reread``).
-
-    ``pending``: fields of ``locked`` the caller changed and has not saved, none of
-    which a claim of ``kind`` writes; saved with the claim's own UPDATE, or alone."""
-    claim = _claim_made(locked, kind, frozen_checked=frozen_checked, pending=pending)
-    if claim.step is None and pending:
-        locked.save(update_fields=list(pending))
-    return claim
-
-
-def _claim_made(
-    locked: Payout, kind: str, *, frozen_checked: bool, pending: tuple[str, ...]
-) -> Claim:
+    transaction), if the seller's payouts are not frozen, no other attempt is under
+    way and the payout may go on. Returns the step (None: not now) and whether an
+    earlier attempt's outcome is unknown, so what it did must be looked up first.
+    A claim that is not made leaves ``locked`` to be read again (``_reread``)."""
     now = timezone.now()
-    if not frozen_checked and (frozen := payout_frozen_reason(locked)) is not None:
+    if (frozen := payout_frozen_reason(locked)) is not None:
         # Its money left the available balance already; it goes on once unfrozen (the
         # sweeper, for one still sending; the next run, for one transferred).
         Payout.objects.filter(pk=locked.pk).update(
@@ -253,7 +237,7 @@ def _claim_made(
     )
     # Should this worker die during the call, the sweeper comes back after the lease.
     locked.next_attempt_at = now + lease
-    locked.save(update_fields=["next_attempt_at", "attempts_since", *pending])
+    locked.save(update_fields=["next_attempt_at", "attempts_since"])
     return Claim(step, unknown)
 
 

@@ -6,13 +6,16 @@ a worker would run them. The seller's ``in_transit`` account and the platform's
 ``connected`` account exist already, as they do for every payout but a seller's
 first (which makes its ``in_transit`` account: one INSERT more).
 
-61 statements (issue 18, brief E; before: 78). ``*`` marks the checks made under the
-payout's row lock before money moves; ``(A)`` the ledger's own statements.
+64 statements (issue 18; before: 78). The transfer is claimed in a transaction of its
+own, after the one that marks the payout sent, so that a freeze committed in between
+stops it (three statements more than claiming it in the first). ``*`` marks the
+checks made under the payout's row lock before money moves; ``(A)`` the ledger's own
+statements.
 
 == ========================================= ===========================================
 #  statement                                  what for
 == ========================================= ===========================================
-   **send task, transaction 1**               mark it sent, claim the transfer attempt
+   **send task, transaction 1**               mark it sent
 1  SELECT payout FOR NO KEY UPDATE            the payout's row lock (status, amount) *
 2  SELECT seller FOR NO KEY UPDATE            the seller's money lock (payout_guard)
 3  SELECT payout policies (own, default)      frozen? one read for both *
@@ -23,71 +26,75 @@ payout's row lock before money moves; ``(A)`` the ledger's own statements.
 8  INSERT ledger entries                      available +p, in_transit -p (A)
 9  SELECT ledger accounts FOR UPDATE          their row locks, ids ascending (A)
 10 UPDATE ledger accounts                     running balances (A)
-11 SELECT payout steps                        an attempt in flight? its number *
-12 INSERT payout step                         transfer attempt 1, its idempotency key
-13 UPDATE payout                              sending, sent_at, processor, lease
+11 UPDATE payout                              sending, sent_at, processor
+   **send task, transaction 2**               claim the transfer attempt, on its own
+12 SELECT payout FOR NO KEY UPDATE            the row lock *
+13 SELECT payout policies                     frozen? (sees a freeze committed since) *
+14 SELECT payout steps                        an attempt in flight? its number *
+15 INSERT payout step                         transfer attempt 1, its idempotency key
+16 UPDATE payout                              lease, attempts_since
    **local processor**
-14 SELECT local account EXISTS                the destination can take transfers
-15 INSERT local transfer                      unique idempotency key
-   **send task, transaction 2**               record the transfer, claim the bank payout
-16 SELECT payout FOR NO KEY UPDATE            the row lock *
-17 UPDATE payout step                         succeeded, the transfer's id
-18 SELECT seller FOR NO KEY UPDATE            the money lock (payout_transferred_locked)
-19 SELECT ledger accounts                     connected, processor (platform)
-20 INSERT ledger transaction ON CONFLICT      ``payout:<id>:transferred``, once (A)
-21 INSERT ledger entries                      connected +p, processor -p (A)
-22 INSERT balance shards ON CONFLICT          platform balances, no hot row (A)
-23 UPDATE payout                              transferred, transfer id, bank payout due
-24 SELECT payout policies                     frozen? *
-25 SELECT payout steps                        an attempt in flight? its number *
-26 SELECT clawback EXISTS                     none in flight (its amount is unknown) *
-27 INSERT payout step                         bank payout attempt 1, its key
-28 UPDATE payout                              lease, attempts_since
+17 SELECT local account EXISTS                the destination can take transfers
+18 INSERT local transfer                      unique idempotency key
+   **send task, transaction 3**               record the transfer, claim the bank payout
+19 SELECT payout FOR NO KEY UPDATE            the row lock *
+20 UPDATE payout step                         succeeded, the transfer's id
+21 SELECT seller FOR NO KEY UPDATE            the money lock (payout_transferred_locked)
+22 SELECT ledger accounts                     connected, processor (platform)
+23 INSERT ledger transaction ON CONFLICT      ``payout:<id>:transferred``, once (A)
+24 INSERT ledger entries                      connected +p, processor -p (A)
+25 INSERT balance shards ON CONFLICT          platform balances, no hot row (A)
+26 UPDATE payout                              transferred, transfer id, bank payout due
+27 SELECT payout policies                     frozen? *
+28 SELECT payout steps                        an attempt in flight? its number *
+29 SELECT clawback EXISTS                     none in flight (its amount is unknown) *
+30 INSERT payout step                         bank payout attempt 1, its key
+31 UPDATE payout                              lease, attempts_since
    **local processor**
-29 SELECT made? and account balance           one statement: key replayed? enough held?
-30 INSERT local payout                        unique idempotency key
-31 INSERT local event                         ``payout.paid``, delivered after commit
-   **send task, transaction 3**               record the bank payout (_bank_sent)
-32 SELECT payout FOR NO KEY UPDATE            the row lock *
-33 SELECT payout step FOR UPDATE              its status now (an event may be first) *
-34 UPDATE payout step                         succeeded, payout id, status (one UPDATE)
-35 UPDATE payout                              in transit, ids, arrival, bank (one UPDATE)
-36 INSERT events                              ``payout.sent`` (platform, seller rows)
-37 SELECT webhook endpoints                   who listens (none here)
+32 SELECT made? and account balance           one statement: key replayed? enough held?
+33 INSERT local payout                        unique idempotency key
+34 INSERT local event                         ``payout.paid``, delivered after commit
+   **send task, transaction 4**               record the bank payout (_bank_sent)
+35 SELECT payout FOR NO KEY UPDATE            the row lock *
+36 SELECT payout step FOR UPDATE              its status now (an event may be first) *
+37 UPDATE payout step                         succeeded, payout id, status (one UPDATE)
+38 UPDATE payout                              in transit, ids, arrival, bank (one UPDATE)
+39 INSERT events                              ``payout.sent`` (platform, seller rows)
+40 SELECT webhook endpoints                   who listens (none here)
    **local_event_deliver**
-38 SELECT local event
-39 INSERT webhook event                       stored once (unique processor, event id)
+41 SELECT local event
+42 INSERT webhook event                       stored once (unique processor, event id)
    **payout_notify_task "sent"**
-40 INSERT sent notification                   the email's key, once
-41 SELECT payout, seller, user                the email's content and address
+43 INSERT sent notification                   the email's key, once
+44 SELECT payout, seller, user                the email's content and address
    **webhook_event_process_task**
-42 SELECT webhook event FOR UPDATE            processed once
-43 SELECT payout step (with payout)           which attempt the event is about
-44 SELECT payout FOR NO KEY UPDATE            the row lock *
-45 SELECT seller FOR NO KEY UPDATE            the money lock
-46 SELECT payout step FOR UPDATE              its status now *
-47 SELECT ledger transactions                 transferred? paid before attempts? (one)
-48 SELECT latest bank step                    is the event about the current attempt?
-49 SELECT ledger accounts                     in_transit (seller), connected
-50 INSERT ledger transaction ON CONFLICT      ``payout:<id>:bank-1:paid``, once (A)
-51 INSERT ledger entries                      (A)
-52 SELECT ledger accounts FOR UPDATE          the seller's in_transit (A)
-53 UPDATE ledger accounts                     its running balance (A)
-54 INSERT balance shards ON CONFLICT          connected (platform) (A)
-55 UPDATE payout step                         paid
-56 UPDATE payout                              paid, paid_at
-57 INSERT events                              ``payout.paid``
-58 SELECT webhook endpoints                   who listens
-59 UPDATE webhook event                       processed
+45 SELECT webhook event FOR UPDATE            processed once
+46 SELECT payout step (with payout)           which attempt the event is about
+47 SELECT payout FOR NO KEY UPDATE            the row lock *
+48 SELECT seller FOR NO KEY UPDATE            the money lock
+49 SELECT payout step FOR UPDATE              its status now *
+50 SELECT ledger transactions                 transferred? paid before attempts? (one)
+51 SELECT latest bank step                    is the event about the current attempt?
+52 SELECT ledger accounts                     in_transit (seller), connected
+53 INSERT ledger transaction ON CONFLICT      ``payout:<id>:bank-1:paid``, once (A)
+54 INSERT ledger entries                      (A)
+55 SELECT ledger accounts FOR UPDATE          the seller's in_transit (A)
+56 UPDATE ledger accounts                     its running balance (A)
+57 INSERT balance shards ON CONFLICT          connected (platform) (A)
+58 UPDATE payout step                         paid
+59 UPDATE payout                              paid, paid_at
+60 INSERT events                              ``payout.paid``
+61 SELECT webhook endpoints                   who listens
+62 UPDATE webhook event                       processed
    **payout_notify_task "paid"**
-60 INSERT sent notification                   the email's key, once
-61 SELECT payout, seller, user                the email
+63 INSERT sent notification                   the email's key, once
+64 SELECT payout, seller, user                the email
 == ========================================= ===========================================
 
-Transactions (``SAVEPOINT`` here, as the test runs in one): the send task's three,
+Transactions (``SAVEPOINT`` here, as the test runs in one): the send task's four,
 the two processor inserts (autocommit in a worker: no savepoint there), the webhook
 event's receipt, its processing and the handler's savepoint inside it (a failure is
-kept on the event), and one per email: 10. Before: 15 (a claim had a transaction of
+kept on the event), and one per email: 11. Before: 15 (a claim had a transaction of
 its own, ``payout_transferred`` and the announcement a savepoint each).
 """
 
@@ -108,9 +115,9 @@ from tests.money_helpers import enable_payouts, paid_order
 
 pytestmark = pytest.mark.django_db
 
-SEND_STATEMENTS = 61
-SEND_TRANSACTIONS = 10
-SEND_TASK_STATEMENTS = 37  # statements 1 to 37 of the table
+SEND_STATEMENTS = 64
+SEND_TRANSACTIONS = 11
+SEND_TASK_STATEMENTS = 40  # statements 1 to 40 of the table
 
 
 def _scheduled(seller, *, paid_before: bool) -> Payout:
@@ -149,7 +156,7 @@ def _shape(statements: list[str]) -> str:
     return "\n".join(lines)
 
 
-def test_one_local_processor_send_end_to_end_is_61_statements(run, scheduled, mailoutbox):
+def test_one_local_processor_send_end_to_end_is_64_statements(run, scheduled, mailoutbox):
     with CaptureQueriesContext(connection) as captured:
         run(payout_send_task.apply, args=[scheduled.pk])
 
@@ -178,14 +185,14 @@ def test_one_local_processor_send_end_to_end_is_61_statements(run, scheduled, ma
     assert ledger_check().ok
 
 
-def test_the_send_task_alone_is_37_statements_in_three_transactions(scheduled):
+def test_the_send_task_alone_is_40_statements_in_four_transactions(scheduled):
     with CaptureQueriesContext(connection) as captured:
         payout_send_task.apply(args=[scheduled.pk])
 
     statements = _statements(captured)
     assert len(statements) == SEND_TASK_STATEMENTS, _shape(statements)
     savepoints = [q for q in captured.captured_queries if q["sql"].startswith("SAVEPOINT")]
-    assert len(savepoints) == 3 + 2  # its transactions, and the processor's two inserts
+    assert len(savepoints) == 4 + 2  # its transactions, and the processor's two inserts
     assert Payout.objects.get(pk=scheduled.pk).status == Payout.Status.IN_TRANSIT
 
 
