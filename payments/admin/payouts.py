@@ -435,6 +435,7 @@ class PayoutRunAdmin(ReadOnlyAdmin):
     )
     list_select_related = ("started_by",)
     list_filter = ("trigger", "started_at")
+    shown_instead = {"chunks_total": "progress", "chunks_done": "progress"}
     readonly_fields = (
         "trigger",
         "started_by",
