@@ -285,18 +285,21 @@ def test_two_captures_with_fees_at_once_do_not_deadlock(settings, monkeypatch):
     settings.LEDGER_BALANCE_SHARDS = 2
     CommissionRuleFactory(percentage_bps=1000)
 
-    def shards(order):
-        return balance_shard(f"payment:{order.pk}", 2), balance_shard(f"fee:{order.pk}", 2)
+    def shard(order):
+        return balance_shard(f"payment:{order.pk}", 2)
 
-    # Orders until two whose payment and fee keys fall on the shards the other way round
-    # (a quarter of orders each way: a few dozen at most), and one more to warm up.
+    # Two orders whose captures start on different shards, and one more to warm up.
+    # (Orders whose payment and fee keys fall on the shards the other way round, the
+    # case that deadlocked with a shard per posting, cannot be picked by id: CRC-32 is
+    # affine, so for ids of one length the two keys' shards keep one relation. The
+    # crossed case is proven with chosen keys in the test above.)
     orders = []
-    while not ({(0, 1), (1, 0)} <= {shards(o) for o in orders} and len(orders) > 2):
-        assert len(orders) < 400, "no two orders whose keys cross the shards"
+    while not ({0, 1} <= {shard(o) for o in orders} and len(orders) > 2):
+        assert len(orders) < 100, "no two orders on different shards"
         product = ProductFactory(price_minor=5000, stock=1)
         orders.append(place_order(customer=UserFactory(), cart_items=[CartItem(product.pk, 1)]))
-    one = next(o for o in orders if shards(o) == (0, 1))
-    other = next(o for o in orders if shards(o) == (1, 0))
+    one = next(o for o in orders if shard(o) == 0)
+    other = next(o for o in orders if shard(o) == 1)
     # The platform's accounts exist already (as on any live site): made by a first capture.
     warm_up = next(o for o in orders if o not in (one, other))
     captures.order_payment_captured(order=warm_up, processor_fee_minor=150)
