@@ -209,21 +209,7 @@ def _payouts_insert(plans: list[PlannedPayout], run: PayoutRun) -> list[Payout]:
     if not plans:
         return []
     Payout.objects.bulk_create(
-        [
-            Payout(
-                seller_id=plan.seller.pk,
-                currency=plan.currency,
-                amount_minor=plan.amount_minor,
-                period=plan.period,
-                status=plan.status,
-                method=plan.method,
-                requires_approval=plan.status == Status.AWAITING_APPROVAL,
-                reserve_minor=plan.reserve_minor,
-                run=run,
-                created_by_id=run.started_by_id,
-            )
-            for plan in plans
-        ],
+        [plan.payout_row(run=run, created_by_id=run.started_by_id) for plan in plans],
         ignore_conflicts=True,
         batch_size=500,
     )

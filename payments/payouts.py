@@ -65,6 +65,21 @@ class PlannedPayout:
     reserve_minor: int = 0
     payout: Payout | None = None
 
+    def payout_row(self, *, run: PayoutRun | None, created_by_id: int | None) -> Payout:
+        """The unsaved ``Payout`` this plan makes (one shape for every run)."""
+        return Payout(
+            seller_id=self.seller.pk,
+            currency=self.currency,
+            amount_minor=self.amount_minor,
+            period=self.period,
+            status=self.status,
+            method=self.method,
+            requires_approval=self.status == Status.AWAITING_APPROVAL,
+            reserve_minor=self.reserve_minor,
+            run=run,
+            created_by_id=created_by_id,
+        )
+
 
 @dataclass(frozen=True)
 class SkippedSeller:
@@ -362,18 +377,8 @@ def payout_create(
             if fits <= 0:
                 return None
             plan.amount_minor = min(plan.amount_minor, fits)
-            payout = Payout.objects.create(
-                seller=plan.seller,
-                currency=plan.currency,
-                amount_minor=plan.amount_minor,
-                period=plan.period,
-                status=plan.status,
-                method=plan.method,
-                requires_approval=plan.status == Status.AWAITING_APPROVAL,
-                reserve_minor=plan.reserve_minor,
-                run=run,
-                created_by=by,
-            )
+            payout = plan.payout_row(run=run, created_by_id=by.pk if by else None)
+            payout.save(force_insert=True)
             entries = LedgerEntry.objects.filter(account=account, payout_item__isnull=True).exclude(
                 transaction_kind__in=PAYOUT_TXN_KINDS
             )
