@@ -81,6 +81,8 @@ class Product(models.Model):
         "featured", default=False, help_text="Shown on the home page."
     )
     image = models.ImageField(upload_to="products/%Y/%m/", blank=True)
+    # With listing fees: the end of the listing period paid for (None: no fee applies).
+    listed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

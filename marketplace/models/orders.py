@@ -25,6 +25,12 @@ class Order(models.Model):
     total_minor = models.BigIntegerField(help_text="What the customer pays.")
     commission_minor = models.BigIntegerField(help_text="The platform's part of the total.")
     refunded_minor = models.BigIntegerField(default=0)
+    # The platform's service fee: part of total_minor, not of any line.
+    service_fee_minor = models.BigIntegerField(default=0)
+    service_fee_refunded_minor = models.BigIntegerField(default=0)
+    service_fee = models.ForeignKey(
+        "payments.ServiceFee", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     shipping_name = models.CharField(max_length=150, blank=True)
     shipping_line1 = models.CharField("address", max_length=200, blank=True)
     shipping_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
@@ -53,6 +59,16 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(refunded_minor__gte=0, refunded_minor__lte=F("total_minor")),
                 name="marketplace_order_refunded_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    service_fee_minor__gte=0,
+                    service_fee_minor__lt=F("total_minor"),
+                    service_fee_refunded_minor__gte=0,
+                    service_fee_refunded_minor__lte=F("service_fee_minor"),
+                )
+                & Q(service_fee_refunded_minor__lte=F("refunded_minor")),
+                name="marketplace_order_service_fee_within_total",
             ),
         ]
 
@@ -155,6 +171,17 @@ class OrderLine(models.Model):
     rule_fixed_fee_minor = models.BigIntegerField(default=0)
     rule_minimum_minor = models.BigIntegerField(null=True, blank=True)
     rule_maximum_minor = models.BigIntegerField(null=True, blank=True)
+    # Where the percentage came from: the rule, one of its volume tiers (with the
+    # seller's trailing 30-day sales that chose it), or the seller's plan.
+    commission_source = models.CharField(
+        max_length=10,
+        choices=[("rule", "Commission rule"), ("tier", "Volume tier"), ("plan", "Seller plan")],
+        default="rule",
+    )
+    tier_sales_minor = models.BigIntegerField(null=True, blank=True)
+    seller_plan = models.ForeignKey(
+        "payments.SellerPlan", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["seller_order_id", "id"]

@@ -1,8 +1,9 @@
 from payments.models.attempts import PaymentAttempt
 from payments.models.audit import AuditRecord
-from payments.models.commission import CommissionRule
+from payments.models.commission import CommissionRule, VolumeTier
 from payments.models.disputes import Dispute, DisputeLine
 from payments.models.events import Event
+from payments.models.fees import ListingCharge, ListingFee, ServiceFee
 from payments.models.ledger import (
     LedgerAccount,
     LedgerBalanceShard,
@@ -32,6 +33,7 @@ from payments.models.payouts import (
     PayoutRunChunk,
     PayoutStep,
 )
+from payments.models.plans import SellerPlan, SellerPlanCharge, SellerPlanChoice
 from payments.models.reconciliation_runs import ReconciliationRun
 from payments.models.refund_requests import RefundRequest
 from payments.models.refunds import Refund, RefundLine
@@ -48,6 +50,8 @@ __all__ = [
     "LedgerBalanceShard",
     "LedgerEntry",
     "LedgerTransaction",
+    "ListingCharge",
+    "ListingFee",
     "LocalAccount",
     "LocalEvent",
     "LocalPaymentIntent",
@@ -69,7 +73,12 @@ __all__ = [
     "RefundLine",
     "RefundRequest",
     "RevenueReport",
+    "SellerPlan",
+    "SellerPlanCharge",
+    "SellerPlanChoice",
     "SentNotification",
+    "ServiceFee",
+    "VolumeTier",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

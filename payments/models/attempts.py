@@ -33,6 +33,9 @@ class PaymentAttempt(models.Model):
         max_length=20, choices=Status.choices, default=Status.CREATED, db_index=True
     )
     failure_message = models.CharField(max_length=255, blank=True)
+    # How the customer paid, as the processor names it ("card", "sepa_debit",
+    # "us_bank_account", "bank_debit" for the local processor's, ...): blank until known.
+    payment_method_type = models.CharField(max_length=30, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

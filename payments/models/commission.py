@@ -136,3 +136,42 @@ class CommissionRule(models.Model):
         if self.fixed_fee_minor:
             parts.append(f"+ {format_amount(self.fixed_fee_minor, self.currency)}")
         return " ".join(parts)
+
+
+class VolumeTier(models.Model):
+    """One band of a rule's volume tiers: while the seller's sales over the trailing 30
+    days (in the rule's currency) are from ``from_minor`` up to, not including,
+    ``up_to_minor`` (None: no upper end), the rule takes ``percentage_bps`` instead of
+    its own percentage. A rule's tiers start at 0 and leave no gaps and no overlaps
+    (checked by the service that saves them)."""
+
+    rule = models.ForeignKey(CommissionRule, on_delete=models.CASCADE, related_name="tiers")
+    from_minor = models.BigIntegerField("sales from (minor units)")
+    up_to_minor = models.BigIntegerField("sales up to (minor units)", null=True, blank=True)
+    percentage_bps = models.PositiveIntegerField("percentage (basis points)")
+
+    class Meta:
+        ordering = ["rule_id", "from_minor"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "from_minor"], name="payments_volumetier_one_start_per_rule"
+            ),
+            models.CheckConstraint(
+                condition=Q(from_minor__gte=0),
+                name="payments_volumetier_from_not_negative",
+                violation_error_message="A tier starts at zero or more.",
+            ),
+            models.CheckConstraint(
+                condition=Q(up_to_minor__isnull=True) | Q(up_to_minor__gt=models.F("from_minor")),
+                name="payments_volumetier_band_in_order",
+                violation_error_message="A tier must end above where it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(percentage_bps__lte=10_000),
+                name="payments_volumetier_percentage_at_most_100",
+                violation_error_message="The percentage cannot be more than 100%%.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: from {self.from_minor}"

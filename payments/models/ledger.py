@@ -93,6 +93,9 @@ class LedgerAccount(models.Model):
         BANK = "bank", "Paid from the platform's bank (manual payouts)"
         LOSSES = "losses", "Losses borne by the platform"
         CONNECTED = "connected", "In sellers' processor accounts, not yet paid out"
+        PLAN_FEES = "plan_fees", "Seller plan fees earned"
+        LISTING_FEES = "listing_fees", "Listing fees earned"
+        SERVICE_FEES = "service_fees", "Customer service fees earned"
         # A seller's accounts
         PENDING = "pending", "Pending (in hold)"
         AVAILABLE = "available", "Available for payout"
@@ -107,6 +110,9 @@ class LedgerAccount(models.Model):
         Kind.BANK,
         Kind.LOSSES,
         Kind.CONNECTED,
+        Kind.PLAN_FEES,
+        Kind.LISTING_FEES,
+        Kind.SERVICE_FEES,
     )
     SELLER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
 
@@ -153,6 +159,9 @@ class LedgerAccount(models.Model):
                             "bank",
                             "losses",
                             "connected",
+                            "plan_fees",
+                            "listing_fees",
+                            "service_fees",
                         ],
                     )
                     | Q(
@@ -223,6 +232,9 @@ class LedgerTransaction(AppendOnlyModel):
         DISPUTE_WON = "dispute_won", "Dispute won"
         DISPUTE_LOST = "dispute_lost", "Dispute lost"
         ADJUSTMENT = "adjustment", "Adjustment"
+        PLAN_FEE = "plan_fee", "Plan fee"
+        PLAN_FEE_CREDIT = "plan_fee_credit", "Plan fee credited"
+        LISTING_FEE = "listing_fee", "Listing fee"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=200, unique=True)
