@@ -345,6 +345,11 @@ def demo_seed() -> DemoSeedResult:
             if clock is not None:
                 _History(clock=clock, work=work, result=result, until=now).run()
         _demo_payout_schedule(result)
+        from marketplace.demo_revenue import demo_revenue_seed
+
+        demo_revenue_seed(
+            operator=User.objects.filter(email=OPERATOR[0]).first(), created=result.created
+        )
     return result
 
 

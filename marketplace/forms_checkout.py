@@ -150,12 +150,14 @@ class LocalCard:
     outcome: str
 
 
+def grouped(number: str) -> str:
+    """A card number or IBAN in groups of four, never broken across lines."""
+    return "\N{NO-BREAK SPACE}".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
 def local_test_cards() -> list[LocalCard]:
     """The local processor's test cards and what each does, from its own list."""
     from payments.processors.local import TEST_CARD_OUTCOMES
-
-    def grouped(number: str) -> str:
-        return "\N{NO-BREAK SPACE}".join(number[i : i + 4] for i in range(0, len(number), 4))
 
     return [LocalCard(grouped(number), outcome) for number, outcome in TEST_CARD_OUTCOMES.items()]
 
@@ -204,3 +206,58 @@ class CardForm(forms.Form):
         if not cvc.isdigit() or len(cvc) not in (3, 4):
             raise forms.ValidationError("Enter the 3 or 4 digits on the back of the card.")
         return cvc
+
+
+IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
+
+
+def iban_ok(iban: str) -> bool:
+    """ISO 13616's check: the IBAN's shape, and its check digits (mod 97 is 1)."""
+    if not IBAN_SHAPE.fullmatch(iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+@dataclass(frozen=True)
+class LocalIban:
+    number: str  # in groups of four, as printed on a bank statement
+    outcome: str
+
+
+def local_test_ibans() -> list[LocalIban]:
+    """The local processor's test IBANs and what each does, from its own list."""
+    from payments.processors.local import TEST_IBAN_OUTCOMES
+
+    return [LocalIban(grouped(number), outcome) for number, outcome in TEST_IBAN_OUTCOMES.items()]
+
+
+class BankDebitForm(forms.Form):
+    """The local processor's bank debit form (SEPA Direct Debit-like): an IBAN and the
+    customer's mandate. Its fields are prefixed ``debit-`` (it shares the page with the
+    card form)."""
+
+    METHOD = "bank_debit"
+
+    iban = forms.CharField(
+        label="IBAN",
+        max_length=42,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="One of the test IBANs listed on this page. Bank debits take a few days.",
+    )
+    mandate = forms.BooleanField(
+        label="I authorise the marketplace to debit this account for this order.",
+        error_messages={"required": "Tick the box to authorise the debit."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "debit")
+        super().__init__(*args, **kwargs)
+
+    def clean_iban(self) -> str:
+        from payments.processors.local import normalized_iban
+
+        iban = normalized_iban(self.cleaned_data["iban"])
+        if not iban_ok(iban):
+            raise forms.ValidationError("Enter a valid IBAN, such as AT61 1904 3002 3457 3201.")
+        return iban

@@ -300,6 +300,14 @@ ADMINS = [
 ]
 # Most units of one product in one order.
 ORDER_MAX_QUANTITY = 1000
+# The local processor's bank debits (test IBANs) settle after this many simulated days,
+# each PAYMENTS_LOCAL_DAY_SECONDS long (a demo may make a day a few seconds).
+PAYMENTS_LOCAL_DEBIT_DAYS = env.int("PAYMENTS_LOCAL_DEBIT_DAYS", default=3)
+PAYMENTS_LOCAL_DAY_SECONDS = env.int("PAYMENTS_LOCAL_DAY_SECONDS", default=86400)
+if PAYMENTS_LOCAL_DEBIT_DAYS < 0 or PAYMENTS_LOCAL_DAY_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "PAYMENTS_LOCAL_DEBIT_DAYS must be 0 or more and PAYMENTS_LOCAL_DAY_SECONDS 1 or more."
+    )
 
 # Webhooks to integrators may go to plain HTTP and private addresses (dev and tests only).
 OUTBOUND_WEBHOOKS_ALLOW_LOCAL = env.bool("OUTBOUND_WEBHOOKS_ALLOW_LOCAL", default=False)

@@ -3,9 +3,12 @@
 One ledger transaction per order (key ``payment:<order id>``): the processor
 account receives the total; each line credits its seller's pending account
 with the seller's share and the platform's commission account with the
-commission. The processor's fee is a second transaction (``fee:<order id>``),
-borne by the platform or, per ``PAYMENTS_PROCESSOR_FEE_PAYER``, by the sellers
-in proportion to their lines' shares. Recording either twice changes nothing.
+commission; the customer's service fee, when the order has one, goes to the
+platform's ``service_fees`` account (an entry of no line). The processor's fee
+is a second transaction (``fee:<order id>``), borne by the platform or, per
+``PAYMENTS_PROCESSOR_FEE_PAYER``, by the sellers in proportion to their lines'
+shares (the service fee's proportion of it is the platform's). Recording either
+twice changes nothing.
 """
 
 from __future__ import annotations
@@ -56,10 +59,16 @@ def _sellers(lines: list[OrderLine]) -> list[Seller]:
 
 
 def payment_postings(order: Order, lines: list[OrderLine]) -> list[Posting]:
-    """The entries of a captured payment: processor +T, sellers and commission -parts."""
-    accounts = _accounts(order.currency, (Kind.PROCESSOR, Kind.COMMISSION), _sellers(lines))
+    """The entries of a captured payment: processor +T, sellers and commission -parts,
+    the platform's ``service_fees`` -the order's service fee (of no line)."""
+    kinds: tuple[str, ...] = (Kind.PROCESSOR, Kind.COMMISSION)
+    if order.service_fee_minor:
+        kinds = (*kinds, Kind.SERVICE_FEES)
+    accounts = _accounts(order.currency, kinds, _sellers(lines))
     commission = accounts[None, Kind.COMMISSION]
     postings = [Posting(accounts[None, Kind.PROCESSOR], order.total_minor)]
+    if order.service_fee_minor:
+        postings.append(Posting(accounts[None, Kind.SERVICE_FEES], -order.service_fee_minor))
     for line in lines:
         pending = accounts[line.seller_order.seller_id, Kind.PENDING]
         if line.seller_share_minor:
@@ -76,15 +85,15 @@ def fee_postings(order: Order, lines: list[OrderLine], fee_minor: int) -> list[P
     seller shares and each part names its line, so that the hold release of
     each seller order moves the share net of its fee. A line's part never
     exceeds its seller share (a 99 % commission leaves a share smaller than
-    the fee): the platform bears the rest, so no seller owes for a sale.
+    the fee): the platform bears the rest, so no seller owes for a sale. The
+    order's service fee weighs in the split as one more share, the platform's:
+    sellers never pay the processor's fee on the platform's service fee.
     """
     currency = order.currency
     shares = [line.seller_share_minor for line in lines]
     if settings.PAYMENTS_PROCESSOR_FEE_PAYER == "sellers" and sum(shares):
-        parts = [
-            min(part, share)
-            for part, share in zip(allocate(fee_minor, shares), shares, strict=True)
-        ]
+        allocated = allocate(fee_minor, [*shares, order.service_fee_minor])[: len(shares)]
+        parts = [min(part, share) for part, share in zip(allocated, shares, strict=True)]
         charged = [line for line, part in zip(lines, parts, strict=True) if part]
         platform_kinds: tuple[str, ...] = (Kind.PROCESSOR, Kind.PROCESSOR_FEES)
         accounts = _accounts(currency, platform_kinds, _sellers(charged))

@@ -5,6 +5,13 @@ An order is paid only when the processor says so through its event
 ``PaymentAttempt`` with its own idempotency key, ``payment-<order>-<n>``: a
 retry after a timeout reuses the key, so the processor charges once; a new
 card after a decline is a new attempt on the same order.
+
+Delayed-notification payments (bank debits: the local processor's test IBANs,
+Stripe's ``sepa_debit``, ``us_bank_account``) are *processing* for days
+(``payment_processing``): the order stays awaiting payment with its stock
+reserved, is not expired, and nothing is posted until ``payment_succeeded``
+(the hold period starts then). One that fails after processing cancels the
+order (``payment_failed``); a declined card still lets the customer try again.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import InvalidState
+from marketplace.errors import InvalidRequest, InvalidState
 from marketplace.models import Order
 from payments.captures import duplicate_payment_fee_recorded, order_payment_captured
 from payments.locks import order_lock
@@ -34,6 +41,10 @@ ATTEMPT_STATUS = {
     PaymentStatus.PROCESSING: Status.PROCESSING,
     PaymentStatus.CANCELED: Status.CANCELED,
 }
+# Payment methods whose outcome is known only days later (delayed notification).
+DELAYED_METHOD_TYPES = frozenset(
+    {"bank_debit", "sepa_debit", "us_bank_account", "bacs_debit", "au_becs_debit", "acss_debit"}
+)
 
 
 def payment_start(*, order: Order) -> PaymentAttempt:
@@ -105,13 +116,16 @@ def payment_attempt_submit(
     return attempt, payment
 
 
-def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAttempt:
+def attempt_update_from(
+    attempt: PaymentAttempt, payment: Payment, *, method_type: str = ""
+) -> PaymentAttempt:
     """Reflect what the browser-side confirmation returned; success waits for the event.
 
     The processor's event may have been processed already (it is delivered as
     soon as the processor commits), so the row is changed only while it is not
     succeeded or cancelled (one conditional UPDATE, atomic in itself), and a recorded
     success is never overwritten: the attempt is then read again as it is.
+    ``method_type`` (how the customer paid) is recorded with it when given.
     """
     changes: dict[str, Any] = {}
     if payment.status == PaymentStatus.REQUIRES_PAYMENT_METHOD and payment.failure_message:
@@ -120,11 +134,14 @@ def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAtt
         changes = {"status": Status.PROCESSING}  # until the processor's event is processed
     elif payment.status in ATTEMPT_STATUS:
         changes = {"status": ATTEMPT_STATUS[payment.status]}
+    if method_type:
+        changes["payment_method_type"] = method_type
     changes["updated_at"] = timezone.now()
+    over = [Status.SUCCEEDED, Status.CANCELED]
+    if changes.get("status") == Status.PROCESSING:
+        over.append(Status.FAILED)  # a debit that failed already (its event came first)
     changed = (
-        PaymentAttempt.objects.filter(pk=attempt.pk)
-        .exclude(status__in=(Status.SUCCEEDED, Status.CANCELED))
-        .update(**changes)
+        PaymentAttempt.objects.filter(pk=attempt.pk).exclude(status__in=over).update(**changes)
     )
     if not changed:
         return PaymentAttempt.objects.get(pk=attempt.pk)
@@ -134,8 +151,15 @@ def attempt_update_from(attempt: PaymentAttempt, payment: Payment) -> PaymentAtt
 
 
 @transaction.atomic
-def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
-    """The processor's word that a payment succeeded: re-read it, then record the capture once."""
+def payment_succeeded(
+    *, payment_id: str, processor_name: str, method_type: str = ""
+) -> Order | None:
+    """The processor's word that a payment succeeded: re-read it, then record the capture once.
+
+    The capture is posted now, whatever the method: a bank debit that was processing
+    for days is paid (``paid_at``, the start of the sellers' hold period) when it
+    succeeds, not when it was confirmed. ``method_type`` (from the event) is recorded
+    on the attempt when it was not known yet."""
     found = PaymentAttempt.objects.filter(
         processor=processor_name, processor_payment_id=payment_id
     ).first()
@@ -175,27 +199,93 @@ def payment_succeeded(*, payment_id: str, processor_name: str) -> Order | None:
         order=order, processor_fee_minor=payment.fee_minor or 0, captured_at=timezone.now()
     )
     attempt.status, attempt.failure_message = Status.SUCCEEDED, ""
-    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+    attempt.payment_method_type = attempt.payment_method_type or method_type[:30]
+    attempt.save(update_fields=["status", "failure_message", "payment_method_type", "updated_at"])
     return order
 
 
 @transaction.atomic
-def payment_failed(*, payment_id: str, processor_name: str, message: str) -> None:
-    """The processor's word that a try failed: the customer may try another card."""
-    attempt = (
-        PaymentAttempt.objects.select_for_update()
-        .filter(processor=processor_name, processor_payment_id=payment_id)
-        .first()
-    )
-    if attempt is None or attempt.status == Status.SUCCEEDED:
+def payment_processing(*, payment_id: str, processor_name: str, method_type: str = "") -> None:
+    """The processor's word that a payment is processing (a bank debit under way, for
+    days): the attempt shows it, with how the customer paid. Nothing is posted and the
+    order stays awaiting payment (its stock reserved) until ``payment_succeeded``.
+    Events arrive in any order: the attempt changes only while the processor still says
+    processing and the attempt is neither over (succeeded, failed, cancelled) nor
+    changed already."""
+    found = PaymentAttempt.objects.filter(
+        processor=processor_name, processor_payment_id=payment_id
+    ).first()
+    if found is None:
+        logger.warning("No payment attempt for %s payment %s", processor_name, payment_id)
         return
+    order_lock(found.order_id)  # the lock order of every payment path: order, attempt
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=found.pk)
+    if attempt.status not in (Status.CREATED, Status.REQUIRES_ACTION, Status.PROCESSING):
+        return
+    processor = get_processor(processor_name)
+    payment = processor.payment_get(payment_id=payment_id)
+    if payment.status != PaymentStatus.PROCESSING:
+        return  # settled meanwhile: its own event tells
+    if not (attempt.payment_method_type or method_type):
+        # Stripe's event does not say (automatic payment methods): ask the processor.
+        method_type = _method_type_at(processor, payment_id)
+    attempt.status = Status.PROCESSING
+    attempt.payment_method_type = attempt.payment_method_type or method_type[:30]
+    attempt.save(update_fields=["status", "payment_method_type", "updated_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFailure:
+    """What ``payment_failed`` did: the attempt failed and, for a delayed payment (a
+    bank debit) that failed after processing, whether the order was cancelled now."""
+
+    attempt: PaymentAttempt
+    order_cancelled: bool
+
+
+@transaction.atomic
+def payment_failed(
+    *, payment_id: str, processor_name: str, message: str, method_type: str = ""
+) -> PaymentFailure | None:
+    """The processor's word that a try failed.
+
+    A declined card: the attempt is failed and the customer may try another card.
+    A delayed payment (a bank debit, ``DELAYED_METHOD_TYPES``, known from the attempt
+    or the event's ``method_type``) that fails, days later: the order is cancelled and
+    its stock returned (``order_cancel``), nothing having been posted; under the order's
+    lock, the order's state is checked again: a paid or cancelled order is left alone.
+    The caller tells the customer (once). Returns None when nothing changed.
+    """
+    from marketplace.services.orders import order_cancel
+
+    found = PaymentAttempt.objects.filter(
+        processor=processor_name, processor_payment_id=payment_id
+    ).first()
+    if found is None or found.status == Status.SUCCEEDED:
+        return None
+    order = order_lock(found.order_id)  # the order first, then the attempt
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=found.pk)
+    if attempt.status in (Status.SUCCEEDED, Status.CANCELED):
+        return None
     # Events arrive in any order: believe the processor's current state.
     payment = get_processor(processor_name).payment_get(payment_id=payment_id)
     if payment.status != PaymentStatus.REQUIRES_PAYMENT_METHOD:
-        return
+        return None
     attempt.status = Status.FAILED
-    attempt.failure_message = message[:255] or "The payment failed."
-    attempt.save(update_fields=["status", "failure_message", "updated_at"])
+    attempt.failure_message = (
+        message[:255] or payment.failure_message[:255] or "The payment failed."
+    )
+    attempt.payment_method_type = attempt.payment_method_type or method_type[:30]
+    attempt.save(update_fields=["status", "failure_message", "payment_method_type", "updated_at"])
+    cancelled = False
+    if (
+        attempt.payment_method_type in DELAYED_METHOD_TYPES
+        and order.status == Order.Status.AWAITING_PAYMENT
+        and not order.payment_attempts.filter(status=Status.SUCCEEDED).exists()
+    ):
+        order_cancel(order=order)
+        cancelled = True
+    return PaymentFailure(attempt=attempt, order_cancelled=cancelled)
 
 
 def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttempt:
@@ -215,7 +305,53 @@ def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttem
     except CardDeclined as exc:
         _attempt_failed(attempt, exc.message)
         raise
-    return attempt_update_from(attempt, payment)
+    # A payment already processing (a bank debit) is answered as it is: not a card.
+    method = "card" if payment.status != PaymentStatus.PROCESSING else ""
+    return attempt_update_from(attempt, payment, method_type=method)
+
+
+def payment_return(*, order: Order, payment_id: str) -> PaymentAttempt | None:
+    """The customer is back from the processor's page (Stripe's ``return_url``, after a
+    redirect method, a bank debit's mandate or a card): the open attempt of ``order``
+    paid with ``payment_id`` shows the processor's current word (``processing`` for a
+    bank debit, with its method), before its event arrives. Nothing is paid on this:
+    only the processor's event pays. None when no open attempt has that payment."""
+    attempt = order.payment_attempts.filter(
+        processor_payment_id=payment_id, status__in=PaymentAttempt.OPEN
+    ).last()
+    if attempt is None or not payment_id:
+        return None
+    processor = get_processor(attempt.processor)
+    payment = processor.payment_get(payment_id=payment_id)
+    processing = payment.status == PaymentStatus.PROCESSING
+    method_type = _method_type_at(processor, payment_id) if processing else ""
+    return attempt_update_from(attempt, payment, method_type=method_type)
+
+
+def _method_type_at(processor: Any, payment_id: str) -> str:
+    """How the payment was paid, asked of the processor (``payment_method_type_get``,
+    which both processors have but the ``PaymentProcessor`` protocol does not name
+    yet); blank if it cannot say."""
+    method_type_get = getattr(processor, "payment_method_type_get", None)
+    return "" if method_type_get is None else str(method_type_get(payment_id=payment_id))
+
+
+def local_bank_debit_pay(*, attempt: PaymentAttempt, iban: str) -> PaymentAttempt:
+    """The local processor's bank debit form: confirm the payment with a test IBAN.
+
+    The payment is then processing (the attempt too, with ``payment_method_type``
+    ``bank_debit``) until it settles days later; the order stays awaiting payment.
+    Raises ``CardDeclined`` (code ``invalid_iban``) for an IBAN that is not a test
+    one: nothing changes, and the customer may correct it.
+    """
+    from payments.processors.local import BANK_DEBIT, LocalProcessor
+
+    if attempt.processor != "local":
+        raise InvalidState("This payment is confirmed in the processor's own form.")
+    payment = LocalProcessor().payment_confirm_bank_debit(
+        payment_id=attempt.processor_payment_id, iban=iban
+    )
+    return attempt_update_from(attempt, payment, method_type=BANK_DEBIT)
 
 
 def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> PaymentAttempt:
@@ -295,9 +431,12 @@ def order_payment_get(*, order: Order) -> PaymentState | None:
     return PaymentState(attempt, _next_action(attempt, None))
 
 
-def order_payment_confirm(*, order: Order, card_number: str) -> PaymentState:
-    """Confirm the order's open attempt with one of the local processor's test cards
-    (what Stripe.js does with a real card).
+def order_payment_confirm(*, order: Order, card_number: str = "", iban: str = "") -> PaymentState:
+    """Confirm the order's open attempt with one of the local processor's test cards or
+    test IBANs (what Stripe.js does with a real card or a SEPA mandate): exactly one of
+    ``card_number`` and ``iban`` (else ``InvalidRequest``). A bank debit answers
+    ``processing``: read the payment until the order is paid (or cancelled, if the
+    debit fails days later).
 
     Raises ``InvalidState`` when the order is not waiting for a payment, when no
     attempt is open (none started, or the last one failed: start a new one), when
@@ -305,6 +444,10 @@ def order_payment_confirm(*, order: Order, card_number: str) -> PaymentState:
     and with another processor, whose payments are confirmed with its own client
     library; ``CardDeclined`` when the card is declined (the attempt is then failed).
     """
+    if bool(card_number.strip()) == bool(iban.strip()):
+        raise InvalidRequest(
+            "Give either card_number or iban, not both and not neither.", param="card_number"
+        )
     attempt = _open_attempt(order)
     if attempt.processor != "local":
         raise InvalidState(
@@ -313,15 +456,19 @@ def order_payment_confirm(*, order: Order, card_number: str) -> PaymentState:
         )
     if attempt.status == Status.REQUIRES_ACTION:
         raise InvalidState("This payment is waiting for its confirmation step.")
+    field = "iban" if iban.strip() else "card_number"
     try:
-        attempt = local_card_pay(attempt=attempt, card_number=card_number)
+        if field == "iban":
+            attempt = local_bank_debit_pay(attempt=attempt, iban=iban)
+        else:
+            attempt = local_card_pay(attempt=attempt, card_number=card_number)
     except CardDeclined as exc:
-        # The card is the request's field at fault.
+        # The card (or IBAN) is the request's field at fault.
         raise CardDeclined(
             exc.message,
             code=exc.code or "card_declined",
             request_id=exc.request_id,
-            param="card_number",
+            param=field,
         ) from exc
     return PaymentState(attempt, _next_action(attempt, None))
 

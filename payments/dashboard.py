@@ -1,6 +1,6 @@
-"""What the seller's earnings dashboard reads, per currency, in three statements whatever
+"""What the seller's earnings dashboard reads, per currency, in four statements whatever
 the seller's history or number of currencies: their payout policies (one), the
-commission rules that apply (one), and everything the page shows from the ledger,
+commission rules that apply and their current plan (two), and everything the page shows from the ledger,
 payouts and pending orders (one, below).
 
 The page shows exact money, read when it is asked for: the accounts' running balances
@@ -272,7 +272,7 @@ def seller_dashboard_read(
     *, seller: Seller, now: datetime | None = None, days: int = 30, weeks: int = 52
 ) -> list[CurrencyDashboard]:
     """What the seller's dashboard shows, per currency (those the seller has accounts
-    in and their default one, sorted), in three statements: their balances and what
+    in and their default one, sorted), in four statements: their balances and what
     payouts paid them (all and this month), their net earnings per day for ``days``
     days and per week for ``weeks`` weeks, what they owe and why, their next payout's
     estimate and the commission terms that apply. The same rules as ``seller_balances``,

@@ -24,6 +24,13 @@ disputed amount from the platform at once. Our rules (docs/money.md,
   paid twice to the customer, and the platform bears it (``losses``).
 - a dispute on a duplicate payment (one the order did not take, refunded when
   it arrived) is the platform's alone: it never touches a seller.
+- the order's customer service fee: the disputed amount is spread over the
+  lines and what is left of the fee (the fee less what succeeded refunds gave
+  back of it and what other open or lost disputes hold of it) in proportion,
+  so a dispute of the whole payment holds the whole fee
+  (``Dispute.service_fee_minor``). It is the platform's alone: held in the
+  ``disputes`` account with the rest, a loss takes it from the platform's
+  ``service_fees`` account, a win gives it back to the processor account.
 
 Events may repeat or arrive out of order: each transition posts once.
 """
@@ -128,6 +135,7 @@ def _hold_sale(dispute: Dispute, order: Order) -> None:
     lines = order_lines_lock(OrderLine.objects.filter(order=order).select_related("seller_order"))
     sellers_money_lock(so.seller_id for so in seller_orders)
     gone = _given_back_per_line(order)
+    fee_left = _service_fee_left(order, dispute)
     left = []
     for line in lines:
         refunded, refunded_share, refunded_commission = gone.get(line.pk, (0, 0, 0))
@@ -138,7 +146,7 @@ def _hold_sale(dispute: Dispute, order: Order) -> None:
                 line.commission_minor - refunded_commission,
             )
         )
-    amount = min(dispute.amount_minor, sum(gross for gross, _, _ in left))
+    amount = min(dispute.amount_minor, sum(gross for gross, _, _ in left) + fee_left)
     if amount <= 0:
         return
     currency = dispute.currency
@@ -147,7 +155,10 @@ def _hold_sale(dispute: Dispute, order: Order) -> None:
         Posting(platform_account(Kind.DISPUTES, currency), amount),
     ]
     dispute_lines = []
-    parts = allocate(amount, [gross for gross, _, _ in left])
+    *parts, fee_part = allocate(amount, [*(gross for gross, _, _ in left), fee_left])
+    if fee_part:
+        dispute.service_fee_minor = fee_part
+        dispute.save(update_fields=["service_fee_minor"])
     for line, part, (_, share_left, commission_left) in zip(lines, parts, left, strict=True):
         if not part:
             continue
@@ -179,6 +190,28 @@ def _hold_sale(dispute: Dispute, order: Order) -> None:
         postings=postings,
         description=f"Dispute {dispute.processor_dispute_id} on order #{order.pk}",
     )
+
+
+def _service_fee_left(order: Order, dispute: Dispute) -> int:
+    """What the payment still holds of the order's service fee: the fee less what
+    succeeded refunds gave back of it and what other open or lost disputes hold."""
+    from payments.models import Refund
+
+    if not order.service_fee_minor:
+        return 0
+    refunded = (
+        Refund.objects.filter(order=order, status=Refund.Status.SUCCEEDED).aggregate(
+            total=Sum("service_fee_minor")
+        )["total"]
+        or 0
+    )
+    held = (
+        Dispute.objects.filter(order=order, status__in=Dispute.BARS_REFUNDS)
+        .exclude(pk=dispute.pk)
+        .aggregate(total=Sum("service_fee_minor"))["total"]
+        or 0
+    )
+    return max(0, order.service_fee_minor - refunded - held)
 
 
 def _given_back_per_line(order: Order) -> dict[int, tuple[int, int, int]]:
@@ -218,7 +251,11 @@ def dispute_closed(*, processor_name: str, processor_dispute_id: str, won: bool)
     if dispute.status != Dispute.Status.OPEN:
         return dispute
     lines = list(dispute.lines.select_related("order_line__seller_order__seller"))
-    postings = _close_sale(dispute, lines, won) if lines else _close_duplicate(dispute, won)
+    postings = (
+        _close_sale(dispute, lines, won)
+        if lines or dispute.service_fee_minor
+        else _close_duplicate(dispute, won)
+    )
     if not won:
         # What the seller lost, if it was transferred to them, is taken back from there.
         lost = {dl.order_line_id: dl.lost_seller_minor for dl in lines if dl.lost_seller_minor}
@@ -246,10 +283,14 @@ def _close_sale(dispute: Dispute, lines: list[DisputeLine], won: bool) -> list[P
     released = {so.pk: so.released_at for so in seller_orders}
     sellers_money_lock(so.seller_id for so in seller_orders)
     currency = dispute.currency
-    held = sum(dl.amount_minor for dl in lines)
+    held = sum(dl.amount_minor for dl in lines) + dispute.service_fee_minor
     postings = [Posting(platform_account(Kind.DISPUTES, currency), -held)]
     if won:
         postings.append(Posting(platform_account(Kind.PROCESSOR, currency), held))
+    elif dispute.service_fee_minor:  # the platform loses its service fee's part
+        postings.append(
+            Posting(platform_account(Kind.SERVICE_FEES, currency), dispute.service_fee_minor)
+        )
     repaid_twice = 0
     for dl in lines:
         line = dl.order_line

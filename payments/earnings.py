@@ -137,9 +137,13 @@ def commission_terms_for(*, seller: Seller, currency: str) -> CommissionRule | N
 def commission_terms(
     *, seller: Seller, currencies: Iterable[str]
 ) -> dict[str, CommissionRule | None]:
-    """``commission_terms_for`` for each of ``currencies``, from one query: per currency,
-    the first of the rules that apply to it (the seller's own before the default, the
-    latest first)."""
+    """``commission_terms_for`` for each of ``currencies``, from two queries: per currency,
+    the seller's own rule if they have one (negotiated terms beat a plan), else their
+    plan's commission when their current plan has one in that currency (shown as an
+    unsaved rule named after the plan, the precedence of ``payments.commission``), else
+    the platform default (the latest first)."""
+    from payments.models import SellerPlanChoice
+
     wanted = sorted(set(currencies))
     now = timezone.now()
     rules = list(
@@ -151,10 +155,26 @@ def commission_terms(
             | Q(scope=CommissionRule.Scope.DEFAULT),
         ).order_by("-scope", "-active_from", "-pk")  # "seller" sorts after "default"
     )
-    return {
-        currency: next((rule for rule in rules if rule.currency in ("", currency)), None)
-        for currency in wanted
-    }
+    choice = (
+        SellerPlanChoice.objects.select_related("plan")
+        .filter(seller=seller, ended_at__isnull=True, plan__commission_bps__isnull=False)
+        .first()
+    )
+    terms: dict[str, CommissionRule | None] = {}
+    for currency in wanted:
+        rule = next((rule for rule in rules if rule.currency in ("", currency)), None)
+        plan = choice.plan if choice is not None else None
+        on_plan = plan is not None and plan.currency == currency
+        if on_plan and (rule is None or rule.scope != CommissionRule.Scope.SELLER):
+            assert plan is not None and plan.commission_bps is not None
+            rule = CommissionRule(
+                name=f"{plan.name} plan",
+                scope=CommissionRule.Scope.SELLER,
+                percentage_bps=plan.commission_bps,
+                currency=currency,
+            )
+        terms[currency] = rule
+    return terms
 
 
 # --- What a seller owes ---------------------------------------------------------------------------
@@ -166,6 +186,8 @@ _DEBT_REASONS: dict[str, str] = {
     TxnKind.DISPUTE_LOST: "a lost dispute",
     TxnKind.PROCESSOR_FEE: "a processor fee",
     TxnKind.ADJUSTMENT: "an adjustment",
+    TxnKind.PLAN_FEE: "your plan's monthly fee",
+    TxnKind.LISTING_FEE: "listing fees",
 }
 # A payout's own moves are not why a seller owes.
 _PAYOUT_KINDS = (
@@ -183,7 +205,8 @@ DEBT_REASONS_READ = 20  # the oldest entries read to say why a seller owes
 @dataclass(frozen=True)
 class Debt:
     """What a seller owes the platform in one currency (their available balance below
-    zero) and why: refunds or disputes after the payouts that paid the sales."""
+    zero) and why: refunds or disputes after the payouts that paid the sales, or fees
+    charged from the balance (a plan's monthly fee, listing fees)."""
 
     currency: str
     amount: int  # positive: what they owe

@@ -24,15 +24,26 @@ def orders_expire_unpaid(*, now: datetime | None = None) -> int:
     Every payment of the order is cancelled at the processor first. One that
     cannot be cancelled because it succeeded (its event was lost or is late)
     is recorded now, from the processor's own state, and the order is kept.
+
+    An order whose delayed payment (a bank debit) is processing is skipped: the
+    debit takes days, the stock stays reserved for it, and its outcome decides
+    (paid, or cancelled by ``payment_failed``). A processing payment whose attempt
+    does not know it yet (its event is late) cannot be cancelled at the processor
+    either (``InvalidProcessorRequest``): the order is kept too.
     """
-    from payments.checkout import payment_succeeded
+    from payments.checkout import DELAYED_METHOD_TYPES, payment_succeeded
 
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.PAYMENTS_ORDER_EXPIRY_MINUTES)
     expired = 0
-    for order in Order.objects.filter(
-        status=Order.Status.AWAITING_PAYMENT, created_at__lt=cutoff
-    ).order_by("pk"):
+    debits_processing = PaymentAttempt.objects.filter(
+        status=PaymentAttempt.Status.PROCESSING, payment_method_type__in=DELAYED_METHOD_TYPES
+    ).values("order_id")
+    for order in (
+        Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, created_at__lt=cutoff)
+        .exclude(pk__in=debits_processing)
+        .order_by("pk")
+    ):
         try:
             paid = False
             for attempt in order.payment_attempts.exclude(

@@ -66,6 +66,30 @@ def _order_paid_send(order_id: int) -> int:
     return send_mass_mail(messages, fail_silently=False)
 
 
+def order_payment_failed_notify(*, order_id: int) -> int:
+    """Tell the customer that their delayed payment (a bank debit) failed days after it
+    was made, and that the order was cancelled for it, once; returns how many were sent
+    (0 unless the order is cancelled)."""
+    return send_once(
+        f"order:{order_id}:payment_failed", lambda: _order_payment_failed_send(order_id)
+    )
+
+
+def _order_payment_failed_send(order_id: int) -> int:
+    from payments.models import PaymentAttempt
+
+    order = Order.objects.select_related("customer").get(pk=order_id)
+    if order.status != Order.Status.CANCELLED:
+        return 0
+    attempt = PaymentAttempt.objects.filter(order=order).order_by("number").last()
+    return _send(
+        f"Your payment for order #{order.pk} failed",
+        "payments/email/payment_failed.txt",
+        {"order": order, "attempt": attempt},
+        order.customer.email,
+    )
+
+
 PAYOUT_SUBJECTS = {
     "sent": "Your payout is on its way",
     "paid": "Your payout has arrived",

@@ -11,10 +11,19 @@ commission back pro rata), from the seller's share first when it is off. All
 splits use ``allocate``: no minor unit is lost, and refunding everything gives
 back exactly the share and the commission.
 
+An order with a customer's service fee gives it back pro rata with its lines
+(payments/service_fees.py ``service_fee_refund_part``, cumulative: refunding
+every line gives back the whole fee exactly): the refund's ``amount_minor``,
+what the processor sends back, is the lines' parts plus that fee part, kept
+in ``Refund.service_fee_minor`` and counted in ``Order.refunded_minor`` and
+``Order.service_fee_refunded_minor`` (a failed refund releases both). The
+``amount_minor`` asked of ``refund_create`` is what comes from the lines.
+
 The ledger is written when the processor confirms (``refund_mark_succeeded``):
 sellers' pending (or available, once released) and the commission are debited,
 the processor account credited, in one transaction keyed ``refund:<id>``. A
-failed refund releases its reservation.
+failed refund releases its reservation. The service fee's part comes out of
+the platform's ``service_fees`` account, never from a seller.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from payments.models import (
     RefundLine,
 )
 from payments.money import allocate, is_whole_number
+from payments.service_fees import service_fee_refund_part
 
 Kind = LedgerAccount.Kind
 logger = logging.getLogger(__name__)
@@ -163,10 +173,12 @@ def refund_create(
         )
     if line_amounts is None:
         parts = allocate(amount_minor, left)
+    fee_part = order_service_fee_part(order, amount_minor)
 
     refund = Refund.objects.create(
         order=order,
-        amount_minor=amount_minor,
+        amount_minor=amount_minor + fee_part,
+        service_fee_minor=fee_part,
         currency=order.currency,
         reason=reason,
         requested_by=requested_by,
@@ -197,11 +209,28 @@ def refund_create(
         SellerOrder.objects.filter(pk=seller_order_id).update(
             refunded_minor=F("refunded_minor") + part
         )
-    Order.objects.filter(pk=order.pk).update(refunded_minor=F("refunded_minor") + amount_minor)
+    Order.objects.filter(pk=order.pk).update(
+        refunded_minor=F("refunded_minor") + amount_minor + fee_part,
+        service_fee_refunded_minor=F("service_fee_refunded_minor") + fee_part,
+    )
     from payments.integration_events import refund_created_announce
 
     refund_created_announce(refund=refund)
     return refund
+
+
+def order_service_fee_part(order: Order, lines_amount_minor: int) -> int:
+    """The service fee's part of refunding ``lines_amount_minor`` more of the order's
+    lines (read from the order's counters: call it under the order's lock to act)."""
+    if not order.service_fee_minor:
+        return 0
+    lines_refunded = order.refunded_minor - order.service_fee_refunded_minor
+    return service_fee_refund_part(
+        fee_minor=order.service_fee_minor,
+        fee_refunded_minor=order.service_fee_refunded_minor,
+        lines_gross_minor=order.total_minor - order.service_fee_minor,
+        lines_refunded_after_minor=lines_refunded + lines_amount_minor,
+    )
 
 
 def _chosen_parts(
@@ -272,6 +301,10 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     currency = refund.currency
     commission = platform_account(Kind.COMMISSION, currency)
     postings = [Posting(platform_account(Kind.PROCESSOR, currency), -refund.amount_minor)]
+    if refund.service_fee_minor:  # the platform gives back its service fee's part
+        postings.append(
+            Posting(platform_account(Kind.SERVICE_FEES, currency), refund.service_fee_minor)
+        )
     clawable: dict[int, int] = {}  # per line, the seller's part taken from available
     for refund_line in refund_lines:
         line = refund_line.order_line
@@ -424,7 +457,8 @@ def _release_reservation(refund: Refund, refund_lines: list[RefundLine]) -> None
             refunded_minor=F("refunded_minor") - refund_line.amount_minor
         )
     Order.objects.filter(pk=refund.order_id).update(
-        refunded_minor=F("refunded_minor") - refund.amount_minor
+        refunded_minor=F("refunded_minor") - refund.amount_minor,
+        service_fee_refunded_minor=F("service_fee_refunded_minor") - refund.service_fee_minor,
     )
 
 
@@ -747,6 +781,7 @@ class RefundPreview:
 
     order: Order
     sellers: list[RefundPreviewSeller]
+    service_fee_minor: int = 0  # the order's service fee given back with these lines
 
     @property
     def currency(self) -> str:
@@ -761,8 +796,13 @@ class RefundPreview:
         return {line.line.pk: line.amount_minor for line in self.lines}
 
     @property
-    def amount_minor(self) -> int:
+    def lines_minor(self) -> int:
         return sum(seller.amount_minor for seller in self.sellers)
+
+    @property
+    def amount_minor(self) -> int:
+        """What the customer gets back: the lines and the service fee's part."""
+        return self.lines_minor + self.service_fee_minor
 
     @property
     def seller_minor(self) -> int:
@@ -791,7 +831,8 @@ def refund_refusal(order: Order) -> None:
 def refund_preview(*, order: Order, line_amounts: Mapping[int, int]) -> RefundPreview:
     """What refunding ``line_amounts`` (order line id to amount) of the order would do:
     per line and seller, what the customer gets, the seller loses and the commission
-    gives back (split as ``refund_create`` splits it), and whether the seller was paid
+    gives back (split as ``refund_create`` splits it), the service fee's part the
+    platform gives back with them, and whether the seller was paid
     out already (the refund is then taken back from that payout's transfer, or from
     their next payout). Reads only; raises the error the refund itself would."""
     refund_refusal(order)
@@ -843,7 +884,8 @@ def refund_preview(*, order: Order, line_amounts: Mapping[int, int]) -> RefundPr
                 where=_where_from(seller_order, its_payouts),
             )
         )
-    return RefundPreview(order=order, sellers=sellers)
+    fee_part = order_service_fee_part(order, sum(parts))
+    return RefundPreview(order=order, sellers=sellers, service_fee_minor=fee_part)
 
 
 def _where_from(seller_order: SellerOrder, payouts: list[Payout]) -> str:

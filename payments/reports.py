@@ -8,7 +8,10 @@ For each period (day, week or month, in the site's time zone) and currency:
   back with refunds and lost with disputes (the commission account's net);
 - ``processor_fees``: processor fees the platform paid;
 - ``payouts``: what reached sellers' banks (processor and manual payouts paid);
-- ``net``: commission less processor fees: what the platform made.
+- ``plan_fees``: sellers' plan fees earned, less credits of plan changes;
+- ``listing_fees``: listing fees earned;
+- ``service_fees``: customers' service fees earned, less what refunds gave back;
+- ``net``: commission and the three fees, less processor fees: what the platform made.
 
 One query per report, whatever the number of entries (grouped in the database).
 """
@@ -40,10 +43,19 @@ class RevenueRow:
     commission: int
     processor_fees: int
     payouts: int = 0
+    plan_fees: int = 0
+    listing_fees: int = 0
+    service_fees: int = 0
 
     @property
     def net(self) -> int:
-        return self.commission - self.processor_fees
+        return (
+            self.commission
+            + self.plan_fees
+            + self.listing_fees
+            + self.service_fees
+            - self.processor_fees
+        )
 
 
 def revenue_report(
@@ -66,6 +78,9 @@ def revenue_report(
             refunds=Sum("amount_minor", filter=processor & Q(transaction__kind=TxnKind.REFUND)),
             commission=Sum("amount_minor", filter=Q(account__kind=Kind.COMMISSION)),
             fees=Sum("amount_minor", filter=Q(account__kind=Kind.PROCESSOR_FEES)),
+            plan_fees=Sum("amount_minor", filter=Q(account__kind=Kind.PLAN_FEES)),
+            listing_fees=Sum("amount_minor", filter=Q(account__kind=Kind.LISTING_FEES)),
+            service_fees=Sum("amount_minor", filter=Q(account__kind=Kind.SERVICE_FEES)),
             payouts=Sum(
                 "amount_minor",
                 # Processor payouts leave the platform's cash when transferred (less what
@@ -86,6 +101,9 @@ def revenue_report(
             commission=-(row["commission"] or 0),
             processor_fees=row["fees"] or 0,
             payouts=-(row["payouts"] or 0),
+            plan_fees=-(row["plan_fees"] or 0),
+            listing_fees=-(row["listing_fees"] or 0),
+            service_fees=-(row["service_fees"] or 0),
         )
         for row in rows
     ]

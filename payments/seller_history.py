@@ -43,6 +43,9 @@ LABELS: dict[str, str] = {
     TxnKind.DISPUTE_WON: "Dispute won",
     TxnKind.DISPUTE_LOST: "Dispute lost",
     TxnKind.ADJUSTMENT: "Adjustment",
+    TxnKind.PLAN_FEE: "Plan fee",
+    TxnKind.PLAN_FEE_CREDIT: "Plan fee credited",
+    TxnKind.LISTING_FEE: "Listing fee",
 }
 
 

@@ -11,10 +11,15 @@ What does, by transaction kind:
 - ``fees``: processor fees charged to the seller;
 - ``disputes``: shares lost in disputes;
 - ``payouts``: payouts paid to the seller's bank;
+- ``plan_fees``: their plan's monthly fees, less the credits of plan changes;
+- ``listing_fees``: fees for listing and renewing products;
 - ``adjustments``: anything else an operator posted.
 
-opening + earnings − refunds − fees − disputes − payouts + adjustments = closing,
-always, because all of them come from the same entries. ``sales`` and
+opening + earnings − refunds − fees − disputes − payouts − plan_fees − listing_fees
++ adjustments = closing, always, because all of them come from the same entries.
+``fee_items`` lists the plan and listing fees one row per description ("Plan fee —
+Pro, December 2026", "Plan fee credited — Basic, December 2026", "Listing fee —
+Lamp"), each signed as it moved the balance (a fee negative, a credit positive). ``sales`` and
 ``commission`` (what the sold lines cost the customers and what the platform
 kept of them) come from the lines of those captures; ``commission_tax`` is the
 part of the commission that is tax, where ``PAYMENTS_COMMISSION_TAX_BPS`` is set
@@ -47,7 +52,11 @@ MOVEMENT = {
     TxnKind.DISPUTE_LOST: "disputes",
     TxnKind.PAYOUT_PAID: "payouts",
     TxnKind.PAYOUT_RETURNED: "payouts",  # less paid out: the bank sent it back
+    TxnKind.PLAN_FEE: "plan_fees",
+    TxnKind.PLAN_FEE_CREDIT: "plan_fees",
+    TxnKind.LISTING_FEE: "listing_fees",
 }
+SELLER_FEE_KINDS = (TxnKind.PLAN_FEE, TxnKind.PLAN_FEE_CREDIT, TxnKind.LISTING_FEE)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,9 @@ class Statement:
     payouts: int
     adjustments: int
     closing: int
+    plan_fees: int = 0
+    listing_fees: int = 0
+    fee_items: tuple[tuple[str, int], ...] = ()
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -109,6 +121,15 @@ def seller_statement(*, seller: Seller, currency: str, start: date, end: date) -
         sales=Sum("order_line__gross_minor"), commission=Sum("order_line__commission_minor")
     )
     sales, commission = int(sold["sales"] or 0), int(sold["commission"] or 0)
+    fee_items = tuple(
+        (str(description), -int(total or 0))
+        for description, total in in_period.filter(transaction_kind__in=SELLER_FEE_KINDS)
+        .values_list("transaction__description")
+        .annotate(total=Sum("amount_minor"))
+        .order_by("transaction__description")
+        .values_list("transaction__description", "total")
+        if total
+    )
     closing = opening + sum(moved.values())
     return Statement(
         seller=seller,
@@ -126,10 +147,13 @@ def seller_statement(*, seller: Seller, currency: str, start: date, end: date) -
         payouts=-moved["payouts"],
         adjustments=moved["adjustments"],
         closing=closing,
+        plan_fees=-moved["plan_fees"],
+        listing_fees=-moved["listing_fees"],
+        fee_items=fee_items,
     )
 
 
-CSV_FIELDS = [f.name for f in fields(Statement) if f.name not in ("seller",)]
+CSV_FIELDS = [f.name for f in fields(Statement) if f.name not in ("seller", "fee_items")]
 
 
 def statement_csv(statement: Statement) -> str:

@@ -237,3 +237,35 @@ def webhook_retention_task() -> int:
     from payments.events import webhook_retention_apply
 
     return webhook_retention_apply()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
+def order_payment_failed_notify_task(order_id: int) -> int:
+    """Tell the customer their bank debit failed and the order was cancelled (once)."""
+    from payments.notifications import order_payment_failed_notify
+
+    return order_payment_failed_notify(order_id=order_id)
+
+
+@shared_task
+def local_debits_settle_task() -> int:
+    """Beat, every minute: settle the local processor's bank debits that are due."""
+    from payments.processors.local import local_debits_settle
+
+    return local_debits_settle()
+
+
+@shared_task
+def seller_plans_bill_task() -> int:
+    """Beat, hourly: charge every current seller plan not yet charged for this month."""
+    from payments.plans import seller_plans_bill
+
+    return seller_plans_bill()
+
+
+@shared_task
+def listings_renew_due_task() -> int:
+    """Beat, daily: renew (charge again) the active products whose listing has ended."""
+    from payments.listing_fees import listings_renew_due
+
+    return listings_renew_due()

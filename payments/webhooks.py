@@ -34,24 +34,67 @@ SIGNATURE_HEADERS = {"stripe-signature", "local-signature"}
 Handler = Callable[[str, ProcessorEvent], None]
 
 
+def payment_method_type_of(data: Mapping[str, Any]) -> str:
+    """How the customer paid, as a PaymentIntent's event tells it (blank if it does not):
+    the charge's ``payment_method_details.type`` (an expanded ``latest_charge``), the
+    failed try's ``last_payment_error.payment_method.type``, an expanded
+    ``payment_method``'s ``type``, or the intent's ``payment_method_types`` when it
+    names one method only (with automatic payment methods it lists every enabled one)."""
+
+    def field(value: Any, *path: str) -> Any:
+        for name in path:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        return value
+
+    for found in (
+        field(data, "latest_charge", "payment_method_details", "type"),
+        field(data, "last_payment_error", "payment_method", "type"),
+        field(data, "payment_method", "type"),
+    ):
+        if isinstance(found, str) and found:
+            return found
+    types = data.get("payment_method_types")
+    if isinstance(types, list) and len(types) == 1 and isinstance(types[0], str):
+        return types[0]
+    return ""
+
+
 def _payment_succeeded(processor: str, event: ProcessorEvent) -> None:
     from payments.checkout import payment_succeeded
     from payments.tasks import order_paid_notify_task
 
-    order = payment_succeeded(payment_id=str(event.data["id"]), processor_name=processor)
+    order = payment_succeeded(
+        payment_id=str(event.data["id"]),
+        processor_name=processor,
+        method_type=payment_method_type_of(event.data),
+    )
     if order is not None:
         enqueue_on_commit(order_paid_notify_task, order.pk)
 
 
+def _payment_processing(processor: str, event: ProcessorEvent) -> None:
+    from payments.checkout import payment_processing
+
+    payment_processing(
+        payment_id=str(event.data["id"]),
+        processor_name=processor,
+        method_type=payment_method_type_of(event.data),
+    )
+
+
 def _payment_failed(processor: str, event: ProcessorEvent) -> None:
     from payments.checkout import payment_failed
+    from payments.tasks import order_payment_failed_notify_task
 
     error = event.data.get("last_payment_error") or {}
-    payment_failed(
+    failure = payment_failed(
         payment_id=str(event.data["id"]),
         processor_name=processor,
         message=str(error.get("message", "")) if isinstance(error, Mapping) else "",
+        method_type=payment_method_type_of(event.data),
     )
+    if failure is not None and failure.order_cancelled:
+        enqueue_on_commit(order_payment_failed_notify_task, failure.attempt.order_id)
 
 
 def _refund_updated(processor: str, event: ProcessorEvent) -> None:
@@ -118,6 +161,7 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.created": _dispute_created,
     "charge.dispute.closed": _dispute_closed,
     "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.processing": _payment_processing,
     "payment_intent.payment_failed": _payment_failed,
     "refund.updated": _refund_updated,
     "refund.created": _refund_updated,

@@ -1,5 +1,7 @@
 """factory-boy factories for every model the tests build."""
 
+from datetime import UTC, datetime
+
 import factory
 from factory.django import DjangoModelFactory, Password
 
@@ -60,3 +62,36 @@ class CommissionRuleFactory(DjangoModelFactory):
     percentage_bps = 1000
     fixed_fee_minor = 0
     currency = ""
+
+
+class SellerPlanFactory(DjangoModelFactory):
+    class Meta:
+        model = "payments.SellerPlan"
+
+    name = factory.Sequence(lambda n: f"Plan {n}")
+    currency = "USD"
+    monthly_fee_minor = 2900
+    commission_bps = 500
+    is_offered = True
+
+
+class ListingFeeFactory(DjangoModelFactory):
+    class Meta:
+        model = "payments.ListingFee"
+
+    scope = "default"
+    currency = "USD"
+    amount_minor = 50
+    listing_days = 30
+    active_from = factory.LazyFunction(lambda: datetime(2020, 1, 1, tzinfo=UTC))
+
+
+class ServiceFeeFactory(DjangoModelFactory):
+    class Meta:
+        model = "payments.ServiceFee"
+
+    name = "Service fee"
+    currency = "USD"
+    percentage_bps = 250
+    fixed_fee_minor = 0
+    active_from = factory.LazyFunction(lambda: datetime(2020, 1, 1, tzinfo=UTC))

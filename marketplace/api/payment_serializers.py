@@ -46,7 +46,14 @@ class PaymentSerializer(serializers.Serializer):  # type: ignore[type-arg]
     status = serializers.ChoiceField(
         source="attempt.status",
         choices=PaymentAttempt.Status.choices,
-        help_text="This attempt's status; `failed`: start a new attempt with another card.",
+        help_text="This attempt's status; `failed`: start a new attempt with another card "
+        "(or, after a failed bank debit, the order is `cancelled`); `processing`: a bank "
+        "debit under way (days), or a card being confirmed.",
+    )
+    payment_method_type = serializers.CharField(
+        source="attempt.payment_method_type",
+        help_text="How the customer paid, as the processor names it (`card`, `bank_debit`, "
+        "`sepa_debit`, `us_bank_account`, …); blank until known.",
     )
     processor = serializers.ChoiceField(source="attempt.processor", choices=["local", "stripe"])
     payment_intent = serializers.CharField(
@@ -81,9 +88,26 @@ class PaymentSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class PaymentConfirmRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A test card or a test IBAN (a bank debit): exactly one of them."""
+
     card_number = serializers.CharField(
-        max_length=32, help_text="One of the local processor's test cards, spaces allowed."
+        max_length=32,
+        required=False,
+        help_text="One of the local processor's test cards, spaces allowed.",
     )
+    iban = serializers.CharField(
+        max_length=42,
+        required=False,
+        help_text="One of the local processor's test IBANs, spaces allowed: a bank debit, "
+        "`processing` for a few days, then paid (or the order cancelled if it fails).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("card_number", "").strip()) == bool(attrs.get("iban", "").strip()):
+            raise serializers.ValidationError(
+                "Give exactly one of card_number and iban.", code="one_of"
+            )
+        return attrs
 
 
 class PaymentAuthenticateRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]

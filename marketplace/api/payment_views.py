@@ -2,7 +2,7 @@
 
 ``POST /orders/{id}/payment/`` starts (or resumes) the payment and returns what
 the client confirms it with: Stripe's ``client_secret`` for Stripe.js or a mobile
-SDK, or, with the local processor, ``POST …/payment/confirm/`` with a test card
+SDK, or, with the local processor, ``POST …/payment/confirm/`` with a test card or test IBAN
 and ``…/payment/authenticate/`` for its 3-D Secure step. ``GET …/payment/`` is
 read until ``order_status`` is ``paid``: an order is paid only once the
 processor's event is processed, never on the client's word. Each view calls one
@@ -102,13 +102,19 @@ class OrderPaymentConfirmView(IdempotentMixin, APIView):
         responses={200: PaymentSerializer, **DECLINED, **UNAVAILABLE},
     )
     def post(self, request: Request, pk: int) -> Response:
-        """Local processor only: pay the open attempt with a test card. The 3-D Secure
-        card answers `status: requires_action` with a `next_action` to follow. With
-        Stripe, 409: confirm with Stripe.js or a mobile SDK and the `client_secret`."""
+        """Local processor only: pay the open attempt with a test card or a test IBAN
+        (exactly one: 400 otherwise). The 3-D Secure card answers `status:
+        requires_action` with a `next_action` to follow; a bank debit answers `status:
+        processing` (`payment_method_type: bank_debit`) for a few days. With Stripe,
+        409: confirm with Stripe.js or a mobile SDK and the `client_secret`."""
         order = _my_order(request, pk)
         body = PaymentConfirmRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        state = order_payment_confirm(order=order, card_number=body.validated_data["card_number"])
+        state = order_payment_confirm(
+            order=order,
+            card_number=body.validated_data.get("card_number", ""),
+            iban=body.validated_data.get("iban", ""),
+        )
         return _answer(order, state)
 
 

@@ -84,6 +84,14 @@ class OrderLineSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
         ]
         read_only_fields = fields
 
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "The commission as frozen on the line: the percentage actually "
+            "applied, where it came from (source: rule, tier or plan), the seller's trailing "
+            "30-day sales that chose the tier, the seller's plan.",
+        }
+    )
     def get_rule(self, line: OrderLine) -> dict[str, Any]:
         return {
             "id": line.commission_rule_id,
@@ -91,6 +99,9 @@ class OrderLineSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "fixed_fee_minor": line.rule_fixed_fee_minor,
             "minimum_minor": line.rule_minimum_minor,
             "maximum_minor": line.rule_maximum_minor,
+            "source": line.commission_source,
+            "tier_sales_minor": line.tier_sales_minor,
+            "seller_plan": line.seller_plan_id,
         }
 
 
@@ -161,7 +172,9 @@ class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "status",
             "currency",
             "total_minor",
+            "service_fee_minor",
             "refunded_minor",
+            "service_fee_refunded_minor",
             "shipping_name",
             "shipping_line1",
             "shipping_line2",
@@ -233,7 +246,11 @@ class CartGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """The cart's items in one currency: one checkout."""
 
     currency = serializers.CharField()
-    total_minor = serializers.IntegerField()
+    subtotal_minor = serializers.IntegerField(help_text="The lines at today's prices.")
+    service_fee_minor = serializers.IntegerField(
+        help_text="The platform's service fee in force for the currency (0: none)."
+    )
+    total_minor = serializers.IntegerField(help_text="What the order would cost: lines + fee.")
     can_check_out = serializers.BooleanField()
     lines = CartLineSerializer(many=True)
 

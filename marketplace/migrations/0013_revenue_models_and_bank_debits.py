@@ -22,17 +22,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='service_fee_minor',
-            field=models.BigIntegerField(default=0),
+            field=models.BigIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name='order',
             name='service_fee_refunded_minor',
-            field=models.BigIntegerField(default=0),
+            field=models.BigIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name='orderline',
             name='commission_source',
-            field=models.CharField(choices=[('rule', 'Commission rule'), ('tier', 'Volume tier'), ('plan', 'Seller plan')], default='rule', max_length=10),
+            field=models.CharField(choices=[('rule', 'Commission rule'), ('tier', 'Volume tier'), ('plan', 'Seller plan')], db_default='rule', default='rule', max_length=10),
         ),
         migrations.AddField(
             model_name='orderline',

@@ -26,8 +26,8 @@ class Order(models.Model):
     commission_minor = models.BigIntegerField(help_text="The platform's part of the total.")
     refunded_minor = models.BigIntegerField(default=0)
     # The platform's service fee: part of total_minor, not of any line.
-    service_fee_minor = models.BigIntegerField(default=0)
-    service_fee_refunded_minor = models.BigIntegerField(default=0)
+    service_fee_minor = models.BigIntegerField(default=0, db_default=0)
+    service_fee_refunded_minor = models.BigIntegerField(default=0, db_default=0)
     service_fee = models.ForeignKey(
         "payments.ServiceFee", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -177,6 +177,7 @@ class OrderLine(models.Model):
         max_length=10,
         choices=[("rule", "Commission rule"), ("tier", "Volume tier"), ("plan", "Seller plan")],
         default="rule",
+        db_default="rule",
     )
     tier_sales_minor = models.BigIntegerField(null=True, blank=True)
     seller_plan = models.ForeignKey(

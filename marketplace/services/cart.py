@@ -3,7 +3,9 @@
 A visitor's cart is kept in their session, a signed-in customer's in the
 database; ``cart_merge`` folds the first into the second at login. The cart
 stores only products and quantities: prices are read from the catalog each
-time it is shown and again, authoritatively, when the order is placed.
+time it is shown and again, authoritatively, when the order is placed. Each
+currency's group shows the customer's service fee in force for that currency
+(payments/service_fees.py) and the total with it, before paying.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from marketplace.errors import ApplicationError, InvalidRequest
 from marketplace.models import CartItem, CheckoutSubmission, Order, Product
 from marketplace.services.orders import CartItem as OrderItem
 from marketplace.services.orders import ShippingAddress, place_order
+from payments.models import ServiceFee
+from payments.service_fees import (
+    service_fee_amount,
+    service_fee_annotations,
+    service_fee_from_row,
+)
 
 SESSION_KEY = "cart"
 
@@ -114,10 +122,22 @@ class CurrencyGroup:
 
     currency: str
     sellers: list[SellerGroup] = field(default_factory=list)
+    service_fee: ServiceFee | None = None  # in force for the currency now
+
+    @property
+    def subtotal_minor(self) -> int:
+        """The lines at today's prices."""
+        return sum(group.subtotal_minor for group in self.sellers)
+
+    @property
+    def service_fee_minor(self) -> int:
+        """The service fee the order would take (``place_order`` fixes it)."""
+        return service_fee_amount(self.service_fee, self.subtotal_minor)
 
     @property
     def total_minor(self) -> int:
-        return sum(group.subtotal_minor for group in self.sellers)
+        """What the customer would pay: the lines and the service fee."""
+        return self.subtotal_minor + self.service_fee_minor
 
     @property
     def lines(self) -> list[CartLine]:
@@ -130,26 +150,41 @@ class CurrencyGroup:
 
     @property
     def can_check_out(self) -> bool:
-        return all(line.available for line in self.lines) and self.total_minor > 0
+        return all(line.available for line in self.lines) and self.subtotal_minor > 0
 
 
-def cart_contents(storage: CartStorage) -> list[CurrencyGroup]:
+def cart_contents(storage: CartStorage, *, with_fees: bool = True) -> list[CurrencyGroup]:
     """The cart grouped by currency, then seller, at today's catalog prices (one query
-    for a user's cart, its items with their products and sellers; two for a visitor's)."""
+    for a user's cart, its items with their products and sellers; two for a visitor's),
+    each currency with its service fee in force, read in the same statement (a
+    subquery per row) unless ``with_fees`` is off."""
+    fees: dict[str, ServiceFee | None] = {}
     if storage.user is not None:
         items = CartItem.objects.filter(user=storage.user).select_related("product__seller")
+        if with_fees:
+            items = items.annotate(**service_fee_annotations("product__currency"))
         quantities = {item.product_id: item.quantity for item in items}
         products = [item.product for item in items]
+        if with_fees:
+            for item in items:
+                fees[item.product.currency] = service_fee_from_row(item, item.product.currency)
     else:
         quantities = storage.quantities()
-        products = list(Product.objects.select_related("seller").filter(pk__in=quantities))
+        query = Product.objects.select_related("seller").filter(pk__in=quantities)
+        if with_fees:
+            query = query.annotate(**service_fee_annotations("currency"))
+        products = list(query)
+        if with_fees:
+            for product in products:
+                fees[product.currency] = service_fee_from_row(product, product.currency)
     currencies: OrderedDict[str, OrderedDict[int, SellerGroup]] = OrderedDict()
     for product in sorted(products, key=lambda p: (p.currency, p.seller.display_name, p.title)):
         sellers = currencies.setdefault(product.currency, OrderedDict())
         group = sellers.setdefault(product.seller_id, SellerGroup(product.seller))
         group.lines.append(CartLine(product, quantities[product.pk]))
     return [
-        CurrencyGroup(currency, list(sellers.values())) for currency, sellers in currencies.items()
+        CurrencyGroup(currency, list(sellers.values()), fees.get(currency))
+        for currency, sellers in currencies.items()
     ]
 
 
@@ -184,7 +219,9 @@ def cart_add(*, storage: CartStorage, product: Product, quantity: int = 1) -> in
 
 def cart_order_items(storage: CartStorage, currency: str) -> list[OrderItem]:
     """The items of one currency, for ``place_order``."""
-    group = next((g for g in cart_contents(storage) if g.currency == currency), None)
+    # The items only: ``place_order`` fixes the fee.
+    groups = cart_contents(storage, with_fees=False)
+    group = next((g for g in groups if g.currency == currency), None)
     if group is None:
         raise InvalidRequest(f"Your cart has nothing in {currency}.")
     return [OrderItem(line.product.pk, line.quantity) for line in group.lines]

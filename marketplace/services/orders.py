@@ -1,10 +1,15 @@
 """Placing and cancelling orders.
 
 ``place_order`` never trusts a price from the client: it reads every price
-from the catalog, applies the commission rules in force, reserves stock with
-conditional updates (two customers racing for the last unit: one order, one
-"out of stock"), and writes the order, its seller orders and lines in one
-database transaction, or nothing.
+from the catalog, applies the commission in force by the precedence of
+payments/commission.py (negotiated rule, else the seller's plan, else the
+category/default rule and its volume tier) and freezes it on each line (the
+percentage actually applied, its source, the tier's sales, the plan), adds the
+customer's service fee for the order's currency (payments/service_fees.py:
+``Order.total_minor`` is the lines plus the fee, which belongs to no line),
+reserves stock with conditional updates (two customers racing for the last
+unit: one order, one "out of stock"), and writes the order, its seller orders
+and lines in one database transaction, or nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from payments.metadata import metadata_merge
 from payments.models import Refund
 from payments.money import is_whole_number
 from payments.refunds import refund_create
+from payments.service_fees import service_fee_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +135,20 @@ def place_order(
         pid: line_split(
             unit_price_minor=products[pid].price_minor,
             quantity=quantity,
-            rule=rules.rule_for(products[pid]),
+            choice=rules.choice_for(products[pid]),
         )
         for pid, quantity in quantities.items()
     }
+    lines_total = sum(s.gross_minor for s in splits.values())
+    service_fee, service_fee_minor = service_fee_for(
+        currency=currency, lines_total_minor=lines_total, at=at
+    )
     order = Order.objects.create(
         customer=customer,
         currency=currency,
-        total_minor=sum(s.gross_minor for s in splits.values()),
+        total_minor=lines_total + service_fee_minor,
+        service_fee_minor=service_fee_minor,
+        service_fee=service_fee,
         commission_minor=sum(s.commission_minor for s in splits.values()),
         metadata=checked_metadata,
         **(
@@ -181,6 +193,9 @@ def place_order(
             rule_fixed_fee_minor=splits[pid].terms.fixed_fee_minor,
             rule_minimum_minor=splits[pid].terms.minimum_minor,
             rule_maximum_minor=splits[pid].terms.maximum_minor,
+            commission_source=splits[pid].source,
+            tier_sales_minor=splits[pid].tier_sales_minor,
+            seller_plan=splits[pid].plan,
         )
         for seller_order, pids in zip(seller_orders, by_seller.values(), strict=True)
         for pid in pids

@@ -62,6 +62,14 @@ def _save(product: Product) -> Product:
     return product
 
 
+def _listed(product: Product) -> None:
+    """A product became listed (created active, or active again): its listing fee, if one
+    applies and its last listing has ended (payments.listing_fees)."""
+    from payments.listing_fees import product_listed
+
+    product_listed(product=product)
+
+
 def product_create(
     *,
     seller: Seller,
@@ -94,7 +102,10 @@ def product_create(
     )
     if image:
         product.image = image
-    return _save(product)
+    with transaction.atomic():
+        _save(product)
+        _listed(product)
+    return product
 
 
 def product_update(*, product: Product, seller: Seller, **changes: Any) -> Product:
@@ -108,9 +119,14 @@ def product_update(*, product: Product, seller: Seller, **changes: Any) -> Produ
         changes["slug"] = product.slug
     if "image" in changes and changes["image"] is None:
         del changes["image"]  # no new upload keeps the current image
+    was_active = product.is_active
     for field, value in changes.items():
         setattr(product, field, value)
-    return _save(product)
+    with transaction.atomic():
+        _save(product)
+        if not was_active:
+            _listed(product)
+    return product
 
 
 def product_set_active(*, product: Product, seller: Seller, active: bool) -> Product:
@@ -119,7 +135,9 @@ def product_set_active(*, product: Product, seller: Seller, active: bool) -> Pro
         raise PermissionDenied("You can only change your own products.")
     if product.is_active != active:
         product.is_active = active
-        product.save(update_fields=["is_active", "updated_at"])
+        with transaction.atomic():
+            product.save(update_fields=["is_active", "updated_at"])
+            _listed(product)
     return product
 
 

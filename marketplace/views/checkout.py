@@ -5,7 +5,7 @@ payment pages: they commit the attempt before calling the processor, so they ope
 their own transactions, with the request's reads in the first one.
 """
 
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,15 +17,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from marketplace.errors import ApplicationError
-from marketplace.forms_checkout import CardForm, ShippingForm, local_test_cards
+from marketplace.forms_checkout import (
+    BankDebitForm,
+    CardForm,
+    ShippingForm,
+    local_test_cards,
+    local_test_ibans,
+)
 from marketplace.models import Order, SellerOrder
 from marketplace.services.cart import cart_contents, checkout_submit
 from marketplace.web import cart_storage, one_transaction
 from payments.checkout import (
+    DELAYED_METHOD_TYPES,
+    local_bank_debit_pay,
     local_card_authenticate,
     local_card_pay,
     payment_attempt_open,
     payment_attempt_submit,
+    payment_return,
 )
 from payments.models import PaymentAttempt
 from payments.processors.base import CardDeclined, ProcessorError
@@ -34,6 +43,8 @@ from payments.processors.base import CardDeclined, ProcessorError
 # first (the processor's event usually takes well under a second), then less and less
 # often, never more than every 10 s.
 POLL_DELAYS = (1, 1, 2, 2, 3, 5, 8, 10)
+# A bank debit takes days: its order page looks again every half minute, no sooner.
+DEBIT_POLL_SECONDS = 30
 NOT_ANSWERING = "The payment service is not answering. Please try again shortly."
 
 
@@ -116,12 +127,25 @@ def order_pay(request, pk: int):
         return redirect("marketplace:order_detail", pk=order.pk)
     if attempt.status == PaymentAttempt.Status.REQUIRES_ACTION:
         return redirect("marketplace:order_pay_confirm", pk=order.pk)
-    form = CardForm(request.POST or None)
-    if request.method == "POST" and attempt.processor == "local" and form.is_valid():
+    if attempt.status == PaymentAttempt.Status.PROCESSING:
+        return redirect("marketplace:order_detail", pk=order.pk)  # a debit under way
+    # Two forms on the page, each with its own button: the one posted is bound.
+    by_debit = request.method == "POST" and request.POST.get("method") == BankDebitForm.METHOD
+    form = CardForm(request.POST if request.method == "POST" and not by_debit else None)
+    debit_form = BankDebitForm(request.POST if by_debit else None)
+    posted = debit_form if by_debit else form
+    if request.method == "POST" and attempt.processor == "local" and posted.is_valid():
         try:
-            attempt = local_card_pay(attempt=attempt, card_number=form.cleaned_data["card_number"])
+            if by_debit:
+                attempt = local_bank_debit_pay(
+                    attempt=attempt, iban=debit_form.cleaned_data["iban"]
+                )
+            else:
+                attempt = local_card_pay(
+                    attempt=attempt, card_number=form.cleaned_data["card_number"]
+                )
         except CardDeclined as exc:
-            form.add_error("card_number", exc.message)
+            posted.add_error("iban" if by_debit else "card_number", exc.message)
         except (ProcessorError, ApplicationError):
             messages.error(request, "The payment could not be completed. Please try again.")
             return redirect("marketplace:order_detail", pk=order.pk)
@@ -129,6 +153,7 @@ def order_pay(request, pk: int):
             if attempt.status == PaymentAttempt.Status.REQUIRES_ACTION:
                 return redirect("marketplace:order_pay_confirm", pk=order.pk)
             return redirect("marketplace:order_detail", pk=order.pk)
+    local = attempt.processor == "local"
     return render(
         request,
         "marketplace/order_pay.html",
@@ -136,7 +161,9 @@ def order_pay(request, pk: int):
             "order": order,
             "attempt": attempt,
             "form": form,
-            "test_cards": local_test_cards() if attempt.processor == "local" else [],
+            "debit_form": debit_form,
+            "test_cards": local_test_cards() if local else [],
+            "test_ibans": local_test_ibans() if local else [],
             "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         },
     )
@@ -168,8 +195,23 @@ def order_pay_confirm(request, pk: int):
 @login_required
 @require_GET
 def order_list(request):
-    orders = Order.objects.filter(customer=request.user).prefetch_related("seller_orders__seller")
-    return render(request, "marketplace/order_list.html", {"orders": orders})
+    # The latest attempt's status and method, read in the orders' own statement (no
+    # query more): "Payment processing" for a bank debit under way, "Payment failed"
+    # for an order cancelled by a failed debit.
+    latest = PaymentAttempt.objects.filter(order=OuterRef("pk")).order_by("-number")
+    orders = (
+        Order.objects.filter(customer=request.user)
+        .annotate(
+            payment_status=Subquery(latest.values("status")[:1]),
+            payment_method_type=Subquery(latest.values("payment_method_type")[:1]),
+        )
+        .prefetch_related("seller_orders__seller")
+    )
+    return render(
+        request,
+        "marketplace/order_list.html",
+        {"orders": orders, "delayed_methods": DELAYED_METHOD_TYPES},
+    )
 
 
 def _poll_number(request) -> int:
@@ -189,6 +231,12 @@ def order_detail(request, pk: int):
     swaps in (``HX-Retarget``/``HX-Reselect``): no second request to reload it."""
     live = bool(request.headers.get("HX-Request"))
     order = _my_order(request, pk)
+    returned_from = request.GET.get("payment_intent", "")
+    if returned_from and not live and order.status == Order.Status.AWAITING_PAYMENT:
+        # Back from Stripe's page (``return_url``): show the processor's word at once;
+        # if it does not answer, the event will tell (the page polls).
+        with suppress(ProcessorError):
+            payment_return(order=order, payment_id=returned_from)
     attempt = order.payment_attempts.last()
     if (
         order.status == Order.Status.AWAITING_PAYMENT
@@ -200,10 +248,14 @@ def order_detail(request, pk: int):
         # payment" with a Pay button (and the live status would stop polling).
         order = _my_order(request, pk)
     poll = _poll_number(request) if live else 0
+    # A bank debit: "Payment processing" for days, or "Payment failed".
+    delayed = attempt is not None and attempt.payment_method_type in DELAYED_METHOD_TYPES
+    poll_delay = POLL_DELAYS[min(poll, len(POLL_DELAYS) - 1)]
     context = {
         "order": order,
         "attempt": attempt,
-        "poll_delay": POLL_DELAYS[min(poll, len(POLL_DELAYS) - 1)],
+        "payment_delayed": delayed,
+        "poll_delay": max(poll_delay, DEBIT_POLL_SECONDS) if delayed else poll_delay,
         "next_poll": poll + 1,
     }
     if live and order.status == Order.Status.AWAITING_PAYMENT:

@@ -30,7 +30,7 @@ from payments.admin.base import (
     ReadOnlyWithActionsAdmin,
     percent_text,
 )
-from payments.admin.rule_forms import CommissionRuleForm
+from payments.admin.rule_forms import CommissionRuleForm, VolumeTierForm, VolumeTierFormSet
 from payments.currencies import format_amount
 from payments.models import (
     AuditRecord,
@@ -46,24 +46,60 @@ from payments.models import (
     Refund,
     RefundLine,
     RefundRequest,
+    VolumeTier,
     WebhookEvent,
 )
 from payments.models.ledger import LedgerAccountQuerySet
 from payments.processors.base import ProcessorError
 
 
+class VolumeTierInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The rule's volume tiers, as money and percent; saved all at once by
+    ``volume_tiers_save`` (the rule admin's ``save_formset``), never one by one."""
+
+    model = VolumeTier
+    form = VolumeTierForm
+    formset = VolumeTierFormSet
+    fields = ("sales_from", "sales_up_to", "percentage")
+    # Three empty rows: enough for a set of tiers without the "add another" script,
+    # which the site's content security policy (no inline styles) can stop.
+    extra = 3
+    verbose_name = "volume tier"
+    verbose_name_plural = (
+        "Volume tiers (optional): the percentage by the seller's sales over the last 30 days"
+    )
+
+
 @admin.register(CommissionRule)
 class CommissionRuleAdmin(AuditedSettingAdmin):
     """Rules are saved by ``commission_rule_save`` with who and why. The percentage is
     typed as a percent and the fixed fee, minimum and maximum as money in the rule's
-    currency (``rule_forms``); the list shows them so too."""
+    currency (``rule_forms``); the list shows them so too. Its volume tiers are an
+    inline, saved by ``volume_tiers_save`` with the same reason."""
 
     form = CommissionRuleForm
+    inlines = (VolumeTierInline,)
 
     def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
         from payments.commission import commission_rule_save
 
         return commission_rule_save(rule=obj, by=by, reason=reason, via="admin")
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if not isinstance(formset, VolumeTierFormSet):
+            super().save_formset(request, form, formset, change)
+            return
+        from payments.volume_tiers import volume_tiers_save
+
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if formset.tier_specs is not None:
+            volume_tiers_save(
+                rule=form.instance,
+                tiers=formset.tier_specs,
+                by=cast(Any, request.user),
+                reason=form.cleaned_data["change_reason"],
+                via="admin",
+            )
 
     list_display = (
         "__str__",

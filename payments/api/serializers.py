@@ -41,8 +41,17 @@ class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
         super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
 
 
+class VolumeTierReadSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """One band of a rule's volume tiers (changed through ``.../tiers/``)."""
+
+    from_minor = serializers.IntegerField(read_only=True)
+    up_to_minor = serializers.IntegerField(read_only=True, allow_null=True)
+    percentage_bps = serializers.IntegerField(read_only=True)
+
+
 class CommissionRuleSerializer(StrictIntegersMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
     seller = SellerRefField(required=False, allow_null=True)
+    tiers = VolumeTierReadSerializer(many=True, read_only=True)
 
     reason = change_reason_field()
 
@@ -63,6 +72,7 @@ class CommissionRuleSerializer(StrictIntegersMixin, serializers.ModelSerializer)
             "currency",
             "active_from",
             "active_until",
+            "tiers",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
@@ -349,6 +359,8 @@ class StatementSerializer(serializers.Serializer):  # type: ignore[type-arg]
     fees = serializers.IntegerField()
     disputes = serializers.IntegerField()
     payouts = serializers.IntegerField()
+    plan_fees = serializers.IntegerField()
+    listing_fees = serializers.IntegerField()
     adjustments = serializers.IntegerField()
     closing = serializers.IntegerField()
 
@@ -373,6 +385,9 @@ class RevenueRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
     refunds = serializers.IntegerField()
     commission = serializers.IntegerField()
     processor_fees = serializers.IntegerField()
+    plan_fees = serializers.IntegerField()
+    listing_fees = serializers.IntegerField()
+    service_fees = serializers.IntegerField()
     payouts = serializers.IntegerField()
     net = serializers.IntegerField()
 

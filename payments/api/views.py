@@ -39,6 +39,7 @@ from payments.models import (
     Refund,
     RefundLine,
     RefundRequest,
+    VolumeTier,
 )
 from payments.payout_controls import (
     payout_approve,
@@ -105,7 +106,9 @@ class CommissionRuleViewSet(AuditedSettingViewSet):
     filterset_fields = ["scope", "currency"]
 
     def get_queryset(self) -> QuerySet[CommissionRule]:
-        rules = CommissionRule.objects.select_related("seller")
+        rules = CommissionRule.objects.select_related("seller").prefetch_related(
+            Prefetch("tiers", queryset=VolumeTier.objects.order_by("from_minor"))
+        )
         if _operator(self.request):
             return rules
         seller = seller_for(self.request.user)

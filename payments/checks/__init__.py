@@ -6,7 +6,7 @@ The ledger's own books (``books``, docs/money.md section 7):
 2. Every entry is in its account's currency.
 3. Every account's running balance equals the sum of its entries.
 4. For every order whose payment was captured, the processor received its
-   total once, and for every line, the seller's share and the commission
+   total (lines and service fee) once, and for every line, the seller's share and the commission
    still held in the ledger (pending, available, held for a dispute) equal
    the line's parts less what succeeded refunds gave back and lost disputes
    took of each.
@@ -30,6 +30,12 @@ Invariants proved from the outside, across the business tables and the ledger
 15. No payout waits to be sent for a seller whose payouts are frozen.
 16. Each payout is sent, paid and failed at most once, for its amount, and its
     status agrees with the ledger.
+17. Every plan charge or credit and every listing charge agrees with its ledger
+    transaction, and every fee transaction belongs to one (``fees``).
+18. Per order, the service fee posted with the payment, less what refunds gave back
+    and lost disputes took, equals the order's fee less its succeeded refunds' and lost
+    disputes' fee parts; the order's fee-refunded counter equals its refunds that did
+    not fail (``sales.check_service_fees``, run with check 6).
 
 The work is a fixed number of queries, whatever the size of the ledger; the
 per-order, per-line, per-account and per-payout comparisons stream over the rows.
@@ -38,6 +44,7 @@ per-order, per-line, per-account and per-payout comparisons stream over the rows
 from __future__ import annotations
 
 from payments.checks.books import check_orders, check_refunds, check_transactions
+from payments.checks.fees import check_fee_charges
 from payments.checks.payouts import check_payouts
 from payments.checks.report import LedgerReport
 from payments.checks.sales import check_given_back, check_local_fees, check_refunds_under_dispute
@@ -63,4 +70,5 @@ def ledger_check() -> LedgerReport:
     debts = check_seller_debts(problems)
     check_paid_out_within_earned(problems, debts)
     check_payouts(problems)
+    check_fee_charges(problems)
     return report

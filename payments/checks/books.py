@@ -1,6 +1,9 @@
 """The ledger's own books: balanced transactions, running balances, and every
 captured order, line and refund as the ledger holds it (checks 1 to 8 of
-docs/money.md section 7)."""
+docs/money.md section 7). Check 4's total includes the order's service fee (of
+no line; the processor received it with the lines); check 6's order counter is
+the lines' refunds plus the service fee's parts, whose books are check 18
+(``sales.check_service_fees``, run with check 6)."""
 
 from __future__ import annotations
 
@@ -200,9 +203,18 @@ def check_refunds(problems: list[str]) -> None:
                 f"Line #{line_id}: refund counters {tuple(counters)} "
                 f"but its refunds that did not fail add up to {by_line.get(line_id, (0, 0, 0))}."
             )
-    for model, label in ((SellerOrder, "Seller order"), (Order, "Order")):
-        mismatched = model.objects.annotate(
-            from_lines=Coalesce(Sum("lines__refunded_minor"), 0)
-        ).exclude(refunded_minor=F("from_lines"))
-        for row in mismatched.values_list("pk", "refunded_minor", "from_lines"):
-            problems.append(f"{label} #{row[0]}: refunded {row[1]}, its lines say {row[2]}.")
+    mismatched_parts = SellerOrder.objects.annotate(
+        from_lines=Coalesce(Sum("lines__refunded_minor"), 0)
+    ).exclude(refunded_minor=F("from_lines"))
+    for row in mismatched_parts.values_list("pk", "refunded_minor", "from_lines"):
+        problems.append(f"Seller order #{row[0]}: refunded {row[1]}, its lines say {row[2]}.")
+    # An order's refunded amount is its lines' plus the service fee's part given back.
+    mismatched = Order.objects.annotate(
+        from_lines=Coalesce(Sum("lines__refunded_minor"), 0)
+    ).exclude(refunded_minor=F("from_lines") + F("service_fee_refunded_minor"))
+    for row in mismatched.values_list("pk", "refunded_minor", "from_lines"):
+        problems.append(f"Order #{row[0]}: refunded {row[1]}, its lines say {row[2]}.")
+    # The service fee's own books (check 18) go with the refunds' counters.
+    from payments.checks.sales import check_service_fees
+
+    check_service_fees(problems)

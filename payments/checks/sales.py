@@ -1,5 +1,5 @@
-"""Invariants of captured payments, refunds, disputes and processor fees, proved
-from the business tables and the ledger together (checks 9 to 11)."""
+"""Invariants of captured payments, refunds, disputes, processor fees and customer
+service fees, proved from the business tables and the ledger together (checks 9 to 11, and 18)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def check_given_back(problems: list[str]) -> None:
     lost: dict[int, int] = defaultdict(int)
     for _, order_id, amount in lost_disputes:
         lost[order_id] += amount
+    for order_id, fee_part in Dispute.objects.filter(
+        _on_the_captured_payment(), status=Dispute.Status.LOST, service_fee_minor__gt=0
+    ).values_list("order_id", "service_fee_minor"):
+        lost[order_id] += fee_part  # the service fee's part, held beside the lines
     booked = _losses_by_order({pk for pk, _, _ in lost_disputes})
     suspects = set(refunded) | set(lost)
     paid = Order.objects.filter(paid_at__isnull=False).values_list("pk", "total_minor", "currency")
@@ -175,3 +179,79 @@ def check_local_fees(problems: list[str]) -> None:
                 f"Order #{order_id}: the local processor kept a fee of {expected} on payment "
                 f"attempt #{attempt_id}; fee:{order_id} posted {got}."
             )
+
+
+def check_service_fees(problems: list[str]) -> None:
+    """18. The customers' service fees (payments/service_fees.py), per order: the
+    ``service_fees`` account took the order's fee with its captured payment; what it
+    holds of the order (the fee posted, less what refunds gave back net of their
+    reversals, less what lost disputes took) equals the order's fee less the fee
+    parts of its succeeded refunds and of its lost disputes; and the order's
+    ``service_fee_refunded_minor`` counter equals the fee parts of its refunds that
+    did not fail. A fixed number of queries (five)."""
+    rows = (
+        LedgerEntry.objects.filter(account__seller__isnull=True, account__kind="service_fees")
+        .values_list(
+            "transaction__kind", "transaction__reference_type", "transaction__reference_id"
+        )
+        .annotate(total=Sum("amount_minor"))
+        .order_by()
+    )
+    captured: dict[int, int] = defaultdict(int)
+    by_refund: dict[int, int] = defaultdict(int)
+    by_dispute: dict[int, int] = defaultdict(int)
+    for kind, reference_type, reference_id, total in rows:
+        if not str(reference_id).isdigit():
+            continue
+        if kind == TxnKind.PAYMENT_CAPTURED and reference_type == "order":
+            captured[int(reference_id)] += -int(total)
+        elif reference_type == "refund":
+            by_refund[int(reference_id)] += int(total)
+        elif reference_type == "dispute":
+            by_dispute[int(reference_id)] += int(total)
+    given_back: dict[int, int] = defaultdict(int)  # per order, net in the ledger
+    for refund_id, order_id in Refund.objects.filter(pk__in=list(by_refund)).values_list(
+        "pk", "order_id"
+    ):
+        given_back[order_id] += by_refund[refund_id]
+    for dispute_id, order_id in Dispute.objects.filter(pk__in=list(by_dispute)).values_list(
+        "pk", "order_id"
+    ):
+        given_back[order_id] += by_dispute[dispute_id]
+    refunded = sums(
+        Refund.objects.filter(status=Refund.Status.SUCCEEDED), "order_id", "service_fee_minor"
+    )
+    reserved = sums(
+        Refund.objects.exclude(status=Refund.Status.FAILED), "order_id", "service_fee_minor"
+    )
+    lost = sums(Dispute.objects.filter(status=Dispute.Status.LOST), "order_id", "service_fee_minor")
+    orders = Order.objects.filter(
+        Q(service_fee_minor__gt=0) | Q(service_fee_refunded_minor__gt=0)
+    ).values_list("pk", "paid_at", "service_fee_minor", "service_fee_refunded_minor")
+    seen = set()
+    for order_id, paid_at, fee, counter in orders.iterator():
+        seen.add(order_id)
+        if counter != reserved.get(order_id, 0):
+            problems.append(
+                f"Order #{order_id}: service fee refunded {counter}, its refunds that did not "
+                f"fail say {reserved.get(order_id, 0)}."
+            )
+        if paid_at is None:
+            if captured.get(order_id):
+                problems.append(f"Order #{order_id} is not paid but its service fee was posted.")
+            continue
+        if captured.get(order_id, 0) != fee:
+            problems.append(
+                f"Order #{order_id}: service fee {fee}, posted with its payment "
+                f"{captured.get(order_id, 0)}."
+            )
+        held = captured.get(order_id, 0) - given_back.get(order_id, 0)
+        expected = fee - refunded.get(order_id, 0) - lost.get(order_id, 0)
+        if held != expected:
+            problems.append(
+                f"Order #{order_id}: the service fees account holds {held} of its fee; "
+                f"expected {expected} (fee {fee}, refunded {refunded.get(order_id, 0)}, "
+                f"lost in disputes {lost.get(order_id, 0)})."
+            )
+    for order_id in sorted(set(captured) - seen):
+        problems.append(f"Order #{order_id} has no service fee but one was posted with it.")

@@ -26,10 +26,17 @@ Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 SellerCurrency = tuple[int, str]
 # What may put a seller's available account in debt: a refund or a dispute of a
-# sale already released to available (after its money was paid out), or an
-# operator's adjustment. Only those not yet netted by a payout (not in any
-# payout's breakdown) still explain a debt.
-DEBT_CAUSES = (TxnKind.REFUND, TxnKind.DISPUTE_OPENED, TxnKind.ADJUSTMENT)
+# sale already released to available (after its money was paid out), an
+# operator's adjustment, or a fee charged from the balance (a plan's monthly fee,
+# a listing fee). Only those not yet netted by a payout (not in any payout's
+# breakdown) still explain a debt.
+DEBT_CAUSES = (
+    TxnKind.REFUND,
+    TxnKind.DISPUTE_OPENED,
+    TxnKind.ADJUSTMENT,
+    TxnKind.PLAN_FEE,
+    TxnKind.LISTING_FEE,
+)
 
 
 def _seller_accounts() -> dict[int, tuple[int, str, str, int]]:
@@ -44,10 +51,10 @@ def _seller_accounts() -> dict[int, tuple[int, str, str, int]]:
 
 def check_seller_debts(problems: list[str]) -> dict[SellerCurrency, int]:
     """12. No seller account is in debt (raw balance above 0), except ``available``
-    by at most what refunds, disputes and adjustments posted to it since its last
-    payout took (its positive entries of those kinds in no payout's breakdown; the
-    next payout nets them). ``pending``, ``in_transit`` and ``disputed`` are never
-    in debt. Returns each seller's debt on available, per currency."""
+    by at most what refunds, disputes, adjustments, plan fees and listing fees posted
+    to it since its last payout took (its positive entries of those kinds in no
+    payout's breakdown; the next payout nets them). ``pending``, ``in_transit`` and
+    ``disputed`` are never in debt. Returns each seller's debt on available, per currency."""
     accounts = _seller_accounts()
     in_debt = [pk for pk, (_, _, _, balance) in accounts.items() if balance > 0]
     debts: dict[SellerCurrency, int] = {}
@@ -122,6 +129,15 @@ def check_paid_out_within_earned(problems: list[str], debts: dict[SellerCurrency
         ("account__seller_id", "currency"),
         "amount_minor",
     )
+    # Plan fees (less credits) and listing fees the seller paid from available.
+    charged = pair_sums(
+        LedgerEntry.objects.filter(
+            account__kind=Kind.AVAILABLE,
+            transaction_kind__in=(TxnKind.PLAN_FEE, TxnKind.PLAN_FEE_CREDIT, TxnKind.LISTING_FEE),
+        ),
+        ("account__seller_id", "currency"),
+        "amount_minor",
+    )
     refunded = pair_sums(
         RefundLine.objects.filter(refund__status=Refund.Status.SUCCEEDED),
         ("order_line__seller_order__seller_id", "refund__currency"),
@@ -151,6 +167,7 @@ def check_paid_out_within_earned(problems: list[str], debts: dict[SellerCurrency
         kept = (
             earned.get((seller_id, currency), 0)
             - fees.get((seller_id, currency), 0)
+            - charged.get((seller_id, currency), 0)
             - refunded.get((seller_id, currency), 0)
             - lost
             - held
@@ -162,5 +179,6 @@ def check_paid_out_within_earned(problems: list[str], debts: dict[SellerCurrency
                 f"{kept} (shares {earned.get((seller_id, currency), 0)}, fees "
                 f"{fees.get((seller_id, currency), 0)}, refunds "
                 f"{refunded.get((seller_id, currency), 0)}, lost disputes {lost}, open disputes "
-                f"{held}) plus the debt carried {debt}."
+                f"{held}) plus the debt carried {debt}. Plan and listing fees charged: "
+                f"{charged.get((seller_id, currency), 0)}."
             )

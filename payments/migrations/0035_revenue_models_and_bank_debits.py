@@ -127,17 +127,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='localpaymentintent',
             name='bank_last4',
-            field=models.CharField(blank=True, max_length=4),
+            field=models.CharField(blank=True, db_default='', max_length=4),
         ),
         migrations.AddField(
             model_name='localpaymentintent',
             name='debit_fails',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
             model_name='localpaymentintent',
             name='payment_method_type',
-            field=models.CharField(blank=True, max_length=20),
+            field=models.CharField(blank=True, db_default='', max_length=20),
         ),
         migrations.AddField(
             model_name='localpaymentintent',
@@ -147,7 +147,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='paymentattempt',
             name='payment_method_type',
-            field=models.CharField(blank=True, max_length=30),
+            field=models.CharField(blank=True, db_default='', max_length=30),
         ),
         migrations.AlterField(
             model_name='ledgeraccount',

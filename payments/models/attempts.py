@@ -35,7 +35,7 @@ class PaymentAttempt(models.Model):
     failure_message = models.CharField(max_length=255, blank=True)
     # How the customer paid, as the processor names it ("card", "sepa_debit",
     # "us_bank_account", "bank_debit" for the local processor's, ...): blank until known.
-    payment_method_type = models.CharField(max_length=30, blank=True)
+    payment_method_type = models.CharField(max_length=30, blank=True, db_default="")
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -174,4 +174,8 @@ class VolumeTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule}: from {self.from_minor}"
+        from payments.volume_tiers import tiers_text
+
+        return tiers_text(
+            [(self.from_minor, self.up_to_minor, self.percentage_bps)], self.rule.currency
+        )

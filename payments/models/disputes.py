@@ -30,6 +30,9 @@ class Dispute(models.Model):
     processor = models.CharField(max_length=20)
     processor_dispute_id = models.CharField(max_length=100)
     amount_minor = models.BigIntegerField()
+    # What the dispute holds of the order's service fee (the platform's alone: a lost
+    # dispute takes it from the platform's service_fees account, never from a seller).
+    service_fee_minor = models.BigIntegerField(default=0, db_default=0)
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=100, blank=True)
     status = models.CharField(
@@ -46,6 +49,10 @@ class Dispute(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(amount_minor__gt=0), name="payments_dispute_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(service_fee_minor__gte=0, service_fee_minor__lte=F("amount_minor")),
+                name="payments_dispute_service_fee_within_amount",
             ),
         ]
 

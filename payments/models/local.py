@@ -52,11 +52,11 @@ class LocalPaymentIntent(LocalRecord):
     failure_message = models.CharField(max_length=255, blank=True)
     dispute_on_success = models.BooleanField(default=False)
     # "card" or "bank_debit" (a simulated SEPA/ACH debit), once confirmed.
-    payment_method_type = models.CharField(max_length=20, blank=True)
-    bank_last4 = models.CharField(max_length=4, blank=True)
+    payment_method_type = models.CharField(max_length=20, blank=True, db_default="")
+    bank_last4 = models.CharField(max_length=4, blank=True, db_default="")
     # A processing bank debit: when it settles, and whether it then succeeds or fails.
     settles_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    debit_fails = models.BooleanField(default=False)
+    debit_fails = models.BooleanField(default=False, db_default=False)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

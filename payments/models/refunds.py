@@ -15,7 +15,11 @@ class Refund(models.Model):
         FAILED = "failed", "Failed"
 
     order = models.ForeignKey("marketplace.Order", on_delete=models.PROTECT, related_name="refunds")
-    amount_minor = models.BigIntegerField()
+    amount_minor = models.BigIntegerField(
+        help_text="What the customer gets back: the lines' parts plus the service fee's part."
+    )
+    # The part of amount_minor that gives back the order's service fee (pro rata).
+    service_fee_minor = models.BigIntegerField(default=0, db_default=0)
     currency = models.CharField(max_length=3)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
@@ -41,6 +45,10 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount_minor__gt=0), name="payments_refund_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(service_fee_minor__gte=0, service_fee_minor__lte=F("amount_minor")),
+                name="payments_refund_service_fee_within_amount",
             ),
             models.UniqueConstraint(
                 fields=["processor", "processor_refund_id"],

@@ -10,6 +10,21 @@ card numbers:
 4000 0000 0000 0259 succeeds, and is disputed a moment later
 =================== ==========================================================
 
+or by bank debit (SEPA Direct Debit-like), with Stripe's SEPA test IBANs. A
+debit is *processing* at once (``payment_intent.processing``) and settles
+``PAYMENTS_LOCAL_DEBIT_DAYS`` simulated days (``PAYMENTS_LOCAL_DAY_SECONDS``
+each) later, when ``local_debits_settle`` (Celery beat, every minute) finds it
+due:
+
+======================== =====================================================
+AT61 1904 3002 3457 3201 succeeds (``payment_intent.succeeded``)
+AT86 1904 3002 3547 3202 fails ("insufficient funds"; ``payment_failed``)
+AT59 1904 3002 3547 3203 succeeds, and is disputed a moment later
+======================== =====================================================
+
+A processing debit cannot be cancelled (as Stripe refuses it). Any other IBAN
+is refused, like a card that is not a test card.
+
 Every state change emits an event that is signed like Stripe's and delivered
 asynchronously (a Celery task after the commit) to the same webhook service
 the HTTP endpoint uses, so local payments run the production code path.
@@ -35,6 +50,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, Sum
+from django.utils import timezone
 
 from marketplace.task_queue import enqueue_on_commit
 from payments.models.local import (
@@ -87,6 +103,22 @@ TEST_CARD_OUTCOMES: dict[str, str] = {
     CARD_DISPUTED: "pays, then the customer disputes the payment",
 }
 TEST_CARDS = tuple(TEST_CARD_OUTCOMES)
+
+# The local processor's name for a bank debit (Stripe's are "sepa_debit", "us_bank_account").
+BANK_DEBIT = "bank_debit"
+IBAN_SUCCEEDS = "AT611904300234573201"
+IBAN_FAILS = "AT861904300235473202"
+IBAN_DISPUTED = "AT591904300235473203"
+# Every test IBAN and what it does, in words for the payment page.
+TEST_IBAN_OUTCOMES: dict[str, str] = {
+    IBAN_SUCCEEDS: "is processing, then pays after the debit days",
+    IBAN_FAILS: "is processing, then fails after the debit days (the order is cancelled)",
+    IBAN_DISPUTED: "is processing, pays, then the customer disputes the debit",
+}
+TEST_IBANS = tuple(TEST_IBAN_OUTCOMES)
+# A payment in one of these states is not confirmed again: it is answered as it is.
+CONFIRMED = (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.PROCESSING)
+DEBIT_FAILURE_MESSAGE = "The bank debit failed: the account has insufficient funds."
 
 _M = TypeVar("_M", bound=Model)
 
@@ -208,8 +240,14 @@ class LocalProcessor:
             "currency": intent.currency.lower(),
             "metadata": intent.metadata,
             "latest_charge": intent.charge_id or None,
+            "payment_method_types": [intent.payment_method_type or "card"],
             "last_payment_error": (
-                {"message": intent.failure_message} if intent.failure_message else None
+                {
+                    "message": intent.failure_message,
+                    "payment_method": {"type": intent.payment_method_type or "card"},
+                }
+                if intent.failure_message
+                else None
             ),
         }
 
@@ -305,6 +343,21 @@ class LocalProcessor:
             raise InvalidProcessorRequest(f"No such payment: {payment_id}")
         return self._payment(intent)
 
+    def payment_method_type_get(self, *, payment_id: str) -> str:
+        """How the customer paid: ``card`` or ``bank_debit``; blank before confirming."""
+        intent = LocalPaymentIntent.objects.filter(pk=payment_id).first()
+        if intent is None:
+            raise InvalidProcessorRequest(f"No such payment: {payment_id}")
+        return intent.payment_method_type
+
+    @staticmethod
+    def _intent_to_confirm(payment_id: str) -> LocalPaymentIntent:
+        """The payment, under its lock, for a confirmation."""
+        intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+        if intent is None:
+            raise InvalidProcessorRequest(f"No such payment: {payment_id}")
+        return intent
+
     def payment_confirm(self, *, payment_id: str, card_number: str) -> Payment:
         """What Stripe.js does in the customer's browser: pay with a (test) card.
 
@@ -314,10 +367,8 @@ class LocalProcessor:
         self._fault("payment_confirm", "before")
         number = "".join(ch for ch in card_number if ch.isdigit())
         with transaction.atomic():
-            intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
-            if intent is None:
-                raise InvalidProcessorRequest(f"No such payment: {payment_id}")
-            if intent.status in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+            intent = self._intent_to_confirm(payment_id)
+            if intent.status in CONFIRMED:
                 return self._payment(intent)
             if number not in TEST_CARDS:
                 raise CardDeclined(
@@ -325,6 +376,7 @@ class LocalProcessor:
                     code="invalid_number",
                 )
             intent.card_last4 = number[-4:]
+            intent.payment_method_type = "card"
             if number == CARD_DECLINED:
                 self._decline(intent, "Your card was declined.")
             elif number == CARD_REQUIRES_ACTION:
@@ -338,6 +390,62 @@ class LocalProcessor:
             raise CardDeclined(intent.failure_message, code="card_declined")
         self._fault("payment_confirm", "after")
         return self._payment(intent)
+
+    def payment_confirm_bank_debit(self, *, payment_id: str, iban: str) -> Payment:
+        """What Stripe.js does with a SEPA mandate: pay by debiting a (test) bank account.
+
+        The payment is ``processing`` at once (``payment_intent.processing``) and settles
+        when due (``debit_settle``). An IBAN that is not a test one is refused with
+        ``CardDeclined`` (code ``invalid_iban``) and nothing changes. Confirming a payment
+        that is processing, succeeded or cancelled answers it as it is.
+        """
+        self._fault("payment_confirm", "before")
+        number = normalized_iban(iban)
+        with transaction.atomic():
+            intent = self._intent_to_confirm(payment_id)
+            if intent.status in CONFIRMED:
+                return self._payment(intent)
+            if number not in TEST_IBANS:
+                raise CardDeclined(
+                    "Use one of the local processor's test IBANs, such as "
+                    "AT61 1904 3002 3457 3201.",
+                    code="invalid_iban",
+                )
+            delay = settings.PAYMENTS_LOCAL_DEBIT_DAYS * settings.PAYMENTS_LOCAL_DAY_SECONDS
+            intent.status = PaymentStatus.PROCESSING
+            intent.failure_message = ""
+            intent.payment_method_type = BANK_DEBIT
+            intent.bank_last4 = number[-4:]
+            intent.settles_at = timezone.now() + timedelta(seconds=delay)
+            intent.debit_fails = number == IBAN_FAILS
+            intent.dispute_on_success = number == IBAN_DISPUTED
+            intent.save()
+            self._emit("payment_intent.processing", self._payment_data(intent))
+        self._fault("payment_confirm", "after")
+        return self._payment(intent)
+
+    def debit_settle(self, *, payment_id: str, now: datetime | None = None) -> bool:
+        """What the bank does days later: a processing debit that is due succeeds (a
+        charge and its fee, ``payment_intent.succeeded``) or fails (the payment goes back
+        to ``requires_payment_method`` with a failure message,
+        ``payment_intent.payment_failed``). Under the payment's lock; a debit that is not
+        processing or not due yet is left as it is, so settling twice changes nothing.
+        Returns whether it settled now."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            intent = LocalPaymentIntent.objects.select_for_update().filter(pk=payment_id).first()
+            if (
+                intent is None
+                or intent.status != PaymentStatus.PROCESSING
+                or intent.settles_at is None
+                or intent.settles_at > now
+            ):
+                return False
+            if intent.debit_fails:
+                self._decline(intent, DEBIT_FAILURE_MESSAGE)
+            else:
+                self._succeed(intent)
+        return True
 
     def payment_authenticate(self, *, payment_id: str, approve: bool) -> Payment:
         """The extra confirmation step (3-D Secure) of the ``requires action`` card."""
@@ -414,6 +522,12 @@ class LocalProcessor:
             raise InvalidProcessorRequest(f"No such payment: {payment_id}")
         if intent.status == PaymentStatus.SUCCEEDED:
             raise InvalidProcessorRequest("A succeeded payment cannot be canceled; refund it.")
+        if intent.status == PaymentStatus.PROCESSING:
+            # As Stripe: a processing payment (a bank debit under way) cannot be canceled.
+            raise InvalidProcessorRequest(
+                "You cannot cancel this PaymentIntent because it has a status of processing.",
+                code="payment_intent_unexpected_state",
+            )
         if intent.status != PaymentStatus.CANCELED:
             intent.status = PaymentStatus.CANCELED
             intent.save()
@@ -834,6 +948,24 @@ class LocalProcessor:
                 )
             )
         return sorted(found, key=lambda t: (t.created, t.id))
+
+
+def normalized_iban(iban: str) -> str:
+    """An IBAN as written on paper (spaces, lower case) in its electronic form."""
+    return "".join(ch for ch in iban if not ch.isspace()).upper()
+
+
+def local_debits_settle(*, now: datetime | None = None) -> int:
+    """Settle every local bank debit that is due (``settles_at`` passed), one at a time
+    under its payment's lock (``LocalProcessor.debit_settle``): a debit settles once,
+    however often this runs or however many run at once. Celery beat runs it every
+    minute. Returns how many settled now."""
+    now = now or timezone.now()
+    processor = LocalProcessor()
+    due = LocalPaymentIntent.objects.filter(
+        status=PaymentStatus.PROCESSING, settles_at__lte=now
+    ).values_list("pk", flat=True)
+    return sum(processor.debit_settle(payment_id=pk, now=now) for pk in list(due))
 
 
 def _arrival_on(payout: LocalPayout) -> date:

@@ -194,6 +194,19 @@ class StripeProcessor:
             )
             return _payment(intent)
 
+    def payment_method_type_get(self, *, payment_id: str) -> str:
+        """How the customer paid the PaymentIntent: its latest charge's
+        ``payment_method_details.type`` (``card``, ``sepa_debit``, ``us_bank_account``,
+        …), blank before there is a charge. Its events do not say it: with automatic
+        payment methods ``payment_method_types`` lists every method enabled."""
+        with _stripe_errors("payment_get"):
+            intent = self._client.v1.payment_intents.retrieve(
+                payment_id, {"expand": ["latest_charge"]}
+            )
+        charge = getattr(intent, "latest_charge", None)
+        details = getattr(charge, "payment_method_details", None) if charge else None
+        return _optional_str(details, "type") if details is not None else ""
+
     def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment:
         with _stripe_errors("payment_cancel"):
             intent = self._client.v1.payment_intents.cancel(

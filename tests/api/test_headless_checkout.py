@@ -84,6 +84,7 @@ def test_an_order_is_started_confirmed_and_read_until_paid(run, buyer, order):
         "order": order.pk,
         "order_status": "awaiting_payment",
         "status": "created",
+        "payment_method_type": "",
         "processor": "local",
         "payment_intent": intent.id,
         "client_secret": intent.client_secret,
@@ -95,6 +96,7 @@ def test_an_order_is_started_confirmed_and_read_until_paid(run, buyer, order):
     # Confirmed: paid at the processor; the order waits for the processor's event.
     assert confirmed.status_code == 200
     assert confirmed.json()["status"] == "processing"
+    assert confirmed.json()["payment_method_type"] == "card"
     assert read.status_code == 200
     assert read.json()["order_status"] == "paid"
     assert read.json()["status"] == "succeeded"

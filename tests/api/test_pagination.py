@@ -8,7 +8,15 @@ from payments.holds import seller_order_hold_release
 from payments.models import Payout, PayoutPolicy, PayoutRun, WebhookEndpoint
 from payments.refund_requests import refund_request_create
 from payments.refunds import refund_create
-from tests.factories import CategoryFactory, CommissionRuleFactory, ProductFactory, SellerFactory
+from tests.factories import (
+    CategoryFactory,
+    CommissionRuleFactory,
+    ListingFeeFactory,
+    ProductFactory,
+    SellerFactory,
+    SellerPlanFactory,
+    ServiceFeeFactory,
+)
 from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +48,9 @@ def rows(seller, customer, operator):
         WebhookEndpoint.objects.create(
             owner=operator, url="https://example.com/h", events=["order.paid"]
         )
+        SellerPlanFactory()
+        ListingFeeFactory()
+        ServiceFeeFactory()
 
 
 def client_for(endpoint, api_as, customer, operator):

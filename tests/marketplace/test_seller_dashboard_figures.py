@@ -217,8 +217,10 @@ def test_the_page_shows_every_figure(trader, client):
     assert "Commission on your sales: 8% per line" in section(page, "EUR")
 
 
-def test_the_dashboard_reads_in_three_statements(trader, django_assert_num_queries):
-    with time_machine.travel(NOW, tick=False), django_assert_num_queries(3):
+def test_the_dashboard_reads_in_four_statements(trader, django_assert_num_queries):
+    # The policies, the ledger read, the commission rules, the seller's current plan
+    # (its commission replaces the default rule's: payments.earnings.commission_terms).
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(4):
         panels = seller_dashboard_read(seller=trader)
     assert len(panels) == 3
 
@@ -233,7 +235,7 @@ AROUND_THE_PAGE = (
 )
 
 
-def test_the_page_runs_three_statements_of_its_own_with_one_currency_or_three(trader, client):
+def test_the_page_runs_four_statements_of_its_own_with_one_currency_or_three(trader, client):
     newcomer = SellerFactory()
     url = reverse("marketplace:seller_dashboard")
 
@@ -246,9 +248,10 @@ def test_the_page_runs_three_statements_of_its_own_with_one_currency_or_three(tr
         return len(sqls), [sql for sql in sqls if not any(f in sql for f in AROUND_THE_PAGE)]
 
     (everything, own), (everything_too, own_too) = statements(newcomer), statements(trader)
-    # The policies, the ledger read, the commission rules. It was 9 with one currency and
-    # a rolling reserve (8 without), and 7 or 8 more for each other currency.
-    assert len(own) == len(own_too) == 3
+    # The policies, the ledger read, the commission rules, the seller's current plan. It
+    # was 9 with one currency and a rolling reserve (8 without), and 7 or 8 more for each
+    # other currency.
+    assert len(own) == len(own_too) == 4
     assert everything == everything_too
 
 

@@ -144,6 +144,7 @@ class FakeStripe(RecordingBase):
         self._idempotency: dict[tuple[str | None, str], _Stored] = {}
         self._faults: list[_Fault] = []
         self._payout_refusals: dict[str, tuple[str, str]] = {}
+        self._payment_methods: dict[str, str] = {}  # payment method id: its type
         self._handlers: dict[tuple[str, str], Callable[[_Call], Refusal]] = {
             ("POST", "/v1/accounts"): self._account_create,
             ("GET", "/v1/accounts/{id}"): self._account_get,
@@ -582,33 +583,118 @@ class FakeStripe(RecordingBase):
 
     def succeed_payment(self, payment_intent_id: str, *, fee: int = 0) -> dict[str, Any]:
         """The customer paid: a charge, its balance transaction, funds available on the
-        platform (amount − fee), and ``payment_intent.succeeded``. Returns the intent."""
+        platform (amount − fee), and ``payment_intent.succeeded``. Returns the intent.
+        A processing payment (a bank debit, ``process_payment``) settles its pending
+        charge."""
         intent = self._objects[payment_intent_id]
         if intent["status"] in ("succeeded", "canceled"):
             raise ValueError(f"{payment_intent_id} is already {intent['status']}.")
         amount, currency = intent["amount"], intent["currency"]
-        charge_id = self._new_id("ch")
+        pending = intent["latest_charge"] if intent["status"] == "processing" else None
+        charge_id = pending or self._new_id("ch")
         txn_id = self._balance_transaction(
             None, "charge", amount, currency, charge_id, fee=fee, category="charge"
         )
+        if pending:
+            self._objects[pending].update(
+                status="succeeded", paid=True, captured=True, balance_transaction=txn_id
+            )
+        else:
+            self._store(
+                fake.charge(
+                    id=charge_id,
+                    amount=amount,
+                    amount_captured=amount,
+                    balance_transaction=txn_id,
+                    created=self._created(),
+                    currency=currency,
+                    metadata=copy.deepcopy(intent["metadata"]),
+                    payment_intent=payment_intent_id,
+                    payment_method_details={"type": "card", "card": {"last4": "4242"}},
+                    refunded=False,
+                    transfer_group=intent["transfer_group"],
+                ),
+                None,
+            )
+        intent.update(status="succeeded", amount_received=amount, latest_charge=charge_id)
+        self._credit(None, currency, amount - fee)
+        self._emit("payment_intent.succeeded", intent)
+        return copy.deepcopy(intent)
+
+    def process_payment(
+        self, payment_intent_id: str, *, method: str = "sepa_debit"
+    ) -> dict[str, Any]:
+        """The customer confirmed a delayed-notification method (a SEPA or ACH debit): a
+        pending charge with no balance transaction yet, the intent ``processing``, and
+        ``payment_intent.processing`` (https://docs.stripe.com/payments/sepa-debit/accept-a-payment).
+        It later ``succeed_payment`` or ``fail_payment``. Returns the intent."""
+        intent = self._objects[payment_intent_id]
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise ValueError(f"{payment_intent_id} is {intent['status']}.")
+        charge_id = self._new_id("ch")
+        payment_method = self._new_id("pm")
         self._store(
             fake.charge(
                 id=charge_id,
-                amount=amount,
-                amount_captured=amount,
-                balance_transaction=txn_id,
+                amount=intent["amount"],
+                amount_captured=intent["amount"],
+                balance_transaction=None,
+                captured=True,
                 created=self._created(),
-                currency=currency,
+                currency=intent["currency"],
                 metadata=copy.deepcopy(intent["metadata"]),
+                paid=False,
                 payment_intent=payment_intent_id,
+                payment_method=payment_method,
+                payment_method_details={"type": method, method: {"last4": "3000"}},
                 refunded=False,
+                status="pending",
                 transfer_group=intent["transfer_group"],
             ),
             None,
         )
-        intent.update(status="succeeded", amount_received=amount, latest_charge=charge_id)
-        self._credit(None, currency, amount - fee)
-        self._emit("payment_intent.succeeded", intent)
+        self._payment_methods[payment_method] = method
+        intent.update(
+            status="processing",
+            latest_charge=charge_id,
+            payment_method=payment_method,
+            last_payment_error=None,
+        )
+        self._emit("payment_intent.processing", intent)
+        return copy.deepcopy(intent)
+
+    def fail_payment(
+        self,
+        payment_intent_id: str,
+        *,
+        message: str = "The customer's account has insufficient funds to cover this payment.",
+        code: str = "insufficient_funds",
+    ) -> dict[str, Any]:
+        """A processing debit fails days later: its charge fails, the intent goes back to
+        ``requires_payment_method`` with ``last_payment_error`` (which carries the
+        payment method, with its ``type``), and ``payment_intent.payment_failed``."""
+        intent = self._objects[payment_intent_id]
+        if intent["status"] != "processing":
+            raise ValueError(f"{payment_intent_id} is {intent['status']}, not processing.")
+        self._objects[intent["latest_charge"]].update(
+            status="failed", failure_code=code, failure_message=message
+        )
+        payment_method = intent["payment_method"]
+        intent.update(
+            status="requires_payment_method",
+            payment_method=None,
+            last_payment_error={
+                "code": code,
+                "message": message,
+                "type": "invalid_request_error",
+                "payment_method": {
+                    "id": payment_method,
+                    "object": "payment_method",
+                    "type": self._payment_methods[payment_method],
+                },
+            },
+        )
+        self._emit("payment_intent.payment_failed", intent)
         return copy.deepcopy(intent)
 
     def credit_platform(self, currency: str, amount: int) -> None:
@@ -803,6 +889,10 @@ class FakeStripe(RecordingBase):
             currency=p["currency"].lower(),
             description=p.get("description"),
             metadata=_metadata(p),
+            # With automatic payment methods, every method enabled on the account.
+            payment_method_types=(
+                ["card", "sepa_debit", "us_bank_account"] if automatic else ["card"]
+            ),
             receipt_email=p.get("receipt_email"),
             status="requires_payment_method",
             transfer_group=p.get("transfer_group"),
@@ -815,9 +905,10 @@ class FakeStripe(RecordingBase):
         return 200, self._expand(intent, call.expand())
 
     def _payment_intent_cancel(self, call: _Call) -> Refusal:
-        # https://docs.stripe.com/api/payment_intents/cancel: not once it succeeded.
+        # https://docs.stripe.com/api/payment_intents/cancel: not once it succeeded, nor
+        # while a bank debit is processing.
         intent = self._find("payment_intent", call.object_id, call.account)
-        if intent["status"] in ("succeeded", "canceled"):
+        if intent["status"] in ("succeeded", "canceled", "processing"):
             raise _Refused(
                 rules.invalid(
                     f"You cannot cancel this PaymentIntent because it has a status of "

@@ -1,0 +1,141 @@
+"""Volume tiers of a commission rule: the percentage by the seller's recent sales.
+
+Rule for a rule's tiers (``volume_tiers_validate``): the rule has a currency
+(sales are measured in it); the first tier starts at 0; each next tier starts
+exactly where the one before ends (no overlap, no gap); only the last has no
+top, and it must have none; each band ends above its start; each percentage
+is from 0 to 100 %; amounts are whole minor units. Anything else is a
+``ValidationError`` naming the bad tier, and nothing is saved.
+
+``volume_tiers_save`` replaces every tier of the rule in one transaction,
+audited on the rule. How a line picks its tier is payments/commission.py
+(sales exactly at a tier's top take the next tier); lines keep what they got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import User
+from payments.currencies import SUPPORTED_CURRENCIES, format_amount
+from payments.models import CommissionRule, VolumeTier
+from payments.money import is_whole_number
+
+# (from, up to or None for no top, basis points), amounts in the rule's minor units.
+TierSpec = tuple[int, int | None, int]
+
+
+def _money(minor: int, currency: str) -> str:
+    return format_amount(minor, currency) if currency in SUPPORTED_CURRENCIES else str(minor)
+
+
+def tiers_text(tiers: Sequence[TierSpec], currency: str) -> str:
+    """The tiers in words, as the rule's history shows them: "$0.00 to $1,000.00: 10%;
+    $1,000.00 and up: 7.5%" ("none" for no tiers)."""
+    if not tiers:
+        return "none"
+    parts = []
+    for start, top, bps in tiers:
+        band = (
+            f"{_money(start, currency)} and up"
+            if top is None
+            else f"{_money(start, currency)} to {_money(top, currency)}"
+        )
+        parts.append(f"{band}: {(Decimal(bps) / 100).normalize():f}%")
+    return "; ".join(parts)
+
+
+def volume_tiers_validate(*, currency: str, tiers: Sequence[TierSpec]) -> list[TierSpec]:
+    """The tiers in order of their start, or a ``ValidationError`` naming every bad
+    tier (module docstring). No tiers at all is valid: the rule's own percentage."""
+    tiers = [tuple(tier) for tier in tiers]  # type: ignore[misc]
+    if not tiers:
+        return []
+    if currency not in SUPPORTED_CURRENCIES:
+        raise ValidationError(
+            "Volume tiers need the rule's currency: the seller's sales are measured in it. "
+            "Choose the rule's currency first."
+        )
+    errors: list[str] = []
+    for number, (start, top, bps) in enumerate(tiers, start=1):
+        if not is_whole_number(start) or (top is not None and not is_whole_number(top)):
+            errors.append(f"Tier {number}: amounts are whole {currency} minor units.")
+        if not is_whole_number(bps) or not 0 <= bps <= 10_000:
+            errors.append(f"Tier {number}: the percentage is from 0 to 100%.")
+    if errors:
+        raise ValidationError(errors)
+    ordered = sorted(tiers, key=lambda tier: tier[0])
+    for number, (start, top, _) in enumerate(ordered, start=1):
+        name = f"Tier {number} (from {_money(start, currency)})"
+        if number == 1 and start != 0:
+            errors.append(f"{name}: the first tier starts at {_money(0, currency)}.")
+        if top is not None and top <= start:
+            errors.append(f"{name}: it must end above where it starts.")
+        if number < len(ordered):
+            next_start = ordered[number][0]
+            if top is None:
+                errors.append(f"{name}: only the last tier has no upper end.")
+            elif next_start < top:
+                errors.append(
+                    f"{name}: it overlaps the next tier, which starts at "
+                    f"{_money(next_start, currency)} before this one ends at "
+                    f"{_money(top, currency)}."
+                )
+            elif next_start > top:
+                errors.append(
+                    f"{name}: a gap from {_money(top, currency)} to "
+                    f"{_money(next_start, currency)} before the next tier."
+                )
+        elif top is not None:
+            errors.append(f"{name}: the last tier has no upper end (leave it empty).")
+    if errors:
+        raise ValidationError(errors)
+    return ordered
+
+
+@transaction.atomic
+def volume_tiers_save(
+    *,
+    rule: CommissionRule,
+    tiers: Sequence[TierSpec],
+    by: User | None = None,
+    reason: str = "",
+    via: str = "code",
+) -> list[VolumeTier]:
+    """Replace all the rule's tiers with ``tiers`` (validated as the module docstring
+    says, else nothing changes), in one transaction, recorded on the rule's history
+    (the tiers before and after, in words and money: ``tiers_text``)."""
+    from payments.audit import audit_record
+
+    rule = CommissionRule.objects.select_for_update().get(pk=rule.pk)
+    ordered = volume_tiers_validate(currency=rule.currency, tiers=tiers)
+    before: list[TierSpec] = [
+        (tier.from_minor, tier.up_to_minor, tier.percentage_bps)
+        for tier in VolumeTier.objects.filter(rule=rule).order_by("from_minor")
+    ]
+    after: list[TierSpec] = [(start, top, bps) for start, top, bps in ordered]
+    if before == after:
+        return list(VolumeTier.objects.filter(rule=rule).order_by("from_minor"))
+    VolumeTier.objects.filter(rule=rule).delete()
+    saved = VolumeTier.objects.bulk_create(
+        VolumeTier(rule=rule, from_minor=start, up_to_minor=top, percentage_bps=bps)
+        for start, top, bps in ordered
+    )
+    audit_record(
+        target=rule,
+        action="changed",
+        by=by,
+        reason=reason,
+        via=via,
+        changes={
+            "volume_tiers": [
+                tiers_text(before, rule.currency),
+                tiers_text(after, rule.currency),
+            ]
+        },
+    )
+    return saved
