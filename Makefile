@@ -24,7 +24,7 @@ $(VENV)/.test: requirements.txt requirements-test.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/honcho --procfile Procfile.dev start || true
+	PAYMENTS_LOCAL_DAY_SECONDS=$${PAYMENTS_LOCAL_DAY_SECONDS:-10} $(BIN)/honcho --procfile Procfile.dev start || true
 
 ## test: the whole test suite (SQLite and the embedded broker unless DATABASE_URL / CELERY_BROKER_URL are set)
 test: $(VENV)/.test

@@ -30,7 +30,7 @@ from payments.captures import duplicate_payment_fee_recorded, order_payment_capt
 from payments.locks import order_lock
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
-from payments.processors.base import CardDeclined, Payment, PaymentStatus
+from payments.processors.base import CardDeclined, Payment, PaymentProcessor, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -328,12 +328,9 @@ def payment_return(*, order: Order, payment_id: str) -> PaymentAttempt | None:
     return attempt_update_from(attempt, payment, method_type=method_type)
 
 
-def _method_type_at(processor: Any, payment_id: str) -> str:
-    """How the payment was paid, asked of the processor (``payment_method_type_get``,
-    which both processors have but the ``PaymentProcessor`` protocol does not name
-    yet); blank if it cannot say."""
-    method_type_get = getattr(processor, "payment_method_type_get", None)
-    return "" if method_type_get is None else str(method_type_get(payment_id=payment_id))
+def _method_type_at(processor: PaymentProcessor, payment_id: str) -> str:
+    """How the payment was paid, asked of the processor; blank if it cannot say yet."""
+    return processor.payment_method_type_get(payment_id=payment_id)
 
 
 def local_bank_debit_pay(*, attempt: PaymentAttempt, iban: str) -> PaymentAttempt:

@@ -1,7 +1,7 @@
 """What the seller's earnings dashboard reads, per currency, in four statements whatever
 the seller's history or number of currencies: their payout policies (one), the
-commission rules that apply and their current plan (two), and everything the page shows from the ledger,
-payouts and pending orders (one, below).
+commission rules that apply and their current plan (two), and everything the page shows
+from the ledger, payouts and pending orders (one, below).
 
 The page shows exact money, read when it is asked for: the accounts' running balances
 (kept under a row lock by the posting service) and sums of entries, never a cached

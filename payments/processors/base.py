@@ -219,6 +219,11 @@ class PaymentProcessor(Protocol):
 
     def payment_get(self, *, payment_id: str) -> Payment: ...
 
+    def payment_method_type_get(self, *, payment_id: str) -> str:
+        """How the customer paid (``card``, ``sepa_debit``, ``bank_debit``, ...): blank
+        before the payment is confirmed."""
+        ...
+
     def payment_cancel(self, *, payment_id: str, idempotency_key: str) -> Payment: ...
 
     def refund_create(
