@@ -301,15 +301,30 @@ def commission_rule_save(
     """Validate and save a rule, recording who changed what and why: the scope names
     exactly its target, amounts are not negative, amounts need a currency, the minimum
     is not above the maximum, the period is in order (the model's constraints,
-    checked before writing), and a rule with volume tiers keeps a currency (its tiers
-    measure sales in it). Orders keep the terms they were placed with."""
+    checked before writing), and a rule with volume tiers keeps its currency (its
+    tiers measure sales in it) and stays a default or category rule. Orders keep the
+    terms they were placed with."""
     from django.core.exceptions import ValidationError
 
     from payments.audit import audited_save
 
-    if rule.pk is not None and not rule.currency and rule.tiers.exists():
-        raise ValidationError(
-            {"currency": "This rule has volume tiers: it needs the currency its sales are in."}
+    if rule.pk is not None and rule.tiers.exists():
+        saved_currency, saved_scope = CommissionRule.objects.values_list("currency", "scope").get(
+            pk=rule.pk
         )
+        if rule.currency != saved_currency:
+            raise ValidationError(
+                {
+                    "currency": "This rule has volume tiers, measured in its currency: "
+                    "delete the tiers and save first, then change the currency."
+                }
+            )
+        if rule.scope != saved_scope and rule.scope in ("seller", "product"):
+            raise ValidationError(
+                {
+                    "scope": "This rule has volume tiers, which apply to default and "
+                    "category rules only: delete the tiers first."
+                }
+            )
     audited_save(instance=rule, by=by, reason=reason, via=via)
     return rule

@@ -30,7 +30,9 @@ disputed amount from the platform at once. Our rules (docs/money.md,
   so a dispute of the whole payment holds the whole fee
   (``Dispute.service_fee_minor``). It is the platform's alone: held in the
   ``disputes`` account with the rest, a loss takes it from the platform's
-  ``service_fees`` account, a win gives it back to the processor account.
+  ``service_fees`` account, a win gives it back to the processor account. What refunds
+  and lost disputes give back beyond the fee was repaid twice: ``losses``
+  (``payments.service_fees.service_fee_back_postings``).
 
 Events may repeat or arrive out of order: each transition posts once.
 """
@@ -57,6 +59,7 @@ from payments.models import (
 )
 from payments.money import allocate
 from payments.refunds import split_parts
+from payments.service_fees import service_fee_back_postings
 
 logger = logging.getLogger(__name__)
 Kind = LedgerAccount.Kind
@@ -287,11 +290,11 @@ def _close_sale(dispute: Dispute, lines: list[DisputeLine], won: bool) -> list[P
     postings = [Posting(platform_account(Kind.DISPUTES, currency), -held)]
     if won:
         postings.append(Posting(platform_account(Kind.PROCESSOR, currency), held))
-    elif dispute.service_fee_minor:  # the platform loses its service fee's part
-        postings.append(
-            Posting(platform_account(Kind.SERVICE_FEES, currency), dispute.service_fee_minor)
-        )
     repaid_twice = 0
+    if not won:  # the platform loses its service fee's part (beyond the fee: repaid twice)
+        postings += service_fee_back_postings(
+            order_id=dispute.order_id, change_minor=dispute.service_fee_minor
+        )
     for dl in lines:
         line = dl.order_line
         seller = line.seller_order.seller

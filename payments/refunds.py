@@ -58,7 +58,7 @@ from payments.models import (
     RefundLine,
 )
 from payments.money import allocate, is_whole_number
-from payments.service_fees import service_fee_refund_part
+from payments.service_fees import service_fee_back_postings, service_fee_refund_part
 
 Kind = LedgerAccount.Kind
 logger = logging.getLogger(__name__)
@@ -301,10 +301,10 @@ def refund_mark_succeeded(*, refund: Refund) -> LedgerTransaction:
     currency = refund.currency
     commission = platform_account(Kind.COMMISSION, currency)
     postings = [Posting(platform_account(Kind.PROCESSOR, currency), -refund.amount_minor)]
-    if refund.service_fee_minor:  # the platform gives back its service fee's part
-        postings.append(
-            Posting(platform_account(Kind.SERVICE_FEES, currency), refund.service_fee_minor)
-        )
+    # Its service fee part, given back by the platform (beyond the fee: repaid twice).
+    postings += service_fee_back_postings(
+        order_id=refund.order_id, change_minor=refund.service_fee_minor
+    )
     clawable: dict[int, int] = {}  # per line, the seller's part taken from available
     for refund_line in refund_lines:
         line = refund_line.order_line
@@ -472,8 +472,9 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
     dispute: into its hold while it is open; to the seller once it was won; to the
     platform's ``losses`` once it was lost (the customer was not repaid twice after
     all; the dispute line's record of the refund is undone, so the lost dispute has
-    taken that part). The reservation on the lines is released, so the amount can be refunded
-    again, and the order's status follows.
+    taken that part). The service fee's part comes back from where the rule of
+    ``service_fee_back_postings`` put it. The reservation on the lines is released, so
+    the amount can be refunded again, and the order's status follows.
     """
     released = dict(
         SellerOrder.objects.filter(
@@ -565,10 +566,16 @@ def _refund_reverse(refund: Refund, refund_lines: list[RefundLine]) -> Refund:
                 )
         if share:
             postings.append(Posting(now_at(seller, line_id), -share, line_id))
+    # The service fee's part comes back (the refund still counts as succeeded here).
+    postings += service_fee_back_postings(
+        order_id=refund.order_id, change_minor=-refund.service_fee_minor
+    )
     for entry in original:
         account, line_id = entry.account, entry.order_line_id
         if account.kind == Kind.DISPUTED and line_id is not None:
             continue
+        if account.kind in (Kind.SERVICE_FEES, Kind.LOSSES) and line_id is None:
+            continue  # the service fee's part, given back above
         amount = -entry.amount_minor
         if account.seller_id is not None and account.kind in (Kind.PENDING, Kind.AVAILABLE):
             assert line_id is not None

@@ -14,6 +14,12 @@ after a refund, the fee refunded is ``round_half_up(fee * lines refunded /
 lines gross)`` of what was refunded of the lines so far, so refunding every
 line refunds the whole fee exactly and the fee refunded is never more than
 the fee.
+
+A lost dispute takes its fee part from the platform too. Refunds and lost disputes
+together can give the customer more of the fee than they paid (a refund pending when
+a dispute of the whole payment opened, both completed): what goes beyond the fee was
+repaid twice, and the platform bears it as a loss (``losses``), never as negative
+service-fee revenue (``service_fee_back_postings``).
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from payments.currencies import SUPPORTED_CURRENCIES
+from payments.ledger import Posting
 from payments.models import ServiceFee
 from payments.money import is_whole_number, percentage
 
@@ -141,3 +148,42 @@ def service_fee_from_row(row: object, currency: str) -> ServiceFee | None:
         percentage_bps=getattr(row, "service_fee_percentage_bps", 0) or 0,
         fixed_fee_minor=getattr(row, "service_fee_fixed_fee_minor", 0) or 0,
     )
+
+
+def service_fee_repaid_twice(*, fee_minor: int, given_back_minor: int) -> int:
+    """What refunds and lost disputes gave back of a fee beyond the fee itself."""
+    return max(0, given_back_minor - fee_minor)
+
+
+def service_fee_back_postings(*, order_id: int, change_minor: int) -> list[Posting]:
+    """The platform's postings when an order's fee given back to the customer changes by
+    ``change_minor`` (a refund's fee part succeeding or a dispute's lost: positive; a
+    succeeded refund reversed: negative), read against what succeeded refunds and lost
+    disputes gave back before the change (the caller holds the order's lock and has not
+    yet written the change's status): ``service_fees`` moves by the change less what of
+    it is repaid twice, ``losses`` by that part (module docstring)."""
+    from marketplace.models import Order
+    from payments.ledger import platform_account
+    from payments.models import Dispute, LedgerAccount, Refund
+
+    if not change_minor:
+        return []
+    fee, currency = Order.objects.values_list("service_fee_minor", "currency").get(pk=order_id)
+    refunded = Refund.objects.filter(order_id=order_id, status=Refund.Status.SUCCEEDED).aggregate(
+        total=Sum("service_fee_minor")
+    )["total"]
+    lost = Dispute.objects.filter(order_id=order_id, status=Dispute.Status.LOST).aggregate(
+        total=Sum("service_fee_minor")
+    )["total"]
+    before = (refunded or 0) + (lost or 0)
+    twice = service_fee_repaid_twice(
+        fee_minor=fee, given_back_minor=before + change_minor
+    ) - service_fee_repaid_twice(fee_minor=fee, given_back_minor=before)
+    Kind = LedgerAccount.Kind
+    postings = []
+    if change_minor != twice:
+        kept_back = change_minor - twice
+        postings.append(Posting(platform_account(Kind.SERVICE_FEES, currency), kept_back))
+    if twice:
+        postings.append(Posting(platform_account(Kind.LOSSES, currency), twice))
+    return postings

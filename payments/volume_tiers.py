@@ -49,12 +49,25 @@ def tiers_text(tiers: Sequence[TierSpec], currency: str) -> str:
     return "; ".join(parts)
 
 
-def volume_tiers_validate(*, currency: str, tiers: Sequence[TierSpec]) -> list[TierSpec]:
+NEGOTIATED_SCOPES = ("seller", "product")
+
+
+def volume_tiers_validate(
+    *, currency: str, tiers: Sequence[TierSpec], scope: str = "default"
+) -> list[TierSpec]:
     """The tiers in order of their start, or a ``ValidationError`` naming every bad
-    tier (module docstring). No tiers at all is valid: the rule's own percentage."""
+    tier (module docstring). No tiers at all is valid: the rule's own percentage.
+    Tiers are for default and category rules only: a seller's or a product's rule is
+    negotiated terms and applies as it is (``payments.commission``), so tiers there
+    would be saved and never used."""
     tiers = [tuple(tier) for tier in tiers]  # type: ignore[misc]
     if not tiers:
         return []
+    if scope in NEGOTIATED_SCOPES:
+        raise ValidationError(
+            "Volume tiers apply to the platform default and category rules: a seller's or "
+            "a product's rule is negotiated terms and applies as it is."
+        )
     if currency not in SUPPORTED_CURRENCIES:
         raise ValidationError(
             "Volume tiers need the rule's currency: the seller's sales are measured in it. "
@@ -112,7 +125,7 @@ def volume_tiers_save(
     from payments.audit import audit_record
 
     rule = CommissionRule.objects.select_for_update().get(pk=rule.pk)
-    ordered = volume_tiers_validate(currency=rule.currency, tiers=tiers)
+    ordered = volume_tiers_validate(currency=rule.currency, tiers=tiers, scope=rule.scope)
     before: list[TierSpec] = [
         (tier.from_minor, tier.up_to_minor, tier.percentage_bps)
         for tier in VolumeTier.objects.filter(rule=rule).order_by("from_minor")

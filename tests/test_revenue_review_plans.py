@@ -278,11 +278,14 @@ def test_changing_a_chosen_plans_currency_in_the_admin_is_a_form_error(operator_
     "periods the product was hidden",
 )
 def test_an_operator_listing_products_again_charges_no_period_they_were_hidden(seller):
+    """Listed 100 days ago for 30 days and hidden by the seller within those 30 days (the
+    daily renewals skip a hidden product, so its listing ended 70 days ago: the state
+    below); an operator lists it again today with the admin's bulk action."""
     ListingFeeFactory(listing_days=30, amount_minor=50)
     now = timezone.now()
     product = ProductFactory(seller=seller)
     product_listing_charge(product=product, at=now - timedelta(days=100))
-    product_set_active(product=product, seller=seller, active=False)  # hidden on day 0
+    product_set_active(product=product, seller=seller, active=False)
 
     products_set_active_bulk(products=Product.objects.filter(pk=product.pk), active=True)
     for _ in range(3):  # the daily renewals that follow
@@ -436,16 +439,18 @@ def test_listing_a_product_again_while_its_seller_cancels_an_order_does_not_dead
     seller_order = order.seller_orders.get()
     product = Product.objects.get(pk=order.lines.get().product_id)
     Product.objects.filter(pk=product.pk).update(is_active=False, listed_until=None)
-    product_saved = threading.Event()
+    product_saved, money_locked = threading.Event(), threading.Event()
     real_refund_create, real_listed = order_services.refund_create, product_services._listed
 
     def refund_create(**kwargs):
         refund = real_refund_create(**kwargs)  # the seller's money lock is held now
+        money_locked.set()
         product_saved.wait(3)
         return refund
 
     def listed(product):
         product_saved.set()  # the product row is locked by its UPDATE now
+        money_locked.wait(3)
         return real_listed(product)
 
     monkeypatch.setattr(order_services, "refund_create", refund_create)
@@ -463,3 +468,106 @@ def test_listing_a_product_again_while_its_seller_cancels_an_order_does_not_dead
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert ListingCharge.objects.filter(product=product).count() == 1
+
+
+# --- What the seller is shown -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="commission_terms shows a plan's commission only in the plan's currency, but "
+    "payments.commission applies it to the seller's sales in every currency",
+)
+def test_the_commission_shown_is_the_one_charged_in_another_currency(seller):
+    from payments.earnings import commission_terms
+
+    CommissionRuleFactory(percentage_bps=1000)
+    seller_plan_change(seller=seller, plan=SellerPlanFactory(commission_bps=500), by=seller.user)
+    seller.default_currency = "EUR"  # the seller now sells in euros too
+    seller.save()
+
+    line = paid_order([(seller, 10000, 1)]).lines.get()
+    shown = commission_terms(seller=seller, currencies=["EUR"])["EUR"]
+
+    assert line.commission_source == "plan" and line.commission_minor == 500  # 5 % charged
+    assert shown is not None
+    assert shown.percentage_bps == 500, f"shown {shown.percentage_bps} bps, charged 500"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999", "-1", ""])
+def test_odd_plan_ids_on_the_sellers_page_change_nothing_and_never_500(seller, client, value):
+    SellerPlanFactory()
+    client.force_login(seller.user)
+
+    shown = client.get(reverse("marketplace:seller_plan"), {"switch": value})
+    posted = client.post(reverse("marketplace:seller_plan"), {"plan": value})
+
+    assert shown.status_code in (200, 400)
+    assert posted.status_code == 302
+    assert not SellerPlanChoice.objects.exists()
+    assert not SellerPlanCharge.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_seller_cannot_choose_a_plan_not_offered(seller, client, api_as):
+    hidden = SellerPlanFactory(is_offered=False)
+    client.force_login(seller.user)
+
+    client.post(reverse("marketplace:seller_plan"), {"plan": hidden.pk})
+    response = api_as(seller.user).post(reverse("api:my-plan"), {"plan": hidden.pk}, format="json")
+
+    assert 400 <= response.status_code < 500
+    assert not SellerPlanChoice.objects.exists()
+    assert not SellerPlanCharge.objects.exists()
+
+
+@pytest.mark.django_db
+def test_proration_counts_the_daylight_saving_hour(settings, seller):
+    """New York's November 2026 has 30 days and one hour (clocks go back on the 1st):
+    a change at noon local on the 16th leaves 14.5 days of a 30-day-and-an-hour month."""
+    settings.TIME_ZONE = "America/New_York"
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("America/New_York")
+    a = SellerPlanFactory(monthly_fee_minor=0)
+    b = SellerPlanFactory(monthly_fee_minor=2900)
+    SellerPlanChoice.objects.create(
+        seller=seller, plan=a, started_at=datetime(2026, 10, 1, tzinfo=UTC)
+    )
+    at = datetime(2026, 11, 16, 12, tzinfo=zone)
+
+    seller_plan_change(seller=seller, plan=b, by=seller.user, at=at)
+
+    month = 30 * 86_400 + 3600
+    left = int((datetime(2026, 12, 1, tzinfo=zone) - at).total_seconds())
+    assert left == 14 * 86_400 + 12 * 3600
+    charge = SellerPlanCharge.objects.get(plan=b)
+    assert charge.amount_minor == _half_up(Fraction(2900 * left, month)) == 1400  # 1399.72
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_fee_racing_a_payout_being_sent_never_overpays(seller):
+    """A payout of 90.00 made, then the month's fee and the sending at once: either the
+    payout goes first (sent in full, the fee a debt) or the fee does (the payout no longer
+    fits and is cancelled); never 90.00 sent with the fee also taken from it unnoticed."""
+    CommissionRuleFactory(percentage_bps=1000)
+    enable_payouts(seller)
+    order = paid_order([(seller, 10000, 1)])
+    seller_order_hold_release(seller_order=order.seller_orders.get())
+    run_payouts(sellers=[seller])
+    payout = Payout.objects.get()
+    SellerPlanChoice.objects.create(seller=seller, plan=SellerPlanFactory(monthly_fee_minor=2900))
+
+    results = together(seller_plans_bill, lambda: payout_send(payout=payout))
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    payout.refresh_from_db()
+    fee = SellerPlanCharge.objects.get().amount_minor
+    available = seller_balance(seller=seller, currency="USD").available
+    sent = 0 if payout.status == "cancelled" else payout.amount_minor
+    assert sent in (0, 9000), payout.status
+    assert sent + available == 9000 - fee  # what was sent plus what is left (or owed)
+    assert ledger_check().problems == []

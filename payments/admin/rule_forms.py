@@ -127,11 +127,11 @@ class CommissionRuleForm(ReasonForm):
         if percentage is not None:
             self.instance.percentage_bps = int(percentage * 100)
         currency = str(data.get("currency") or "")
-        if not currency and rule_has_tiers(self.instance):
+        if currency != (self.instance.currency or "") and rule_has_tiers(self.instance):
             self.add_error(
                 "currency",
                 "This rule has volume tiers, measured in its currency: delete the tiers "
-                "and save first, then clear the currency.",
+                "and save first, then change the currency.",
             )
         for name, stored in AMOUNT_FIELDS.items():
             text = str(data.get(name) or "").strip()
@@ -284,6 +284,8 @@ class VolumeTierFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
         if failed:
             return
         try:
-            self.tier_specs = volume_tiers_validate(currency=currency, tiers=specs)
+            self.tier_specs = volume_tiers_validate(
+                currency=currency, tiers=specs, scope=str(self.instance.scope)
+            )
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages) from exc

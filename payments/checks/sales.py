@@ -186,7 +186,8 @@ def check_service_fees(problems: list[str]) -> None:
     ``service_fees`` account took the order's fee with its captured payment; what it
     holds of the order (the fee posted, less what refunds gave back net of their
     reversals, less what lost disputes took) equals the order's fee less the fee
-    parts of its succeeded refunds and of its lost disputes; and the order's
+    parts of its succeeded refunds and of its lost disputes, or nothing when those
+    gave back more than the fee (repaid twice: ``losses``); and the order's
     ``service_fee_refunded_minor`` counter equals the fee parts of its refunds that
     did not fail. A fixed number of queries (five)."""
     rows = (
@@ -246,7 +247,9 @@ def check_service_fees(problems: list[str]) -> None:
                 f"{captured.get(order_id, 0)}."
             )
         held = captured.get(order_id, 0) - given_back.get(order_id, 0)
-        expected = fee - refunded.get(order_id, 0) - lost.get(order_id, 0)
+        # Beyond the fee, what refunds and lost disputes gave back was repaid twice: a
+        # loss of the platform's (``losses``), not negative service-fee revenue.
+        expected = max(0, fee - refunded.get(order_id, 0) - lost.get(order_id, 0))
         if held != expected:
             problems.append(
                 f"Order #{order_id}: the service fees account holds {held} of its fee; "
