@@ -139,7 +139,7 @@ def commission_terms(
 ) -> dict[str, CommissionRule | None]:
     """``commission_terms_for`` for each of ``currencies``, from two queries: per currency,
     the seller's own rule if they have one (negotiated terms beat a plan), else their
-    plan's commission when their current plan has one in that currency (shown as an
+    plan's commission when their current plan has one, in every currency (shown as an
     unsaved rule named after the plan, the precedence of ``payments.commission``), else
     the platform default (the latest first)."""
     from payments.models import SellerPlanChoice
@@ -164,7 +164,7 @@ def commission_terms(
     for currency in wanted:
         rule = next((rule for rule in rules if rule.currency in ("", currency)), None)
         plan = choice.plan if choice is not None else None
-        on_plan = plan is not None and plan.currency == currency
+        on_plan = plan is not None  # a plan's commission applies in every currency
         if on_plan and (rule is None or rule.scope != CommissionRule.Scope.SELLER):
             assert plan is not None and plan.commission_bps is not None
             rule = CommissionRule(

@@ -77,7 +77,7 @@ def payout_guard(payout: Payout) -> str | None:
     if payout.amount_minor > payable:
         reason = (
             f"No longer covered: {format_amount(max(payable, 0), payout.currency)} is payable "
-            f"now (refunds or disputes since it was made); what is left is paid next run"
+            f"now (refunds, disputes or fees since it was made); what is left is paid next run"
         )
         _stop(payout, Status.CANCELLED, "cancel", reason)
         return reason

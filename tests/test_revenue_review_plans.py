@@ -191,20 +191,8 @@ def test_a_plan_in_the_wrong_currency_is_refused_on_the_sellers_page(seller, cli
     "body",
     [
         {"monthly_fee_minor": -1},
-        pytest.param(
-            {"monthly_fee_minor": "29.00"},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="StrictIntegersMixin misses DRF's BigIntegerField: the string '29.00' "
-                "is saved as a fee of 29 minor units",
-            ),
-        ),
-        pytest.param(
-            {"monthly_fee_minor": "2900"},
-            marks=pytest.mark.xfail(
-                strict=True, reason="a string fee is taken (BigIntegerField is not strict)"
-            ),
-        ),
+        {"monthly_fee_minor": "29.00"},
+        {"monthly_fee_minor": "2900"},
         {"monthly_fee_minor": 10.5},
         {"commission_bps": -5},
         {"commission_bps": 10_001},
@@ -241,10 +229,6 @@ def test_a_listing_fee_ending_before_it_starts_is_a_4xx_through_the_api(operator
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="admin: changing a chosen plan's currency raises ValidationError in save_model (500)",
-)
 def test_changing_a_chosen_plans_currency_in_the_admin_is_a_form_error(operator_client, seller):
     plan = SellerPlanFactory(currency="USD", monthly_fee_minor=2900, commission_bps=500)
     seller_plan_change(seller=seller, plan=plan, by=seller.user)
@@ -272,11 +256,6 @@ def test_changing_a_chosen_plans_currency_in_the_admin_is_a_form_error(operator_
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="products_set_active_bulk skips the listing hook; renewal then back-charges the "
-    "periods the product was hidden",
-)
 def test_an_operator_listing_products_again_charges_no_period_they_were_hidden(seller):
     """Listed 100 days ago for 30 days and hidden by the seller within those 30 days (the
     daily renewals skip a hidden product, so its listing ended 70 days ago: the state
@@ -425,11 +404,6 @@ def test_two_changes_to_different_plans_at_once_prorate_once_each(utc, seller):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="product_set_active locks the product row then the seller's money lock (listing "
-    "fee); seller_order_cancel takes the money lock then restocks the product: deadlock",
-)
 def test_listing_a_product_again_while_its_seller_cancels_an_order_does_not_deadlock(
     seller, monkeypatch
 ):
@@ -474,11 +448,6 @@ def test_listing_a_product_again_while_its_seller_cancels_an_order_does_not_dead
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="commission_terms shows a plan's commission only in the plan's currency, but "
-    "payments.commission applies it to the seller's sales in every currency",
-)
 def test_the_commission_shown_is_the_one_charged_in_another_currency(seller):
     from payments.earnings import commission_terms
 

@@ -33,6 +33,6 @@ class StrictIntegersMixin:
 
     def build_standard_field(self, field_name: str, model_field: Any) -> Any:
         field_class, field_kwargs = super().build_standard_field(field_name, model_field)  # type: ignore[misc]
-        if field_class is serializers.IntegerField:
+        if field_class in (serializers.IntegerField, serializers.BigIntegerField):
             field_class = StrictIntegerField
         return field_class, field_kwargs

@@ -3,6 +3,7 @@ that writes a product goes through these."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -60,6 +61,16 @@ def _save(product: Product) -> Product:
     except IntegrityError as exc:  # another product took the slug between check and save
         raise ValidationError({"slug": SLUG_TAKEN}) from exc
     return product
+
+
+def _listing_lock(seller_ids: Iterable[int]) -> None:
+    """Before a product row is written to list it again: its sellers' money locks, which
+    its listing fee needs and which come before a product's row in the lock order of
+    every money service (a seller order's cancellation holds the money lock and then
+    returns stock to the product; payments.locks)."""
+    from payments.locks import sellers_money_lock
+
+    sellers_money_lock(seller_ids)
 
 
 def _listed(product: Product) -> None:
@@ -123,6 +134,8 @@ def product_update(*, product: Product, seller: Seller, **changes: Any) -> Produ
     for field, value in changes.items():
         setattr(product, field, value)
     with transaction.atomic():
+        if product.is_active and not was_active:
+            _listing_lock([product.seller_id])
         _save(product)
         if not was_active:
             _listed(product)
@@ -136,11 +149,24 @@ def product_set_active(*, product: Product, seller: Seller, active: bool) -> Pro
     if product.is_active != active:
         product.is_active = active
         with transaction.atomic():
+            if active:
+                _listing_lock([product.seller_id])
             product.save(update_fields=["is_active", "updated_at"])
             _listed(product)
     return product
 
 
 def products_set_active_bulk(*, products: QuerySet[Product], active: bool) -> int:
-    """Operators list or hide many products at once (moderation); returns how many changed."""
-    return products.exclude(is_active=active).update(is_active=active, updated_at=timezone.now())
+    """Operators list or hide many products at once (moderation); returns how many changed.
+    Products listed again are charged their listing fee as one listed by its seller."""
+    with transaction.atomic():
+        changed = list(products.exclude(is_active=active).select_related("seller", "category"))
+        if active:
+            _listing_lock({product.seller_id for product in changed})
+        count = Product.objects.filter(pk__in=[product.pk for product in changed]).update(
+            is_active=active, updated_at=timezone.now()
+        )
+        for product in changed if active else []:
+            product.is_active = True
+            _listed(product)
+    return count

@@ -86,6 +86,9 @@ class SellerPlanForm(ReasonForm):
         fee = typed_money(self, "monthly_fee", str(data.get("currency") or ""))
         if fee is not None:
             self.instance.monthly_fee_minor = fee
+        plan = self.instance
+        if plan.pk is not None and "currency" in self.changed_data and plan.choices.exists():
+            self.add_error("currency", "Sellers have chosen this plan: its currency cannot change.")
         return data
 
 
