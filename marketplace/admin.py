@@ -287,6 +287,7 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
                     "status",
                     "total",
                     "commission",
+                    "service_fee_amount",
                     "refunded",
                     "refundable",
                     "created_at",
@@ -308,7 +309,7 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
             },
         ),
     )
-    readonly_fields = ("total", "commission", "refunded", "refundable")
+    readonly_fields = ("total", "commission", "service_fee_amount", "refunded", "refundable")
     inlines = [HistoryInline]
 
     def get_queryset(self, request):
@@ -331,6 +332,15 @@ class OrderAdmin(ReadOnlyWithActionsAdmin):
     @admin.display(description="commission", ordering="commission_minor")
     def commission(self, order: Order) -> str:
         return format_amount(order.commission_minor, order.currency)
+
+    @admin.display(description="customer service fee")
+    def service_fee_amount(self, order: Order) -> str:
+        """Part of the total, kept by the platform; what refunds gave back of it."""
+        fee = format_amount(order.service_fee_minor, order.currency)
+        if not order.service_fee_refunded_minor:
+            return fee
+        back = format_amount(order.service_fee_refunded_minor, order.currency)
+        return f"{fee} ({back} refunded)"
 
     @admin.display(description="refunded", ordering="refunded_minor")
     def refunded(self, order: Order) -> str:

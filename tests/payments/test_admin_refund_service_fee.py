@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from marketplace.services.orders import CartItem, place_order
 from payments.models import Refund
+from payments.refunds import refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory, ServiceFeeFactory
 from tests.money_helpers import pay_by_card
 
@@ -37,3 +38,8 @@ def test_the_confirmation_page_shows_and_refunds_the_fee_part(
     run(operator_client.post, url, data)
     refund = Refund.objects.get()
     assert (refund.amount_minor, refund.service_fee_minor) == (6300, 300)
+
+    refund_mark_succeeded(refund=refund)
+    page = operator_client.get(reverse("admin:marketplace_order_change", args=[order.pk]))
+    html = re.sub(r"\s+", " ", page.content.decode())
+    assert "$4.00 ($3.00 refunded)" in html  # the fee, and what went back of it
