@@ -37,8 +37,16 @@ def change_reason_field() -> serializers.CharField:
 
 
 class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    """A seller named by their storefront slug."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A slug never holds a NUL, which PostgreSQL refuses in any text (a 500 otherwise).
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
 
 
 class VolumeTierReadSerializer(serializers.Serializer):  # type: ignore[type-arg]

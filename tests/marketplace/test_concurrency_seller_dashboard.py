@@ -49,7 +49,7 @@ def test_sales_committed_between_statements_leave_the_figures_consistent(seller,
     with connection.execute_wrapper(then_a_sale):
         (usd,) = seller_dashboard_read(seller=seller)
 
-    assert SellerOrder.objects.filter(seller=seller).count() == 4  # three made meanwhile
+    assert SellerOrder.objects.filter(seller=seller).count() == 5  # four made meanwhile
     # The ledger statement saw the first sale and the one committed before it, in the
     # balance and in the pending orders alike.
     assert usd.balance.pending == usd.next.pending == 900 + 1800
