@@ -80,6 +80,16 @@ def test_a_string_percentage_is_refused_in_a_commission_rule(api_as, operator):
     assert response.json()["param"] == "percentage_bps"
 
 
+def test_a_seller_named_with_a_nul_is_a_400_not_a_500(api_as, operator):
+    """Found by the fuzzer on PostgreSQL, which refuses NUL in any text."""
+    response = api_as(operator).post(
+        reverse("api:payout-policy-list"), {"seller": "shop\x00", "reason": "x"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["param"] == "seller"
+
+
 @pytest.mark.parametrize(
     ("currency", "largest"), [("JPY", 10_000_000), ("USD", 1_000_000_000), ("KWD", 10**10)]
 )
