@@ -36,3 +36,14 @@ class StrictIntegersMixin:
         if field_class in (serializers.IntegerField, serializers.BigIntegerField):
             field_class = StrictIntegerField
         return field_class, field_kwargs
+
+
+class SlugRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    """DRF's ``SlugRelatedField`` that refuses a slug holding a NUL as one that names
+    nothing (a 400): no slug holds one, and PostgreSQL refuses NUL in any text, so the
+    look-up would otherwise be a 500."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)

@@ -8,18 +8,15 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Seller
 from marketplace.api.expand import ExpandableList
-from marketplace.api.fields import StrictIntegerField
+from marketplace.api.fields import SlugRefField, StrictIntegerField
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
 from marketplace.models.catalog import MAX_PRICE_MINOR
 from payments.currencies import currency_choices
 
 
 class CategorySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    parent: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True, allow_null=True
-    )
+    parent: SlugRefField = SlugRefField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = Category
@@ -27,12 +24,8 @@ class CategorySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 
 class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Category.objects.all()
-    )
+    seller: SlugRefField = SlugRefField(slug_field="slug", read_only=True)
+    category: SlugRefField = SlugRefField(slug_field="slug", queryset=Category.objects.all())
     currency = serializers.ChoiceField(choices=currency_choices())
     price_minor = StrictIntegerField(
         min_value=0,

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from accounts.models import Seller
 from marketplace.api.expand import ExpandableList
-from marketplace.api.fields import StrictIntegersMixin
+from marketplace.api.fields import SlugRefField, StrictIntegersMixin
 from marketplace.api.serializers import MetadataReadField
 from payments.models import (
     CommissionRule,
@@ -36,17 +36,11 @@ def change_reason_field() -> serializers.CharField:
     )
 
 
-class SellerRefField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+class SellerRefField(SlugRefField):
     """A seller named by their storefront slug."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="slug", queryset=Seller.objects.all(), **kwargs)
-
-    def to_internal_value(self, data: Any) -> Any:
-        # A slug never holds a NUL, which PostgreSQL refuses in any text (a 500 otherwise).
-        if isinstance(data, str) and "\x00" in data:
-            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
-        return super().to_internal_value(data)
 
 
 class VolumeTierReadSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -130,9 +124,7 @@ class PayoutEntrySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class PayoutSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
+    seller: SlugRefField = SlugRefField(slug_field="slug", read_only=True)
     entries = ExpandableList(PayoutEntrySerializer, source="breakdown", id_attr="entry_id")
     metadata = MetadataReadField()
 

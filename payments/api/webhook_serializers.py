@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Seller
-from marketplace.api.fields import StrictIntegerField
+from marketplace.api.fields import SlugRefField, StrictIntegerField
 from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.outbound_webhooks import EVENT_TYPES
 from payments.outbound_webhooks import ROTATION_OVERLAP_MAX_HOURS
@@ -28,7 +28,7 @@ ENDPOINT_FIELDS = [
 class WebhookEndpointSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     """An endpoint as lists and reads show it: the secret only as a hint."""
 
-    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
+    seller: SlugRefField = SlugRefField(
         slug_field="slug", queryset=Seller.objects.all(), required=False, allow_null=True
     )
     events = serializers.ListField(
@@ -102,7 +102,7 @@ class EventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     seller's part for a seller (the same ``data`` as the webhook's)."""
 
     id = serializers.UUIDField(source="event_id", read_only=True)
-    seller: serializers.SlugRelatedField[Seller] = serializers.SlugRelatedField(
+    seller: SlugRefField = SlugRefField(
         slug_field="slug",
         read_only=True,
         allow_null=True,

@@ -90,6 +90,17 @@ def test_a_seller_named_with_a_nul_is_a_400_not_a_500(api_as, operator):
     assert response.json()["param"] == "seller"
 
 
+def test_a_category_named_with_a_nul_is_a_400_not_a_500(api_as, seller):
+    response = api_as(seller.user).post(
+        reverse("api:product-list"),
+        {"title": "T", "category": "books\x00", "price_minor": 100, "currency": "USD"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["param"] == "category"
+
+
 @pytest.mark.parametrize(
     ("currency", "largest"), [("JPY", 10_000_000), ("USD", 1_000_000_000), ("KWD", 10**10)]
 )
