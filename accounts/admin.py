@@ -99,11 +99,11 @@ def seller_overview(seller: Seller) -> dict:
     and ledger entries."""
     from django.db.models import Sum
 
-    from payments.balances import SellerBalance, seller_balances
-    from payments.currencies import format_amount
+    from marketplace.kernel.currencies import format_amount
+    from payments.ledger.balances import SellerBalance, seller_balances
     from payments.models import Dispute, LedgerEntry, Payout
-    from payments.payouts import payout_reserves
-    from payments.policies import PolicyBook, policy_text
+    from payments.payouts.planning import payout_reserves
+    from payments.payouts.policies import PolicyBook, policy_text
 
     book = PolicyBook.load([seller.pk])
     policy = book.for_seller(seller.pk)
@@ -273,15 +273,10 @@ class SellerAdmin(admin.ModelAdmin):
     def freeze_view(self, request, object_id, frozen):
         """Freeze or unfreeze the seller's payouts: GET shows what it does and asks why;
         POST calls the one service and goes back to the seller's page."""
-        from marketplace.errors import ApplicationError
+        from marketplace.kernel.errors import ApplicationError
         from payments.models import Payout
-        from payments.policies import (
-            FREEZE_HOLDS,
-            payout_policy_for,
-            seller_freeze,
-            seller_payout_totals,
-            seller_unfreeze,
-        )
+        from payments.payouts.freezes import seller_freeze, seller_unfreeze
+        from payments.payouts.policies import FREEZE_HOLDS, payout_policy_for, seller_payout_totals
 
         seller = self.get_object(request, unquote(object_id))
         if seller is None:

@@ -5,7 +5,7 @@ from django_countries import countries
 from accounts.managers import normalize_email_address
 from accounts.models import User
 from accounts.services import EMAIL_TAKEN
-from payments.currencies import currency_choices
+from marketplace.kernel.currencies import currency_choices
 
 
 class SignUpForm(BaseUserCreationForm):

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from accounts.managers import UserManager
-from payments.currencies import currency_choices
+from marketplace.kernel.currencies import currency_choices
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from accounts.managers import normalize_email_address
 from accounts.models import RESERVED_SHOP_ADDRESSES, Seller, User
 from accounts.roles import operators_group_sync
-from marketplace.slugs import unique_slug
+from marketplace.kernel.slugs import unique_slug
 
 EMAIL_TAKEN = "An account with this email address already exists."
 SLUG_TAKEN = "Another seller already uses this address."

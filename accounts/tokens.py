@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, User
-from marketplace.errors import InvalidRequest, NotFound
+from marketplace.kernel.errors import InvalidRequest, NotFound
 
 TOKEN_PREFIX = "mkt"
 MAX_ACTIVE_TOKENS = 20

@@ -18,8 +18,8 @@ from accounts.forms import (
 )
 from accounts.roles import seller_for
 from accounts.tokens import api_token_create, api_token_revoke
-from marketplace.errors import ApplicationError
-from marketplace.form_errors import add_service_error
+from marketplace.kernel.errors import ApplicationError
+from marketplace.kernel.form_errors import add_service_error
 from marketplace.web import safe_next
 
 BACKEND = "marketplace.auth_backends.ShopUserBackend"

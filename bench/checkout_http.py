@@ -144,8 +144,8 @@ def _seed(products_per_seller: int, customers: int) -> dict:
     from marketplace.celery import app
     from marketplace.models import Category
     from marketplace.services.products import product_create
+    from payments.collection.onboarding import seller_account_sync, seller_onboarding_start
     from payments.models import CommissionRule
-    from payments.onboarding import seller_account_sync, seller_onboarding_start
     from payments.processors.local import LocalProcessor
 
     app.conf.task_always_eager = True  # the sellers' onboarding events, in-process

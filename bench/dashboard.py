@@ -38,7 +38,7 @@ Measured, all in process, so server time with no network:
   time, this process's CPU time and the template's time per request, and the
   three slowest statements with the code that ran them (``--verbose`` adds
   EXPLAIN ANALYZE of the slowest);
-- ``payments.balances.seller_balance`` for the same seller, once to warm up and
+- ``payments.ledger.balances.seller_balance`` for the same seller, once to warm up and
   then ``--calls`` (200) times: p50, p95, statements per call.
 It ends with one ``bench.report`` row each: p95 against 20 ms for
 ``seller_balance`` and 50 ms for the dashboard (issue 18), the dashboard's row with
@@ -584,7 +584,7 @@ def load(histories: list[History], *, now: datetime, reserve_bps: int) -> tuple[
         ((event, i) for i, history in enumerate(histories) for event in history.events),
         key=lambda pair: pair[0].at,
     )
-    # The keys the services use (payments/captures.py, holds.py, refunds.py,
+    # The keys the services use (payments/collection/captures.py, holds.py, refunds.py,
     # payout_sending.py); the order numbers are unique across sellers.
     key_of = {
         "payment_captured": "payment:{}",
@@ -818,7 +818,7 @@ def main() -> None:
 
     from bench.report import Row, emit
     from bench.report import percentile as nearest_rank
-    from payments.balances import seller_balance
+    from payments.ledger.balances import seller_balance
     from payments.models import LedgerEntry
 
     if connection.vendor != "postgresql":

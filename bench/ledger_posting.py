@@ -6,7 +6,7 @@ rows with the same statements at the same concurrency, on the configured databas
         .venv/bin/python -m bench.ledger_posting --postings 3000
 
 Builds orders of three lines each, from three different sellers (out of a pool of
-sellers), and the postings ``payments.captures.payment_postings`` makes for each:
+sellers), and the postings ``payments.collection.captures.payment_postings`` makes for each:
 the processor account debited with the total, then per line the seller's pending
 account and the platform's commission account credited (seven entries on five
 accounts, two of them the platform's). Then, per concurrency C, in the same run on
@@ -75,9 +75,9 @@ def main() -> None:
     from django.utils import timezone
 
     from marketplace.models import Order, OrderLine
-    from payments.captures import payment_postings
     from payments.checks import ledger_check
-    from payments.ledger import Posting, platform_account, seller_account
+    from payments.collection.captures import payment_postings
+    from payments.ledger.posting import Posting, platform_account, seller_account
     from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
     logging.disable(logging.INFO)
@@ -234,7 +234,7 @@ def _client(target: Any, side: str, lo: int, hi: int, *, barrier: Any, queue: An
 def _service_client(work: list) -> Any:
     from django.db import connection, transaction
 
-    from payments.ledger import Posting, ledger_post
+    from payments.ledger.posting import Posting, ledger_post
     from payments.models import LedgerTransaction
 
     postings = [
@@ -271,7 +271,7 @@ def _raw_client(work: list) -> Any:
     from django.conf import settings
 
     from bench.raw import raw_connection
-    from payments.ledger import balance_shard
+    from payments.ledger.posting import balance_shard
 
     kind = "payment_captured"
     shards = settings.LEDGER_BALANCE_SHARDS

@@ -393,7 +393,7 @@ def _worker_init() -> None:
     logging.disable(logging.INFO)
     # What the first chunk would otherwise import: a worker's start, not the run's work.
     import marketplace.celery  # noqa: F401
-    import payments.payout_runs
+    import payments.payouts.runs
     import payments.tasks  # noqa: F401
 
 
@@ -427,7 +427,7 @@ def _me(statements: int, **values: Any) -> dict[str, Any]:
 def _service_start() -> dict[str, Any]:
     from django.utils import timezone
 
-    from payments.payout_runs import payout_run_start
+    from payments.payouts.runs import payout_run_start
 
     now = timezone.now()
     run, statements = _counted(lambda: payout_run_start(now=now, fan_out=False))
@@ -437,7 +437,7 @@ def _service_start() -> dict[str, Any]:
 def _service_chunk(job: tuple[int, int, str]) -> dict[str, Any]:
     from datetime import datetime
 
-    from payments.payout_runs import payout_run_chunk_make
+    from payments.payouts.runs import payout_run_chunk_make
 
     run_id, number, now = job
     when = datetime.fromisoformat(now)
@@ -612,7 +612,7 @@ def send(wanted: int) -> tuple[int, float, int]:
     from django.utils import timezone
 
     from payments.models import Payout
-    from payments.payout_runs import payout_sends_enqueue
+    from payments.payouts.runs import payout_sends_enqueue
 
     # The sample's send tasks, queued by the run's own service (the chunks' queued
     # publishing tasks for all the others are dropped: the sample is what is timed).

@@ -14,14 +14,20 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from marketplace.errors import ApplicationError, InvalidRequest
+from marketplace.kernel.currencies import (
+    AmountError,
+    amount_typed_to_minor,
+    format_amount,
+    to_major_units,
+)
+from marketplace.kernel.errors import ApplicationError, InvalidRequest
+from marketplace.kernel.task_queue import deferred_tasks_send
 from marketplace.models import Category, DeferredTask, Order, OrderLine, Product, SellerOrder
 from marketplace.services.products import products_set_active_bulk
-from marketplace.task_queue import deferred_tasks_send
 from payments.admin.audit import HistoryInline
 from payments.admin.base import ReadOnlyWithActionsAdmin
 from payments.admin.money import ConfirmForm, confirm_context
-from payments.currencies import AmountError, amount_typed_to_minor, format_amount, to_major_units
+from payments.collection.refunds import order_refund_by_operator, refund_preview, refund_refusal
 from payments.models import (
     Dispute,
     DisputeLine,
@@ -31,7 +37,6 @@ from payments.models import (
     Refund,
     RefundLine,
 )
-from payments.refunds import order_refund_by_operator, refund_preview, refund_refusal
 
 
 class CategoryListFilter(admin.RelatedFieldListFilter):

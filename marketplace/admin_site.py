@@ -25,9 +25,10 @@ class OperatorAdminSite(admin.AdminSite):
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
-        """The app list, with today's and the week's figures (payments/operator_dashboard.py)
-        above it: only those on models the operator may open."""
-        from payments.operator_dashboard import operator_dashboard
+        """The app list, with today's and the week's figures
+        (payments/reporting/operator_dashboard.py) above it: only those on models the
+        operator may open."""
+        from payments.reporting.operator_dashboard import operator_dashboard
 
         def can_view(model: type[models.Model]) -> bool:
             model_admin = self._registry.get(model)

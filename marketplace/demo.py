@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Seller, User
-from marketplace.errors import InvalidState
+from marketplace.kernel.currencies import to_minor_units
+from marketplace.kernel.errors import InvalidState
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
 from marketplace.services.orders import (
@@ -40,9 +41,19 @@ from marketplace.services.orders import (
     seller_order_cancel,
 )
 from marketplace.services.products import product_create, product_update
-from payments.checkout import local_card_authenticate, local_card_pay, payment_start
-from payments.currencies import to_minor_units
-from payments.holds import holds_release_due
+from payments.collection.checkout import local_card_authenticate, local_card_pay, payment_start
+from payments.collection.onboarding import seller_account_sync, seller_onboarding_start
+from payments.collection.refund_requests import (
+    refund_request_approve,
+    refund_request_create,
+    refund_request_decline,
+)
+from payments.collection.refunds import (
+    REFUNDABLE_ORDER_STATUSES,
+    order_refund_barred,
+    refund_create,
+    refund_submit,
+)
 from payments.models import (
     CommissionRule,
     LocalAccount,
@@ -51,9 +62,9 @@ from payments.models import (
     PayoutMethod,
     RefundRequest,
 )
-from payments.onboarding import seller_account_sync, seller_onboarding_start
-from payments.payout_controls import payout_mark_paid, payout_retry
-from payments.payouts import run_payouts
+from payments.payouts.controls import payout_mark_paid, payout_retry
+from payments.payouts.holds import holds_release_due
+from payments.payouts.runs import run_payouts
 from payments.processors.base import CardDeclined
 from payments.processors.local import (
     CARD_DECLINED,
@@ -61,17 +72,6 @@ from payments.processors.local import (
     CARD_REQUIRES_ACTION,
     CARD_SUCCEEDS,
     LocalProcessor,
-)
-from payments.refund_requests import (
-    refund_request_approve,
-    refund_request_create,
-    refund_request_decline,
-)
-from payments.refunds import (
-    REFUNDABLE_ORDER_STATUSES,
-    order_refund_barred,
-    refund_create,
-    refund_submit,
 )
 
 OPERATOR = ("operator@example.com", "operator-demo-pass", "Olivia Operator")

@@ -7,9 +7,9 @@ from django import forms
 from django.db.models import Q
 
 from accounts.models import Seller
+from marketplace.kernel.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
 from marketplace.models import Category, Product
 from marketplace.selectors.catalog import category_and_children_q
-from payments.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
 
 
 def price_at_least_q(amount: Decimal) -> Q:

@@ -2,8 +2,8 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from marketplace.kernel.currencies import AmountError, amount_typed_to_minor, currency_choices
 from marketplace.models import Category
-from payments.currencies import AmountError, amount_typed_to_minor, currency_choices
 
 
 class CategoryChoiceField(forms.ModelChoiceField):

@@ -362,21 +362,21 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["marketplace.api.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["marketplace.kernel.api.parsers.JSONParser"],
     # django-filter's, refusing an empty filter value (?status=) with a 400.
-    "DEFAULT_FILTER_BACKENDS": ["marketplace.api.filters.StrictDjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.CursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["marketplace.kernel.api.filters.StrictDjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "marketplace.kernel.api.pagination.CursorPagination",
     "DEFAULT_THROTTLE_CLASSES": [
-        "marketplace.api.throttling.AnonRateThrottleFailOpen",
-        "marketplace.api.throttling.UserRateThrottleFailOpen",
+        "marketplace.kernel.api.throttling.AnonRateThrottleFailOpen",
+        "marketplace.kernel.api.throttling.UserRateThrottleFailOpen",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="120/min"),
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
     },
-    "EXCEPTION_HANDLER": "marketplace.api.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "marketplace.kernel.api.errors.problem_exception_handler",
     # No serializer has this field: a 201's Location is never a field's value (a webhook
-    # endpoint's receiver URL was); marketplace/api/locations.py sets it.
+    # endpoint's receiver URL was); marketplace/kernel/api/locations.py sets it.
     "URL_FIELD_NAME": "api_url",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -396,7 +396,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "marketplace.api.schema.add_problem_responses",
+        "marketplace.kernel.api.schema.add_problem_responses",
     ],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {

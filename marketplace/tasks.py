@@ -12,7 +12,7 @@ def ping(self) -> dict[str, str]:
 @shared_task
 def idempotency_keys_expire_task() -> int:
     """Forget API Idempotency-Keys older than 24 hours."""
-    from marketplace.api.idempotency import idempotency_keys_expire
+    from marketplace.kernel.api.idempotency import idempotency_keys_expire
 
     return idempotency_keys_expire()
 
@@ -20,6 +20,6 @@ def idempotency_keys_expire_task() -> int:
 @shared_task
 def deferred_tasks_send_task() -> int:
     """Queue again the tasks the broker refused while it was down."""
-    from marketplace.task_queue import deferred_tasks_send
+    from marketplace.kernel.task_queue import deferred_tasks_send
 
     return deferred_tasks_send()

@@ -25,7 +25,7 @@ SEND_RETRIES = 50
 )
 def webhook_event_process_task(self: Any, webhook_event_id: int) -> str:
     """Process one stored webhook event; failures are retried with backoff."""
-    from payments.webhooks import webhook_event_process
+    from payments.collection.webhooks import webhook_event_process
 
     return str(webhook_event_process(webhook_event_id=webhook_event_id).status)
 
@@ -33,7 +33,7 @@ def webhook_event_process_task(self: Any, webhook_event_id: int) -> str:
 @shared_task
 def webhook_events_sweep_task() -> int:
     """Queue again the stored webhook events whose processing task was lost."""
-    from payments.webhooks import webhook_events_sweep
+    from payments.collection.webhooks import webhook_events_sweep
 
     return webhook_events_sweep()
 
@@ -41,9 +41,9 @@ def webhook_events_sweep_task() -> int:
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=5)
 def local_event_deliver(event_id: str) -> None:
     """The local processor's event delivery: sign it and hand it to the webhook service."""
+    from payments.collection.webhooks import webhook_receive
     from payments.models import LocalEvent
     from payments.processors.local import SIGNATURE_HEADER, LocalProcessor, sign
-    from payments.webhooks import webhook_receive
 
     event = LocalEvent.objects.get(pk=event_id)
     payload = LocalProcessor.event_payload(event)
@@ -56,21 +56,21 @@ def local_event_deliver(event_id: str) -> None:
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
 def order_paid_notify_task(order_id: int) -> int:
-    from payments.notifications import order_paid_notify
+    from payments.reporting.notifications import order_paid_notify
 
     return order_paid_notify(order_id=order_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
 def refund_succeeded_notify_task(refund_id: int) -> int:
-    from payments.notifications import refund_succeeded_notify
+    from payments.reporting.notifications import refund_succeeded_notify
 
     return refund_succeeded_notify(refund_id=refund_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
 def refund_request_declined_notify_task(request_id: int) -> int:
-    from payments.notifications import refund_request_declined_notify
+    from payments.reporting.notifications import refund_request_declined_notify
 
     return refund_request_declined_notify(request_id=request_id)
 
@@ -78,7 +78,7 @@ def refund_request_declined_notify_task(request_id: int) -> int:
 @shared_task
 def orders_expire_unpaid_task() -> int:
     """Cancel orders left unpaid past PAYMENTS_ORDER_EXPIRY_MINUTES and release their stock."""
-    from payments.expiry import orders_expire_unpaid
+    from payments.collection.expiry import orders_expire_unpaid
 
     return orders_expire_unpaid()
 
@@ -86,7 +86,7 @@ def orders_expire_unpaid_task() -> int:
 @shared_task
 def holds_release_due_task() -> int:
     """Move sellers' earnings whose hold is over from pending to available."""
-    from payments.holds import holds_release_due
+    from payments.payouts.holds import holds_release_due
 
     return holds_release_due()
 
@@ -94,7 +94,7 @@ def holds_release_due_task() -> int:
 @shared_task
 def refunds_submit_pending_task() -> int:
     """Retry refunds that could not be sent to the processor."""
-    from payments.refunds import refunds_submit_pending
+    from payments.collection.refunds import refunds_submit_pending
 
     return refunds_submit_pending()
 
@@ -103,7 +103,7 @@ def refunds_submit_pending_task() -> int:
 def run_payouts_task() -> int:
     """The scheduled payout run: splits the due sellers into chunks, each made by its own
     task (``payout_run_chunk_task``); returns how many chunks."""
-    from payments.payouts import run_payouts
+    from payments.payouts.runs import run_payouts
 
     report = run_payouts(fan_out=True)
     return report.run.chunks_total if report.run is not None else 0
@@ -115,7 +115,7 @@ def payout_run_chunk_task(run_id: int, number: int, now: str) -> int:
     returns how many payouts it made."""
     from datetime import datetime
 
-    from payments.payout_runs import payout_run_chunk_make
+    from payments.payouts.runs import payout_run_chunk_make
 
     report = payout_run_chunk_make(run_id=run_id, number=number, now=datetime.fromisoformat(now))
     return len([plan for plan in report.planned if plan.payout is not None])
@@ -126,7 +126,7 @@ def payout_sends_enqueue_task(payout_ids: list[int], first_slot: int, since: str
     """Queue the send tasks of one chunk's payouts, paced from the run's ``first_slot``."""
     from datetime import datetime
 
-    from payments.payout_runs import payout_sends_enqueue
+    from payments.payouts.runs import payout_sends_enqueue
 
     return payout_sends_enqueue(
         payout_ids=payout_ids, first_slot=first_slot, since=datetime.fromisoformat(since)
@@ -152,7 +152,7 @@ def payout_send_task(self: Any, payout_id: int) -> str:
     from django.utils import timezone
 
     from payments.models import Payout
-    from payments.payout_sending import SENDABLE, payout_send
+    from payments.payouts.sending import SENDABLE, payout_send
 
     payout = payout_send(payout=Payout(pk=payout_id))  # read under its row lock there
     # Only while it is on its way and not waiting for an operator; run eagerly (tests),
@@ -169,8 +169,8 @@ def payout_send_task(self: Any, payout_id: int) -> str:
 def payouts_sweep_task() -> int:
     """Send again the payouts whose retry is due or whose task was lost, and run the
     clawbacks a lost task left behind."""
-    from payments.clawbacks import clawbacks_sweep
-    from payments.payout_sending import payouts_sweep
+    from payments.collection.clawbacks import clawbacks_sweep
+    from payments.payouts.sending import payouts_sweep
 
     return payouts_sweep() + clawbacks_sweep()
 
@@ -186,14 +186,14 @@ def payouts_sweep_task() -> int:
 )
 def clawback_task(clawback_id: int) -> str:
     """Take a seller's part of a refund or a lost dispute back from a transfer."""
-    from payments.clawbacks import clawback_execute
+    from payments.collection.clawbacks import clawback_execute
 
     return str(clawback_execute(clawback_id=clawback_id).status)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
 def payout_notify_task(payout_id: int, event: str) -> int:
-    from payments.notifications import payout_notify
+    from payments.reporting.notifications import payout_notify
 
     return payout_notify(payout_id=payout_id, event=event)
 
@@ -209,7 +209,7 @@ def payout_notify_task(payout_id: int, event: str) -> int:
 )
 def webhook_delivery_task(self: Any, delivery_id: int) -> str:
     """Send one webhook to an integrator; a non-2xx answer is retried with backoff."""
-    from payments.outbound_webhooks import webhook_delivery_attempt
+    from payments.integrations.webhooks import webhook_delivery_attempt
 
     delivery = webhook_delivery_attempt(delivery_id=delivery_id)
     return str(delivery.status) if delivery else "gone"
@@ -223,7 +223,7 @@ def reconcile_task(hours: int = 24) -> int:
 
     from django.utils import timezone
 
-    from payments.reconciliation import reconciliation_record
+    from payments.reporting.reconciliation import reconciliation_record
 
     until = timezone.now()
     report = reconciliation_record(since=until - timedelta(hours=hours), until=until, via="beat")
@@ -234,7 +234,7 @@ def reconcile_task(hours: int = 24) -> int:
 def webhook_retention_task() -> int:
     """Beat's daily housekeeping of events (30 days kept) and rotated webhook secrets;
     returns how many events it deleted."""
-    from payments.events import webhook_retention_apply
+    from payments.integrations.events import webhook_retention_apply
 
     return webhook_retention_apply()
 
@@ -242,7 +242,7 @@ def webhook_retention_task() -> int:
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, max_retries=5)
 def order_payment_failed_notify_task(order_id: int) -> int:
     """Tell the customer their bank debit failed and the order was cancelled (once)."""
-    from payments.notifications import order_payment_failed_notify
+    from payments.reporting.notifications import order_payment_failed_notify
 
     return order_payment_failed_notify(order_id=order_id)
 
@@ -258,7 +258,7 @@ def local_debits_settle_task() -> int:
 @shared_task
 def seller_plans_bill_task() -> int:
     """Beat, hourly: charge every current seller plan not yet charged for this month."""
-    from payments.plans import seller_plans_bill
+    from payments.revenue.plans import seller_plans_bill
 
     return seller_plans_bill()
 
@@ -266,6 +266,6 @@ def seller_plans_bill_task() -> int:
 @shared_task
 def listings_renew_due_task() -> int:
     """Beat, daily: renew (charge again) the active products whose listing has ended."""
-    from payments.listing_fees import listings_renew_due
+    from payments.revenue.listing_fees import listings_renew_due
 
     return listings_renew_due()

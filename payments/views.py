@@ -11,9 +11,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from payments.collection.webhooks import webhook_receive
 from payments.processors.base import InvalidProcessorRequest, WebhookSignatureError
 from payments.processors.local import LocalProcessor
-from payments.webhooks import webhook_receive
 
 logger = logging.getLogger(__name__)
 

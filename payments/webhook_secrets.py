@@ -1,5 +1,10 @@
 """Webhook endpoint secrets, encrypted at rest with Fernet.
 
+This module stays at the top of ``payments`` because ``payments.models`` (the
+endpoint's secret property) and migrations 0031 and 0032 import it; it imports
+nothing of the project. Re-encrypting every stored secret is
+``payments.integrations.secrets``.
+
 The keys come from ``settings.WEBHOOK_SECRET_KEYS`` (the ``WEBHOOK_SECRET_KEYS``
 environment variable: comma-separated Fernet keys). The first key encrypts; every
 key decrypts, so a key is rotated by putting a new one first, running
@@ -81,26 +86,3 @@ def secret_hint(token: str) -> str:
     if not secret:
         return ""
     return f"{SECRET_PREFIX}…{secret[-HINT_CHARS:]}"
-
-
-def webhook_secrets_reencrypt() -> int:
-    """Encrypt every stored endpoint secret (current and kept-after-rotation) again with
-    the first key, so the other keys can be dropped. All or nothing, safe to repeat:
-    raises ``SecretUndecryptable``, changing nothing, when a secret opens with no
-    configured key. Returns how many endpoints were rewritten."""
-    from django.db import transaction
-
-    from payments.models import WebhookEndpoint
-
-    rewritten = 0
-    with transaction.atomic():
-        for endpoint in WebhookEndpoint.objects.select_for_update().only(
-            "pk", "secret_encrypted", "previous_secret_encrypted"
-        ):
-            endpoint.secret_encrypted = secret_reencrypt(endpoint.secret_encrypted)
-            endpoint.previous_secret_encrypted = secret_reencrypt(
-                endpoint.previous_secret_encrypted
-            )
-            endpoint.save(update_fields=["secret_encrypted", "previous_secret_encrypted"])
-            rewritten += 1
-    return rewritten

@@ -117,9 +117,9 @@ def api_as(db):
 def month_of_trading(run, seller):
     """The seller, after two sales (100.00 and 50.00 at 10%), a 20.00 refund of the
     first, its hold released and a payout run: 72.00 paid out, 45.00 pending."""
-    from payments.holds import seller_order_hold_release
-    from payments.payouts import run_payouts
-    from payments.refunds import refund_create, refund_mark_succeeded
+    from payments.collection.refunds import refund_create, refund_mark_succeeded
+    from payments.payouts.holds import seller_order_hold_release
+    from payments.payouts.runs import run_payouts
     from tests.factories import CommissionRuleFactory
     from tests.money_helpers import enable_payouts, paid_order
 

@@ -1,7 +1,7 @@
 """Helpers that build orders and move them through payment, for money tests."""
 
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import order_payment_captured
+from payments.collection.captures import order_payment_captured
 from tests.factories import ProductFactory, UserFactory
 
 
@@ -38,7 +38,7 @@ def enable_payouts(seller):
 def pay_by_card(run, order, card=None):
     """Pay ``order`` through the local processor with a test card (4242… by default),
     its events processed by ``run`` (the fixture); returns the order read again."""
-    from payments.checkout import payment_start
+    from payments.collection.checkout import payment_start
     from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
 
     attempt = run(payment_start, order=order)

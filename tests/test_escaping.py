@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from marketplace.models import Order
-from payments.spreadsheets import spreadsheet_text
+from payments.reporting.spreadsheets import spreadsheet_text
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory
 from tests.money_helpers import paid_order
 

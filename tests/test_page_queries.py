@@ -36,17 +36,23 @@ from django.utils import timezone
 from accounts.models import Seller, User
 from accounts.tokens import api_token_create, api_token_revoke, api_token_user
 from marketplace.models import Category, Order, Product, SellerOrder
+from marketplace.orders import order_cancel
 from marketplace.services.cart import CartStorage, cart_add
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
-from marketplace.services.orders import CartItem, ShippingAddress, order_cancel, place_order
+from marketplace.services.orders import CartItem, ShippingAddress, place_order
 from marketplace.services.products import (
     product_set_active,
     product_update,
     products_set_active_bulk,
 )
-from payments.captures import order_payment_captured
-from payments.holds import seller_order_hold_release
-from payments.ledger import seller_account
+from payments.collection.captures import order_payment_captured
+from payments.collection.refund_requests import (
+    refund_request_approve,
+    refund_request_create,
+    refund_request_decline,
+)
+from payments.collection.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
+from payments.ledger.posting import seller_account
 from payments.models import (
     Clawback,
     LedgerAccount,
@@ -58,15 +64,10 @@ from payments.models import (
     Refund,
     RefundRequest,
 )
-from payments.payout_sending import payout_send
-from payments.payout_settlement import payout_paid
-from payments.payouts import PlannedPayout, payout_create
-from payments.refund_requests import (
-    refund_request_approve,
-    refund_request_create,
-    refund_request_decline,
-)
-from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.planning import PlannedPayout, payout_create
+from payments.payouts.sending import payout_send
+from payments.payouts.settlement import payout_paid
 from tests.factories import (
     CategoryFactory,
     CommissionRuleFactory,

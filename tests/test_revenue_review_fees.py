@@ -8,16 +8,16 @@ from django.urls import reverse
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import order_payment_captured
-from payments.checkout import payment_start, payment_succeeded
 from payments.checks import ledger_check
-from payments.commission import commission_rule_save
-from payments.disputes import dispute_closed, dispute_opened
+from payments.collection.captures import order_payment_captured
+from payments.collection.checkout import payment_start, payment_succeeded
+from payments.collection.disputes import dispute_closed, dispute_opened
+from payments.collection.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from payments.models import CommissionRule, Dispute, LedgerAccount, Refund, VolumeTier
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
-from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
-from payments.service_fees import service_fee_amount, service_fee_refund_part
-from payments.volume_tiers import volume_tiers_save
+from payments.revenue.commission import commission_rule_save
+from payments.revenue.service_fees import service_fee_amount, service_fee_refund_part
+from payments.revenue.volume_tiers import volume_tiers_save
 from tests.factories import (
     CommissionRuleFactory,
     ProductFactory,

@@ -16,10 +16,8 @@ from marketplace.models import Product
 from marketplace.services import orders as order_services
 from marketplace.services import products as product_services
 from marketplace.services.products import product_set_active, products_set_active_bulk
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
-from payments.listing_fees import listings_renew_due, product_listing_charge
+from payments.ledger.balances import seller_balance
 from payments.models import (
     ListingCharge,
     Payout,
@@ -27,9 +25,11 @@ from payments.models import (
     SellerPlanCharge,
     SellerPlanChoice,
 )
-from payments.payout_sending import payout_send
-from payments.payouts import run_payouts
-from payments.plans import seller_plan_bill, seller_plan_change, seller_plans_bill
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
+from payments.revenue.listing_fees import listings_renew_due, product_listing_charge
+from payments.revenue.plans import seller_plan_bill, seller_plan_change, seller_plans_bill
 from tests.factories import (
     CommissionRuleFactory,
     ListingFeeFactory,
@@ -449,7 +449,7 @@ def test_listing_a_product_again_while_its_seller_cancels_an_order_does_not_dead
 
 @pytest.mark.django_db
 def test_the_commission_shown_is_the_one_charged_in_another_currency(seller):
-    from payments.earnings import commission_terms
+    from payments.reporting.earnings import commission_terms
 
     CommissionRuleFactory(percentage_bps=1000)
     seller_plan_change(seller=seller, plan=SellerPlanFactory(commission_bps=500), by=seller.user)

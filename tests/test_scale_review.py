@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from marketplace.services.orders import CartItem, place_order
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
 from payments.models import LedgerAccount, LedgerBalanceShard, Payout, PayoutRunChunk
-from payments.payout_runs import payout_run_chunk_make, payout_run_start
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import payout_run_chunk_make, payout_run_start, run_payouts
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -162,7 +161,7 @@ def test_an_inactive_user_s_session_is_not_signed_in(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_processor_is_never_called_inside_a_transaction_when_paying_again(client, monkeypatch):
-    from payments.checkout import local_card_pay, payment_start
+    from payments.collection.checkout import local_card_pay, payment_start
     from payments.processors.base import CardDeclined
     from payments.processors.local import CARD_DECLINED, LocalProcessor
 
@@ -226,7 +225,7 @@ def _two_rounds_crossed(first, second):
 
 
 def _key_on(shard, prefix, shards=2):
-    from payments.ledger import balance_shard
+    from payments.ledger.posting import balance_shard
 
     return next(
         f"{prefix}-{n}" for n in range(1000) if balance_shard(f"{prefix}-{n}", shards) == shard
@@ -248,7 +247,7 @@ def test_with_one_shard_as_before_the_change_the_same_transactions_queue(setting
 
 
 def _post_twice_crossed(settings, *, shards):
-    from payments.ledger import Posting, ledger_post, platform_account
+    from payments.ledger.posting import Posting, ledger_post, platform_account
     from payments.models import LedgerTransaction
 
     settings.LEDGER_BALANCE_SHARDS = shards
@@ -279,8 +278,8 @@ def _post_twice_crossed(settings, *, shards):
 def test_two_captures_with_fees_at_once_do_not_deadlock(settings, monkeypatch):
     import threading
 
-    from payments import captures
-    from payments.ledger import balance_shard
+    from payments.collection import captures
+    from payments.ledger.posting import balance_shard
 
     settings.LEDGER_BALANCE_SHARDS = 2
     CommissionRuleFactory(percentage_bps=1000)
@@ -342,11 +341,11 @@ def test_the_dashboard_s_days_and_month_agree_with_the_readers_away_from_utc(set
 
     import time_machine
 
-    from payments.balances import seller_balances
-    from payments.captures import order_payment_captured
-    from payments.dashboard import seller_dashboard_read
-    from payments.earnings import earnings_series
-    from payments.periods import day_start
+    from payments.collection.captures import order_payment_captured
+    from payments.ledger.balances import seller_balances
+    from payments.reporting.earnings import earnings_series
+    from payments.reporting.periods import day_start
+    from payments.reporting.seller_dashboard import seller_dashboard_read
 
     settings.TIME_ZONE = zone
     CommissionRuleFactory(percentage_bps=1000, active_from=datetime(2025, 1, 1, tzinfo=UTC))
@@ -407,7 +406,7 @@ def test_a_chunk_that_fails_half_way_makes_nothing_and_its_retry_pays_once(
 ):
     """Sound: a chunk is one transaction: a failure after its payouts were inserted
     leaves no payout, no progress; the retry makes each payout once, with its breakdown."""
-    from payments import payout_runs
+    from payments.payouts import runs as payout_runs
 
     settings.PAYOUT_RUN_CHUNK_SIZE = 10
     sellers = [earning_seller(10000) for _ in range(3)]

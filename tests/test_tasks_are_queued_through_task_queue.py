@@ -1,4 +1,4 @@
-"""Application code queues tasks only through ``marketplace.task_queue``, which keeps
+"""Application code queues tasks only through ``marketplace.kernel.task_queue``, which keeps
 what the broker refuses: a bare ``.delay()`` would turn a broker outage into an error
 for the request, or lose the task."""
 

@@ -1,5 +1,5 @@
 """Shapes of the headless checkout (``/api/v1/orders/{id}/payment/…``): shapes only;
-``payments/checkout.py`` decides."""
+``payments/collection/checkout.py`` decides."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ SDK, or, with the local processor, ``POST …/payment/confirm/`` with a test car
 and ``…/payment/authenticate/`` for its 3-D Secure step. ``GET …/payment/`` is
 read until ``order_status`` is ``paid``: an order is paid only once the
 processor's event is processed, never on the client's word. Each view calls one
-service of ``payments/checkout.py``, as the site's payment pages do.
+service of ``payments/collection/checkout.py``, as the site's payment pages do.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace.api.idempotency import IdempotentMixin
 from marketplace.api.payment_serializers import (
     PaymentAuthenticateRequestSerializer,
     PaymentConfirmRequestSerializer,
     PaymentSerializer,
 )
-from marketplace.errors import NotFound
+from marketplace.kernel.api.idempotency import IdempotentMixin
+from marketplace.kernel.errors import NotFound
 from marketplace.models import Order
-from payments.checkout import (
+from payments.collection.checkout import (
     PaymentState,
     order_payment_authenticate,
     order_payment_confirm,

@@ -8,11 +8,12 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from marketplace.api.expand import ExpandableList
-from marketplace.api.fields import SlugRefField, StrictIntegerField
+from marketplace.kernel.api.expand import ExpandableList
+from marketplace.kernel.api.fields import SlugRefField, StrictIntegerField
+from marketplace.kernel.api.metadata_patch import MetadataField
+from marketplace.kernel.currencies import currency_choices
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
 from marketplace.models.catalog import MAX_PRICE_MINOR
-from payments.currencies import currency_choices
 
 
 class CategorySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -124,11 +125,6 @@ class MetadataReadField(serializers.DictField):  # type: ignore[type-arg]
         "At most 50 keys of at most 40 characters (no [ or ]), values of at most 500.",
     }
 )
-class MetadataField(serializers.JSONField):
-    """``metadata`` in a request: passed as given to ``payments.metadata.metadata_merge``,
-    which checks the limits and names the key at fault (``metadata[key]``)."""
-
-
 class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     lines = OrderLineSerializer(many=True, read_only=True)
     currency = serializers.CharField(source="order.currency")
@@ -181,18 +177,6 @@ class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "metadata",
         ]
         read_only_fields = fields
-
-
-class MetadataUpdateSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """A PATCH of an order, refund or payout: only ``metadata`` can change."""
-
-    metadata = MetadataField()
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(self.initial_data) - {"metadata"})
-        if unknown:
-            raise serializers.ValidationError({unknown[0]: ["Only metadata can be changed here."]})
-        return data
 
 
 class OrderItemRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -15,14 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsSellerOrOperator
 from accounts.roles import is_operator, seller_for
 from marketplace.api import serializers as s
-from marketplace.api.expand import ExpandMixin, expand_parameter
-from marketplace.api.idempotency import IdempotentMixin
-from marketplace.api.metadata_patch import MetadataPatchMixin
-from marketplace.api.permissions import IsSellerOrOperator
 from marketplace.filters import ProductFilter
+from marketplace.kernel.api.expand import ExpandMixin, expand_parameter
+from marketplace.kernel.api.idempotency import IdempotentMixin
+from marketplace.kernel.api.metadata_patch import MetadataPatchMixin, MetadataUpdateSerializer
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
+from marketplace.orders import order_cancel
 from marketplace.services.cart import (
     CartStorage,
     cart_checkout,
@@ -33,13 +34,12 @@ from marketplace.services.fulfilment import seller_order_deliver, seller_order_s
 from marketplace.services.orders import (
     CartItem,
     ShippingAddress,
-    order_cancel,
     order_metadata_update,
     place_order,
 )
 from marketplace.services.products import product_create, product_update
 from payments.api.serializers import RefundRequestSerializer
-from payments.refund_requests import refund_request_create
+from payments.collection.refund_requests import refund_request_create
 
 LINES = Prefetch(
     "lines", queryset=OrderLine.objects.select_related("seller_order__seller").order_by("pk")
@@ -73,7 +73,7 @@ def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
     """Any other address under /api/v1/: a problem, not the site's HTML 404 page."""
     from django.http import JsonResponse
 
-    from marketplace.api.errors import PROBLEM_CONTENT_TYPE, problem_body
+    from marketplace.kernel.api.errors import PROBLEM_CONTENT_TYPE, problem_body
 
     body = problem_body(404, "There is no such API endpoint; see /api/v1/docs/.", "not_found")
     return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
@@ -160,7 +160,7 @@ class OrderViewSet(IdempotentMixin, MetadataPatchMixin, ExpandMixin, viewsets.Re
         orders = Order.objects.filter(customer=self.request.user).prefetch_related(LINES)
         return self.with_expansions(orders)
 
-    @extend_schema(request=s.MetadataUpdateSerializer, responses=s.OrderSerializer)
+    @extend_schema(request=MetadataUpdateSerializer, responses=s.OrderSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change the order's ``metadata``: keys merge in; an empty string removes a key."""
         return super().partial_update(request, pk)

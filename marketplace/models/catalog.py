@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-from payments.currencies import currency_choices
+from marketplace.kernel.currencies import currency_choices
 
 MAX_PRICE_MINOR = 10**12  # 10 billion in a two-decimal currency
 

@@ -5,7 +5,7 @@ database; ``cart_merge`` folds the first into the second at login. The cart
 stores only products and quantities: prices are read from the catalog each
 time it is shown and again, authoritatively, when the order is placed. Each
 currency's group shows the customer's service fee in force for that currency
-(payments/service_fees.py) and the total with it, before paying.
+(payments/revenue/service_fees.py) and the total with it, before paying.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import Seller, User
-from marketplace.errors import ApplicationError, InvalidRequest
+from marketplace.kernel.errors import ApplicationError, InvalidRequest
 from marketplace.models import CartItem, CheckoutSubmission, Order, Product
 from marketplace.services.orders import CartItem as OrderItem
 from marketplace.services.orders import ShippingAddress, place_order
 from payments.models import ServiceFee
-from payments.service_fees import (
+from payments.revenue.service_fees import (
     service_fee_amount,
     service_fee_annotations,
     service_fee_from_row,

@@ -1,7 +1,7 @@
 """Fulfilment: a seller marks their part of a paid order shipped, then delivered.
 
 Delivery matters for money: a payout policy may release earnings on delivery
-(``payments.policies.release_is_due``). Both steps are safe to repeat, and
+(``payments.payouts.policies.release_is_due``). Both steps are safe to repeat, and
 only the seller who sold it (or an operator, for them) may take them.
 """
 
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Seller
-from marketplace.errors import InvalidState, NotFound
+from marketplace.kernel.errors import InvalidState, NotFound
 from marketplace.models import Order, SellerOrder
 
 SHIPPABLE_ORDER_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)

@@ -2,10 +2,10 @@
 
 ``place_order`` never trusts a price from the client: it reads every price
 from the catalog, applies the commission in force by the precedence of
-payments/commission.py (negotiated rule, else the seller's plan, else the
+payments/revenue/commission.py (negotiated rule, else the seller's plan, else the
 category/default rule and its volume tier) and freezes it on each line (the
 percentage actually applied, its source, the tier's sales, the plan), adds the
-customer's service fee for the order's currency (payments/service_fees.py:
+customer's service fee for the order's currency (payments/revenue/service_fees.py:
 ``Order.total_minor`` is the lines plus the fee, which belongs to no line),
 reserves stock with conditional updates (two customers racing for the last
 unit: one order, one "out of stock"), and writes the order, its seller orders
@@ -26,15 +26,16 @@ from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 from accounts.models import User
-from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
+from marketplace.kernel.errors import InvalidRequest, InvalidState, OutOfStock
+from marketplace.kernel.money import is_whole_number
 from marketplace.models import Order, OrderLine, Product, SellerOrder
-from payments.commission import CommissionRuleBook, line_split
-from payments.locks import order_lock
-from payments.metadata import metadata_merge
+from marketplace.orders import stock_return
+from payments.collection.refunds import refund_create
+from payments.integrations.metadata import metadata_merge
+from payments.ledger.locks import order_lock
 from payments.models import Refund
-from payments.money import is_whole_number
-from payments.refunds import refund_create
-from payments.service_fees import service_fee_for
+from payments.revenue.commission import CommissionRuleBook, line_split
+from payments.revenue.service_fees import service_fee_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,8 @@ def place_order(
     metadata: Mapping[str, Any] | None = None,
 ) -> Order:
     """Turn a cart into an order awaiting payment, with stock reserved; see the module
-    docstring. ``metadata`` (the integrator's own, payments/metadata.py) is checked first."""
+    docstring. ``metadata`` (the integrator's own, payments/integrations/metadata.py) is
+    checked first."""
     at = at or timezone.now()
     checked_metadata = metadata_merge({}, metadata) if metadata is not None else {}
     quantities = _merged(cart_items)
@@ -203,29 +205,9 @@ def place_order(
     return order
 
 
-def _restock(lines: Sequence[OrderLine]) -> None:
-    for line in sorted(lines, key=lambda line: line.product_id):
-        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
-
-
-@transaction.atomic
-def order_cancel(*, order: Order) -> Order:
-    """Cancel an order that was never paid and put its stock back. Safe to repeat."""
-    order = order_lock(order.pk)
-    if order.status == Order.Status.CANCELLED:
-        return order
-    if order.status != Order.Status.AWAITING_PAYMENT:
-        raise InvalidState("A paid order is not cancelled but refunded.")
-    _restock(list(order.lines.all()))
-    order.status = Order.Status.CANCELLED
-    order.save(update_fields=["status"])
-    order.seller_orders.update(status=SellerOrder.Status.CANCELLED)
-    return order
-
-
 @transaction.atomic
 def order_metadata_update(*, order: Order, metadata: Any) -> Order:
-    """Merge ``metadata`` into the order's (payments/metadata.py: a key with an empty
+    """Merge ``metadata`` into the order's (payments/integrations/metadata.py: a key with an empty
     value is removed; outside the limits nothing changes). Under the order's lock, so
     two updates at once both apply; it never touches money or status."""
     order = order_lock(order.pk)
@@ -274,6 +256,6 @@ def seller_order_cancel(
             requested_by=by,
         )
     if seller_order.status != Status.CANCELLED:
-        _restock(list(seller_order.lines.all()))
+        stock_return(list(seller_order.lines.all()))
         SellerOrder.objects.filter(pk=seller_order.pk).update(status=Status.CANCELLED)
     return refund

@@ -13,9 +13,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Seller
+from marketplace.kernel.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
+from marketplace.kernel.slugs import unique_slug
 from marketplace.models import Category, Product
-from marketplace.slugs import unique_slug
-from payments.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
 
 SLUG_TAKEN = "Another product already uses this address."
 
@@ -67,16 +67,16 @@ def _listing_lock(seller_ids: Iterable[int]) -> None:
     """Before a product row is written to list it again: its sellers' money locks, which
     its listing fee needs and which come before a product's row in the lock order of
     every money service (a seller order's cancellation holds the money lock and then
-    returns stock to the product; payments.locks)."""
-    from payments.locks import sellers_money_lock
+    returns stock to the product; payments.ledger.locks)."""
+    from payments.ledger.locks import sellers_money_lock
 
     sellers_money_lock(seller_ids)
 
 
 def _listed(product: Product) -> None:
     """A product became listed (created active, or active again): its listing fee, if one
-    applies and its last listing has ended (payments.listing_fees)."""
-    from payments.listing_fees import product_listed
+    applies and its last listing has ended (payments.revenue.listing_fees)."""
+    from payments.revenue.listing_fees import product_listed
 
     product_listed(product=product)
 

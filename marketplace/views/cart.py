@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import CartAddForm, CartQuantityForm
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import Product
 from marketplace.services.cart import cart_add, cart_contents, cart_set_quantity
 from marketplace.web import cart_storage, one_transaction, safe_next

@@ -16,7 +16,6 @@ from django.db.models import Count, OuterRef, Prefetch, Subquery, prefetch_relat
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from marketplace.errors import ApplicationError
 from marketplace.forms_checkout import (
     BankDebitForm,
     CardForm,
@@ -24,10 +23,11 @@ from marketplace.forms_checkout import (
     local_test_cards,
     local_test_ibans,
 )
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import Order, SellerOrder
 from marketplace.services.cart import cart_contents, checkout_submit
 from marketplace.web import cart_storage, one_transaction
-from payments.checkout import (
+from payments.collection.checkout import (
     DELAYED_METHOD_TYPES,
     local_bank_debit_pay,
     local_card_authenticate,

@@ -12,43 +12,19 @@ from __future__ import annotations
 
 import sys
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-RETRY_AFTER_SECONDS = 5
+from marketplace.kernel.api.errors import ERROR_CODES, PROBLEM_CONTENT_TYPE, problem_body
+from marketplace.kernel.unavailable import RETRY_AFTER_SECONDS, UNAVAILABLE, database_unavailable
+
 # Paths whose clients read JSON: the API and the processors' webhooks.
 MACHINE_PATHS = ("/api/", "/payments/webhooks/")
-UNAVAILABLE = (
-    "The service is briefly unavailable; the request may not have completed. Check "
-    "whether it did before sending it again (the same Idempotency-Key answers this again)."
-)
-# PostgreSQL's codes for "not reachable now": connection exceptions (class 08), the
-# server shutting down or starting up (57P01-57P03), too many connections (53300).
-UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-
-
-def database_unavailable(exc: BaseException | None) -> bool:
-    """The database could not be reached or dropped the connection, so a retry may work.
-    Other database errors (a statement timeout, a deadlock, a full disk, a missing
-    table) are bugs or capacity problems and stay 500s."""
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    cause = exc.__cause__
-    if not hasattr(cause, "sqlstate"):  # not PostgreSQL (SQLite in development)
-        return False
-    # psycopg gives no SQLSTATE when it cannot connect or the connection is lost.
-    return cause.sqlstate is None or cause.sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def _problem_response(status: int, detail: str, code: str) -> HttpResponse:
-    # Imported here: marketplace.api.errors imports this module.
-    from marketplace.api.errors import PROBLEM_CONTENT_TYPE, problem_body
-
     return JsonResponse(
         problem_body(status, detail, code), status=status, content_type=PROBLEM_CONTENT_TYPE
     )
@@ -90,8 +66,6 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def api_error_codes(request: HttpRequest) -> HttpResponse:
     """``/api/v1/errors/``: every error code with what it means; each problem's
     ``doc_url`` points at its code's anchor here."""
-    from marketplace.api.errors import ERROR_CODES
-
     codes = [(code, _code_spans(meaning)) for code, meaning in sorted(ERROR_CODES.items())]
     return render(request, "api/error_codes.html", {"codes": codes})
 

@@ -6,15 +6,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import seller_required
-from marketplace.errors import ApplicationError
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import OrderLine
-from payments.models import RefundRequest
-from payments.processors.base import ProcessorError
-from payments.refund_requests import (
+from payments.collection.refund_requests import (
     refund_request_approve,
     refund_request_create,
     refund_request_decline,
 )
+from payments.models import RefundRequest
+from payments.processors.base import ProcessorError
 
 
 @login_required

@@ -12,9 +12,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from payments.currencies import format_amount
-from payments.dashboard import seller_dashboard_read
-from payments.earnings import PeriodEarnings
+from marketplace.kernel.currencies import format_amount
+from payments.reporting.earnings import PeriodEarnings
+from payments.reporting.seller_dashboard import seller_dashboard_read
 
 # The chart's drawing, in SVG user units: the plot is PLOT_WIDTH by PLOT_HEIGHT, with
 # room on the left for the amounts of the vertical axis, above for the bars' labels

@@ -8,12 +8,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import seller_required
-from marketplace.errors import ApplicationError
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import OrderLine, SellerOrder
 from marketplace.services.fulfilment import seller_order_deliver, seller_order_ship
 from marketplace.web import safe_next
-from payments.earnings_schedule import when_paid
-from payments.seller_history import history_rows, seller_transactions
+from payments.reporting.earnings_schedule import when_paid
+from payments.reporting.seller_history import history_rows, seller_transactions
 
 TABS = {
     "to_ship": ("To ship", {"shipped_at__isnull": True, "status__in": ["paid"]}),

@@ -11,16 +11,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import seller_required
-from payments.balances import seller_balance, seller_currencies
-from payments.earnings import seller_debt
-from payments.earnings_schedule import next_payout_estimate
+from payments.collection.onboarding import seller_account_sync, seller_onboarding_start
+from payments.ledger.balances import seller_balance, seller_currencies
 from payments.models import Clawback, LedgerTransaction, Payout, PayoutStep
-from payments.onboarding import seller_account_sync, seller_onboarding_start
-from payments.payout_breakdown import payout_bank_last4, payout_breakdown, payout_figures
-from payments.payout_sending import RETRY_LATER_CODES
-from payments.policies import payout_policy_for
+from payments.payouts.breakdown import payout_bank_last4, payout_breakdown, payout_figures
+from payments.payouts.policies import payout_policy_for
+from payments.payouts.sending import RETRY_LATER_CODES
 from payments.processors import get_processor
 from payments.processors.base import ProcessorError
+from payments.reporting.earnings import seller_debt
+from payments.reporting.earnings_schedule import next_payout_estimate
 
 
 @seller_required
@@ -181,7 +181,7 @@ def _failed(step: PayoutStep) -> bool:
 
 
 def _returned_key(payout: Payout, step: PayoutStep) -> str:
-    """The ledger key of a bank payout's return (``payments/payout_settlement.py``): it
+    """The ledger key of a bank payout's return (``payments/payouts/settlement.py``): it
     exists when the bank payout failed after it was paid."""
     if step.idempotency_key == f"{payout.idempotency_key}-payout":
         return f"payout:{payout.pk}:returned"  # made before bank payouts had attempts

@@ -1,15 +1,15 @@
 """A seller's plan: what they are on, the plans offered to them, the prorated cost of a
 switch (shown before they confirm), and their plan charges. Each write calls one
-service (``payments.plans``)."""
+service (``payments.revenue.plans``)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import seller_required
-from marketplace.errors import ApplicationError
+from marketplace.kernel.errors import ApplicationError
 from payments.models import SellerPlan
-from payments.plans import (
+from payments.revenue.plans import (
     plan_commission_text,
     plans_offered,
     seller_plan_change,

@@ -6,11 +6,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import seller_required
-from marketplace.form_errors import add_service_error
 from marketplace.forms import ProductForm
+from marketplace.kernel.currencies import to_major_units
+from marketplace.kernel.form_errors import add_service_error
 from marketplace.selectors.catalog import seller_product_get, seller_products
 from marketplace.services.products import product_create, product_set_active, product_update
-from payments.currencies import to_major_units
 
 
 @seller_required

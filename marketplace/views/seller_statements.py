@@ -7,8 +7,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from payments.balances import seller_currencies
-from payments.statements import month_bounds, seller_statement, statement_csv
+from payments.ledger.balances import seller_currencies
+from payments.reporting.statements import month_bounds, seller_statement, statement_csv
 
 
 class StatementForm(forms.Form):

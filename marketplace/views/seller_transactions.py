@@ -8,10 +8,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
-from payments.balances import seller_currencies
-from payments.earnings_schedule import when_sold_earnings_are_paid
-from payments.periods import days_between
-from payments.seller_history import LABELS, running_balances
+from payments.ledger.balances import seller_currencies
+from payments.reporting.earnings_schedule import when_sold_earnings_are_paid
+from payments.reporting.periods import days_between
+from payments.reporting.seller_history import LABELS, running_balances
 
 
 class HistoryFilter(forms.Form):

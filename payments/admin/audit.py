@@ -23,9 +23,9 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
+from marketplace.kernel.currencies import format_amount
 from payments.admin.base import NoEditing, ReadOnlyAdmin
-from payments.audit import audit_history
-from payments.currencies import format_amount
+from payments.ledger.audit import audit_history
 from payments.models import AuditRecord
 
 

@@ -26,7 +26,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from payments.currencies import format_amount
+from marketplace.kernel.currencies import format_amount
 
 MONEY_SUFFIX = "_minor"
 PERCENT_SUFFIX = "_bps"

@@ -9,10 +9,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
+from marketplace.kernel.currencies import format_amount, to_major_units
 from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import AmountColumn, ReadOnlyAdmin
 from payments.admin.plans import typed_money
-from payments.currencies import format_amount, to_major_units
 from payments.models import ListingCharge, ListingFee
 
 
@@ -66,7 +66,7 @@ class ListingFeeAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: ListingFee, by: Any, reason: str) -> ListingFee:
-        from payments.listing_fees import listing_fee_save
+        from payments.revenue.listing_fees import listing_fee_save
 
         return listing_fee_save(fee=obj, by=by, reason=reason, via="admin")
 

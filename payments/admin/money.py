@@ -20,7 +20,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from marketplace.errors import ApplicationError
+from marketplace.kernel.currencies import format_amount
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import SellerOrder
 from payments.admin.audit import AuditedSettingAdmin, HistoryInline
 from payments.admin.base import (
@@ -31,7 +32,6 @@ from payments.admin.base import (
     percent_text,
 )
 from payments.admin.rule_forms import CommissionRuleForm, VolumeTierForm, VolumeTierFormSet
-from payments.currencies import format_amount
 from payments.models import (
     AuditRecord,
     Clawback,
@@ -81,7 +81,7 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
     inlines = (VolumeTierInline,)
 
     def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
-        from payments.commission import commission_rule_save
+        from payments.revenue.commission import commission_rule_save
 
         return commission_rule_save(rule=obj, by=by, reason=reason, via="admin")
 
@@ -89,7 +89,7 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
         if not isinstance(formset, VolumeTierFormSet):
             super().save_formset(request, form, formset, change)
             return
-        from payments.volume_tiers import volume_tiers_save
+        from payments.revenue.volume_tiers import volume_tiers_save
 
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if formset.tier_specs is not None:
@@ -160,8 +160,8 @@ def _preview(rule: CommissionRule) -> str:
     """The rule applied to a few line prices, as the checkout would split them."""
     from django.utils.html import format_html_join
 
-    from payments.commission import line_split
-    from payments.currencies import exponent, to_minor_units
+    from marketplace.kernel.currencies import exponent, to_minor_units
+    from payments.revenue.commission import line_split
 
     if rule.pk is None:
         return "Save the rule to see what it takes on a few example lines."
@@ -356,7 +356,7 @@ class WebhookEventAdmin(ReadOnlyWithActionsAdmin):
 
     @admin.action(description="Process the selected failed events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        from payments.webhooks import webhook_event_reprocess
+        from payments.collection.webhooks import webhook_event_reprocess
 
         failed = list(
             queryset.filter(status=WebhookEvent.Status.FAILED).values_list("pk", flat=True)
@@ -566,8 +566,11 @@ class RefundRequestAdmin(ReadOnlyWithActionsAdmin):
     def decide_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
         """GET: what approving (or declining) does; POST with a reason: do it, through
         ``refund_request_approve`` or ``refund_request_decline``."""
-        from payments.refund_requests import refund_request_approve, refund_request_decline
-        from payments.refunds import refund_preview
+        from payments.collection.refund_requests import (
+            refund_request_approve,
+            refund_request_decline,
+        )
+        from payments.collection.refunds import refund_preview
 
         if not self.has_operate_permission(request):
             raise PermissionDenied

@@ -20,7 +20,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.models import Seller
-from marketplace.errors import ApplicationError
+from marketplace.kernel.currencies import format_amount
+from marketplace.kernel.errors import ApplicationError
 from payments.admin.audit import AuditedSettingAdmin, HistoryInline
 from payments.admin.base import (
     AmountColumn,
@@ -30,8 +31,6 @@ from payments.admin.base import (
     ReasonActionForm,
 )
 from payments.admin.policy_forms import PayoutPolicyForm, amounts_text
-from payments.bank_transfers import bank_transfer_csv
-from payments.currencies import format_amount
 from payments.models import (
     Clawback,
     Payout,
@@ -40,7 +39,8 @@ from payments.models import (
     PayoutRun,
     PayoutStep,
 )
-from payments.payout_controls import (
+from payments.payouts.bank_transfers import bank_transfer_csv
+from payments.payouts.controls import (
     payout_approve,
     payout_cancel,
     payout_hold,
@@ -48,8 +48,8 @@ from payments.payout_controls import (
     payout_release,
     payout_retry,
 )
-from payments.payout_sending import payout_resume
-from payments.payouts import run_payouts
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_resume
 
 
 @admin.register(PayoutPolicy)
@@ -63,7 +63,7 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
     form = PayoutPolicyForm
 
     def save_service(self, obj: PayoutPolicy, by: Any, reason: str) -> PayoutPolicy:
-        from payments.policies import payout_policy_save
+        from payments.payouts.freezes import payout_policy_save
 
         return payout_policy_save(policy=obj, by=by, reason=reason, via="admin")
 
@@ -97,7 +97,7 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
 
     @admin.display(description="schedule, method, hold and reserve")
     def terms(self, policy: PayoutPolicy) -> str:
-        from payments.policies import policy_text
+        from payments.payouts.policies import policy_text
 
         return policy_text(policy, amounts=False)
 
@@ -366,7 +366,7 @@ class PayoutAdmin(AmountColumn, ReadOnlyWithActionsAdmin):
 @admin.register(Clawback)
 class ClawbackAdmin(ClawbackAmounts, ReadOnlyAdmin):
     """Clawbacks are made when a refund or a lost dispute follows a payout's transfer
-    and run by a task (``payments/clawbacks.py``); nothing here changes them."""
+    and run by a task (``payments/collection/clawbacks.py``); nothing here changes them."""
 
     list_display = (
         "__str__",

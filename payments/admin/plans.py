@@ -16,11 +16,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from accounts.models import Seller
-from marketplace.errors import ApplicationError
+from marketplace.kernel.currencies import (
+    AmountError,
+    amount_typed_to_minor,
+    format_amount,
+    to_major_units,
+)
+from marketplace.kernel.errors import ApplicationError
 from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import AmountColumn, ReadOnlyAdmin, percent_text
 from payments.admin.rule_forms import percent_field
-from payments.currencies import AmountError, amount_typed_to_minor, format_amount, to_major_units
 from payments.models import SellerPlan, SellerPlanCharge, SellerPlanChoice
 
 STORED_FIELDS = ("monthly_fee_minor", "commission_bps")
@@ -106,7 +111,7 @@ class SellerPlanAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: SellerPlan, by: Any, reason: str) -> SellerPlan:
-        from payments.plans import seller_plan_save
+        from payments.revenue.plans import seller_plan_save
 
         return seller_plan_save(plan=obj, by=by, reason=reason, via="admin")
 
@@ -157,7 +162,7 @@ class SellerPlanChoiceAdmin(ReadOnlyAdmin):
 
     def change_plan_view(self, request: HttpRequest) -> HttpResponse:
         """Move a seller to a plan (prorated) by calling ``seller_plan_change``."""
-        from payments.plans import seller_plan_change, seller_plan_change_preview
+        from payments.revenue.plans import seller_plan_change, seller_plan_change_preview
 
         codename = f"{self.opts.app_label}.change_{self.opts.model_name}"
         if not request.user.has_perm(codename):

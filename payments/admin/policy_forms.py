@@ -18,9 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from payments.admin.audit import ReasonForm
-from payments.admin.rule_forms import percent_field
-from payments.currencies import (
+from marketplace.kernel.currencies import (
     SUPPORTED_CURRENCIES,
     AmountError,
     amount_typed_to_minor,
@@ -28,6 +26,8 @@ from payments.currencies import (
     format_amount,
     to_major_units,
 )
+from payments.admin.audit import ReasonForm
+from payments.admin.rule_forms import percent_field
 from payments.models import PayoutPolicy
 
 

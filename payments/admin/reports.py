@@ -12,11 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from marketplace.kernel.currencies import format_amount
 from payments.admin.base import ReadOnlyAdmin
-from payments.currencies import format_amount
 from payments.models import ReconciliationReport, RevenueReport
-from payments.periods import days_between
-from payments.reports import Period, RevenueRow, revenue_report
+from payments.reporting.periods import days_between
+from payments.reporting.revenue import Period, RevenueRow, revenue_report
 
 
 class RevenueFilterForm(forms.Form):
@@ -282,7 +282,7 @@ class ReconciliationReportAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         from payments.processors.base import ProcessorError
-        from payments.reconciliation import reconcile
+        from payments.reporting.reconciliation import reconcile
 
         today = timezone.localdate()
         form = ReconciliationForm(request.GET or {"start": today, "end": today})

@@ -12,7 +12,7 @@ the converted values.
 
 The rule's volume tiers are an inline formset (``VolumeTierFormSet``): amounts as
 money in the rule's currency, percentages in percent, checked together by
-``payments.volume_tiers.volume_tiers_validate`` and saved by ``volume_tiers_save``.
+``payments.revenue.volume_tiers.volume_tiers_validate`` and saved by ``volume_tiers_save``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from marketplace.kernel.currencies import AmountError, amount_typed_to_minor, to_major_units
 from payments.admin.audit import ReasonForm
-from payments.currencies import AmountError, amount_typed_to_minor, to_major_units
 from payments.models import CommissionRule, VolumeTier
 
 # Form field -> the model field it is stored in (minor units of the rule's currency).
@@ -248,7 +248,7 @@ class VolumeTierFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
 
     def clean(self) -> None:
         super().clean()
-        from payments.volume_tiers import volume_tiers_validate
+        from payments.revenue.volume_tiers import volume_tiers_validate
 
         if any(self.errors):
             return

@@ -10,10 +10,15 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
+from marketplace.kernel.currencies import (
+    AmountError,
+    amount_typed_to_minor,
+    format_amount,
+    to_major_units,
+)
 from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import percent_text
 from payments.admin.rule_forms import PERCENT_ERRORS, _amount_input, percent_field
-from payments.currencies import AmountError, amount_typed_to_minor, format_amount, to_major_units
 from payments.models import ServiceFee
 
 STORED_FIELDS = ("percentage_bps", "fixed_fee_minor")
@@ -84,7 +89,7 @@ class ServiceFeeAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: ServiceFee, by: Any, reason: str) -> ServiceFee:
-        from payments.service_fees import service_fee_save
+        from payments.revenue.service_fees import service_fee_save
 
         return service_fee_save(fee=obj, by=by, reason=reason, via="admin")
 

@@ -17,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
-from marketplace.api.filters import UtcIsoDateTimeFilter
-from marketplace.api.idempotency import IdempotentMixin
-from marketplace.api.permissions import IsSellerOrOperator
+from accounts.permissions import IsSellerOrOperator
+from marketplace.kernel.api.filters import UtcIsoDateTimeFilter
+from marketplace.kernel.api.idempotency import IdempotentMixin
 from payments.api import webhook_serializers as s
-from payments.events import event_resend, events_visible_to
+from payments.integrations.events import event_resend, events_visible_to
 from payments.models import Event
 
 OBJECT_TYPES = [("order", "order"), ("refund", "refund"), ("payout", "payout")]

@@ -21,14 +21,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Seller, User
+from accounts.permissions import IsOperator, IsSellerOrOperator
 from accounts.roles import seller_for
-from marketplace.api.fields import StrictIntegerField, StrictIntegersMixin
-from marketplace.api.permissions import IsOperator, IsSellerOrOperator
+from marketplace.kernel.api.fields import StrictIntegerField, StrictIntegersMixin
 from payments.api.serializers import change_reason_field
 from payments.api.views import AuditedSettingViewSet
-from payments.listing_fees import listing_fee_save
 from payments.models import ListingFee, SellerPlan, SellerPlanCharge
-from payments.plans import (
+from payments.revenue.listing_fees import listing_fee_save
+from payments.revenue.plans import (
     plans_offered,
     seller_plan_change,
     seller_plan_current,

@@ -9,9 +9,9 @@ from django.core.validators import MaxValueValidator
 from rest_framework import serializers
 
 from accounts.models import Seller
-from marketplace.api.expand import ExpandableList
-from marketplace.api.fields import SlugRefField, StrictIntegersMixin
 from marketplace.api.serializers import MetadataReadField
+from marketplace.kernel.api.expand import ExpandableList
+from marketplace.kernel.api.fields import SlugRefField, StrictIntegersMixin
 from payments.models import (
     CommissionRule,
     LedgerEntry,

@@ -19,13 +19,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from marketplace.api.fields import StrictIntegerField, StrictIntegersMixin
-from marketplace.api.permissions import IsOperator
+from accounts.permissions import IsOperator
+from marketplace.kernel.api.fields import StrictIntegerField, StrictIntegersMixin
 from payments.api.serializers import change_reason_field
 from payments.api.views import AuditedSettingViewSet
 from payments.models import CommissionRule, ServiceFee, VolumeTier
-from payments.service_fees import service_fee_save
-from payments.volume_tiers import volume_tiers_save
+from payments.revenue.service_fees import service_fee_save
+from payments.revenue.volume_tiers import volume_tiers_save
 
 
 class ServiceFeeSerializer(StrictIntegersMixin, serializers.ModelSerializer):  # type: ignore[type-arg]

@@ -16,17 +16,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Seller, User
+from accounts.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
 from accounts.roles import is_operator, seller_for
-from marketplace.api.expand import ExpandMixin, expand_parameter
-from marketplace.api.filters import UtcIsoDateTimeFilter, query_values
-from marketplace.api.idempotency import IdempotentMixin
-from marketplace.api.metadata_patch import MetadataPatchMixin
-from marketplace.api.permissions import IsOperator, IsSellerOrOperator, ReadOnlyOrOperator
-from marketplace.api.serializers import MetadataUpdateSerializer
+from marketplace.kernel.api.expand import ExpandMixin, expand_parameter
+from marketplace.kernel.api.filters import UtcIsoDateTimeFilter, query_values
+from marketplace.kernel.api.idempotency import IdempotentMixin
+from marketplace.kernel.api.metadata_patch import MetadataPatchMixin, MetadataUpdateSerializer
 from payments.api import serializers as s
-from payments.balances import seller_balance, seller_currencies
-from payments.commission import commission_rule_save
-from payments.metadata import payout_metadata_update, refund_metadata_update
+from payments.collection.refund_requests import refund_request_approve, refund_request_decline
+from payments.integrations.metadata import payout_metadata_update, refund_metadata_update
+from payments.ledger.balances import seller_balance, seller_currencies
 from payments.models import (
     CommissionRule,
     LedgerAccount,
@@ -41,7 +40,7 @@ from payments.models import (
     RefundRequest,
     VolumeTier,
 )
-from payments.payout_controls import (
+from payments.payouts.controls import (
     payout_approve,
     payout_cancel,
     payout_hold,
@@ -49,12 +48,12 @@ from payments.payout_controls import (
     payout_release,
     payout_retry,
 )
-from payments.payouts import run_payouts
-from payments.periods import days_between
-from payments.policies import payout_policy_save
-from payments.refund_requests import refund_request_approve, refund_request_decline
-from payments.reports import revenue_report
-from payments.statements import seller_statement, statement_csv
+from payments.payouts.freezes import payout_policy_save
+from payments.payouts.runs import run_payouts
+from payments.reporting.periods import days_between
+from payments.reporting.revenue import revenue_report
+from payments.reporting.statements import seller_statement, statement_csv
+from payments.revenue.commission import commission_rule_save
 
 
 def _operator(request: Request) -> bool:
@@ -326,7 +325,7 @@ class SellerBalanceView(APIView):
 
 class StatementView(APIView):
     """A seller's statement for a date range: opening and closing balance and every
-    movement between (payments/statements.py); ``statement.csv`` is the same as CSV."""
+    movement between (payments/reporting/statements.py); ``statement.csv`` is the same as CSV."""
 
     permission_classes = [IsSellerOrOperator]
 
@@ -398,7 +397,7 @@ class ReconciliationView(APIView):
         parameters=[s.ReconciliationQuerySerializer], responses=s.ReconciliationSerializer
     )
     def get(self, request: Request) -> Response:
-        from payments.reconciliation import reconcile
+        from payments.reporting.reconciliation import reconcile
 
         query = s.ReconciliationQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)

@@ -1,6 +1,6 @@
 """Webhook endpoints for integrators (docs/api.md, "Webhooks"). Sellers: their own,
 for their own events; operators: all, and endpoints for every event. Each write
-calls one service of ``payments.outbound_webhooks``."""
+calls one service of ``payments.integrations.webhooks``."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
+from accounts.permissions import IsSellerOrOperator
 from accounts.roles import is_operator
-from marketplace.api.idempotency import IdempotentMixin
-from marketplace.api.permissions import IsSellerOrOperator
+from marketplace.kernel.api.idempotency import IdempotentMixin
 from payments.api import webhook_serializers as s
-from payments.models import WebhookEndpoint
-from payments.outbound_webhooks import (
+from payments.integrations.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_secret_rotate,
     webhook_endpoint_test,
     webhook_endpoint_update,
 )
+from payments.models import WebhookEndpoint
 
 # What an ``Idempotency-Key`` record keeps in place of a secret.
 NOT_STORED = "whsec_not_stored"

@@ -1,15 +1,15 @@
 """Serializers of webhook endpoints, their deliveries and the events API: shapes
-only; the rules live in ``payments.outbound_webhooks`` and ``payments.events``."""
+only; the rules live in ``payments.integrations.webhooks`` and ``payments.integrations.events``."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
 from accounts.models import Seller
-from marketplace.api.fields import SlugRefField, StrictIntegerField
+from marketplace.kernel.api.fields import SlugRefField, StrictIntegerField
+from payments.integrations.webhooks import ROTATION_OVERLAP_MAX_HOURS
 from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.models.outbound_webhooks import EVENT_TYPES
-from payments.outbound_webhooks import ROTATION_OVERLAP_MAX_HOURS
 from payments.webhook_secrets import secret_hint
 
 ENDPOINT_FIELDS = [

@@ -65,7 +65,7 @@ def _check_breakdowns(problems: list[str], payouts: list[PayoutRow]) -> None:
     """14. A payout pays for its breakdown: ledger entries of its seller's available
     account in its currency, each in one payout only (a one-to-one key); failed and
     cancelled payouts keep none. Its amount is not always exactly the breakdown's
-    total (payments/payout_breakdown.py): the rolling reserve keeps part back and a
+    total (payments/payouts/breakdown.py): the rolling reserve keeps part back and a
     later payout pays what earlier ones left. What holds, per seller and currency,
     in the order the payouts were made: the amounts of the payouts so far (those
     with a breakdown) are at most what their breakdowns pay for, less the reserve

@@ -182,7 +182,7 @@ def check_local_fees(problems: list[str]) -> None:
 
 
 def check_service_fees(problems: list[str]) -> None:
-    """18. The customers' service fees (payments/service_fees.py), per order: the
+    """18. The customers' service fees (payments/revenue/service_fees.py), per order: the
     ``service_fees`` account took the order's fee with its captured payment; what it
     holds of the order (the fee posted, less what refunds gave back net of their
     reversals, less what lost disputes took) equals the order's fee less the fee

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from payments.currencies import currency_choices
+from marketplace.kernel.currencies import SUPPORTED_CURRENCIES, currency_choices, format_amount
+
+# (from, up to or None for no top, basis points), amounts in the rule's minor units.
+TierSpec = tuple[int, int | None, int]
+
+
+def tier_money(minor: int, currency: str) -> str:
+    """An amount of a tier in its money (in minor units for a currency not traded)."""
+    return format_amount(minor, currency) if currency in SUPPORTED_CURRENCIES else str(minor)
+
+
+def tiers_text(tiers: Sequence[TierSpec], currency: str) -> str:
+    """The tiers in words, as the rule's history shows them: "$0.00 to $1,000.00: 10%;
+    $1,000.00 and up: 7.5%" ("none" for no tiers)."""
+    if not tiers:
+        return "none"
+    parts = []
+    for start, top, bps in tiers:
+        band = (
+            f"{tier_money(start, currency)} and up"
+            if top is None
+            else f"{tier_money(start, currency)} to {tier_money(top, currency)}"
+        )
+        parts.append(f"{band}: {(Decimal(bps) / 100).normalize():f}%")
+    return "; ".join(parts)
 
 
 class CommissionRule(models.Model):
@@ -130,7 +155,6 @@ class CommissionRule(models.Model):
     @property
     def terms_text(self) -> str:
         """The terms in words: "10% + $0.30"."""
-        from payments.currencies import format_amount
 
         parts = [f"{(Decimal(self.percentage_bps) / 100).normalize():f}%"]
         if self.fixed_fee_minor:
@@ -174,8 +198,6 @@ class VolumeTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        from payments.volume_tiers import tiers_text
-
         return tiers_text(
             [(self.from_minor, self.up_to_minor, self.percentage_bps)], self.rule.currency
         )

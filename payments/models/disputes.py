@@ -103,7 +103,7 @@ class DisputeLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        from payments.currencies import format_amount
+        from marketplace.kernel.currencies import format_amount
 
         amount = format_amount(self.amount_minor, self.dispute.currency)
         return f"{amount} of line #{self.order_line_id}"

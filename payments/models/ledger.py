@@ -187,7 +187,7 @@ class LedgerBalanceShard(models.Model):
     the sum of its shards.
 
     A posting adds its amount on a platform account to one shard, chosen by its
-    idempotency key (``payments.ledger.balance_shard``), with one upsert under
+    idempotency key (``payments.ledger.posting.balance_shard``), with one upsert under
     that row's lock, so concurrent postings spread over ``LEDGER_BALANCE_SHARDS``
     rows instead of queueing on one. Not append-only: a shard is a running total,
     changed only by the posting service in the same database transaction as the
@@ -297,7 +297,7 @@ class LedgerEntry(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        from payments.currencies import format_amount
+        from marketplace.kernel.currencies import format_amount
 
         sign = "+" if self.amount_minor > 0 else ""
         return f"{sign}{format_amount(self.amount_minor, self.currency)} on {self.account}"

@@ -20,7 +20,7 @@ def default_release_on_delivery() -> bool:
 
 
 def _amounts_by_currency_errors(value: object) -> list[str]:
-    from payments.currencies import exponent
+    from marketplace.kernel.currencies import exponent
 
     if not isinstance(value, dict):
         return ['Give amounts per currency in minor units, e.g. {"USD": 1000}.']
@@ -215,7 +215,7 @@ class PayoutRun(models.Model):
 class PayoutRunChunk(models.Model):
     """One chunk of a payout run: the sellers with ids from ``first_seller_id`` to
     ``last_seller_id`` (empty: no upper bound), made into payouts in one transaction
-    (``payments.payout_runs``). ``done_at`` is set in that transaction: a chunk is
+    (``payments.payouts.runs``). ``done_at`` is set in that transaction: a chunk is
     done once, whatever is retried."""
 
     run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="chunks")
@@ -371,7 +371,7 @@ class PayoutStep(models.Model):
 
     Each attempt has its own idempotency key (``payout-<id>-transfer-<n>``), used
     once: a retry is a new attempt, preceded by a look-up of what earlier attempts
-    may have done (payments/payout_sending.py), so no key is ever relied on after
+    may have done (payments/payouts/sending.py), so no key is ever relied on after
     the processor forgets it (Stripe: 24 hours).
     """
 

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from payments.currencies import currency_choices
+from marketplace.kernel.currencies import currency_choices
 
 
 class SellerPlan(models.Model):

@@ -7,7 +7,7 @@ from django.db import models
 
 
 class ReconciliationRun(models.Model):
-    """One reconciliation (``payments.reconciliation.reconciliation_record``): the period,
+    """One reconciliation (``payments.reporting.reconciliation.reconciliation_record``): the period,
     how many movements matched, and the differences found (never edited)."""
 
     since = models.DateTimeField()

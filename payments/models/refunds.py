@@ -98,7 +98,7 @@ class RefundLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        from payments.currencies import format_amount
+        from marketplace.kernel.currencies import format_amount
 
         amount = format_amount(self.amount_minor, self.refund.currency)
         return f"{amount} of line #{self.order_line_id}"

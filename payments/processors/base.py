@@ -17,24 +17,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from marketplace.kernel.errors import UpstreamError, UpstreamUnavailable
+
 # --- Errors -------------------------------------------------------------------
 
 
-class ProcessorError(Exception):
+class ProcessorError(UpstreamError):
     """Something the processor refused or could not do.
 
     ``param`` names the field of our own request at fault, where the caller knows
     one (a declined card is the ``card_number`` of the API's confirm call).
     """
-
-    def __init__(
-        self, message: str, *, code: str = "", request_id: str = "", param: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.request_id = request_id
-        self.param = param
 
 
 class CardDeclined(ProcessorError):
@@ -45,7 +38,7 @@ class InvalidProcessorRequest(ProcessorError):
     """We sent something wrong: a bug on our side, logged loudly, never retried."""
 
 
-class TemporaryProcessorError(ProcessorError):
+class TemporaryProcessorError(ProcessorError, UpstreamUnavailable):
     """Rate limited, timed out or unavailable: retry later with the same idempotency key."""
 
 

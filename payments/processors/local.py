@@ -52,7 +52,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, Sum
 from django.utils import timezone
 
-from marketplace.task_queue import enqueue_on_commit
+from marketplace.kernel.money import percentage
+from marketplace.kernel.task_queue import enqueue_on_commit
 from payments.models.local import (
     LocalAccount,
     LocalEvent,
@@ -63,7 +64,6 @@ from payments.models.local import (
     LocalTransferReversal,
     local_id,
 )
-from payments.money import percentage
 from payments.processors.base import (
     BalanceTransaction,
     CardDeclined,
@@ -189,12 +189,10 @@ class LocalProcessor:
             return manager.get(idempotency_key=idempotency_key), False
 
     def _emit(self, type_: str, data: Mapping[str, Any], account: str = "") -> LocalEvent:
-        from payments.tasks import local_event_deliver
-
         event = LocalEvent.objects.create(
             id=local_id("evt"), type=type_, account=account, data=dict(data)
         )
-        enqueue_on_commit(local_event_deliver, event.id)
+        enqueue_on_commit("payments.tasks.local_event_deliver", event.id)
         return event
 
     def _emit_again(self, type_: str, data: Mapping[str, Any], account: str = "") -> None:
@@ -202,13 +200,12 @@ class LocalProcessor:
         the object and emitting its event lost it, and delivered again if it never
         reached our webhook endpoint (Stripe retries a delivery until it is received)."""
         from payments.models import WebhookEvent
-        from payments.tasks import local_event_deliver
 
         event = LocalEvent.objects.filter(type=type_, data__id=data["id"]).first()
         if event is None:
             self._emit(type_, data, account)
         elif not WebhookEvent.objects.filter(processor=self.name, event_id=event.id).exists():
-            enqueue_on_commit(local_event_deliver, event.id)
+            enqueue_on_commit("payments.tasks.local_event_deliver", event.id)
 
     @staticmethod
     def _payment(intent: LocalPaymentIntent) -> Payment:

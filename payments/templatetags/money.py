@@ -2,7 +2,7 @@
 
 from django import template
 
-from payments.currencies import format_amount, to_major_units
+from marketplace.kernel.currencies import format_amount, to_major_units
 
 register = template.Library()
 

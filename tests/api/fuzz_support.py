@@ -341,7 +341,7 @@ def deliveries_to(receiver, monkeypatch) -> None:
     127.0.0.1) instead of the address the transport pinned. Everything before it is
     the real thing: the URL and address policy, the single resolution, the pinning;
     the pinned address is noted in ``FENCE.pinned``."""
-    from payments.webhook_transport import PinnedAddressAdapter
+    from payments.integrations.transport import PinnedAddressAdapter
 
     pool_key = PinnedAddressAdapter.build_connection_pool_key_attributes
 

@@ -148,7 +148,7 @@ def test_expired_idempotency_keys_are_forgotten(api_as, operator):
 
     from django.utils import timezone
 
-    from marketplace.api.idempotency import idempotency_keys_expire
+    from marketplace.kernel.api.idempotency import idempotency_keys_expire
     from marketplace.models import IdempotencyRecord
 
     client = api_as(operator)

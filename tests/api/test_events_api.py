@@ -10,11 +10,11 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create
+from payments.integrations.webhooks import webhook_endpoint_create
 from payments.models import Event, WebhookDelivery, WebhookEndpoint
-from payments.outbound_webhooks import webhook_endpoint_create
-from payments.payouts import run_payouts
-from payments.refunds import refund_create
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order
 

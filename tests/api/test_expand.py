@@ -4,9 +4,9 @@ and the same number of queries whatever the page's length, expanded or not."""
 import pytest
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create
 from payments.models import LedgerEntry, Payout, PayoutEntry
-from payments.refunds import refund_create
+from payments.payouts.holds import seller_order_hold_release
 from tests.money_helpers import paid_order
 
 pytestmark = pytest.mark.django_db

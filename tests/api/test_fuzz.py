@@ -24,15 +24,15 @@ from schemathesis.generation import GenerationMode
 from schemathesis.generation.stateful.state_machine import normalize_name
 
 from accounts.tokens import api_token_create
-from payments.holds import seller_order_hold_release
-from payments.models import Payout, WebhookDelivery
-from payments.outbound_webhooks import (
+from payments.collection.refund_requests import refund_request_create
+from payments.integrations.webhooks import (
     TemporaryDeliveryError,
     webhook_delivery_attempt,
     webhook_endpoint_create,
     webhook_endpoint_test,
 )
-from payments.refund_requests import refund_request_create
+from payments.models import Payout, WebhookDelivery
+from payments.payouts.holds import seller_order_hold_release
 from tests.api import fuzz_support
 from tests.api.fuzz_support import (
     FENCE,

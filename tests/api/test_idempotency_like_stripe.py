@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from marketplace.api.idempotency import IN_PROGRESS_TIMEOUT, _canonical_body, _fingerprint
+from marketplace.kernel.api.idempotency import IN_PROGRESS_TIMEOUT, _canonical_body, _fingerprint
 from marketplace.models import IdempotencyRecord, Order
 from tests.api.shapes import SHIPPING
 from tests.concurrency import race

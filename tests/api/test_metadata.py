@@ -5,8 +5,8 @@ import pytest
 from django.urls import reverse
 
 from marketplace.models import Order
+from payments.collection.refunds import refund_create
 from payments.models import AuditRecord, LedgerEntry, Payout, Refund
-from payments.refunds import refund_create
 from tests.api.shapes import SHIPPING
 from tests.factories import ProductFactory
 from tests.money_helpers import paid_order
@@ -213,7 +213,7 @@ def test_refunds_are_for_operators_who_set_their_metadata(api_as, operator, sell
 @pytest.mark.django_db(transaction=True)
 def test_two_updates_at_once_both_apply(customer, seller, operator):
     from marketplace.services.orders import order_metadata_update
-    from payments.metadata import payout_metadata_update
+    from payments.integrations.metadata import payout_metadata_update
     from tests.concurrency import race
 
     order = paid_order([(seller, 1000, 1)], customer=customer)

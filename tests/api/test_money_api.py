@@ -3,7 +3,6 @@
 import pytest
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
 from payments.models import (
     AuditRecord,
     CommissionRule,
@@ -12,6 +11,7 @@ from payments.models import (
     PayoutPolicy,
     PayoutRun,
 )
+from payments.payouts.holds import seller_order_hold_release
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -54,7 +54,7 @@ def test_a_seller_lists_only_their_own_payouts_and_ledger(world, api_as, seller)
 
 
 def test_a_payout_shows_its_breakdown(world, api_as, seller, operator, run):
-    from payments.payouts import run_payouts
+    from payments.payouts.runs import run_payouts
 
     Payout.objects.all().delete()
     run(run_payouts)
@@ -205,8 +205,8 @@ def test_ledger_entries_page_by_cursor_and_filter(world, api_as, operator):
     ],
 )
 def test_list_queries_do_not_grow_with_the_page(world, api_as, operator, count_queries, endpoint):
+    from payments.collection.refund_requests import refund_request_create
     from payments.models import WebhookEndpoint
-    from payments.refund_requests import refund_request_create
     from tests.factories import SellerFactory, UserFactory
 
     for _ in range(6):
@@ -247,8 +247,8 @@ def test_an_approval_of_a_payout_no_longer_covered_is_a_409_that_cancels_it(
     world, api_as, operator, seller
 ):
     """Money safety, finding 1, through the API: the sale behind the payout was refunded."""
+    from payments.collection.refunds import refund_create, refund_mark_succeeded
     from payments.models import Refund
-    from payments.refunds import refund_create, refund_mark_succeeded
 
     payout = world["payouts"]["acme"]
     Payout.objects.filter(pk=payout.pk).update(status="awaiting_approval")
@@ -267,8 +267,8 @@ def test_an_approval_of_a_payout_no_longer_covered_is_a_409_that_cancels_it(
 
 def test_a_refund_request_on_a_disputed_payment_is_a_409(world, api_as, seller, customer):
     """Money safety, finding 3, through the API."""
+    from payments.collection.refund_requests import refund_request_create
     from payments.models import Dispute, PaymentAttempt, RefundRequest
-    from payments.refund_requests import refund_request_create
 
     order = seller.seller_orders.get().order
     line = order.lines.get()

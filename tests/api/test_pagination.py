@@ -4,10 +4,10 @@
 import pytest
 from django.urls import get_resolver, reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import refund_create
 from payments.models import Payout, PayoutPolicy, PayoutRun, WebhookEndpoint
-from payments.refund_requests import refund_request_create
-from payments.refunds import refund_create
+from payments.payouts.holds import seller_order_hold_release
 from tests.factories import (
     CategoryFactory,
     CommissionRuleFactory,

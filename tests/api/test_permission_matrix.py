@@ -9,10 +9,10 @@ no credentials a 401.
 import pytest
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import refund_create
 from payments.models import Payout, WebhookEndpoint
-from payments.refund_requests import refund_request_create
-from payments.refunds import refund_create
+from payments.payouts.holds import seller_order_hold_release
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -124,7 +124,7 @@ def test_an_unknown_plan_is_a_400(api_as, seller):
 
 
 def test_a_seller_sees_only_their_own_charges(api_as, seller, other_seller):
-    from payments.plans import seller_plan_change
+    from payments.revenue.plans import seller_plan_change
 
     seller_plan_change(seller=other_seller, plan=SellerPlanFactory(), by=other_seller.user)
 

@@ -8,7 +8,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from rest_framework.throttling import SimpleRateThrottle
 
-from marketplace.api.errors import ERROR_CODES
+from marketplace.kernel.api.errors import ERROR_CODES
 from tests.factories import ProductFactory
 from tests.money_helpers import paid_order
 

@@ -56,7 +56,7 @@ def test_a_nul_character_in_metadata_is_a_400_not_a_500(api_as, customer, mug, m
 
 
 def _publish_order_paid(seller):
-    from payments.outbound_webhooks import webhook_event_publish
+    from payments.integrations.webhooks import webhook_event_publish
 
     return webhook_event_publish(
         event_type="order.paid",
@@ -73,7 +73,7 @@ def test_a_former_operators_endpoint_for_a_seller_stops_receiving_its_events(
     """An operator may register an endpoint for a seller's events; once they are no
     longer an operator (nor that seller), the seller's events must stop going to it,
     as they do for a platform-wide endpoint."""
-    from payments.outbound_webhooks import webhook_endpoint_create
+    from payments.integrations.webhooks import webhook_endpoint_create
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
     endpoint = webhook_endpoint_create(
@@ -88,7 +88,7 @@ def test_a_former_operators_endpoint_for_a_seller_stops_receiving_its_events(
 
 
 def test_the_sellers_own_endpoint_still_receives_its_events(settings, seller):
-    from payments.outbound_webhooks import webhook_endpoint_create
+    from payments.integrations.webhooks import webhook_endpoint_create
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
     endpoint = webhook_endpoint_create(
@@ -100,12 +100,12 @@ def test_the_sellers_own_endpoint_still_receives_its_events(settings, seller):
 def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(settings, seller):
     """PATCH loads the endpoint, a rotation commits, then PATCH saves: the rotated
     secret (the one the owner was just given) must still be the one that signs."""
-    from payments.models import WebhookEndpoint
-    from payments.outbound_webhooks import (
+    from payments.integrations.webhooks import (
         webhook_endpoint_create,
         webhook_endpoint_secret_rotate,
         webhook_endpoint_update,
     )
+    from payments.models import WebhookEndpoint
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
     endpoint = webhook_endpoint_create(
@@ -127,8 +127,11 @@ def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(settings
 def test_two_rotations_from_stale_reads_keep_the_first_new_secret_in_the_overlap(settings, seller):
     """Two rotations that loaded the endpoint before either saved: the second must keep
     the first one's new secret (just handed out) as the previous one, not the original."""
+    from payments.integrations.webhooks import (
+        webhook_endpoint_create,
+        webhook_endpoint_secret_rotate,
+    )
     from payments.models import WebhookEndpoint
-    from payments.outbound_webhooks import webhook_endpoint_create, webhook_endpoint_secret_rotate
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
     endpoint = webhook_endpoint_create(
@@ -217,7 +220,7 @@ def test_a_dripping_receiver_cannot_hold_a_delivery_past_its_timeout(dripping_re
 
     import requests
 
-    from payments.webhook_transport import webhook_post
+    from payments.integrations.transport import webhook_post
 
     started = time.monotonic()
     with contextlib.suppress(requests.RequestException):
@@ -231,8 +234,8 @@ def test_a_dripping_receiver_cannot_hold_a_delivery_past_its_timeout(dripping_re
 def test_someone_elses_endpoint_cannot_be_rotated_tested_read_or_moved(
     api_as, settings, seller, other_seller
 ):
+    from payments.integrations.webhooks import webhook_endpoint_create
     from payments.models import WebhookDelivery, WebhookEndpoint
-    from payments.outbound_webhooks import webhook_endpoint_create
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
     theirs = webhook_endpoint_create(
@@ -268,8 +271,8 @@ def test_an_operator_cannot_resend_to_a_former_operators_endpoint_for_a_seller(
     api_as, settings, operator, seller
 ):
     from accounts.services import operator_grant
+    from payments.integrations.webhooks import webhook_endpoint_create
     from payments.models import Event, WebhookDelivery
-    from payments.outbound_webhooks import webhook_endpoint_create
     from tests.factories import UserFactory
 
     settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
@@ -296,9 +299,9 @@ def test_an_operator_cannot_resend_to_a_former_operators_endpoint_for_a_seller(
 @pytest.mark.parametrize(
     "code",
     [
-        "resource_missing",  # marketplace/api/pagination.py
-        "invalid_metadata",  # payments/metadata.py
-        "webhook_address_refused",  # payments/webhook_addresses.py
+        "resource_missing",  # marketplace/kernel/api/pagination.py
+        "invalid_metadata",  # payments/integrations/metadata.py
+        "webhook_address_refused",  # payments/integrations/addresses.py
         "webhook_host_unresolvable",
         "invalid_number",  # the headless checkout's DECLINED answers
         "payment_intent_authentication_failure",

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import SimpleRateThrottle
 
-from marketplace.api.throttling import AnonRateThrottleFailOpen
+from marketplace.kernel.api.throttling import AnonRateThrottleFailOpen
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -197,8 +197,8 @@ def test_shop_lists_run_a_constant_number_of_queries(
 def test_a_seller_ships_then_delivers_and_delivery_can_release_earnings(
     api_as, shop, seller, other_seller
 ):
-    from payments.holds import holds_release_due
     from payments.models import PayoutPolicy
+    from payments.payouts.holds import holds_release_due
 
     PayoutPolicy.objects.create(seller=seller, release_on_delivery=True)
     seller_order = shop["order"].seller_orders.get()

@@ -16,8 +16,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts.models import User
 from marketplace.models import CartItem, Order, Product
-from payments.balances import seller_balance
 from payments.checks import ledger_check
+from payments.ledger.balances import seller_balance
 from payments.models import LedgerTransaction, PaymentAttempt, Refund, RefundRequest
 from tests.browser.test_journeys import NEW_PASSWORD, account_menu, log_in, main_button
 from tests.factories import PASSWORD

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from payments.balances import seller_balance
+from payments.ledger.balances import seller_balance
 from tests.browser.test_journeys import log_in
 from tests.factories import PASSWORD, CommissionRuleFactory
 from tests.money_helpers import paid_order

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, ShippingAddress, place_order
-from payments.checkout import local_card_pay, payment_start
+from payments.collection.checkout import local_card_pay, payment_start
 from tests.browser.test_checkout_journeys import cart_link
 from tests.browser.test_journeys import log_in, main_button
 from tests.factories import PASSWORD, CommissionRuleFactory, ProductFactory
@@ -35,7 +35,7 @@ SHIPPING = ShippingAddress(
 @pytest.fixture
 def queued(monkeypatch):
     """Tasks queued after commit are kept (no worker); ``run()`` runs them."""
-    from marketplace import task_queue
+    from marketplace.kernel import task_queue
 
     tasks: list = []
     monkeypatch.setattr(

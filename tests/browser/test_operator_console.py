@@ -13,12 +13,12 @@ from playwright.sync_api import Page, expect
 
 from marketplace.models import OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.audit import audit_history
-from payments.checkout import payment_start
+from payments.collection.checkout import payment_start
+from payments.collection.refund_requests import refund_request_create
+from payments.ledger.audit import audit_history
 from payments.models import LocalAccount, Payout, PayoutPolicy, Refund, RefundRequest
-from payments.payouts import run_payouts
+from payments.payouts.runs import run_payouts
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
-from payments.refund_requests import refund_request_create
 from tests.browser.test_operator_day import admin_log_in
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts

@@ -12,10 +12,10 @@ from playwright.sync_api import Page, expect
 
 from marketplace.models import OrderLine
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
+from payments.collection.checkout import payment_start
+from payments.collection.refund_requests import refund_request_create
 from payments.models import CommissionRule, Payout, PayoutRun, Refund
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
-from payments.refund_requests import refund_request_create
 from tests.factories import PASSWORD, CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from payments.balances import seller_balance
+from payments.ledger.balances import seller_balance
 from tests.factories import PASSWORD
 from tests.marketplace.seller_scenarios import refund_after_payout
 

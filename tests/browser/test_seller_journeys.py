@@ -22,10 +22,10 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Seller
 from marketplace.models import Order
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import holds_release_due
+from payments.ledger.balances import seller_balance
 from payments.models import Payout
+from payments.payouts.holds import holds_release_due
 from tests.browser.test_checkout_journeys import (
     CARD_PAYS,
     add_to_cart,

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from payments.models import SellerPlan, SellerPlanCharge, SellerPlanChoice
-from payments.plans import seller_plan_change
+from payments.revenue.plans import seller_plan_change
 from tests.browser.test_operator_day import admin_log_in
 from tests.browser.test_seller_after_refund import seller_log_in
 

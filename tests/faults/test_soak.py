@@ -20,8 +20,8 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from marketplace.models import Order
-from payments.balances import seller_balance
 from payments.checks import ledger_check
+from payments.ledger.balances import seller_balance
 from payments.models import LedgerEntry, LedgerTransaction, LocalEvent, Payout, WebhookEvent
 from payments.processors.local import LocalProcessor
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory

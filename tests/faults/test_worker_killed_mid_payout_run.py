@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.db.models import Count, F
 
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.ledger.balances import seller_balance
 from payments.models import LocalPayout, LocalTransfer, Payout
+from payments.payouts.holds import seller_order_hold_release
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.faults.stack import database_url, wait_for
 from tests.money_helpers import enable_payouts, paid_order

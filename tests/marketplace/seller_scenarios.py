@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 from marketplace.models import Order
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import LedgerEntry, Payout
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 

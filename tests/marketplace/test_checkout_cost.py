@@ -159,7 +159,7 @@ def meter(monkeypatch):
 def queued(monkeypatch):
     """Tasks queued (after commit) are kept; ``run()`` runs them as the worker would,
     and those they queue in turn."""
-    from marketplace import task_queue
+    from marketplace.kernel import task_queue
 
     tasks: list = []
     monkeypatch.setattr(

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from marketplace.errors import OutOfStock
+from marketplace.kernel.errors import OutOfStock
 from marketplace.models import CartItem, CheckoutSubmission, Order, Product
 from marketplace.services.cart import FORM_EXPIRED, CartStorage, checkout_submit
 from marketplace.services.orders import ShippingAddress

@@ -8,8 +8,8 @@ from django.urls import reverse
 from marketplace.models import CartItem, Order
 from marketplace.services.orders import CartItem as OrderItem
 from marketplace.services.orders import place_order
-from payments.balances import seller_balance
 from payments.checks import ledger_check
+from payments.ledger.balances import seller_balance
 from tests.factories import (
     PASSWORD,
     CommissionRuleFactory,

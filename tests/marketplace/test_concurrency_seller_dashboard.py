@@ -8,9 +8,9 @@ import threading
 import pytest
 from django.db import connection
 
-from marketplace import task_queue
+from marketplace.kernel import task_queue
 from marketplace.models import SellerOrder
-from payments.dashboard import seller_dashboard_read
+from payments.reporting.seller_dashboard import seller_dashboard_read
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 

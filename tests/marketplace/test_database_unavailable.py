@@ -10,7 +10,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.urls import reverse
 
-from marketplace.views.errors import database_unavailable, server_error
+from marketplace.kernel.unavailable import database_unavailable
+from marketplace.views.errors import server_error
 from payments.models import WebhookEvent
 from payments.processors.local import SIGNATURE_HEADER, sign
 

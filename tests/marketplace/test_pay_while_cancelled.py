@@ -7,9 +7,10 @@ from django.test import Client
 from django.urls import reverse
 
 from marketplace.models import Order
-from marketplace.services.orders import CartItem, order_cancel, place_order
-from payments.checkout import payment_attempt_open
-from payments.locks import order_lock
+from marketplace.orders import order_cancel
+from marketplace.services.orders import CartItem, place_order
+from payments.collection.checkout import payment_attempt_open
+from payments.ledger.locks import order_lock
 from payments.models import PaymentAttempt
 from tests.concurrency import race
 from tests.factories import ProductFactory

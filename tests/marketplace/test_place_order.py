@@ -2,9 +2,10 @@ import re
 
 import pytest
 
-from marketplace.errors import InvalidRequest, OutOfStock
+from marketplace.kernel.errors import InvalidRequest, OutOfStock
 from marketplace.models import Order, OrderLine, Product, SellerOrder
-from marketplace.services.orders import CartItem, order_cancel, place_order
+from marketplace.orders import order_cancel
+from marketplace.services.orders import CartItem, place_order
 from payments.models import CommissionRule
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 

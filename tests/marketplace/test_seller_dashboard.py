@@ -7,9 +7,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.earnings import commission_terms_for, earnings_series
-from payments.holds import seller_order_hold_release
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.reporting.earnings import commission_terms_for, earnings_series
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 
@@ -101,7 +101,7 @@ def test_a_loss_is_drawn_below_the_zero_axis_scaled_by_its_size():
     from datetime import date
 
     from marketplace.views.seller_dashboard import PLOT_HEIGHT, PLOT_TOP, _chart
-    from payments.earnings import PeriodEarnings
+    from payments.reporting.earnings import PeriodEarnings
 
     chart = _chart(
         [
@@ -130,7 +130,7 @@ def test_a_chart_with_one_day_of_history_keeps_its_axes_and_labels():
     from datetime import date, timedelta
 
     from marketplace.views.seller_dashboard import PLOT_TOP, _chart
-    from payments.earnings import PeriodEarnings
+    from payments.reporting.earnings import PeriodEarnings
 
     start = date(2026, 1, 1)
     days = [PeriodEarnings(start + timedelta(days=i), 0) for i in range(29)]
@@ -150,7 +150,7 @@ def test_a_chart_with_no_history_keeps_its_axes_and_says_so():
     from datetime import date, timedelta
 
     from marketplace.views.seller_dashboard import PLOT_HEIGHT, PLOT_TOP, _chart
-    from payments.earnings import PeriodEarnings
+    from payments.reporting.earnings import PeriodEarnings
 
     days = [PeriodEarnings(date(2026, 1, 1) + timedelta(days=i), 0) for i in range(30)]
 
@@ -165,7 +165,7 @@ def test_many_bars_label_only_the_highest_and_the_lowest():
     from datetime import date, timedelta
 
     from marketplace.views.seller_dashboard import _chart
-    from payments.earnings import PeriodEarnings
+    from payments.reporting.earnings import PeriodEarnings
 
     values = [100 * (i % 7) - 150 for i in range(30)]
     days = [PeriodEarnings(date(2026, 1, 1) + timedelta(days=i), v) for i, v in enumerate(values)]
@@ -181,7 +181,7 @@ def test_the_chart_formats_each_figure_and_date_once_for_the_template():
     from django.utils import translation
 
     from marketplace.views.seller_dashboard import _chart
-    from payments.earnings import PeriodEarnings
+    from payments.reporting.earnings import PeriodEarnings
 
     weeks = [
         PeriodEarnings(date(2026, 1, 5), 150000),
@@ -220,9 +220,9 @@ def test_the_chart_coordinates_are_not_localized(seller_client, month_of_trading
 def test_one_query_reads_the_balances_and_what_was_paid_since(
     month_of_trading, django_assert_num_queries
 ):
-    from payments.balances import seller_balance, seller_balances
-    from payments.earnings import paid_out_since
-    from payments.periods import day_start
+    from payments.ledger.balances import seller_balance, seller_balances
+    from payments.reporting.earnings import paid_out_since
+    from payments.reporting.periods import day_start
 
     month_start = day_start(timezone.localdate().replace(day=1))
     with django_assert_num_queries(1):

@@ -7,9 +7,9 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from payments.earnings import seller_debt
-from payments.earnings_schedule import next_payout_estimate
 from payments.models import PayoutPolicy
+from payments.reporting.earnings import seller_debt
+from payments.reporting.earnings_schedule import next_payout_estimate
 from tests.marketplace.seller_scenarios import refund_after_payout
 from tests.money_helpers import paid_order
 

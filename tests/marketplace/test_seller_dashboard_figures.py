@@ -14,23 +14,23 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from marketplace.kernel.currencies import format_amount
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import seller_balances
-from payments.captures import order_payment_captured
-from payments.currencies import format_amount
-from payments.dashboard import seller_dashboard_read
-from payments.earnings import (
+from payments.collection.captures import order_payment_captured
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.balances import seller_balances
+from payments.models import Dispute, LedgerEntry, PayoutPolicy, Refund
+from payments.payouts.runs import run_payouts
+from payments.processors.local import CARD_DISPUTED, LocalProcessor
+from payments.reporting.earnings import (
     EARNING_KINDS,
     SELLER_SIDE,
     commission_terms_for,
     earnings_series,
     seller_debt,
 )
-from payments.earnings_schedule import next_payout_estimate
-from payments.models import Dispute, LedgerEntry, PayoutPolicy, Refund
-from payments.payouts import run_payouts
-from payments.processors.local import CARD_DISPUTED, LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.reporting.earnings_schedule import next_payout_estimate
+from payments.reporting.seller_dashboard import seller_dashboard_read
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.money_helpers import enable_payouts, pay_by_card
 
@@ -219,7 +219,7 @@ def test_the_page_shows_every_figure(trader, client):
 
 def test_the_dashboard_reads_in_four_statements(trader, django_assert_num_queries):
     # The policies, the ledger read, the commission rules, the seller's current plan
-    # (its commission replaces the default rule's: payments.earnings.commission_terms).
+    # (its commission replaces the default rule's: payments.reporting.earnings.commission_terms).
     with time_machine.travel(NOW, tick=False), django_assert_num_queries(4):
         panels = seller_dashboard_read(seller=trader)
     assert len(panels) == 3

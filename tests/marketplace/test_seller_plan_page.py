@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from payments.models import SellerPlanChoice
-from payments.plans import seller_plan_change
-from payments.statements import seller_statement
+from payments.reporting.statements import seller_statement
+from payments.revenue.plans import seller_plan_change
 from tests.factories import ListingFeeFactory, ProductFactory, SellerPlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_the_transactions_page_shows_plan_fees_credits_and_listing_fees(seller_c
     ListingFeeFactory(amount_minor=25)
     seller_plan_change(seller=seller, plan=SellerPlanFactory(name="Basic"), by=seller.user)
     seller_plan_change(seller=seller, plan=SellerPlanFactory(name="Pro"), by=seller.user)
-    from payments.listing_fees import product_listing_charge
+    from payments.revenue.listing_fees import product_listing_charge
 
     product_listing_charge(product=ProductFactory(seller=seller, title="Lamp"))
     month = timezone.localdate().strftime("%B %Y")

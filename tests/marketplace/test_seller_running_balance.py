@@ -7,10 +7,10 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
 from payments.models import LedgerAccount
-from payments.payouts import run_payouts
-from payments.seller_history import running_balances
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.reporting.seller_history import running_balances
 from tests.factories import CommissionRuleFactory
 from tests.marketplace.seller_scenarios import ledger_rows, page_rows, refund_after_payout
 from tests.money_helpers import enable_payouts, paid_order
@@ -51,9 +51,9 @@ def test_after_a_refund_after_a_payout_each_row_shows_the_true_balances(run, sel
 
 
 def test_a_payout_on_its_way_is_one_row_holding_its_amount_in_transit(seller):
-    from payments.ledger import seller_account
-    from payments.payout_sending import payout_send
-    from payments.payouts import PlannedPayout, payout_create
+    from payments.ledger.posting import seller_account
+    from payments.payouts.planning import PlannedPayout, payout_create
+    from payments.payouts.sending import payout_send
 
     CommissionRuleFactory(percentage_bps=1000)
     enable_payouts(seller)
@@ -107,7 +107,7 @@ def test_the_balances_are_right_on_the_second_page_and_under_a_filter(run, selle
 
 
 def test_a_date_range_counts_the_rows_before_it_in_the_balances(run, seller):
-    from payments.periods import days_between
+    from payments.reporting.periods import days_between
 
     start = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
     CommissionRuleFactory(percentage_bps=1000, active_from=start - timedelta(days=1))

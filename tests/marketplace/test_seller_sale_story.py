@@ -8,9 +8,9 @@ import time_machine
 from django.urls import reverse
 
 from marketplace.models import SellerOrder
-from payments.earnings_schedule import STATE_DISPUTED, STATE_IN_PAYOUT, when_paid
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Clawback
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.reporting.earnings_schedule import STATE_DISPUTED, STATE_IN_PAYOUT, when_paid
 from tests.factories import CommissionRuleFactory
 from tests.marketplace.seller_scenarios import REFUND, refund_after_payout
 from tests.money_helpers import paid_order
@@ -51,7 +51,7 @@ def test_the_sale_still_in_its_hold_says_when_it_becomes_available(run, seller):
 def test_the_refund_is_named_with_the_payout_that_netted_it(run, seller):
     history = refund_after_payout(run, seller)
     with time_machine.travel(datetime(2026, 3, 19, 6, 0, tzinfo=UTC), tick=False):
-        from payments.payouts import run_payouts
+        from payments.payouts.runs import run_payouts
 
         run(run_payouts)  # the second sale's $60.75, less the $31.50 owed
     later = seller.payouts.exclude(pk=history.payout.pk).get()
@@ -93,7 +93,7 @@ def test_a_refund_before_the_payout_leaves_nothing_to_pay(seller, customer):
 
 def test_a_disputed_sale_says_how_much_is_held_then_what_was_lost(run, seller, customer):
     from marketplace.services.orders import CartItem, place_order
-    from payments.checkout import payment_start
+    from payments.collection.checkout import payment_start
     from payments.models import Dispute
     from payments.processors.local import CARD_DISPUTED, LocalProcessor
     from tests.factories import ProductFactory

@@ -3,11 +3,11 @@
 import pytest
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Payout
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_succeeded
-from payments.seller_history import history_rows, seller_transactions
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.reporting.seller_history import history_rows, seller_transactions
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -9,13 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from marketplace.kernel.task_queue import deferred_tasks_send, enqueue, enqueue_on_commit
 from marketplace.models import DeferredTask
-from marketplace.task_queue import deferred_tasks_send, enqueue, enqueue_on_commit
-from marketplace.tasks import ping
+from payments.collection.webhooks import webhook_events_sweep
 from payments.models import WebhookEvent
 from payments.processors.local import SIGNATURE_HEADER, sign
-from payments.tasks import webhook_event_process_task
-from payments.webhooks import webhook_events_sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +39,7 @@ def published(monkeypatch):
 
 def test_a_task_is_published_after_commit(published, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        enqueue_on_commit(ping)
+        enqueue_on_commit("marketplace.tasks.ping")
         assert published.messages == []
 
     assert published.messages == [("marketplace.tasks.ping", ())]
@@ -51,7 +49,7 @@ def test_a_task_is_published_after_commit(published, django_capture_on_commit_ca
 def test_a_refused_publish_is_kept_and_does_not_raise(published, caplog):
     published.refuse = True
 
-    assert enqueue(webhook_event_process_task, 42) is False
+    assert enqueue("payments.tasks.webhook_event_process_task", 42) is False
 
     kept = DeferredTask.objects.get()
     assert (kept.task, kept.args) == ("payments.tasks.webhook_event_process_task", [42])
@@ -61,8 +59,8 @@ def test_a_refused_publish_is_kept_and_does_not_raise(published, caplog):
 
 def test_kept_tasks_are_sent_oldest_first_once_the_broker_is_back(published):
     published.refuse = True
-    enqueue(webhook_event_process_task, 1)
-    enqueue(webhook_event_process_task, 2)
+    enqueue("payments.tasks.webhook_event_process_task", 1)
+    enqueue("payments.tasks.webhook_event_process_task", 2)
 
     assert deferred_tasks_send() == 0  # still down: nothing sent, nothing lost
     assert DeferredTask.objects.count() == 2
@@ -129,7 +127,7 @@ def test_operators_see_the_kept_tasks_and_queue_them_again_from_the_admin(
     operator_client, published
 ):
     published.refuse = True
-    enqueue(webhook_event_process_task, 7)
+    enqueue("payments.tasks.webhook_event_process_task", 7)
     kept = DeferredTask.objects.get()
     url = reverse("admin:marketplace_deferredtask_changelist")
 

@@ -3,8 +3,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import CommissionRule, LedgerTransaction
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 

@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, place_order
-from payments.commission import commission_rule_save
-from payments.holds import seller_order_hold_release
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Clawback, Dispute, Payout, PayoutPolicy
-from payments.payouts import run_payouts
-from payments.refund_requests import refund_request_create
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.revenue.commission import commission_rule_save
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, pay_by_card
 

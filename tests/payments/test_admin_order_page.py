@@ -8,12 +8,12 @@ import pytest
 from django.urls import reverse
 
 from marketplace.services.orders import CartItem, place_order
-from payments.disputes import dispute_opened
-from payments.holds import seller_order_hold_release
+from payments.collection.disputes import dispute_opened
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import LedgerTransaction
-from payments.payouts import run_payouts
-from payments.refund_requests import refund_request_create
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
 from tests.money_helpers import enable_payouts, pay_by_card
 

@@ -11,7 +11,7 @@ from payments.models import (
     SellerPlanCharge,
     SellerPlanChoice,
 )
-from payments.plans import seller_plan_change
+from payments.revenue.plans import seller_plan_change
 from tests.factories import SellerPlanFactory
 from tests.payments.test_admin_no_minor_units import problems, visible_text
 

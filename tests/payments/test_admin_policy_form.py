@@ -4,8 +4,8 @@ currency, stores them in minor units, and shows them back (and in the list) as m
 import pytest
 from django.urls import reverse
 
+from marketplace.kernel.currencies import SUPPORTED_CURRENCIES
 from payments.admin.policy_forms import PayoutPolicyForm
-from payments.currencies import SUPPORTED_CURRENCIES
 from payments.models import AuditRecord, PayoutPolicy
 
 pytestmark = pytest.mark.django_db

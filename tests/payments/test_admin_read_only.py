@@ -10,10 +10,11 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from marketplace.kernel.currencies import format_amount
 from marketplace.models import DeferredTask, Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.currencies import format_amount
-from payments.holds import seller_order_hold_release
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import (
     AuditRecord,
     Dispute,
@@ -30,10 +31,9 @@ from payments.models import (
     RefundLine,
     WebhookEvent,
 )
-from payments.payout_controls import payout_hold
-from payments.payouts import run_payouts
-from payments.refund_requests import refund_request_create
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.controls import payout_hold
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
 from tests.money_helpers import enable_payouts, pay_by_card
 

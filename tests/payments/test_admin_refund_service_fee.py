@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 
 from marketplace.services.orders import CartItem, place_order
+from payments.collection.refunds import refund_mark_succeeded
 from payments.models import Refund
-from payments.refunds import refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory, ServiceFeeFactory
 from tests.money_helpers import pay_by_card
 

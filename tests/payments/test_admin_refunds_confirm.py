@@ -11,13 +11,13 @@ from django.urls import reverse
 
 from marketplace.models import Order, OrderLine
 from marketplace.services.orders import CartItem, place_order
-from payments.audit import audit_history
-from payments.disputes import dispute_opened
-from payments.holds import seller_order_hold_release
+from payments.collection.disputes import dispute_opened
+from payments.collection.refund_requests import refund_request_create
+from payments.collection.refunds import order_refund_by_operator, refund_create
+from payments.ledger.audit import audit_history
 from payments.models import AuditRecord, Refund, RefundRequest
-from payments.payouts import run_payouts
-from payments.refund_requests import refund_request_create
-from payments.refunds import order_refund_by_operator, refund_create
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
 from tests.money_helpers import enable_payouts, pay_by_card
 

@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import CommissionRule, PayoutPolicy
-from payments.refunds import refund_create, refund_mark_succeeded
-from payments.reports import revenue_report
+from payments.reporting.revenue import revenue_report
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 
@@ -100,8 +100,8 @@ def test_an_operator_freezes_a_seller_in_admin_and_a_freeze_needs_a_reason(opera
 
 
 def test_the_report_shows_what_was_paid_to_sellers(run, seller):
-    from payments.holds import seller_order_hold_release
-    from payments.payouts import run_payouts
+    from payments.payouts.holds import seller_order_hold_release
+    from payments.payouts.runs import run_payouts
     from tests.money_helpers import enable_payouts
 
     CommissionRuleFactory(percentage_bps=1000)

@@ -5,9 +5,9 @@ in a number of queries that does not grow with the seller's activity."""
 import pytest
 from django.urls import reverse
 
-from payments.audit import audit_record
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.audit import audit_record
 from payments.models import Dispute, DisputeLine, Payout, PayoutPolicy
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import SellerFactory
 from tests.money_helpers import paid_order
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.urls import reverse
 
 from payments.admin.audit import changes_text, history_table
-from payments.audit import audit_history, audit_record, audited_save
+from payments.ledger.audit import audit_history, audit_record, audited_save
 from payments.models import AuditRecord, CommissionRule, PayoutPolicy
 from tests.factories import CommissionRuleFactory, SellerFactory
 

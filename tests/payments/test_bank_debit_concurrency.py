@@ -15,9 +15,14 @@ from django.utils import timezone
 
 from marketplace.models import Order, Product
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import local_bank_debit_pay, payment_failed, payment_start, payment_succeeded
 from payments.checks import ledger_check
-from payments.expiry import orders_expire_unpaid
+from payments.collection.checkout import (
+    local_bank_debit_pay,
+    payment_failed,
+    payment_start,
+    payment_succeeded,
+)
+from payments.collection.expiry import orders_expire_unpaid
 from payments.models import LedgerTransaction, LocalEvent, PaymentAttempt
 from payments.processors.local import IBAN_FAILS, IBAN_SUCCEEDS, LocalProcessor, local_debits_settle
 from tests.factories import CommissionRuleFactory, ProductFactory

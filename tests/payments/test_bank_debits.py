@@ -9,18 +9,18 @@ import time_machine
 from django.utils import timezone
 
 from marketplace.models import Order, Product
-from marketplace.services.orders import CartItem, order_cancel, place_order
-from payments.balances import seller_balance
-from payments.checkout import (
+from marketplace.orders import order_cancel
+from marketplace.services.orders import CartItem, place_order
+from payments.checks import ledger_check
+from payments.collection.checkout import (
     local_bank_debit_pay,
     payment_failed,
     payment_processing,
     payment_start,
     payment_succeeded,
 )
-from payments.checks import ledger_check
-from payments.expiry import orders_expire_unpaid
-from payments.holds import holds_due
+from payments.collection.expiry import orders_expire_unpaid
+from payments.ledger.balances import seller_balance
 from payments.models import (
     LedgerTransaction,
     LocalEvent,
@@ -30,7 +30,8 @@ from payments.models import (
     Payout,
     WebhookEvent,
 )
-from payments.payouts import run_payouts
+from payments.payouts.holds import holds_due
+from payments.payouts.runs import run_payouts
 from payments.processors.base import CardDeclined, InvalidProcessorRequest, PaymentStatus
 from payments.processors.local import (
     BANK_DEBIT,
@@ -309,7 +310,7 @@ def test_a_failed_debit_cancels_the_order_returns_the_stock_and_tells_the_custom
     # The event delivered again: nothing more happens, no second email.
     event = WebhookEvent.objects.get(type="payment_intent.payment_failed")
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
-    from payments.webhooks import webhook_event_process
+    from payments.collection.webhooks import webhook_event_process
 
     run(webhook_event_process, webhook_event_id=event.pk)
     from payments.tasks import order_payment_failed_notify_task
@@ -340,7 +341,7 @@ def test_a_failure_for_an_order_paid_meanwhile_leaves_it_alone(run, order):
     LocalPaymentIntent.objects.filter(pk=attempt.processor_payment_id).update(
         status=PaymentStatus.REQUIRES_PAYMENT_METHOD
     )
-    from payments.captures import order_payment_captured
+    from payments.collection.captures import order_payment_captured
 
     order_payment_captured(order=order, processor_fee_minor=0)
 

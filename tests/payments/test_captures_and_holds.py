@@ -3,14 +3,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, SellerOrder
-from marketplace.services.orders import CartItem, order_cancel, place_order
-from payments.balances import platform_balance, seller_balance
-from payments.captures import order_payment_captured
-from payments.holds import holds_release_due, seller_order_hold_release
-from payments.ledger import seller_account
+from marketplace.orders import order_cancel
+from marketplace.services.orders import CartItem, place_order
+from payments.collection.captures import order_payment_captured
+from payments.ledger.balances import platform_balance, seller_balance
+from payments.ledger.posting import seller_account
 from payments.models import LedgerEntry, LedgerTransaction
+from payments.payouts.holds import holds_release_due, seller_order_hold_release
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import paid_order
 

@@ -3,10 +3,10 @@
 import pytest
 
 from payments.checks import ledger_check
-from payments.ledger import Posting, ledger_post, platform_account, seller_account
-from payments.listing_fees import product_listing_charge
+from payments.ledger.posting import Posting, ledger_post, platform_account, seller_account
 from payments.models import ListingCharge, SellerPlanCharge
-from payments.plans import seller_plan_change
+from payments.revenue.listing_fees import product_listing_charge
+from payments.revenue.plans import seller_plan_change
 from tests.factories import ListingFeeFactory, ProductFactory, SellerPlanFactory
 
 pytestmark = pytest.mark.django_db

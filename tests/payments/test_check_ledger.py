@@ -3,8 +3,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 
 from marketplace.models import OrderLine, SellerOrder
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import LedgerAccount, Refund
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 

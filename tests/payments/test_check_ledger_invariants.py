@@ -10,15 +10,15 @@ from django.db import connection
 from django.utils import timezone
 
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
-from payments.ledger import seller_account
+from payments.collection.checkout import payment_start
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.posting import seller_account
 from payments.models import Dispute, LedgerAccount, Payout, PayoutPolicy
-from payments.payout_sending import payout_send
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
 from payments.processors.local import CARD_DISPUTED, CARD_SUCCEEDS, LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, paid_order
 

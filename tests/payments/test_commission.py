@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from payments.commission import CommissionRuleBook, CommissionTerms, line_split
 from payments.models import CommissionRule
+from payments.revenue.commission import CommissionRuleBook, CommissionTerms, line_split
 from tests.factories import CategoryFactory, CommissionRuleFactory, ProductFactory, SellerFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,12 +8,13 @@ import pytest
 from django.utils import timezone
 
 from marketplace.models import Order
-from marketplace.services.orders import CartItem, order_cancel, place_order
-from payments.captures import order_payment_captured
-from payments.commission import CommissionRuleBook, trailing_sales
+from marketplace.orders import order_cancel
+from marketplace.services.orders import CartItem, place_order
+from payments.collection.captures import order_payment_captured
+from payments.collection.refunds import refund_create
 from payments.models import SellerPlanChoice
-from payments.refunds import refund_create
-from payments.volume_tiers import volume_tiers_save
+from payments.revenue.commission import CommissionRuleBook, trailing_sales
+from payments.revenue.volume_tiers import volume_tiers_save
 from tests.factories import (
     CategoryFactory,
     CommissionRuleFactory,

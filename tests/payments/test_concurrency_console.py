@@ -22,16 +22,16 @@ import pytest
 from django.db.models import Sum
 
 from accounts.services import operator_grant
-from marketplace.errors import ApplicationError
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import Order, OrderLine
-from payments.audit import audit_history
-from payments.disputes import dispute_opened
+from payments.collection.disputes import dispute_opened
+from payments.collection.refund_requests import refund_request_approve, refund_request_create
+from payments.collection.refunds import order_refund_by_operator, refund_mark_succeeded
+from payments.ledger.audit import audit_history
 from payments.models import Payout, Refund, RefundRequest
-from payments.payout_sending import payout_send
-from payments.payouts import run_payouts
-from payments.policies import seller_freeze
-from payments.refund_requests import refund_request_approve, refund_request_create
-from payments.refunds import order_refund_by_operator, refund_mark_succeeded
+from payments.payouts.freezes import seller_freeze
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
 from tests.factories import CommissionRuleFactory, UserFactory
 from tests.payments import test_concurrency_pairs as pairs
 from tests.payments.test_concurrency_pairs import (

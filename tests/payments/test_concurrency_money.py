@@ -11,14 +11,14 @@ import threading
 import pytest
 from django.db import connection
 
-from marketplace.errors import InvalidRequest, InvalidState, OutOfStock
+from marketplace.kernel.errors import InvalidRequest, InvalidState, OutOfStock
 from marketplace.models import Order, Product, SellerOrder
 from marketplace.services.orders import CartItem, place_order, seller_order_cancel
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.balances import seller_balance
+from payments.ledger.posting import Posting, ledger_post, platform_account, seller_account
 from payments.models import LedgerTransaction, Refund
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.concurrency import race
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
@@ -160,9 +160,9 @@ def test_a_seller_cancelling_while_a_refund_is_made_does_not_deadlock(seller, ot
 def test_two_payout_runs_at_the_same_moment_pay_each_seller_once(
     seller, other_seller, eager_celery
 ):
-    from payments.holds import seller_order_hold_release
     from payments.models import Payout
-    from payments.payouts import run_payouts
+    from payments.payouts.holds import seller_order_hold_release
+    from payments.payouts.runs import run_payouts
 
     CommissionRuleFactory(percentage_bps=1000)
     for s in (seller, other_seller):

@@ -3,7 +3,7 @@
 Ten operations change what a seller is owed or paid: a capture, a refund, a
 dispute opened and one closed, a hold release, a payout run, a payout sent, a
 payout approved, a manual payout marked paid, and a freeze. Each service takes
-its row locks in the order of ``payments.locks``, so no two of them can wait on
+its row locks in the order of ``payments.ledger.locks``, so no two of them can wait on
 each other in a circle. This module proves it from the outside: for every
 unordered pair (each operation with itself too), both start together behind a
 barrier on their own connections, on one rich starting state (``Scene``).
@@ -12,7 +12,7 @@ What may reach a caller is a service's refusal (an ``ApplicationError``, such as
 ``PayoutStopped``), and only where the other operation explains it
 (``MAY_REFUSE``); never a deadlock, a serialization failure, an integrity error
 or anything else. Background work that retries a lock conflict by itself
-(``payments.retries``) must not have met one either. Afterwards every money
+(``payments.ledger.retries``) must not have met one either. Afterwards every money
 invariant holds (``assert_invariants``), and what each operation promises
 given the other (``assert_outcomes``).
 
@@ -42,15 +42,15 @@ from django.utils import timezone
 
 from accounts.models import Seller, User
 from accounts.services import operator_grant
-from marketplace import task_queue
-from marketplace.errors import ApplicationError
+from marketplace.kernel import task_queue
+from marketplace.kernel.errors import ApplicationError
 from marketplace.models import Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import order_payment_captured
-from payments.checkout import payment_start, payment_succeeded
 from payments.checks import ledger_check
-from payments.disputes import dispute_closed, dispute_opened
-from payments.holds import holds_release_due, seller_order_hold_release
+from payments.collection.captures import order_payment_captured
+from payments.collection.checkout import payment_start, payment_succeeded
+from payments.collection.disputes import dispute_closed, dispute_opened
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import (
     AuditRecord,
     Dispute,
@@ -65,12 +65,13 @@ from payments.models import (
     Refund,
     RefundLine,
 )
-from payments.payout_controls import payout_approve, payout_mark_paid
-from payments.payout_sending import payout_send
-from payments.payouts import PlannedPayout, amounts_claimed, payout_create, run_payouts
-from payments.policies import payout_policy_save
+from payments.payouts.controls import payout_approve, payout_mark_paid
+from payments.payouts.freezes import payout_policy_save
+from payments.payouts.holds import holds_release_due, seller_order_hold_release
+from payments.payouts.planning import PlannedPayout, amounts_claimed, payout_create
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.money_helpers import enable_payouts
 
@@ -369,7 +370,7 @@ def run_together(
 
 class LockConflicts(logging.Handler):
     """What the services that retry a deadlock or serialization failure themselves
-    (``payments.retries``, the hold release job) logged: in this module, none may
+    (``payments.ledger.retries``, the hold release job) logged: in this module, none may
     happen, retried or not."""
 
     def __init__(self) -> None:
@@ -393,7 +394,9 @@ class LockConflicts(logging.Handler):
 @pytest.fixture
 def lock_conflicts():
     handler = LockConflicts()
-    loggers = [logging.getLogger(name) for name in ("payments.retries", "payments.holds")]
+    loggers = [
+        logging.getLogger(name) for name in ("payments.ledger.retries", "payments.payouts.holds")
+    ]
     for logger in loggers:
         logger.addHandler(handler)
     yield handler

@@ -11,12 +11,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create
 from payments.models import Payout, PayoutEntry, PayoutRun
-from payments.payout_runs import payout_run_chunk_make, payout_run_start
-from payments.payouts import run_payouts
-from payments.policies import seller_freeze
-from payments.refunds import refund_create
+from payments.payouts.freezes import seller_freeze
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import payout_run_chunk_make, payout_run_start, run_payouts
 from tests.concurrency import race
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order

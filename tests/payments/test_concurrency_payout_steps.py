@@ -15,14 +15,14 @@ import pytest
 from django.utils import timezone
 
 from payments.checks import ledger_check
-from payments.clawbacks import clawback_execute
-from payments.holds import seller_order_hold_release
+from payments.collection.clawbacks import clawback_execute
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Clawback, LocalPayout, LocalTransfer, LocalTransferReversal, Payout
-from payments.payout_sending import bank_payouts_retry_for_run, payout_send
-from payments.payout_settlement import payout_sync
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import bank_payouts_retry_for_run, payout_send
+from payments.payouts.settlement import payout_sync
 from payments.processors.local import LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 from tests.payments.test_concurrency_money import run_together

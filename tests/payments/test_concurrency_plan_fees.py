@@ -4,13 +4,13 @@ prorates once; a plan fee racing a payout run never lets the payout take the fee
 
 import pytest
 
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
-from payments.listing_fees import listings_renew_due, product_listing_charge
+from payments.ledger.balances import seller_balance
 from payments.models import ListingCharge, Payout, SellerPlanCharge, SellerPlanChoice
-from payments.payouts import run_payouts
-from payments.plans import seller_plan_change, seller_plans_bill
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.revenue.listing_fees import listings_renew_due, product_listing_charge
+from payments.revenue.plans import seller_plan_change, seller_plans_bill
 from tests.factories import (
     CommissionRuleFactory,
     ListingFeeFactory,

@@ -6,8 +6,8 @@ import pytest
 
 from marketplace.models import Order
 from payments.checks import ledger_check
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Refund
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.concurrency import race
 from tests.factories import CommissionRuleFactory, SellerFactory, ServiceFeeFactory
 from tests.money_helpers import paid_order

@@ -4,11 +4,11 @@ import pytest
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
 from payments.checks import ledger_check
+from payments.collection.checkout import payment_start
+from payments.collection.webhooks import webhook_receive
 from payments.models import LedgerTransaction, LocalEvent, LocalPaymentIntent, WebhookEvent
 from payments.processors.local import SIGNATURE_HEADER, LocalProcessor, processing_fee, sign
-from payments.webhooks import webhook_receive
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.payments.test_concurrency_money import run_together
 

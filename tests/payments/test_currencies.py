@@ -8,7 +8,7 @@ from django.utils import translation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payments.currencies import (
+from marketplace.kernel.currencies import (
     MAX_MAJOR_UNITS,
     SUPPORTED_CURRENCIES,
     AmountError,

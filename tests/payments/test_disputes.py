@@ -1,11 +1,11 @@
 import pytest
 
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import platform_balance, seller_balance
-from payments.checkout import payment_start
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.checkout import payment_start
+from payments.ledger.balances import platform_balance, seller_balance
 from payments.models import Dispute, LedgerAccount, LocalEvent
+from payments.payouts.holds import seller_order_hold_release
 from payments.processors.local import CARD_DISPUTED, LocalProcessor
 from payments.tasks import local_event_deliver
 from tests.factories import CommissionRuleFactory, ProductFactory

@@ -7,7 +7,11 @@ import time_machine
 from django.utils import timezone
 
 from marketplace.models import SellerOrder
-from payments.earnings_schedule import (
+from payments.models import PayoutPolicy
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
+from payments.payouts.settlement import payout_failed
+from payments.reporting.earnings_schedule import (
     STATE_AVAILABLE,
     STATE_IN_PAYOUT,
     STATE_NOTHING,
@@ -15,10 +19,6 @@ from payments.earnings_schedule import (
     STATE_UNTIL_DELIVERED,
     when_paid,
 )
-from payments.models import PayoutPolicy
-from payments.payout_sending import payout_send
-from payments.payout_settlement import payout_failed
-from payments.payouts import run_payouts
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -149,7 +149,7 @@ def test_frozen_payouts_say_why_there_is_no_date(sale, seller):
 
 
 def test_a_sale_refunded_before_its_hold_ended_has_nothing_to_pay(sale):
-    from payments.refunds import refund_create, refund_mark_succeeded
+    from payments.collection.refunds import refund_create, refund_mark_succeeded
 
     refund_mark_succeeded(refund=refund_create(order=sale.order))
 

@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from payments.events import RETENTION, webhook_retention_apply
+from payments.collection.refunds import refund_create
+from payments.integrations.events import RETENTION, webhook_retention_apply
+from payments.integrations.webhooks import webhook_endpoint_create, webhook_endpoint_delete
 from payments.models import Event, WebhookDelivery, WebhookEndpoint
-from payments.outbound_webhooks import webhook_endpoint_create, webhook_endpoint_delete
-from payments.refunds import refund_create
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 

@@ -2,10 +2,10 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from marketplace.errors import Conflict, InvalidRequest
-from payments.balances import platform_balance, seller_balance
+from marketplace.kernel.errors import Conflict, InvalidRequest
 from payments.checks import ledger_check
-from payments.ledger import (
+from payments.ledger.balances import platform_balance, seller_balance
+from payments.ledger.posting import (
     Posting,
     UnbalancedTransaction,
     ledger_post,

@@ -5,8 +5,8 @@ import pytest
 from django.test import override_settings
 
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import fee_postings, payment_postings
-from payments.ledger import Posting, platform_account, seller_account
+from payments.collection.captures import fee_postings, payment_postings
+from payments.ledger.posting import Posting, platform_account, seller_account
 from payments.models import LedgerAccount
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 

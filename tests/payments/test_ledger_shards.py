@@ -12,10 +12,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from payments.balances import platform_balance
 from payments.checks import ledger_check
 from payments.checks.books import check_transactions
-from payments.ledger import Posting, balance_shard, ledger_post, platform_account, seller_account
+from payments.ledger.balances import platform_balance
+from payments.ledger.posting import (
+    Posting,
+    balance_shard,
+    ledger_post,
+    platform_account,
+    seller_account,
+)
 from payments.models import LedgerAccount, LedgerBalanceShard, LedgerEntry, LedgerTransaction
 
 Kind = LedgerAccount.Kind

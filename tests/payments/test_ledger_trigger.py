@@ -5,7 +5,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.ledger.posting import Posting, ledger_post, platform_account, seller_account
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -6,15 +6,15 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from marketplace.services.products import product_create, product_set_active
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.listing_fees import (
+from payments.ledger.balances import seller_balance
+from payments.models import AuditRecord, LedgerTransaction, ListingCharge, ListingFee
+from payments.revenue.listing_fees import (
     listing_fee_for,
     listing_fee_save,
     listings_renew_due,
     product_listing_charge,
 )
-from payments.models import AuditRecord, LedgerTransaction, ListingCharge, ListingFee
 from tests.factories import CategoryFactory, ListingFeeFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db

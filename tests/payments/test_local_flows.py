@@ -12,10 +12,13 @@ from django.utils import timezone
 from accounts.models import Seller
 from marketplace.models import Order, Product
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import seller_balance
-from payments.checkout import payment_start
 from payments.checks import ledger_check
-from payments.expiry import orders_expire_unpaid
+from payments.collection.checkout import payment_start
+from payments.collection.expiry import orders_expire_unpaid
+from payments.collection.onboarding import seller_onboarding_start
+from payments.collection.refunds import refund_create, refund_submit
+from payments.collection.webhooks import webhook_receive
+from payments.ledger.balances import seller_balance
 from payments.models import (
     LedgerTransaction,
     LocalEvent,
@@ -25,7 +28,6 @@ from payments.models import (
     Refund,
     WebhookEvent,
 )
-from payments.onboarding import seller_onboarding_start
 from payments.processors.base import CardDeclined, TemporaryProcessorError, WebhookSignatureError
 from payments.processors.local import (
     CARD_DECLINED,
@@ -36,9 +38,7 @@ from payments.processors.local import (
     processing_fee,
     sign,
 )
-from payments.refunds import refund_create, refund_submit
 from payments.tasks import local_event_deliver
-from payments.webhooks import webhook_receive
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import pay_again_from_a_stale_tab
 
@@ -79,7 +79,7 @@ def test_a_card_payment_is_paid_through_the_webhook_and_split_in_the_ledger(
 
 
 def test_the_processor_fee_of_the_payment_is_recorded(run, order):
-    from payments.balances import platform_balance
+    from payments.ledger.balances import platform_balance
 
     attempt = run(payment_start, order=order)
     run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
@@ -328,7 +328,7 @@ def test_the_local_processor_pages_are_off_when_stripe_is_configured(client, set
 
 
 def test_the_card_form_never_turns_a_recorded_success_back_to_processing(run, order):
-    from payments.checkout import local_card_pay
+    from payments.collection.checkout import local_card_pay
 
     attempt = run(payment_start, order=order)
     # The success event is delivered and processed inside the confirmation itself.
@@ -339,7 +339,7 @@ def test_the_card_form_never_turns_a_recorded_success_back_to_processing(run, or
 
 
 def test_a_refund_that_could_not_reach_the_processor_is_sent_again(run, order, settings):
-    from payments.refunds import refunds_submit_pending
+    from payments.collection.refunds import refunds_submit_pending
 
     attempt = run(payment_start, order=order)
     run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)
@@ -370,7 +370,7 @@ def test_a_second_payment_of_a_paid_order_is_refunded(run, order):
 
 
 def test_a_late_failure_event_does_not_fail_a_payment_that_succeeded(run, order):
-    from payments.checkout import payment_failed
+    from payments.collection.checkout import payment_failed
 
     attempt = run(payment_start, order=order)
 
@@ -382,8 +382,8 @@ def test_a_late_failure_event_does_not_fail_a_payment_that_succeeded(run, order)
 
 
 def test_a_dispute_closed_before_it_was_opened_is_retried_until_it_can_apply(run, order):
+    from payments.collection.webhooks import webhook_event_process
     from payments.models import Dispute
-    from payments.webhooks import webhook_event_process
 
     attempt = run(payment_start, order=order)
     run(local.payment_confirm, payment_id=attempt.processor_payment_id, card_number=CARD_SUCCEEDS)

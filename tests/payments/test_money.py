@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.money import CurrencyMismatch, Money, allocate, percentage
+from marketplace.kernel.money import CurrencyMismatch, Money, allocate, percentage
 
 
 def test_money_arithmetic_in_one_currency():

@@ -13,14 +13,14 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import order_payment_captured
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.captures import order_payment_captured
+from payments.collection.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from payments.models import CommissionRule, Refund
-from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
 from tests.factories import ProductFactory, SellerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

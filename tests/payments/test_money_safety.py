@@ -11,11 +11,18 @@ from django.core import mail
 from django.db.models import Sum
 from django.utils import timezone
 
-from marketplace.errors import InvalidState
+from marketplace.kernel.errors import InvalidState
 from marketplace.services.orders import CartItem, place_order
 from payments.checks import ledger_check
-from payments.disputes import dispute_closed, dispute_opened
-from payments.holds import seller_order_hold_release
+from payments.collection.disputes import dispute_closed, dispute_opened
+from payments.collection.refund_requests import refund_request_approve, refund_request_create
+from payments.collection.refunds import (
+    refund_create,
+    refund_mark_failed,
+    refund_mark_succeeded,
+    refund_submit,
+    refund_sync,
+)
 from payments.models import (
     AuditRecord,
     Dispute,
@@ -31,22 +38,15 @@ from payments.models import (
     Refund,
     RefundRequest,
 )
-from payments.notifications import payout_notify
-from payments.payout_controls import payout_approve, payout_hold, payout_mark_paid, payout_release
-from payments.payout_guard import PayoutStopped
-from payments.payout_sending import payout_send, payouts_sweep
-from payments.payouts import run_payouts
-from payments.policies import payout_policy_save
+from payments.payouts.controls import payout_approve, payout_hold, payout_mark_paid, payout_release
+from payments.payouts.freezes import payout_policy_save
+from payments.payouts.guard import PayoutStopped
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send, payouts_sweep
 from payments.processors.base import InvalidProcessorRequest, TemporaryProcessorError
 from payments.processors.local import CARD_DISPUTED, LocalProcessor
-from payments.refund_requests import refund_request_approve, refund_request_create
-from payments.refunds import (
-    refund_create,
-    refund_mark_failed,
-    refund_mark_succeeded,
-    refund_submit,
-    refund_sync,
-)
+from payments.reporting.notifications import payout_notify
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, paid_order, pay_again_from_a_stale_tab, pay_by_card
 
@@ -502,7 +502,7 @@ def test_a_payout_email_delivered_twice_is_sent_once(sale, seller):
 
 
 def test_a_receipt_delivered_twice_is_sent_once(paid_by_card):
-    from payments.notifications import order_paid_notify
+    from payments.reporting.notifications import order_paid_notify
 
     mail.outbox.clear()
     order_paid_notify(order_id=paid_by_card.pk)

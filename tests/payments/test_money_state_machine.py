@@ -10,9 +10,9 @@ model's own sums must hold, and ``payments.checks.ledger_check()`` must be clean
 The model takes each line's commission and seller share from what ``place_order``
 computed (commission rules are not re-implemented), but re-derives every split of a
 refund or a dispute with its own largest-remainder allocation, and follows the rules
-of the service docstrings (payments/refunds.py, payments/disputes.py,
-payments/payout_guard.py, payments/payouts.py, payments/payout_sending.py,
-payments/payout_controls.py) for who gets what. Expected refusals
+of the service docstrings (payments/collection/refunds.py, payments/collection/disputes.py,
+payments/payouts/guard.py, payments/payouts/planning.py, payments/payouts/sending.py,
+payments/payouts/controls.py) for who gets what. Expected refusals
 (``ApplicationError`` and its subclasses, ``PayoutStopped``) are predicted by the
 model and asserted; any other exception fails the test.
 
@@ -43,14 +43,14 @@ from hypothesis.stateful import (
 )
 
 from accounts.services import operator_grant
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start, payment_succeeded
 from payments.checks import ledger_check
-from payments.clawbacks import clawback_execute
-from payments.disputes import dispute_closed, dispute_opened
-from payments.holds import seller_order_hold_release
+from payments.collection.checkout import payment_start, payment_succeeded
+from payments.collection.clawbacks import clawback_execute
+from payments.collection.disputes import dispute_closed, dispute_opened
+from payments.collection.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from payments.models import (
     Clawback,
     DisputeLine,
@@ -62,14 +62,15 @@ from payments.models import (
     Refund,
     RefundLine,
 )
-from payments.payout_controls import payout_approve, payout_mark_paid, payout_release
-from payments.payout_guard import PayoutStopped
-from payments.payout_sending import payout_send
-from payments.payout_settlement import payout_failed, payout_paid, payout_sync
-from payments.payouts import run_payouts
-from payments.policies import default_payout_policy, payout_policy_save
+from payments.payouts.controls import payout_approve, payout_mark_paid, payout_release
+from payments.payouts.freezes import payout_policy_save
+from payments.payouts.guard import PayoutStopped
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.policies import default_payout_policy
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
+from payments.payouts.settlement import payout_failed, payout_paid, payout_sync
 from payments.processors.local import CARD_SUCCEEDS, LocalProcessor, processing_fee
-from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.money_helpers import enable_payouts
 
@@ -1046,7 +1047,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def clawbacks_run(self):
         """The clawback tasks of refunds and lost disputes after a transfer: what the
         seller's processor account still holds of the payout is taken back to repay
-        the seller's debt (payments/clawbacks.py)."""
+        the seller's debt (payments/collection/clawbacks.py)."""
         for clawback in Clawback.objects.filter(status="pending").order_by("pk"):
             done = clawback_execute(clawback_id=clawback.pk)
             assert done.status in ("reversed", "nothing_held"), done.status

@@ -26,7 +26,12 @@ from hypothesis.stateful import invariant, precondition, rule, run_state_machine
 
 from marketplace.models import Order, OrderLine, Product
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import local_bank_debit_pay, payment_failed, payment_start, payment_succeeded
+from payments.collection.checkout import (
+    local_bank_debit_pay,
+    payment_failed,
+    payment_start,
+    payment_succeeded,
+)
 from payments.models import LedgerEntry, PaymentAttempt
 from payments.processors.local import IBAN_FAILS, IBAN_SUCCEEDS, processing_fee
 from tests.factories import ProductFactory

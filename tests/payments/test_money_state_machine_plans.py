@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from payments.listing_fees import product_listing_charge
 from payments.models import SellerPlan
-from payments.plans import seller_plan_change, seller_plans_bill
+from payments.revenue.listing_fees import product_listing_charge
+from payments.revenue.plans import seller_plan_change, seller_plans_bill
 from tests.factories import ListingFeeFactory, ProductFactory
 from tests.payments.test_money_state_machine import (
     CURRENCIES,

@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, SellerOrder
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start, payment_succeeded
-from payments.disputes import dispute_opened
+from payments.collection.checkout import payment_start, payment_succeeded
+from payments.collection.disputes import dispute_opened
+from payments.collection.refunds import refund_create
 from payments.models import DisputeLine, RefundLine, ServiceFee
 from payments.processors.local import CARD_SUCCEEDS, processing_fee
-from payments.refunds import refund_create
 from tests.factories import ProductFactory
 from tests.payments.test_money_state_machine import (
     CURRENCIES,

@@ -1,4 +1,4 @@
-"""The operator console's home dashboard at /admin/ (payments/operator_dashboard.py)."""
+"""The operator console's home dashboard at /admin/ (payments/reporting/operator_dashboard.py)."""
 
 import re
 from datetime import timedelta
@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from marketplace.models import DeferredTask, Order, OrderLine
+from payments.collection.refund_requests import refund_request_create, refund_request_decline
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Dispute, Payout, Refund, WebhookEvent
-from payments.operator_dashboard import operator_dashboard
-from payments.refund_requests import refund_request_create, refund_request_decline
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.reporting.operator_dashboard import operator_dashboard
 from tests.factories import CommissionRuleFactory, SellerFactory, UserFactory
 from tests.money_helpers import paid_order
 
@@ -283,7 +283,7 @@ def test_the_last_reconciliation_kept_shows_its_differences(operator_client, run
     from django.utils import timezone
 
     from payments.models import ReconciliationRun
-    from payments.reconciliation import reconciliation_record
+    from payments.reporting.reconciliation import reconciliation_record
     from payments.tasks import reconcile_task
 
     before = operator_client.get(reverse("admin:index")).content.decode()

@@ -9,18 +9,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from marketplace.errors import InvalidRequest
-from payments.holds import seller_order_hold_release
-from payments.models import WebhookAttempt, WebhookDelivery
-from payments.outbound_webhooks import (
+from marketplace.kernel.errors import InvalidRequest
+from payments.collection.refunds import refund_create
+from payments.integrations.webhooks import (
     MAX_ATTEMPTS,
     TemporaryDeliveryError,
     webhook_delivery_attempt,
     webhook_endpoint_create,
     webhook_endpoint_test,
 )
-from payments.payouts import run_payouts
-from payments.refunds import refund_create
+from payments.models import WebhookAttempt, WebhookDelivery
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -7,11 +7,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import Payout, PayoutPolicy
-from payments.payout_breakdown import payout_bank_last4, payout_figures
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.breakdown import payout_bank_last4, payout_figures
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory
 from tests.marketplace.seller_scenarios import refund_after_payout
 from tests.money_helpers import enable_payouts, paid_order

@@ -10,15 +10,16 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from marketplace.errors import InvalidState
+from marketplace.kernel.errors import InvalidState
 from marketplace.models import Order, SellerOrder
-from payments.balances import platform_balance, seller_balance
-from payments.bank_transfers import bank_transfer_csv
 from payments.checks import ledger_check
-from payments.holds import holds_release_due, seller_order_hold_release
+from payments.ledger.balances import platform_balance, seller_balance
 from payments.models import AuditRecord, LocalTransfer, Payout, PayoutPolicy, PayoutRun
-from payments.payout_controls import payout_approve, payout_mark_paid
-from payments.payouts import next_payout_for, run_payouts
+from payments.payouts.bank_transfers import bank_transfer_csv
+from payments.payouts.controls import payout_approve, payout_mark_paid
+from payments.payouts.holds import holds_release_due, seller_order_hold_release
+from payments.payouts.planning import next_payout_for
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -299,7 +300,7 @@ def test_the_earnings_page_shows_the_sellers_effective_terms(seller_client, sell
 
 
 def test_a_dry_run_counts_the_holds_a_real_run_would_release(run, seller, settings):
-    from payments.balances import seller_balance as balance
+    from payments.ledger.balances import seller_balance as balance
 
     settings.PAYMENTS_HOLD_DAYS = 0
     CommissionRuleFactory(percentage_bps=1000)

@@ -9,13 +9,13 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketplace.errors import ApplicationError
-from payments.balances import seller_balance
+from marketplace.kernel.errors import ApplicationError
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.balances import seller_balance
 from payments.models import Payout, RefundLine
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -1,4 +1,4 @@
-"""Payout runs in chunks (payments/payout_runs.py): the same amounts as the per-seller
+"""Payout runs in chunks (payments/payouts/runs.py): the same amounts as the per-seller
 rule, chunks made once, progress counted once, sends paced across the whole run."""
 
 import random
@@ -8,7 +8,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create
 from payments.models import (
     LedgerAccount,
     LedgerEntry,
@@ -18,10 +18,10 @@ from payments.models import (
     PayoutRun,
     PayoutRunChunk,
 )
-from payments.payout_runs import chunk_ranges, payout_run_chunk_make, payout_run_start
-from payments.payouts import PAYOUT_TXN_KINDS, next_payout_for, run_payouts
-from payments.policies import seller_freeze
-from payments.refunds import refund_create
+from payments.payouts.freezes import seller_freeze
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.planning import PAYOUT_TXN_KINDS, next_payout_for
+from payments.payouts.runs import chunk_ranges, payout_run_chunk_make, payout_run_start, run_payouts
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -210,7 +210,7 @@ def test_sends_are_paced_across_the_whole_run_not_per_chunk(sellers, settings, m
     settings.PAYMENTS_PROCESSOR_WRITES_PER_SECOND = 2  # one payout a second
     queued = []
     monkeypatch.setattr(
-        "payments.payout_runs.enqueue",
+        "payments.payouts.runs.enqueue",
         lambda task, *args, countdown=None: queued.append((task.name, args, countdown)),
     )
 

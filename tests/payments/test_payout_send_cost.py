@@ -105,10 +105,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
-from payments.ledger import ledger_account
+from payments.ledger.posting import ledger_account
 from payments.models import LedgerTransaction, LocalPayout, LocalTransfer, Payout
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from payments.tasks import payout_send_task
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order

@@ -12,16 +12,16 @@ import pytest
 from django.utils import timezone
 
 from payments.checks import ledger_check
-from payments.clawbacks import _claim, clawback_execute
-from payments.holds import seller_order_hold_release
-from payments.ledger import Posting, ledger_post, platform_account, seller_account
+from payments.collection.clawbacks import _claim, clawback_execute
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.posting import Posting, ledger_post, platform_account, seller_account
 from payments.models import Clawback, LedgerAccount, LocalPayout, LocalTransferReversal, Payout
-from payments.payout_sending import bank_payouts_retry_for_run, payout_send
-from payments.payout_settlement import payout_sync, payout_transfer_refused
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import bank_payouts_retry_for_run, payout_send
+from payments.payouts.settlement import payout_sync, payout_transfer_refused
 from payments.processors.base import TemporaryProcessorError
 from payments.processors.local import LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -202,7 +202,7 @@ def test_a_transfer_refused_after_another_attempt_got_it_through_changes_nothing
 
 
 def test_the_backfill_lists_accounts_whose_payout_was_paid_days_ago(earning, settings):
-    from payments.webhooks import connected_accounts_to_backfill
+    from payments.collection.webhooks import connected_accounts_to_backfill
 
     _, payout = earning
     payout_send(payout=payout)

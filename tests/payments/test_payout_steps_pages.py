@@ -10,12 +10,12 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_succeeded
 from payments.models import AuditRecord, Clawback, Payout, PayoutStep
-from payments.payout_sending import payout_resume, payout_send
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_resume, payout_send
 from payments.processors.local import LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, SellerFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -6,10 +6,10 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from marketplace.errors import InvalidState
-from payments.balances import seller_balance
+from marketplace.kernel.errors import InvalidState
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.balances import seller_balance
 from payments.models import (
     LedgerTransaction,
     LocalAccount,
@@ -19,13 +19,13 @@ from payments.models import (
     Payout,
     PayoutPolicy,
 )
-from payments.payout_breakdown import payout_breakdown
-from payments.payout_controls import payout_approve
-from payments.payout_sending import payout_send
-from payments.payout_settlement import payout_sync
-from payments.payouts import run_payouts
+from payments.payouts.breakdown import payout_breakdown
+from payments.payouts.controls import payout_approve
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
+from payments.payouts.settlement import payout_sync
 from payments.processors.local import LocalProcessor
-from payments.refunds import refund_create, refund_mark_succeeded
 from tests.factories import CommissionRuleFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
 
@@ -185,7 +185,7 @@ def test_the_command(run, earning, capsys):
 
 
 def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, operator):
-    from payments.payout_controls import payout_cancel, payout_hold, payout_release
+    from payments.payouts.controls import payout_cancel, payout_hold, payout_release
 
     PayoutPolicy.objects.create(seller=earning, approval_thresholds={"USD": 1})
     run(run_payouts)
@@ -220,7 +220,7 @@ def test_operators_hold_release_and_cancel_with_an_audit_trail(run, earning, ope
 
 
 def test_the_sweeper_sends_payouts_stuck_after_a_crash_or_a_short_balance(run, earning, settings):
-    from payments.payout_sending import payouts_sweep
+    from payments.payouts.sending import payouts_sweep
 
     settings.PAYMENTS_LOCAL_FAULTS = {"transfer_create": "balance_insufficient"}
     run(run_payouts)
@@ -334,7 +334,7 @@ def test_the_seller_is_emailed_when_a_payout_is_sent_paid_or_fails(run, earning,
 
 
 def test_an_operator_pays_a_failed_payout_again(run, earning, operator):
-    from payments.payout_controls import payout_retry
+    from payments.payouts.controls import payout_retry
 
     LocalAccount.objects.filter(pk=earning.payout_account_id).update(details_submitted=False)
     run(run_payouts)
@@ -506,7 +506,7 @@ def test_a_payout_whose_paid_event_was_lost_in_a_crash_is_settled_on_the_resend(
             patch.setattr(LocalProcessor, "_emit", lambda *args, **kwargs: None)
         else:
             patch.setattr("payments.processors.local.enqueue_on_commit", lambda *a: None)
-        patch.setattr("payments.payout_sending._bank_sent", killed)
+        patch.setattr("payments.payouts.sending._bank_sent", killed)
         with pytest.raises(Killed):
             payout_send(payout=payout)
     payout.refresh_from_db()

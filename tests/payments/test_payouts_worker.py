@@ -13,10 +13,10 @@ import pytest
 from django.db import connection
 
 from marketplace.celery import app
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.ledger.balances import seller_balance
 from payments.models import Payout
+from payments.payouts.holds import seller_order_hold_release
 from payments.tasks import run_payouts_task
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import enable_payouts, paid_order

@@ -3,12 +3,12 @@ commission applies to the next sale."""
 
 import pytest
 
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.ledger.balances import seller_balance
 from payments.models import Payout, SellerPlanCharge
-from payments.payouts import run_payouts
-from payments.plans import seller_plan_change
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.revenue.plans import seller_plan_change
 from tests.factories import CommissionRuleFactory, SellerPlanFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -9,11 +9,11 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.listing_fees import listings_renew_due, product_listing_charge
+from payments.ledger.balances import seller_balance
 from payments.models import LedgerEntry, SellerPlanCharge, SellerPlanChoice
-from payments.plans import (
+from payments.revenue.listing_fees import listings_renew_due, product_listing_charge
+from payments.revenue.plans import (
     _credit_for_change,
     billing_period,
     pro_rata,

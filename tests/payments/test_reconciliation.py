@@ -9,14 +9,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
-from payments.holds import holds_release_due
+from payments.collection.checkout import payment_start
+from payments.collection.refunds import refund_create, refund_submit
 from payments.models import Payout
-from payments.payout_settlement import payout_failed
-from payments.payouts import run_payouts
+from payments.payouts.holds import holds_release_due
+from payments.payouts.runs import run_payouts
+from payments.payouts.settlement import payout_failed
 from payments.processors.local import CARD_DISPUTED, CARD_SUCCEEDS, LocalProcessor
-from payments.reconciliation import reconcile
-from payments.refunds import refund_create, refund_submit
+from payments.reporting.reconciliation import reconcile
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts
 
@@ -56,7 +56,7 @@ def test_a_day_of_payments_refunds_and_payouts_reconciles(run, trading_day):
 
 
 def _sent_without_its_event(django_capture_on_commit_callbacks):
-    from payments.payout_sending import payout_send
+    from payments.payouts.sending import payout_send
 
     with django_capture_on_commit_callbacks(execute=False):
         run_payouts()
@@ -92,7 +92,7 @@ class Killed(BaseException):
 def test_a_transfer_whose_answer_was_lost_is_a_difference_until_looked_up(
     run, trading_day, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from payments.payout_sending import payout_send
+    from payments.payouts.sending import payout_send
 
     def killed(*args, **kwargs):
         raise Killed
@@ -101,7 +101,7 @@ def test_a_transfer_whose_answer_was_lost_is_a_difference_until_looked_up(
         run_payouts()
     payout = Payout.objects.get()
     with monkeypatch.context() as patch:
-        patch.setattr("payments.payout_sending.payout_transferred_locked", killed)
+        patch.setattr("payments.payouts.sending.payout_transferred_locked", killed)
         with pytest.raises(Killed):
             payout_send(payout=payout)
 
@@ -135,7 +135,7 @@ def test_a_dispute_withdrawal_reconciles(run, customer, seller):
 
 
 def test_a_ledger_movement_the_processor_never_saw_is_a_difference(run, trading_day):
-    from payments.ledger import Posting, ledger_post, platform_account
+    from payments.ledger.posting import Posting, ledger_post, platform_account
 
     ledger_post(
         kind="adjustment",

@@ -6,10 +6,14 @@ from unittest import mock
 import pytest
 
 from marketplace.services.orders import CartItem, place_order
+from payments.collection.refund_requests import refund_request_create, refund_request_decline
+from payments.collection.refunds import (
+    order_refund_by_operator,
+    refund_create,
+    refund_mark_succeeded,
+)
 from payments.models import SentNotification
-from payments.notifications import refund_request_declined_notify, refund_succeeded_notify
-from payments.refund_requests import refund_request_create, refund_request_decline
-from payments.refunds import order_refund_by_operator, refund_create, refund_mark_succeeded
+from payments.reporting.notifications import refund_request_declined_notify, refund_succeeded_notify
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import pay_by_card
 

@@ -1,16 +1,16 @@
 import pytest
 from django.urls import reverse
 
-from marketplace.errors import Conflict, InvalidRequest, InvalidState, NotFound
+from marketplace.kernel.errors import Conflict, InvalidRequest, InvalidState, NotFound
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.models import Refund, RefundRequest
-from payments.refund_requests import (
+from payments.collection.refund_requests import (
     refund_request_approve,
     refund_request_create,
     refund_request_decline,
 )
+from payments.ledger.balances import seller_balance
+from payments.models import Refund, RefundRequest
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory, UserFactory
 from tests.money_helpers import pay_by_card
 
@@ -97,7 +97,7 @@ def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(
     run, paid, customer, seller, client
 ):
     """Money safety, finding 3, on the seller's page: a clear message, nothing refunded."""
-    from payments.disputes import dispute_opened
+    from payments.collection.disputes import dispute_opened
 
     request = refund_request_create(
         customer=customer, order_line=paid.lines.get(title="Teapot"), reason="Broken"
@@ -127,8 +127,8 @@ def test_the_seller_page_refuses_a_refund_of_a_disputed_payment(
 def test_a_request_waiting_on_a_line_refunded_in_full_another_way_is_closed(
     run, paid, customer, seller, operator, mailoutbox
 ):
-    from payments.audit import audit_history
-    from payments.refunds import refund_create, refund_mark_succeeded
+    from payments.collection.refunds import refund_create, refund_mark_succeeded
+    from payments.ledger.audit import audit_history
 
     teapot, print_ = paid.lines.get(title="Teapot"), paid.lines.get(title="Print")
     asked = refund_request_create(customer=customer, order_line=teapot, reason="Chipped")

@@ -3,16 +3,16 @@ import re
 import pytest
 from django.utils import timezone
 
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order, OrderLine, Product, SellerOrder
 from marketplace.services.orders import CartItem, place_order, seller_order_cancel
-from payments.balances import platform_balance, seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.collection.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
+from payments.ledger.balances import platform_balance, seller_balance
 from payments.models import LedgerTransaction, Refund
-from payments.payout_sending import payout_send
-from payments.payouts import run_payouts
-from payments.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.money_helpers import enable_payouts, paid_order
 

@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from payments.admin.reports import MIN_SLOTS, PLOT_HEIGHT, SLOT, revenue_charts
-from payments.refunds import refund_create, refund_mark_succeeded
-from payments.reports import RevenueRow
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.reporting.revenue import RevenueRow
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
 

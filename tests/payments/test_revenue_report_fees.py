@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from payments.ledger import Posting, ledger_post, platform_account
-from payments.listing_fees import product_listing_charge
+from payments.ledger.posting import Posting, ledger_post, platform_account
 from payments.models import SellerPlanChoice
-from payments.plans import seller_plan_change, seller_plans_bill
-from payments.reports import revenue_report
+from payments.reporting.revenue import revenue_report
+from payments.revenue.listing_fees import product_listing_charge
+from payments.revenue.plans import seller_plan_change, seller_plans_bill
 from tests.factories import ListingFeeFactory, ProductFactory, SellerPlanFactory
 
 pytestmark = pytest.mark.django_db

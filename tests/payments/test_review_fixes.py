@@ -5,15 +5,16 @@ from datetime import datetime
 import pytest
 from django.urls import reverse
 
-from marketplace.errors import InvalidState
-from payments.holds import seller_order_hold_release
-from payments.ledger import Posting, ledger_post, seller_account
+from marketplace.kernel.errors import InvalidState
+from payments.ledger.posting import Posting, ledger_post, seller_account
 from payments.models import Payout, PayoutPolicy, WebhookDelivery, WebhookEndpoint
-from payments.payout_controls import payout_approve, payout_hold, payout_release, payout_retry
-from payments.payout_settlement import payout_failed
-from payments.payouts import PlannedPayout, payout_create, run_payouts
+from payments.payouts.controls import payout_approve, payout_hold, payout_release, payout_retry
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.planning import PlannedPayout, payout_create
+from payments.payouts.runs import run_payouts
+from payments.payouts.settlement import payout_failed
 from payments.processors.base import BalanceTransaction
-from payments.reconciliation import Reconciliation, _theirs
+from payments.reporting.reconciliation import Reconciliation, _theirs
 from tests.factories import CommissionRuleFactory, UserFactory
 from tests.money_helpers import enable_payouts, paid_order
 

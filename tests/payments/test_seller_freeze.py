@@ -4,11 +4,11 @@
 import pytest
 from django.urls import reverse
 
-from marketplace.errors import InvalidRequest, InvalidState
+from marketplace.kernel.errors import InvalidRequest, InvalidState
 from payments.models import AuditRecord, Payout, PayoutPolicy
-from payments.payout_controls import payout_release
-from payments.payout_guard import PayoutStopped
-from payments.policies import payout_policy_save, seller_freeze, seller_unfreeze
+from payments.payouts.controls import payout_release
+from payments.payouts.freezes import payout_policy_save, seller_freeze, seller_unfreeze
+from payments.payouts.guard import PayoutStopped
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

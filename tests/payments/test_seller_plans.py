@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 from django.core.exceptions import ValidationError
 
-from marketplace.errors import InvalidRequest
-from payments.balances import platform_balance, seller_balance
+from marketplace.kernel.errors import InvalidRequest
 from payments.checks import ledger_check
+from payments.ledger.balances import platform_balance, seller_balance
 from payments.models import (
     AuditRecord,
     LedgerAccount,
@@ -16,7 +16,7 @@ from payments.models import (
     SellerPlanCharge,
     SellerPlanChoice,
 )
-from payments.plans import (
+from payments.revenue.plans import (
     billing_period,
     pro_rata,
     seller_plan_bill,

@@ -19,9 +19,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments import payout_sending
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
 from payments.models import (
     LedgerTransaction,
     LocalPayout,
@@ -30,10 +28,12 @@ from payments.models import (
     PayoutPolicy,
     PayoutStep,
 )
-from payments.payout_guard import payout_frozen_reason
-from payments.payout_sending import payout_send, payouts_sweep
-from payments.payouts import run_payouts
-from payments.policies import seller_freeze
+from payments.payouts import sending as payout_sending
+from payments.payouts.freezes import seller_freeze
+from payments.payouts.guard import payout_frozen_reason
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send, payouts_sweep
 from payments.processors.local import LocalProcessor
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order
@@ -129,7 +129,7 @@ def test_a_crash_in_the_merged_bank_claim_loses_the_record_not_the_money(
         raise RuntimeError("worker died in the bank claim")
 
     with monkeypatch.context() as patch:
-        patch.setattr("payments.payout_sending._bank_payout_waits", crash)
+        patch.setattr("payments.payouts.sending._bank_payout_waits", crash)
         with pytest.raises(RuntimeError):
             payout_send(payout=Payout(pk=payout.pk))
 
@@ -315,7 +315,7 @@ def test_a_freeze_committed_before_the_transfer_call_stops_the_transfer(seller, 
         seller_freeze(seller=seller, by=None, reason="Fraud check")
         frozen.set()
 
-    monkeypatch.setattr("payments.payout_sending.payout_post", post)
+    monkeypatch.setattr("payments.payouts.sending.payout_post", post)
     monkeypatch.setattr(LocalProcessor, "transfer_create", transfer_create)
 
     results = run_together(2, freeze, lambda: payout_send(payout=Payout(pk=payout.pk)))

@@ -8,9 +8,9 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketplace.kernel.money import percentage
 from payments.models import ServiceFee
-from payments.money import percentage
-from payments.service_fees import service_fee_amount, service_fee_refund_part
+from payments.revenue.service_fees import service_fee_amount, service_fee_refund_part
 
 CURRENCIES = st.sampled_from(["JPY", "USD", "KWD"])
 

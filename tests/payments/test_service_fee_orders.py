@@ -9,16 +9,16 @@ import pytest
 from django.utils import timezone
 
 from marketplace.services.orders import CartItem, place_order
-from payments.captures import order_payment_captured, order_processor_fee_recorded
 from payments.checks import ledger_check
-from payments.models import Dispute, LedgerAccount, LedgerEntry, Refund
-from payments.processors.local import CARD_DISPUTED, LocalProcessor
-from payments.refunds import (
+from payments.collection.captures import order_payment_captured, order_processor_fee_recorded
+from payments.collection.refunds import (
     refund_create,
     refund_mark_failed,
     refund_mark_succeeded,
     refund_preview,
 )
+from payments.models import Dispute, LedgerAccount, LedgerEntry, Refund
+from payments.processors.local import CARD_DISPUTED, LocalProcessor
 from tests.factories import (
     CommissionRuleFactory,
     ProductFactory,
@@ -187,8 +187,8 @@ def test_a_dispute_of_the_whole_payment_holds_the_fee_and_a_loss_is_the_platform
 
 
 def test_a_refund_through_the_local_processor_sends_the_fee_part(run, customer):
+    from payments.collection.refunds import refund_submit
     from payments.models import LocalRefund
-    from payments.refunds import refund_submit
 
     ServiceFeeFactory(currency="USD", percentage_bps=1000)
     order = pay_by_card(run, order_in("USD", customer, capture=False))

@@ -4,8 +4,8 @@ what, why, and each field before and after; the record cannot be edited."""
 import pytest
 from django.urls import reverse
 
-from payments.commission import commission_rule_save
 from payments.models import AuditRecord, CommissionRule, PayoutPolicy
+from payments.revenue.commission import commission_rule_save
 from tests.factories import CommissionRuleFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.statements import month_bounds, seller_statement
+from payments.reporting.statements import month_bounds, seller_statement
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payments.commission import tier_for
 from payments.models import AuditRecord, VolumeTier
-from payments.volume_tiers import volume_tiers_save, volume_tiers_validate
+from payments.revenue.commission import tier_for
+from payments.revenue.volume_tiers import volume_tiers_save, volume_tiers_validate
 from tests.factories import CommissionRuleFactory
 
 CURRENCIES = st.sampled_from(["JPY", "USD", "KWD"])

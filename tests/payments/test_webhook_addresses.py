@@ -1,4 +1,4 @@
-"""Where webhooks may go (payments/webhook_addresses.py): refused at registration
+"""Where webhooks may go (payments/integrations/addresses.py): refused at registration
 through the API, and again at delivery, with no connection made."""
 
 import ipaddress
@@ -10,15 +10,15 @@ from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.errors import InvalidRequest
-from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from payments.outbound_webhooks import webhook_delivery_attempt, webhook_endpoint_create
-from payments.webhook_addresses import (
+from marketplace.kernel.errors import InvalidRequest
+from payments.integrations.addresses import (
     RefusedAddress,
     address_refusal,
     webhook_address_check,
     webhook_url_check,
 )
+from payments.integrations.webhooks import webhook_delivery_attempt, webhook_endpoint_create
+from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 # The addresses of the finding: IPv6 forms of private IPv4 addresses.
 ISSUE_URLS = [

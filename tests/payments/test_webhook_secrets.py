@@ -18,13 +18,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from payments.events import webhook_retention_apply
-from payments.models import WebhookDelivery, WebhookEndpoint
-from payments.outbound_webhooks import (
+from payments.integrations.events import webhook_retention_apply
+from payments.integrations.webhooks import (
     webhook_delivery_attempt,
     webhook_endpoint_create,
     webhook_endpoint_secret_rotate,
 )
+from payments.models import WebhookDelivery, WebhookEndpoint
 from payments.webhook_secrets import SecretUndecryptable
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Sending a delivery (payments/webhook_transport.py): to the address that was
+"""Sending a delivery (payments/integrations/transport.py): to the address that was
 checked, under the endpoint's name, never following a redirect. Everything goes
 to a receiver on 127.0.0.1 (tests/receivers.py)."""
 
@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from payments.outbound_webhooks import (
+from payments.integrations.transport import RefusedAddress, webhook_post
+from payments.integrations.webhooks import (
     RESPONSE_LOG_CHARS,
     TemporaryDeliveryError,
     webhook_delivery_attempt,
     webhook_endpoint_create,
 )
-from payments.webhook_transport import RefusedAddress, webhook_post
+from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.receivers import Receiver
 
 pytestmark = pytest.mark.django_db

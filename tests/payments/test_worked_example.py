@@ -21,9 +21,9 @@ from django.core.management import call_command
 
 from marketplace.models import Order
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import platform_balance, seller_balance
-from payments.captures import order_payment_captured
-from payments.refunds import refund_create, refund_mark_succeeded
+from payments.collection.captures import order_payment_captured
+from payments.collection.refunds import refund_create, refund_mark_succeeded
+from payments.ledger.balances import platform_balance, seller_balance
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory
 
 pytestmark = pytest.mark.django_db

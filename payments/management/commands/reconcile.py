@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from payments.currencies import format_amount
-from payments.reconciliation import reconciliation_record
+from marketplace.kernel.currencies import format_amount
+from payments.reporting.reconciliation import reconciliation_record
 
 
 class Command(BaseCommand):

@@ -3,9 +3,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Seller
-from payments.currencies import format_amount
+from marketplace.kernel.currencies import format_amount
 from payments.models import PayoutRun
-from payments.payouts import run_payouts
+from payments.payouts.runs import run_payouts
 
 
 class Command(BaseCommand):

@@ -2,7 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.webhook_secrets import SecretUndecryptable, webhook_secrets_reencrypt
+from payments.integrations.secrets import webhook_secrets_reencrypt
+from payments.webhook_secrets import SecretUndecryptable
 
 
 class Command(BaseCommand):

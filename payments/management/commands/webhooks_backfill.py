@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from payments.webhooks import webhooks_backfill
+from payments.collection.webhooks import webhooks_backfill
 
 
 class Command(BaseCommand):

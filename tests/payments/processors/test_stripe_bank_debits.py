@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from marketplace.models import Order, Product
 from marketplace.services.orders import CartItem, place_order
-from payments.checkout import payment_start
 from payments.checks import ledger_check
-from payments.expiry import orders_expire_unpaid
+from payments.collection.checkout import payment_start
+from payments.collection.expiry import orders_expire_unpaid
+from payments.collection.webhooks import payment_method_type_of
 from payments.models import LedgerTransaction, PaymentAttempt
 from payments.processors.base import InvalidProcessorRequest
-from payments.webhooks import payment_method_type_of
 from tests.factories import CommissionRuleFactory, ProductFactory
 from tests.payments.processors.stripe_server import FakeStripe, processor_on, use_fake_stripe
 
@@ -173,7 +173,7 @@ def test_stripe_refuses_to_cancel_a_processing_intent_and_expiry_keeps_the_order
 
 
 def test_a_card_decline_with_stripe_keeps_the_order_for_another_try(run, server, order):
-    from payments.checkout import payment_failed
+    from payments.collection.checkout import payment_failed
 
     attempt = run(payment_start, order=order)
     intent = server.get(attempt.processor_payment_id)

@@ -23,17 +23,17 @@ from django.utils import timezone
 
 from accounts.models import Seller
 from marketplace.services.orders import CartItem, place_order
-from payments.balances import seller_balance
-from payments.checkout import payment_start
 from payments.checks import ledger_check
-from payments.holds import holds_release_due
+from payments.collection.checkout import payment_start
+from payments.collection.onboarding import seller_onboarding_start
+from payments.collection.refunds import refund_create, refund_submit
+from payments.collection.webhooks import webhooks_backfill
+from payments.ledger.balances import seller_balance
 from payments.models import Clawback, LedgerAccount, Payout, PayoutStep
-from payments.onboarding import seller_onboarding_start
-from payments.payout_sending import payout_resume, payouts_sweep
-from payments.payouts import run_payouts
-from payments.processors.stripe import MAX_NETWORK_RETRIES
-from payments.refunds import refund_create, refund_submit
-from payments.webhooks import webhooks_backfill
+from payments.payouts.holds import holds_release_due
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_resume, payouts_sweep
+from payments.processors.stripe.client import MAX_NETWORK_RETRIES
 from tests.factories import CommissionRuleFactory, ProductFactory, UserFactory
 from tests.payments.processors.stripe_server import FakeStripe, use_fake_stripe
 

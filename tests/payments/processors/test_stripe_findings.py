@@ -12,13 +12,14 @@ import time
 import pytest
 from django.utils import timezone
 
+from payments.collection.onboarding import seller_account_sync
+from payments.collection.webhooks import connected_accounts_to_backfill
 from payments.models import Clawback, Payout
-from payments.onboarding import seller_account_sync
-from payments.payout_sending import payout_send
-from payments.payouts import run_payouts, send_delay
+from payments.payouts.planning import send_delay
+from payments.payouts.runs import run_payouts
+from payments.payouts.sending import payout_send
 from payments.processors.base import TemporaryProcessorError
 from payments.processors.stripe import StripeProcessor
-from payments.webhooks import connected_accounts_to_backfill
 from tests.money_helpers import enable_payouts, paid_order
 from tests.payments.processors import stripe_fake as fake
 from tests.payments.processors.stripe_fake import RecordingHTTPClient
@@ -58,7 +59,7 @@ def earning(server, seller, settings):
     account = server.add_account(email=seller.user.email)
     seller.payout_account_id, seller.payout_status = account, "enabled"
     seller.save()
-    from payments.holds import seller_order_hold_release
+    from payments.payouts.holds import seller_order_hold_release
 
     order = paid_order([(seller, 10000, 1)])
     seller_order_hold_release(seller_order=order.seller_orders.get())
@@ -154,7 +155,7 @@ def test_a_lost_answer_is_looked_up_not_sent_again_after_24_hours(server, earnin
 
 
 def test_a_refund_after_the_transfer_reverses_it_up_to_what_is_held(server, earning, run):
-    from payments.refunds import refund_create, refund_mark_succeeded
+    from payments.collection.refunds import refund_create, refund_mark_succeeded
 
     server.refuse_payouts(earning.payout_account_id, code="account_closed")
     run(run_payouts)
@@ -175,7 +176,7 @@ def test_a_refund_after_the_transfer_reverses_it_up_to_what_is_held(server, earn
 
 
 def test_a_paid_payout_that_fails_later_is_paid_out_again(server, earning, run, client):
-    from payments.payout_settlement import payout_sync
+    from payments.payouts.settlement import payout_sync
 
     run(run_payouts)
     payout = Payout.objects.get()

@@ -7,11 +7,11 @@ import json
 import pytest
 from django.urls import reverse
 
-from payments.balances import seller_balance
 from payments.checks import ledger_check
-from payments.holds import seller_order_hold_release
+from payments.ledger.balances import seller_balance
 from payments.models import LedgerTransaction, Payout
-from payments.payouts import run_payouts
+from payments.payouts.holds import seller_order_hold_release
+from payments.payouts.runs import run_payouts
 from payments.processors.stripe import StripeProcessor
 from tests.factories import CommissionRuleFactory
 from tests.money_helpers import paid_order
