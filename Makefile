@@ -30,11 +30,13 @@ run: $(VENV)/.runtime
 test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## lint: ruff (lint and format check) and mypy on payments/
+## lint: ruff (lint and format check), mypy on payments/ and the shared kernel, and the
+## import contracts of docs/architecture.md (lint-imports: layers, no import circle)
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: $(VENV)/.test
 	$(BIN)/ruff format .
@@ -47,7 +49,7 @@ seed: $(VENV)/.runtime
 	$(BIN)/python manage.py seed_demo
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 ## screenshots: rebuild docs/screenshots/ from a demo shop with a year of history (needs chromium)
 screenshots: $(VENV)/.test

@@ -66,7 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: every answer carries a Request-Id, and every log line of a request has it.
-    "marketplace.request_ids.RequestIdMiddleware",
+    "marketplace.kernel.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -455,7 +455,7 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
     },
-    "filters": {"request_id": {"()": "marketplace.request_ids.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "marketplace.kernel.request_ids.RequestIdLogFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

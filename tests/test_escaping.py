@@ -8,8 +8,8 @@ import io
 import pytest
 from django.urls import reverse
 
+from marketplace.kernel.spreadsheets import spreadsheet_text
 from marketplace.models import Order
-from payments.reporting.spreadsheets import spreadsheet_text
 from tests.factories import CommissionRuleFactory, ProductFactory, SellerFactory
 from tests.money_helpers import paid_order
 

@@ -19,3 +19,31 @@ def test_no_task_is_published_outside_the_task_queue_module():
         if BARE_PUBLISH.search(line)
     ]
     assert offenders == []
+
+
+QUEUED_BY_NAME = re.compile(r"\benqueue(?:_on_commit)?\(\s*\"([\w.]+)\"")
+
+
+def test_every_task_queued_by_name_is_a_registered_task():
+    """Services queue tasks by name (no service imports a tasks module): each name in
+    the code is a task the apps register when ready, so a typo fails here, not in
+    production when the broker is asked for it."""
+    from celery import current_app
+
+    queued = {
+        name
+        for app in ("accounts", "marketplace", "payments")
+        for path in (ROOT / app).rglob("*.py")
+        for name in QUEUED_BY_NAME.findall(path.read_text())
+    }
+    assert len(queued) >= 10  # the scan finds the services' calls
+    assert sorted(queued - set(current_app.tasks)) == []
+
+
+def test_a_wrong_task_name_fails_the_caller_at_once():
+    import pytest
+
+    from marketplace.kernel.task_queue import enqueue_on_commit
+
+    with pytest.raises(LookupError, match=r"No Celery task is named 'payments\.tasks\.nope'"):
+        enqueue_on_commit("payments.tasks.nope", 1)

@@ -9,9 +9,10 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import seller_required
 from payments.ledger.balances import seller_currencies
+from payments.ledger.labels import LABELS
 from payments.reporting.earnings_schedule import when_sold_earnings_are_paid
 from payments.reporting.periods import days_between
-from payments.reporting.seller_history import LABELS, running_balances
+from payments.reporting.seller_history import running_balances
 
 
 class HistoryFilter(forms.Form):

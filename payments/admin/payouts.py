@@ -1,6 +1,6 @@
 """Operator admin for paying sellers: policies, payout runs, payouts and clawbacks.
 
-Every button here calls one service (``run_payouts``, ``payout_controls``,
+Every button here calls one service (``run_payouts``, ``payments.payouts.controls``,
 ``payout_resume``, ``bank_transfer_csv``); the admin only collects who, why and
 which. A payout's page shows its processor steps (the transfer, then each bank
 payout attempt) and the clawbacks taken back from it, read-only.

@@ -1,4 +1,4 @@
-"""The events integrators receive (``outbound_webhooks``), and what each one says.
+"""The events integrators receive (``payments.integrations.webhooks``), and what each one says.
 
 Amounts are integers in minor units with their currency, as in the API. A
 seller's endpoint sees only that seller's part of an order or refund. Each event

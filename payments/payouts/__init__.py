@@ -3,7 +3,7 @@ that plan payouts in chunks (``planning``, ``runs``), the guard every payout pas
 sending through the processor, the processor's answers (``settlement``), operators'
 controls, the breakdown of a payout and the bank-transfer file.
 
-May import: ``ledger``, ``processors``, ``integrations``, ``collection`` (a clawback
-of a refund is taken from the next transfer), ``payments.models``,
-``marketplace.models``, ``accounts`` and the shared kernel. Never ``reporting``.
+May import: ``processors``, ``integrations``, ``ledger``, ``payments.models``,
+``marketplace.models``, ``accounts`` and the shared kernel. Never ``collection`` or
+``reporting`` (they build on payouts), nor ``revenue`` (contract "fees-payouts-apart").
 """

@@ -7,8 +7,8 @@ import io
 from collections.abc import Iterable
 
 from marketplace.kernel.money import Money
+from marketplace.kernel.spreadsheets import spreadsheet_text
 from payments.models import Payout, PayoutMethod, PayoutRun
-from payments.reporting.spreadsheets import spreadsheet_text
 
 COLUMNS = [
     "payout_id",

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from django.db.models import Sum
 
 from accounts.models import Seller
+from payments.ledger.labels import LABELS
 from payments.models import (
     LedgerAccount,
     LedgerEntry,
@@ -34,7 +35,6 @@ from payments.models import (
     PayoutEntry,
     PayoutMethod,
 )
-from payments.reporting.seller_history import LABELS
 
 TxnKind = LedgerTransaction.Kind
 REFUND_KINDS = (

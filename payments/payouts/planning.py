@@ -11,8 +11,8 @@ a no-op, also when two runs race. Amounts under the policy's minimum roll
 over; amounts above its approval threshold wait for an operator.
 
 Each payout records its breakdown: the ledger entries of the seller's
-available account that it pays for. Sending is in ``payout_sending``; what
-operators do to payouts is in ``payout_controls``.
+available account that it pays for. Sending is in ``payments.payouts.sending``; what
+operators do to payouts is in ``payments.payouts.controls``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,13 @@
-"""Payment processors: ``get_processor()`` returns the configured one."""
+"""Payment processors: ``get_processor()`` returns the configured one.
+
+``base`` is the contract every processor keeps (its operations, what they return and
+the errors they raise); ``local`` simulates Stripe Connect in our database, so the
+app runs with no keys and no network; ``stripe/`` is the adapter to Stripe Connect.
+
+May import: ``payments.models`` (the local processor's tables) and the shared kernel.
+Never the services that call processors (``collection``, ``payouts``, ``reporting``):
+the local processor queues its events by task name.
+"""
 
 from __future__ import annotations
 

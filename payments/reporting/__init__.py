@@ -2,7 +2,8 @@
 earnings, statements and history, the operator console's figures, platform revenue,
 reconciliation with the processor, and the emails about money (``notifications``).
 
-Read-only over the books: it may import every other package of ``payments`` (for
-their rules and figures), ``marketplace.models``, ``accounts`` and the shared kernel;
-nothing in ``payments`` imports it.
+Read-only over the books: it may import ``payouts`` (policies, holds, what payouts
+claim), ``revenue``, ``integrations``, ``processors``, ``ledger``, ``payments.models``,
+``marketplace.models``, ``accounts`` and the shared kernel; never ``collection``
+(contract "money-apart"). Only entry points import it.
 """

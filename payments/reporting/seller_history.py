@@ -24,29 +24,12 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Seller
 from marketplace.models import SellerOrder
+from payments.ledger.labels import LABELS
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind
 OWED = (Kind.PENDING, Kind.AVAILABLE, Kind.IN_TRANSIT, Kind.DISPUTED)
-LABELS: dict[str, str] = {
-    TxnKind.PAYMENT_CAPTURED: "Sale",
-    TxnKind.PROCESSOR_FEE: "Processor fee",
-    TxnKind.HOLD_RELEASED: "Earnings available",
-    TxnKind.REFUND: "Refund",
-    TxnKind.PAYOUT_SENT: "Payout sent",
-    TxnKind.PAYOUT_PAID: "Payout paid",
-    TxnKind.PAYOUT_FAILED: "Payout failed",
-    TxnKind.PAYOUT_RETURNED: "Payout returned by your bank",
-    TxnKind.TRANSFER_REVERSED: "Taken back from a payout (refund or dispute)",
-    TxnKind.DISPUTE_OPENED: "Dispute opened",
-    TxnKind.DISPUTE_WON: "Dispute won",
-    TxnKind.DISPUTE_LOST: "Dispute lost",
-    TxnKind.ADJUSTMENT: "Adjustment",
-    TxnKind.PLAN_FEE: "Plan fee",
-    TxnKind.PLAN_FEE_CREDIT: "Plan fee credited",
-    TxnKind.LISTING_FEE: "Listing fee",
-}
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from django.conf import settings
 from django.db.models import Sum
 
 from accounts.models import Seller
+from marketplace.kernel.spreadsheets import spreadsheet_text
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from payments.reporting.periods import day_start
-from payments.reporting.spreadsheets import spreadsheet_text
 
 Kind = LedgerAccount.Kind
 TxnKind = LedgerTransaction.Kind

@@ -108,8 +108,8 @@ def problem_body(
     errors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The problem details of an error (the request id is added by the middleware's
-    context: see :mod:`marketplace.request_ids`)."""
-    from marketplace.request_ids import current_request_id
+    context: see :mod:`marketplace.kernel.request_ids`)."""
+    from marketplace.kernel.request_ids import current_request_id
 
     body: dict[str, Any] = {
         "type": doc_url(code),

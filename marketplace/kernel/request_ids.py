@@ -66,7 +66,7 @@ def _forget(**kwargs: object) -> None:
     _current.set("")
 
 
-request_finished.connect(_forget, dispatch_uid="marketplace.request_ids.forget")
+request_finished.connect(_forget, dispatch_uid="marketplace.kernel.request_ids.forget")
 
 
 class RequestIdLogFilter(logging.Filter):
