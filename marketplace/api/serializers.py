@@ -116,15 +116,6 @@ class MetadataReadField(serializers.DictField):  # type: ignore[type-arg]
         super().__init__(child=serializers.CharField(), read_only=True, **kwargs)
 
 
-@extend_schema_field(
-    {
-        "type": "object",
-        "maxProperties": 50,
-        "additionalProperties": {"type": "string", "maxLength": 500, "nullable": True},
-        "description": "Keys to set; a key with an empty string (or null) is removed. "
-        "At most 50 keys of at most 40 characters (no [ or ]), values of at most 500.",
-    }
-)
 class SellerOrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     lines = OrderLineSerializer(many=True, read_only=True)
     currency = serializers.CharField(source="order.currency")

@@ -11,11 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": 50,
+        "additionalProperties": {"type": "string", "maxLength": 500, "nullable": True},
+        "description": "Keys to set; a key with an empty string (or null) is removed. "
+        "At most 50 keys of at most 40 characters (no [ or ]), values of at most 500.",
+    }
+)
 class MetadataField(serializers.JSONField):
     """``metadata`` in a request: passed as given to the service, whose merge
     (``payments.integrations.metadata.metadata_merge``) checks the limits and names the
