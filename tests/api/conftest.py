@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +21,8 @@ def api():
 @pytest.fixture
 def other_customer(db):
     return UserFactory(email="other-customer@example.com")
+
+
+@pytest.fixture
+def mug(seller):
+    return ProductFactory(seller=seller, price_minor=1000, stock=5)

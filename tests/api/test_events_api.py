@@ -17,6 +17,7 @@ from payments.payouts.holds import seller_order_hold_release
 from payments.payouts.runs import run_payouts
 from tests.factories import CommissionRuleFactory, SellerFactory
 from tests.money_helpers import enable_payouts, paid_order
+from tests.payments.integrations.helpers import publish_order_paid
 
 pytestmark = pytest.mark.django_db
 LIST = "api:event-list"
@@ -333,3 +334,29 @@ def test_an_idempotency_key_keeps_no_secret_in_clear_text(api_as, seller, settin
     assert rotated_replay.json()["secret"] == new  # the secret as it is now
     assert replay.json()["secret"] == first  # replayed before the rotation
     assert first not in stored and new not in stored and "create-1" in stored
+
+
+def test_an_operator_cannot_resend_to_a_former_operators_endpoint_for_a_seller(
+    api_as, settings, operator, seller
+):
+    from accounts.services import operator_grant
+    from payments.integrations.webhooks import webhook_endpoint_create
+    from payments.models import Event, WebhookDelivery
+    from tests.factories import UserFactory
+
+    settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
+    former = operator_grant(user=UserFactory(email="former-operator@example.com"))
+    endpoint = webhook_endpoint_create(
+        owner=former, url="http://127.0.0.1:9/x", events=["order.paid"], seller=seller
+    )
+    publish_order_paid(seller)
+    former.is_staff = False
+    former.save(update_fields=["is_staff"])
+    event = Event.objects.get(seller__isnull=True)
+
+    answer = api_as(operator).post(
+        reverse("api:event-resend", args=[event.event_id]), {"endpoint": endpoint.pk}
+    )
+
+    assert (answer.status_code, answer.json()["param"]) == (400, "endpoint")
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1  # the one before

@@ -393,3 +393,62 @@ def test_with_stripe_a_resumed_payment_shows_stripes_next_action(run, buyer, ord
     assert resumed.json()["payment_intent"] == started["payment_intent"]
     assert resumed.json()["next_action"] == redirect
     assert read.json()["next_action"] == redirect
+
+
+def test_a_503_after_the_order_was_placed_does_not_place_it_twice_on_retry(
+    api_as, customer, mug, monkeypatch
+):
+    from django.db import InterfaceError
+
+    from marketplace.api.views import OrderViewSet
+
+    real = OrderViewSet.get_queryset
+    calls = {"n": 0}
+
+    def connection_lost_once(self):
+        calls["n"] += 1
+        if calls["n"] == 1:  # the read after place_order committed
+            raise InterfaceError("connection already closed")
+        return real(self)
+
+    monkeypatch.setattr(OrderViewSet, "get_queryset", connection_lost_once)
+    client = api_as(customer)
+    body = {"items": [{"product": mug.pk, "quantity": 1}], "shipping": SHIPPING}
+
+    first = client.post(reverse("api:order-list"), body, format="json", HTTP_IDEMPOTENCY_KEY="o-1")
+    retry = client.post(reverse("api:order-list"), body, format="json", HTTP_IDEMPOTENCY_KEY="o-1")
+
+    # The 5xx is kept under its key, as Stripe keeps the result of a request that
+    # started: the retry gets the same answer, and the order is not placed twice.
+    assert first.status_code == 503 and first.json()["detail"]
+    assert retry.status_code == 503
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Order.objects.filter(customer=customer).count() == 1
+
+
+def test_a_temporary_processor_failure_frees_its_key_for_the_retry(
+    api_as, customer, mug, monkeypatch
+):
+    """The payment services make a processor's 503 safe to retry with the same key
+    (the attempt keeps its own processor idempotency key)."""
+    from payments.processors.base import TemporaryProcessorError
+    from payments.processors.local import LocalProcessor
+
+    client = api_as(customer)
+    body = {"items": [{"product": mug.pk, "quantity": 1}], "shipping": SHIPPING}
+    order = client.post(reverse("api:order-list"), body, format="json").json()
+    url = reverse("api:order-payment", args=[order["id"]])
+    real = LocalProcessor.payment_create
+
+    def down_once(self, **kwargs):
+        monkeypatch.setattr(LocalProcessor, "payment_create", real)
+        raise TemporaryProcessorError("The processor timed out.")
+
+    monkeypatch.setattr(LocalProcessor, "payment_create", down_once)
+    first = client.post(url, HTTP_IDEMPOTENCY_KEY="pay-1")
+    retry = client.post(url, HTTP_IDEMPOTENCY_KEY="pay-1")
+
+    assert first.status_code == 503
+    assert retry.status_code == 200, retry.json()
+    assert "Idempotent-Replayed" not in retry
+    assert retry.json()["payment_intent"]

@@ -165,3 +165,25 @@ def test_two_requests_with_one_key_at_once_run_once(api_as, customer, mug):
     assert Order.objects.filter(customer=customer).count() == 1
     mug.refresh_from_db()
     assert mug.stock == 49
+
+
+@pytest.mark.django_db
+def test_a_server_error_is_kept_under_its_idempotency_key_as_stripe_does(
+    api_as, operator, monkeypatch
+):
+    """The work may have committed before the failure: the same key answers the same
+    500 (nothing runs twice); a new key runs the request again."""
+    client = api_as(operator)
+    client.raise_request_exception = False
+    url = reverse("api:payout-run-list")
+
+    def boom(**kwargs):
+        raise RuntimeError("a bug after the work")
+
+    monkeypatch.setattr("payments.api.views.run_payouts", boom)
+    assert client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 500
+    monkeypatch.undo()
+    replay = client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert replay.status_code == 500
+    assert replay["Idempotent-Replayed"] == "true"
+    assert client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k2").status_code == 201

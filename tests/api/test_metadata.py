@@ -31,6 +31,14 @@ def patch(client, url, metadata):
     return client.patch(url, {"metadata": metadata}, format="json")
 
 
+def place(client, mug, **extra):
+    return client.post(
+        reverse("api:order-list"),
+        {"items": [{"product": mug.pk, "quantity": 1}], "shipping": SHIPPING, **extra},
+        format="json",
+    )
+
+
 def test_an_order_is_placed_with_metadata_through_the_api_and_the_cart(api_as, customer, seller):
     mug = ProductFactory(seller=seller, price_minor=1000, stock=5)
     client = api_as(customer)
@@ -233,3 +241,27 @@ def test_two_updates_at_once_both_apply(customer, seller, operator):
     payout.refresh_from_db()
     assert order.metadata == {"a": "1", "b": "2"}
     assert payout.metadata == {"a": "1", "b": "2"}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"note": "a\u0000b"}, {"a\u0000b": "note"}],
+    ids=["nul-in-value", "nul-in-key"],
+)
+def test_a_nul_character_in_metadata_is_a_400_not_a_500(api_as, customer, mug, metadata):
+    """PostgreSQL's jsonb cannot hold U+0000: it must be refused like any other bad value."""
+    client = api_as(customer)
+    placed = place(client, mug, metadata=metadata)
+    assert placed.status_code == 400, placed.content
+    assert placed["Content-Type"] == "application/problem+json"
+    assert placed.json()["param"].startswith("metadata")
+
+    order = place(client, mug)
+    assert order.status_code == 201
+    patched = client.patch(
+        reverse("api:order-detail", args=[order.json()["id"]]),
+        {"metadata": metadata},
+        format="json",
+    )
+    assert patched.status_code == 400, patched.content
+    assert Order.objects.get(pk=order.json()["id"]).metadata == {}

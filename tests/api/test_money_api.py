@@ -10,6 +10,7 @@ from payments.models import (
     Payout,
     PayoutPolicy,
     PayoutRun,
+    VolumeTier,
 )
 from payments.payouts.holds import seller_order_hold_release
 from tests.factories import CommissionRuleFactory
@@ -297,3 +298,21 @@ def test_a_refund_request_on_a_disputed_payment_is_a_409(world, api_as, seller, 
     assert response.status_code == 409
     assert response.json()["code"] == "payment_disputed"
     assert RefundRequest.objects.get().status == "requested"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tiers": None},
+        {"tiers": "x"},
+        {"tiers": [None]},
+        {"tiers": [{"percentage_bps": 5}]},
+        {"tiers": [{"from_minor": 0, "up_to_minor": 0, "percentage_bps": 5}]},
+        {},
+    ],
+)
+def test_bad_tier_bodies_are_a_400(api_as, operator, body):
+    rule = CommissionRuleFactory(currency="USD")
+    response = api_as(operator).put(reverse("api:rule-tiers", args=[rule.pk]), body, format="json")
+    assert response.status_code == 400, response.content
+    assert not VolumeTier.objects.exists()

@@ -228,3 +228,39 @@ def test_the_matrix_covers_every_list_endpoint():
             if getattr(inner, "name", None) and inner.name.endswith("-list"):
                 named.add(f"api:{inner.name}")
     assert named <= listed, named - listed
+
+
+def test_someone_elses_endpoint_cannot_be_rotated_tested_read_or_moved(
+    api_as, settings, seller, other_seller
+):
+    from payments.integrations.webhooks import webhook_endpoint_create
+    from payments.models import WebhookDelivery, WebhookEndpoint
+
+    settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
+    theirs = webhook_endpoint_create(
+        owner=other_seller.user, url="http://127.0.0.1:9/x", events=["order.paid"]
+    )
+    mine = webhook_endpoint_create(
+        owner=seller.user, url="http://127.0.0.1:9/y", events=["order.paid"]
+    )
+    before = theirs.secret_encrypted
+    client = api_as(seller.user)
+
+    def url(name, pk):
+        return reverse(f"api:webhook-endpoint-{name}", args=[pk])
+
+    answers = [
+        client.post(url("rotate-secret", theirs.pk), {}, format="json"),
+        client.post(url("test", theirs.pk), {}, format="json"),
+        client.get(url("deliveries", theirs.pk)),
+        client.patch(url("detail", theirs.pk), {"description": "x"}, format="json"),
+        client.delete(url("detail", theirs.pk)),
+    ]
+    moved = client.patch(url("detail", mine.pk), {"seller": "rival"}, format="json")
+
+    assert [a.status_code for a in answers] == [404] * 5
+    theirs.refresh_from_db()
+    assert theirs.secret_encrypted == before and theirs.description == ""
+    assert not WebhookDelivery.objects.filter(endpoint=theirs).exists()
+    assert moved.status_code in (200, 400)
+    assert WebhookEndpoint.objects.get(pk=mine.pk).seller_id == seller.pk

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from payments.models import ListingFee, SellerPlan, SellerPlanCharge, SellerPlanChoice
+from payments.revenue.plans import seller_plan_change
 from tests.factories import SellerPlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,60 @@ def test_a_seller_sees_only_their_own_charges(api_as, seller, other_seller):
     seller_plan_change(seller=other_seller, plan=SellerPlanFactory(), by=other_seller.user)
 
     assert api_as(seller.user).get(reverse("api:my-plan-charges")).json()["data"] == []
+
+
+@pytest.mark.django_db
+def test_a_plan_in_the_wrong_currency_is_refused_through_the_api_with_nothing_saved(seller, api_as):
+    current = SellerPlanFactory(currency="USD", monthly_fee_minor=1000)
+    seller_plan_change(seller=seller, plan=current, by=seller.user)
+    euro = SellerPlanFactory(currency="EUR")
+    charges = SellerPlanCharge.objects.count()
+
+    response = api_as(seller.user).post(reverse("api:my-plan"), {"plan": euro.pk}, format="json")
+
+    assert 400 <= response.status_code < 500, response.content
+    assert response.json()
+    assert SellerPlanChoice.objects.get(ended_at__isnull=True).plan == current
+    assert SellerPlanCharge.objects.count() == charges
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"monthly_fee_minor": -1},
+        {"monthly_fee_minor": "29.00"},
+        {"monthly_fee_minor": "2900"},
+        {"monthly_fee_minor": 10.5},
+        {"commission_bps": -5},
+        {"commission_bps": 10_001},
+        {"currency": "XXX"},
+    ],
+)
+def test_a_bad_plan_through_the_api_is_a_4xx_with_nothing_saved(operator, api_as, body):
+    plan = {"name": "Pro", "currency": "USD", "monthly_fee_minor": 2900, "commission_bps": 500}
+
+    response = api_as(operator).post(
+        reverse("api:seller-plan-list"), {**plan, **body}, format="json"
+    )
+
+    assert 400 <= response.status_code < 500, response.content
+    assert not SellerPlan.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_listing_fee_ending_before_it_starts_is_a_4xx_through_the_api(operator, api_as):
+    response = api_as(operator).post(
+        reverse("api:listing-fee-list"),
+        {
+            "scope": "default",
+            "currency": "USD",
+            "amount_minor": 50,
+            "listing_days": 30,
+            "active_from": "2026-12-10T00:00:00Z",
+            "active_until": "2026-12-01T00:00:00Z",
+        },
+        format="json",
+    )
+
+    assert 400 <= response.status_code < 500, response.content

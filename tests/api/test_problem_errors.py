@@ -200,3 +200,31 @@ def test_the_error_codes_page_shows_backticked_names_as_code_and_escapes_the_res
     assert _code_spans("Send `Idempotency-Key` <b>") == (
         "Send <code>Idempotency-Key</code> &lt;b&gt;"
     )
+
+
+def test_validation_errors_of_the_whole_request_are_non_field_errors(api_as, operator):
+    response = api_as(operator).post(
+        reverse("api:commission-rule-list"),
+        {"scope": "seller", "percentage_bps": 100},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "resource_missing",  # marketplace/kernel/api/pagination.py
+        "invalid_metadata",  # payments/integrations/metadata.py
+        "webhook_address_refused",  # payments/integrations/addresses.py
+        "webhook_host_unresolvable",
+        "invalid_number",  # the headless checkout's DECLINED answers
+        "payment_intent_authentication_failure",
+    ],
+)
+def test_every_code_of_the_integrator_api_is_on_the_error_codes_page(api, code):
+    page = api.get("/api/v1/errors/")
+
+    assert page.status_code == 200
+    assert f'id="{code}"' in page.content.decode()

@@ -133,3 +133,40 @@ def test_customers_see_the_fee_on_their_cart_and_order(api_as, customer, seller)
     body = client.get(reverse("api:order-detail", args=[order.pk])).json()
     assert (body["service_fee_minor"], body["total_minor"]) == (200, 2_200)
     assert body["lines"][0]["rule"]["source"] == "rule"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "percentage_bps": 100,
+            "active_from": "2030-01-01T00:00:00Z",
+            "active_until": "2029-01-01T00:00:00Z",
+        },
+        {"percentage_bps": -1},
+        {"percentage_bps": True},
+        {"percentage_bps": None},
+        {"fixed_fee_minor": 2**63},
+        {"currency": "usd"},
+        {"currency": ""},
+    ],
+)
+def test_a_bad_service_fee_through_the_api_is_a_400_not_a_500(api_as, operator, body):
+    fee = {"name": "Fee", "currency": "USD", "percentage_bps": 250, "fixed_fee_minor": 0}
+    response = api_as(operator).post(
+        reverse("api:service-fee-list"), {**fee, **body}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    from payments.models import ServiceFee
+
+    assert not ServiceFee.objects.exists()
+
+
+def test_a_patch_that_zeroes_a_fee_is_a_400_and_keeps_it(api_as, operator):
+    fee = ServiceFeeFactory(currency="USD", percentage_bps=250, fixed_fee_minor=0)
+    response = api_as(operator).patch(
+        reverse("api:service-fee-detail", args=[fee.pk]), {"percentage_bps": 0}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    fee.refresh_from_db()
+    assert fee.percentage_bps == 250

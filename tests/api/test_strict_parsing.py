@@ -6,12 +6,15 @@ import json
 import pytest
 from django.urls import reverse
 
-from marketplace.models import Order, Product
+from marketplace.models import IdempotencyRecord, Order, Product
 from payments.models import WebhookEndpoint
 from tests.api.shapes import SHIPPING
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 @pytest.mark.parametrize("quantity", ["2", True, 2.5, None, [2], {"n": 2}])
@@ -261,3 +264,50 @@ def test_every_operation_documents_its_problem_answers(api):
                 assert "400" in responses, (method, path)
             problem = responses["429"]["content"]["application/problem+json"]["schema"]
             assert problem == {"$ref": "#/components/schemas/Problem"}
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "body"),
+    [
+        (
+            "api:webhook-endpoint-list",
+            {},
+            {"url": "https://example.com:99999/", "events": ["order.paid"]},
+        ),
+        (
+            "api:product-list",
+            {},
+            {
+                "title": "X",
+                "category": "books",
+                "price_minor": 2**62,
+                "currency": "USD",
+                "stock": 1,
+            },
+        ),
+    ],
+)
+def test_bad_input_is_a_400_not_a_500(api_as, seller, category, name, kwargs, body):
+    response = api_as(seller.user).post(reverse(name, kwargs=kwargs), body, format="json")
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.parametrize("name", ["api:revenue-report", "api:reconciliation"])
+def test_far_future_dates_are_a_400(api_as, operator, name):
+    response = api_as(operator).get(reverse(name), {"start": "9999-12-01", "end": "9999-12-31"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", [DEEP, '{"items": ' + DEEP + "}"], ids=["array", "in-object"])
+@pytest.mark.parametrize("key", [None, "deep-1"], ids=["no-key", "with-key"])
+def test_json_nested_too_deeply_is_a_parse_error_not_a_500(api_as, customer, body, key):
+    """Python's JSON decoder raises RecursionError (not ValueError) on deep nesting."""
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    answer = api_as(customer).post(
+        reverse("api:order-list"), body, content_type="application/json", **headers
+    )
+
+    assert answer.status_code == 400, answer.content[:300]
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["code"] == "parse_error"
+    assert not IdempotencyRecord.objects.exists()  # refused before it ran: the key is free

@@ -239,3 +239,57 @@ def test_the_admin_shows_only_the_end_of_the_secret(operator_client, seller, set
     assert page.status_code == 200
     assert "whsec_…" + endpoint.secret[-4:] in page.text
     assert endpoint.secret not in page.text and endpoint.secret_encrypted not in page.text
+
+
+def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(settings, seller):
+    """PATCH loads the endpoint, a rotation commits, then PATCH saves: the rotated
+    secret (the one the owner was just given) must still be the one that signs."""
+    from payments.integrations.webhooks import (
+        webhook_endpoint_create,
+        webhook_endpoint_secret_rotate,
+        webhook_endpoint_update,
+    )
+    from payments.models import WebhookEndpoint
+
+    settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
+    endpoint = webhook_endpoint_create(
+        owner=seller.user, url="http://127.0.0.1:9/x", events=["order.paid"]
+    )
+    loaded_by_the_patch = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    _, new_secret = webhook_endpoint_secret_rotate(
+        endpoint=WebhookEndpoint.objects.get(pk=endpoint.pk), expires_in_hours=1
+    )
+
+    webhook_endpoint_update(endpoint=loaded_by_the_patch, description="renamed")
+
+    stored = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert stored.description == "renamed"
+    assert stored.secret == new_secret
+    assert stored.previous_secret_expires_at is not None
+
+
+def test_two_rotations_from_stale_reads_keep_the_first_new_secret_in_the_overlap(settings, seller):
+    """Two rotations that loaded the endpoint before either saved: the second must keep
+    the first one's new secret (just handed out) as the previous one, not the original."""
+    from payments.integrations.webhooks import (
+        webhook_endpoint_create,
+        webhook_endpoint_secret_rotate,
+    )
+    from payments.models import WebhookEndpoint
+
+    settings.OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
+    endpoint = webhook_endpoint_create(
+        owner=seller.user, url="http://127.0.0.1:9/x", events=["order.paid"]
+    )
+    first_read = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    second_read = WebhookEndpoint.objects.get(pk=endpoint.pk)
+
+    _, first = webhook_endpoint_secret_rotate(endpoint=first_read, expires_in_hours=1)
+    _, second = webhook_endpoint_secret_rotate(endpoint=second_read, expires_in_hours=1)
+
+    stored = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert stored.secret == second
+    assert stored.signing_secrets(stored.previous_secret_expires_at.replace(year=2000)) == [
+        second,
+        first,
+    ]
