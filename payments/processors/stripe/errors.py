@@ -5,9 +5,8 @@ what is retried (rate limits, connection errors, 5xx, 409), what is a bug of our
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final, TypeVar
 
 import stripe
 
@@ -21,23 +20,6 @@ from payments.processors.base import (
 
 # The adapter logs under one name, whichever of its modules speaks.
 logger = logging.getLogger("payments.processors.stripe")
-_P = TypeVar("_P", bound=Mapping[str, Any])
-
-# The API version every request is made with: ``stripe.api_version`` of
-# stripe-python 16.1.0. Change it together with the SDK, deliberately.
-STRIPE_API_VERSION: Final = "2026-10-28.endive"
-# Retries the SDK makes itself on connection errors, 409 and 5xx, each with the
-# same Idempotency-Key. 429 is never retried by the SDK.
-MAX_NETWORK_RETRIES: Final = 2
-# (connect, read) seconds for one HTTP attempt of the default client.
-HTTP_TIMEOUT_SECONDS: Final = (5.0, 30.0)
-# Largest page Stripe's list endpoints return.
-LIST_PAGE_SIZE: Final = 100
-# Oldest webhook signature timestamp accepted, in seconds (Stripe's default).
-WEBHOOK_TOLERANCE_SECONDS: Final = stripe.Webhook.DEFAULT_TOLERANCE
-WEBHOOK_ENDPOINTS: Final = ("platform", "connect")
-# Secret (sk_) and restricted (rk_) keys of live mode.
-LIVE_KEY_PREFIXES: Final = ("sk_live_", "rk_live_")
 
 
 # --- Errors ---------------------------------------------------------------------------

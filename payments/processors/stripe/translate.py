@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol
 
 import stripe
 
@@ -18,25 +18,6 @@ from payments.processors.base import (
     TransferReversal,
     arrival_on,
 )
-
-_P = TypeVar("_P", bound=Mapping[str, Any])
-
-# The API version every request is made with: ``stripe.api_version`` of
-# stripe-python 16.1.0. Change it together with the SDK, deliberately.
-STRIPE_API_VERSION: Final = "2026-10-28.endive"
-# Retries the SDK makes itself on connection errors, 409 and 5xx, each with the
-# same Idempotency-Key. 429 is never retried by the SDK.
-MAX_NETWORK_RETRIES: Final = 2
-# (connect, read) seconds for one HTTP attempt of the default client.
-HTTP_TIMEOUT_SECONDS: Final = (5.0, 30.0)
-# Largest page Stripe's list endpoints return.
-LIST_PAGE_SIZE: Final = 100
-# Oldest webhook signature timestamp accepted, in seconds (Stripe's default).
-WEBHOOK_TOLERANCE_SECONDS: Final = stripe.Webhook.DEFAULT_TOLERANCE
-WEBHOOK_ENDPOINTS: Final = ("platform", "connect")
-# Secret (sk_) and restricted (rk_) keys of live mode.
-LIVE_KEY_PREFIXES: Final = ("sk_live_", "rk_live_")
-
 
 # --- SDK objects to our dataclasses ---------------------------------------------------------
 
