@@ -13,6 +13,21 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts.models import ApiToken, Seller, User
+from accounts.tokens import api_token_revoke
+from marketplace.kernel.currencies import format_amount
+from marketplace.kernel.errors import ApplicationError
+from payments.admin.audit import history_table
+from payments.ledger.balances import SellerBalance, seller_balances
+from payments.models import Dispute, LedgerEntry, Payout
+from payments.payouts.freezes import seller_freeze, seller_unfreeze
+from payments.payouts.planning import payout_reserves
+from payments.payouts.policies import (
+    FREEZE_HOLDS,
+    PolicyBook,
+    payout_policy_for,
+    policy_text,
+    seller_payout_totals,
+)
 
 
 class UserChangeFormByEmail(UserChangeForm):
@@ -98,12 +113,6 @@ def seller_overview(seller: Seller) -> dict:
     and reserve per currency, the payout policy in effect, recent payouts, disputes
     and ledger entries."""
     from django.db.models import Sum
-
-    from marketplace.kernel.currencies import format_amount
-    from payments.ledger.balances import SellerBalance, seller_balances
-    from payments.models import Dispute, LedgerEntry, Payout
-    from payments.payouts.planning import payout_reserves
-    from payments.payouts.policies import PolicyBook, policy_text
 
     book = PolicyBook.load([seller.pk])
     policy = book.for_seller(seller.pk)
@@ -233,7 +242,6 @@ class SellerAdmin(admin.ModelAdmin):
 
     @admin.display(description="who, when, what changed, why")
     def history(self, seller):
-        from payments.admin.audit import history_table
 
         return history_table(seller)
 
@@ -273,10 +281,6 @@ class SellerAdmin(admin.ModelAdmin):
     def freeze_view(self, request, object_id, frozen):
         """Freeze or unfreeze the seller's payouts: GET shows what it does and asks why;
         POST calls the one service and goes back to the seller's page."""
-        from marketplace.kernel.errors import ApplicationError
-        from payments.models import Payout
-        from payments.payouts.freezes import seller_freeze, seller_unfreeze
-        from payments.payouts.policies import FREEZE_HOLDS, payout_policy_for, seller_payout_totals
 
         seller = self.get_object(request, unquote(object_id))
         if seller is None:
@@ -337,7 +341,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        from accounts.tokens import api_token_revoke
 
         for token in queryset:
             api_token_revoke(user=token.user, token_id=token.pk)

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Seller, User
+from marketplace.demo_revenue import demo_revenue_seed
 from marketplace.kernel.currencies import to_minor_units
 from marketplace.kernel.errors import InvalidState
 from marketplace.models import Category, Order, OrderLine, Product, SellerOrder
@@ -60,6 +61,7 @@ from payments.models import (
     Payout,
     PayoutEntry,
     PayoutMethod,
+    PayoutPolicy,
     RefundRequest,
 )
 from payments.payouts.controls import payout_mark_paid, payout_retry
@@ -345,7 +347,6 @@ def demo_seed() -> DemoSeedResult:
             if clock is not None:
                 _History(clock=clock, work=work, result=result, until=now).run()
         _demo_payout_schedule(result)
-        from marketplace.demo_revenue import demo_revenue_seed
 
         demo_revenue_seed(
             operator=User.objects.filter(email=OPERATOR[0]).first(), created=result.created
@@ -425,7 +426,6 @@ def _demo_payout_schedule(result: DemoSeedResult) -> None:
 
 
 def _manual_payouts(seller: Seller, result: DemoSeedResult) -> None:
-    from payments.models import PayoutPolicy
 
     if not seller.has_bank_details:
         seller.bank_account_holder = seller.display_name

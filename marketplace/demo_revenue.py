@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from accounts.models import Seller, User
 from payments.models import ListingFee, SellerPlan, SellerPlanChoice, ServiceFee
+from payments.revenue.listing_fees import listing_fee_save
 from payments.revenue.plans import seller_plan_change, seller_plan_save
 from payments.revenue.service_fees import service_fee_save
 
@@ -50,8 +51,6 @@ def demo_revenue_seed(*, operator: User | None, created: list[str]) -> None:
         plans[name, currency] = plan
     for currency, amount, days in LISTING_FEES:
         if not ListingFee.objects.filter(scope="default", currency=currency).exists():
-            from payments.revenue.listing_fees import listing_fee_save
-
             listing_fee_save(
                 fee=ListingFee(
                     scope="default", currency=currency, amount_minor=amount, listing_days=days

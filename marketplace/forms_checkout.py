@@ -15,6 +15,7 @@ from django_countries import countries
 
 from marketplace.services.cart import FORM_EXPIRED
 from marketplace.services.orders import ShippingAddress
+from payments.processors.local import TEST_CARD_OUTCOMES, TEST_IBAN_OUTCOMES, normalized_iban
 
 SUBMISSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
 
@@ -157,7 +158,6 @@ def grouped(number: str) -> str:
 
 def local_test_cards() -> list[LocalCard]:
     """The local processor's test cards and what each does, from its own list."""
-    from payments.processors.local import TEST_CARD_OUTCOMES
 
     return [LocalCard(grouped(number), outcome) for number, outcome in TEST_CARD_OUTCOMES.items()]
 
@@ -227,7 +227,6 @@ class LocalIban:
 
 def local_test_ibans() -> list[LocalIban]:
     """The local processor's test IBANs and what each does, from its own list."""
-    from payments.processors.local import TEST_IBAN_OUTCOMES
 
     return [LocalIban(grouped(number), outcome) for number, outcome in TEST_IBAN_OUTCOMES.items()]
 
@@ -255,7 +254,6 @@ class BankDebitForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_iban(self) -> str:
-        from payments.processors.local import normalized_iban
 
         iban = normalized_iban(self.cleaned_data["iban"])
         if not iban_ok(iban):

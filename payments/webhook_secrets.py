@@ -1,7 +1,7 @@
 """Webhook endpoint secrets, encrypted at rest with Fernet.
 
 This module stays at the top of ``payments`` because ``payments.models`` (the
-endpoint's secret property) and migrations 0031 and 0032 import it; it imports
+endpoint's secret property) and migration 0031 imports it; it imports
 nothing of the project. Re-encrypting every stored secret is
 ``payments.integrations.secrets``.
 

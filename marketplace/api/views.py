@@ -19,6 +19,7 @@ from accounts.permissions import IsSellerOrOperator
 from accounts.roles import is_operator, seller_for
 from marketplace.api import serializers as s
 from marketplace.filters import ProductFilter
+from marketplace.kernel.api.errors import PROBLEM_CONTENT_TYPE, problem_body
 from marketplace.kernel.api.expand import ExpandMixin, expand_parameter
 from marketplace.kernel.api.idempotency import IdempotentMixin
 from marketplace.kernel.api.metadata_patch import MetadataPatchMixin, MetadataUpdateSerializer
@@ -72,8 +73,6 @@ class CategoryViewSet(ExpandMixin, viewsets.ReadOnlyModelViewSet):  # type: igno
 def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
     """Any other address under /api/v1/: a problem, not the site's HTML 404 page."""
     from django.http import JsonResponse
-
-    from marketplace.kernel.api.errors import PROBLEM_CONTENT_TYPE, problem_body
 
     body = problem_body(404, "There is no such API endpoint; see /api/v1/docs/.", "not_found")
     return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)

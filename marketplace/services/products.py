@@ -16,6 +16,8 @@ from accounts.models import Seller
 from marketplace.kernel.currencies import MAX_MAJOR_UNITS, SUPPORTED_CURRENCIES, exponent
 from marketplace.kernel.slugs import unique_slug
 from marketplace.models import Category, Product
+from payments.ledger.locks import sellers_money_lock
+from payments.revenue.listing_fees import product_listed
 
 SLUG_TAKEN = "Another product already uses this address."
 
@@ -68,7 +70,6 @@ def _listing_lock(seller_ids: Iterable[int]) -> None:
     its listing fee needs and which come before a product's row in the lock order of
     every money service (a seller order's cancellation holds the money lock and then
     returns stock to the product; payments.ledger.locks)."""
-    from payments.ledger.locks import sellers_money_lock
 
     sellers_money_lock(seller_ids)
 
@@ -76,7 +77,6 @@ def _listing_lock(seller_ids: Iterable[int]) -> None:
 def _listed(product: Product) -> None:
     """A product became listed (created active, or active again): its listing fee, if one
     applies and its last listing has ended (payments.revenue.listing_fees)."""
-    from payments.revenue.listing_fees import product_listed
 
     product_listed(product=product)
 

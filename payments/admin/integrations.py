@@ -7,7 +7,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from payments.admin.base import ReadOnlyInline, ReadOnlyWithActionsAdmin
-from payments.integrations.webhooks import webhook_delivery_retry, webhook_endpoint_test
+from payments.integrations.webhooks import (
+    webhook_delivery_retry,
+    webhook_endpoint_test,
+    webhook_endpoint_update,
+)
 from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.webhook_secrets import secret_hint
 
@@ -51,7 +55,6 @@ class WebhookEndpointAdmin(ReadOnlyWithActionsAdmin):
 
     @admin.action(description="Switch the selected endpoints off")
     def disable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        from payments.integrations.webhooks import webhook_endpoint_update
 
         for endpoint in queryset:
             webhook_endpoint_update(endpoint=endpoint, is_active=False)

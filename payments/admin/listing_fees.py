@@ -14,6 +14,7 @@ from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import AmountColumn, ReadOnlyAdmin
 from payments.admin.plans import typed_money
 from payments.models import ListingCharge, ListingFee
+from payments.revenue.listing_fees import listing_fee_save
 
 
 class ListingFeeForm(ReasonForm):
@@ -66,7 +67,6 @@ class ListingFeeAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: ListingFee, by: Any, reason: str) -> ListingFee:
-        from payments.revenue.listing_fees import listing_fee_save
 
         return listing_fee_save(fee=obj, by=by, reason=reason, via="admin")
 

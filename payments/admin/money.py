@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from marketplace.kernel.currencies import format_amount
+from marketplace.kernel.currencies import exponent, format_amount, to_minor_units
 from marketplace.kernel.errors import ApplicationError
 from marketplace.models import SellerOrder
 from payments.admin.audit import AuditedSettingAdmin, HistoryInline
@@ -32,6 +32,12 @@ from payments.admin.base import (
     percent_text,
 )
 from payments.admin.rule_forms import CommissionRuleForm, VolumeTierForm, VolumeTierFormSet
+from payments.collection.refund_requests import (
+    refund_request_approve,
+    refund_request_decline,
+)
+from payments.collection.refunds import refund_preview
+from payments.collection.webhooks import webhook_event_reprocess
 from payments.models import (
     AuditRecord,
     Clawback,
@@ -51,6 +57,8 @@ from payments.models import (
 )
 from payments.models.ledger import LedgerAccountQuerySet
 from payments.processors.base import ProcessorError
+from payments.revenue.commission import commission_rule_save, line_split
+from payments.revenue.volume_tiers import volume_tiers_save
 
 
 class VolumeTierInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -81,7 +89,6 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
     inlines = (VolumeTierInline,)
 
     def save_service(self, obj: CommissionRule, by: Any, reason: str) -> CommissionRule:
-        from payments.revenue.commission import commission_rule_save
 
         return commission_rule_save(rule=obj, by=by, reason=reason, via="admin")
 
@@ -89,7 +96,6 @@ class CommissionRuleAdmin(AuditedSettingAdmin):
         if not isinstance(formset, VolumeTierFormSet):
             super().save_formset(request, form, formset, change)
             return
-        from payments.revenue.volume_tiers import volume_tiers_save
 
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if formset.tier_specs is not None:
@@ -159,9 +165,6 @@ PREVIEW_PRICES = ("49.99", "10.00", "250.00")
 def _preview(rule: CommissionRule) -> str:
     """The rule applied to a few line prices, as the checkout would split them."""
     from django.utils.html import format_html_join
-
-    from marketplace.kernel.currencies import exponent, to_minor_units
-    from payments.revenue.commission import line_split
 
     if rule.pk is None:
         return "Save the rule to see what it takes on a few example lines."
@@ -356,7 +359,6 @@ class WebhookEventAdmin(ReadOnlyWithActionsAdmin):
 
     @admin.action(description="Process the selected failed events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        from payments.collection.webhooks import webhook_event_reprocess
 
         failed = list(
             queryset.filter(status=WebhookEvent.Status.FAILED).values_list("pk", flat=True)
@@ -566,11 +568,6 @@ class RefundRequestAdmin(ReadOnlyWithActionsAdmin):
     def decide_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
         """GET: what approving (or declining) does; POST with a reason: do it, through
         ``refund_request_approve`` or ``refund_request_decline``."""
-        from payments.collection.refund_requests import (
-            refund_request_approve,
-            refund_request_decline,
-        )
-        from payments.collection.refunds import refund_preview
 
         if not self.has_operate_permission(request):
             raise PermissionDenied

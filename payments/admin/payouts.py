@@ -48,6 +48,8 @@ from payments.payouts.controls import (
     payout_release,
     payout_retry,
 )
+from payments.payouts.freezes import payout_policy_save
+from payments.payouts.policies import policy_text
 from payments.payouts.runs import run_payouts
 from payments.payouts.sending import payout_resume
 
@@ -63,7 +65,6 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
     form = PayoutPolicyForm
 
     def save_service(self, obj: PayoutPolicy, by: Any, reason: str) -> PayoutPolicy:
-        from payments.payouts.freezes import payout_policy_save
 
         return payout_policy_save(policy=obj, by=by, reason=reason, via="admin")
 
@@ -97,7 +98,6 @@ class PayoutPolicyAdmin(AuditedSettingAdmin):
 
     @admin.display(description="schedule, method, hold and reserve")
     def terms(self, policy: PayoutPolicy) -> str:
-        from payments.payouts.policies import policy_text
 
         return policy_text(policy, amounts=False)
 

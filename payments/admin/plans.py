@@ -27,6 +27,7 @@ from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import AmountColumn, ReadOnlyAdmin, percent_text
 from payments.admin.rule_forms import percent_field
 from payments.models import SellerPlan, SellerPlanCharge, SellerPlanChoice
+from payments.revenue.plans import seller_plan_change, seller_plan_change_preview, seller_plan_save
 
 STORED_FIELDS = ("monthly_fee_minor", "commission_bps")
 
@@ -111,7 +112,6 @@ class SellerPlanAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: SellerPlan, by: Any, reason: str) -> SellerPlan:
-        from payments.revenue.plans import seller_plan_save
 
         return seller_plan_save(plan=obj, by=by, reason=reason, via="admin")
 
@@ -162,7 +162,6 @@ class SellerPlanChoiceAdmin(ReadOnlyAdmin):
 
     def change_plan_view(self, request: HttpRequest) -> HttpResponse:
         """Move a seller to a plan (prorated) by calling ``seller_plan_change``."""
-        from payments.revenue.plans import seller_plan_change, seller_plan_change_preview
 
         codename = f"{self.opts.app_label}.change_{self.opts.model_name}"
         if not request.user.has_perm(codename):

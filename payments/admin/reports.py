@@ -15,7 +15,9 @@ from django.utils import timezone
 from marketplace.kernel.currencies import format_amount
 from payments.admin.base import ReadOnlyAdmin
 from payments.models import ReconciliationReport, RevenueReport
+from payments.processors.base import ProcessorError
 from payments.reporting.periods import days_between
+from payments.reporting.reconciliation import reconcile
 from payments.reporting.revenue import Period, RevenueRow, revenue_report
 
 
@@ -281,8 +283,6 @@ class ReconciliationReportAdmin(ReadOnlyAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        from payments.processors.base import ProcessorError
-        from payments.reporting.reconciliation import reconcile
 
         today = timezone.localdate()
         form = ReconciliationForm(request.GET or {"start": today, "end": today})

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from marketplace.kernel.currencies import AmountError, amount_typed_to_minor, to_major_units
 from payments.admin.audit import ReasonForm
 from payments.models import CommissionRule, VolumeTier
+from payments.revenue.volume_tiers import volume_tiers_validate
 
 # Form field -> the model field it is stored in (minor units of the rule's currency).
 AMOUNT_FIELDS = {
@@ -248,7 +249,6 @@ class VolumeTierFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
 
     def clean(self) -> None:
         super().clean()
-        from payments.revenue.volume_tiers import volume_tiers_validate
 
         if any(self.errors):
             return

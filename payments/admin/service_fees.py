@@ -20,6 +20,7 @@ from payments.admin.audit import AuditedSettingAdmin, ReasonForm
 from payments.admin.base import percent_text
 from payments.admin.rule_forms import PERCENT_ERRORS, _amount_input, percent_field
 from payments.models import ServiceFee
+from payments.revenue.service_fees import service_fee_save
 
 STORED_FIELDS = ("percentage_bps", "fixed_fee_minor")
 
@@ -89,7 +90,6 @@ class ServiceFeeAdmin(AuditedSettingAdmin):
     )
 
     def save_service(self, obj: ServiceFee, by: Any, reason: str) -> ServiceFee:
-        from payments.revenue.service_fees import service_fee_save
 
         return service_fee_save(fee=obj, by=by, reason=reason, via="admin")
 

@@ -51,6 +51,7 @@ from payments.payouts.controls import (
 from payments.payouts.freezes import payout_policy_save
 from payments.payouts.runs import run_payouts
 from payments.reporting.periods import days_between
+from payments.reporting.reconciliation import reconcile
 from payments.reporting.revenue import revenue_report
 from payments.reporting.statements import seller_statement, statement_csv
 from payments.revenue.commission import commission_rule_save
@@ -397,7 +398,6 @@ class ReconciliationView(APIView):
         parameters=[s.ReconciliationQuerySerializer], responses=s.ReconciliationSerializer
     )
     def get(self, request: Request) -> Response:
-        from payments.reporting.reconciliation import reconcile
 
         query = s.ReconciliationQuerySerializer(data=query_values(request))
         query.is_valid(raise_exception=True)

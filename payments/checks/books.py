@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.checks.report import LedgerReport, sums
+from payments.checks.sales import check_service_fees
 from payments.models import (
     Dispute,
     DisputeLine,
@@ -215,6 +216,5 @@ def check_refunds(problems: list[str]) -> None:
     for row in mismatched.values_list("pk", "refunded_minor", "from_lines"):
         problems.append(f"Order #{row[0]}: refunded {row[1]}, its lines say {row[2]}.")
     # The service fee's own books (check 18) go with the refunds' counters.
-    from payments.checks.sales import check_service_fees
 
     check_service_fees(problems)

@@ -24,6 +24,7 @@ from accounts.models import Seller
 from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.kernel.money import allocate, is_whole_number
 from marketplace.models import Order, OrderLine, SellerOrder
+from payments.integrations.announcements import order_paid_announce
 from payments.ledger.locks import order_lock
 from payments.ledger.posting import Posting, ledger_post, platform_account, seller_account
 from payments.models import LedgerAccount, LedgerTransaction, PaymentAttempt
@@ -178,7 +179,6 @@ def order_payment_captured(
             postings=payment_postings(order, lines),
             description=f"Payment for order #{order.pk}",
         )
-        from payments.integrations.announcements import order_paid_announce
 
         order_paid_announce(order=order)
     if processor_fee_minor:

@@ -26,11 +26,19 @@ from django.utils import timezone
 
 from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.models import Order
+from marketplace.orders import order_cancel
 from payments.collection.captures import duplicate_payment_fee_recorded, order_payment_captured
 from payments.ledger.locks import order_lock
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
-from payments.processors.base import CardDeclined, Payment, PaymentProcessor, PaymentStatus
+from payments.processors.base import (
+    CardDeclined,
+    InvalidProcessorRequest,
+    Payment,
+    PaymentProcessor,
+    PaymentStatus,
+)
+from payments.processors.local import BANK_DEBIT, LocalProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +264,6 @@ def payment_failed(
     lock, the order's state is checked again: a paid or cancelled order is left alone.
     The caller tells the customer (once). Returns None when nothing changed.
     """
-    from marketplace.orders import order_cancel
 
     found = PaymentAttempt.objects.filter(
         processor=processor_name, processor_payment_id=payment_id
@@ -294,7 +301,6 @@ def local_card_pay(*, attempt: PaymentAttempt, card_number: str) -> PaymentAttem
     Raises ``CardDeclined`` with a message for the customer; the attempt then
     shows as failed and the customer can try another card.
     """
-    from payments.processors.local import LocalProcessor
 
     if attempt.processor != "local":
         raise InvalidState("This payment is confirmed in the processor's own form.")
@@ -341,7 +347,6 @@ def local_bank_debit_pay(*, attempt: PaymentAttempt, iban: str) -> PaymentAttemp
     Raises ``CardDeclined`` (code ``invalid_iban``) for an IBAN that is not a test
     one: nothing changes, and the customer may correct it.
     """
-    from payments.processors.local import BANK_DEBIT, LocalProcessor
 
     if attempt.processor != "local":
         raise InvalidState("This payment is confirmed in the processor's own form.")
@@ -353,7 +358,6 @@ def local_bank_debit_pay(*, attempt: PaymentAttempt, iban: str) -> PaymentAttemp
 
 def local_card_authenticate(*, attempt: PaymentAttempt, approve: bool) -> PaymentAttempt:
     """The extra confirmation step of the local processor's ``requires action`` card."""
-    from payments.processors.local import LocalProcessor
 
     if attempt.processor != "local":
         raise InvalidState("This payment is confirmed in the processor's own form.")
@@ -378,7 +382,6 @@ def _attempt_failed(attempt: PaymentAttempt, message: str) -> None:
 def _cancel_failed_attempts(failed_attempts: list[PaymentAttempt]) -> None:
     """Before a new try, cancel the earlier failed payments at the processor, so a
     stale browser tab cannot pay them; one that succeeded meanwhile is left to its event."""
-    from payments.processors.base import InvalidProcessorRequest
 
     for failed in failed_attempts:
         if not failed.processor_payment_id:

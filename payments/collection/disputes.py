@@ -62,6 +62,7 @@ from payments.models import (
     LedgerAccount,
     LedgerTransaction,
     PaymentAttempt,
+    Refund,
     RefundLine,
 )
 from payments.revenue.service_fees import service_fee_back_postings
@@ -203,7 +204,6 @@ def _hold_sale(dispute: Dispute, order: Order) -> None:
 def _service_fee_left(order: Order, dispute: Dispute) -> int:
     """What the payment still holds of the order's service fee: the fee less what
     succeeded refunds gave back of it and what other open or lost disputes hold."""
-    from payments.models import Refund
 
     if not order.service_fee_minor:
         return 0

@@ -11,6 +11,7 @@ from django.utils import timezone
 from marketplace.kernel.errors import ApplicationError
 from marketplace.models import Order
 from marketplace.orders import order_cancel
+from payments.collection.checkout import DELAYED_METHOD_TYPES, payment_succeeded
 from payments.models import PaymentAttempt
 from payments.processors import get_processor
 from payments.processors.base import InvalidProcessorRequest, ProcessorError
@@ -31,7 +32,6 @@ def orders_expire_unpaid(*, now: datetime | None = None) -> int:
     does not know it yet (its event is late) cannot be cancelled at the processor
     either (``InvalidProcessorRequest``): the order is kept too.
     """
-    from payments.collection.checkout import DELAYED_METHOD_TYPES, payment_succeeded
 
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.PAYMENTS_ORDER_EXPIRY_MINUTES)

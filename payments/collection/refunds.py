@@ -42,8 +42,11 @@ from accounts.models import User
 from marketplace.kernel.currencies import format_amount
 from marketplace.kernel.errors import InvalidRequest, InvalidState
 from marketplace.kernel.money import allocate, is_whole_number
+from marketplace.kernel.task_queue import enqueue_on_commit
 from marketplace.models import Order, OrderLine, SellerOrder
 from payments.collection.clawbacks import clawbacks_plan
+from payments.integrations.announcements import refund_created_announce
+from payments.ledger.audit import audit_history, audit_record
 from payments.ledger.locks import (
     order_lines_lock,
     order_lock,
@@ -62,7 +65,10 @@ from payments.models import (
     PayoutEntry,
     Refund,
     RefundLine,
+    RefundRequest,
 )
+from payments.processors import get_processor
+from payments.processors.base import InvalidProcessorRequest, ProcessorError
 from payments.revenue.service_fees import service_fee_back_postings, service_fee_refund_part
 
 Kind = LedgerAccount.Kind
@@ -218,7 +224,6 @@ def refund_create(
         refunded_minor=F("refunded_minor") + amount_minor + fee_part,
         service_fee_refunded_minor=F("service_fee_refunded_minor") + fee_part,
     )
-    from payments.integrations.announcements import refund_created_announce
 
     refund_created_announce(refund=refund)
     return refund
@@ -387,8 +392,6 @@ def _close_requests_refunded_in_full(refund: Refund, line_ids: list[int]) -> Non
     full (by refunds that succeeded) has nothing left to decide: it is closed as
     refunded otherwise, in the refund's transaction (the order's lock is held, as when
     a request is approved), and nobody is told it was declined."""
-    from payments.ledger.audit import audit_record
-    from payments.models import RefundRequest
 
     refunded = dict(
         RefundLine.objects.filter(
@@ -417,7 +420,6 @@ def _close_requests_refunded_in_full(refund: Refund, line_ids: list[int]) -> Non
 
 def _notify_after_commit(refund_id: int) -> None:
     """The customer's and the sellers' emails about the refund, queued once it commits."""
-    from marketplace.kernel.task_queue import enqueue_on_commit
 
     enqueue_on_commit("payments.tasks.refund_succeeded_notify_task", refund_id)
 
@@ -663,9 +665,6 @@ def refund_submit(*, refund: Refund) -> Refund:
     The ledger moves when the processor's refund event confirms it
     (``refund_sync``); a refusal now releases the reservation at once.
     """
-    from payments.models import PaymentAttempt
-    from payments.processors import get_processor
-    from payments.processors.base import InvalidProcessorRequest
 
     refund = Refund.objects.get(pk=refund.pk)
     if refund.status != Refund.Status.PENDING or refund.processor_refund_id:
@@ -722,8 +721,6 @@ def refund_sync(*, processor_name: str, processor_refund_id: str, data: Mapping[
 def refunds_submit_pending(*, older_than_seconds: int = 120) -> int:
     """Send again the refunds whose submission to the processor did not get through."""
     from datetime import timedelta
-
-    from payments.processors.base import ProcessorError
 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     sent = 0
@@ -969,7 +966,6 @@ def order_refund_by_operator(
             refund = refund_create(
                 order=locked, line_amounts=amounts, reason=reason, requested_by=by
             )
-            from payments.ledger.audit import audit_record
 
             audit_record(
                 target=locked,
@@ -992,7 +988,6 @@ def order_refund_by_operator(
 
 def _confirmed_refund(order: Order, confirmation: str) -> Refund | None:
     """The refund made already with this confirmation key (read under the order's lock)."""
-    from payments.ledger.audit import audit_history
 
     record = (
         audit_history(order)
@@ -1008,7 +1003,6 @@ def _confirmed_refund(order: Order, confirmation: str) -> Refund | None:
 def _submit_or_leave_for_the_sweeper(refund: Refund) -> None:
     """Send the (committed) refund to the processor; if it cannot be reached now,
     ``refunds_submit_pending`` sends it later."""
-    from payments.processors.base import ProcessorError
 
     try:
         refund_submit(refund=refund)

@@ -23,8 +23,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Seller
 from marketplace.kernel.task_queue import enqueue, enqueue_on_commit
-from payments.models import WebhookEvent
+from payments.collection.checkout import payment_failed, payment_processing, payment_succeeded
+from payments.collection.disputes import dispute_closed, dispute_opened
+from payments.collection.onboarding import seller_account_sync
+from payments.collection.refunds import refund_sync
+from payments.models import Payout, WebhookEvent
+from payments.payouts.settlement import payout_sync
 from payments.processors import get_processor
 from payments.processors.base import ProcessorEvent, arrival_on
 
@@ -60,7 +66,6 @@ def payment_method_type_of(data: Mapping[str, Any]) -> str:
 
 
 def _payment_succeeded(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.checkout import payment_succeeded
 
     order = payment_succeeded(
         payment_id=str(event.data["id"]),
@@ -72,7 +77,6 @@ def _payment_succeeded(processor: str, event: ProcessorEvent) -> None:
 
 
 def _payment_processing(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.checkout import payment_processing
 
     payment_processing(
         payment_id=str(event.data["id"]),
@@ -82,7 +86,6 @@ def _payment_processing(processor: str, event: ProcessorEvent) -> None:
 
 
 def _payment_failed(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.checkout import payment_failed
 
     error = event.data.get("last_payment_error") or {}
     failure = payment_failed(
@@ -98,7 +101,6 @@ def _payment_failed(processor: str, event: ProcessorEvent) -> None:
 
 
 def _refund_updated(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.refunds import refund_sync
 
     refund_sync(
         processor_name=processor, processor_refund_id=str(event.data["id"]), data=event.data
@@ -106,13 +108,11 @@ def _refund_updated(processor: str, event: ProcessorEvent) -> None:
 
 
 def _account_updated(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.onboarding import seller_account_sync
 
     seller_account_sync(processor_name=processor, account_id=str(event.data["id"]))
 
 
 def _dispute_created(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.disputes import dispute_opened
 
     dispute_opened(
         processor_name=processor,
@@ -124,7 +124,6 @@ def _dispute_created(processor: str, event: ProcessorEvent) -> None:
 
 
 def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
-    from payments.collection.disputes import dispute_closed
 
     status = str(event.data.get("status", ""))
     if status in ("won", "lost"):
@@ -139,7 +138,6 @@ def _dispute_closed(processor: str, event: ProcessorEvent) -> None:
 
 
 def _payout_updated(processor: str, event: ProcessorEvent) -> None:
-    from payments.payouts.settlement import payout_sync
 
     metadata = event.data.get("metadata") or {}
     payout_sync(
@@ -292,8 +290,6 @@ def connected_accounts_to_backfill(*, since: datetime, processor_name: str) -> l
     """Accounts whose events would change something: with a payout not settled yet or
     paid within the return window (a paid payout can still fail), or still being
     onboarded."""
-    from accounts.models import Seller
-    from payments.models import Payout
 
     Status = Payout.Status
     returns_since = min(since, timezone.now() - timedelta(days=RETURN_WINDOW_DAYS))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from marketplace.kernel.currencies import format_amount
+
 
 class Dispute(models.Model):
     class Status(models.TextChoices):
@@ -103,8 +105,6 @@ class DisputeLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        from marketplace.kernel.currencies import format_amount
-
         amount = format_amount(self.amount_minor, self.dispute.currency)
         return f"{amount} of line #{self.order_line_id}"
 

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from marketplace.kernel.currencies import format_amount
+
 
 class AppendOnlyError(Exception):
     """A ledger row was about to be changed or deleted."""
@@ -297,8 +299,6 @@ class LedgerEntry(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        from marketplace.kernel.currencies import format_amount
-
         sign = "+" if self.amount_minor > 0 else ""
         return f"{sign}{format_amount(self.amount_minor, self.currency)} on {self.account}"
 

@@ -8,6 +8,8 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 
+from payments.webhook_secrets import secret_decrypt, secret_encrypt
+
 EVENT_TYPES = [
     ("order.paid", "An order was paid"),
     ("refund.created", "A refund was created"),
@@ -61,21 +63,15 @@ class WebhookEndpoint(models.Model):
     @property
     def secret(self) -> str:
         """The current signing secret, decrypted."""
-        from payments.webhook_secrets import secret_decrypt
-
         return secret_decrypt(self.secret_encrypted)
 
     @secret.setter
     def secret(self, value: str) -> None:
-        from payments.webhook_secrets import secret_encrypt
-
         self.secret_encrypted = secret_encrypt(value)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets that sign a delivery at ``now``: the current one, then the one
         before the last rotation while its overlap window lasts."""
-        from payments.webhook_secrets import secret_decrypt
-
         live = [self.secret]
         expires = self.previous_secret_expires_at
         if self.previous_secret_encrypted and expires is not None and now < expires:

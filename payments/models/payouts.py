@@ -10,6 +10,8 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import F, Q
 
+from marketplace.kernel.currencies import exponent
+
 
 def default_hold_days() -> int:
     return int(settings.PAYMENTS_HOLD_DAYS)
@@ -20,8 +22,6 @@ def default_release_on_delivery() -> bool:
 
 
 def _amounts_by_currency_errors(value: object) -> list[str]:
-    from marketplace.kernel.currencies import exponent
-
     if not isinstance(value, dict):
         return ['Give amounts per currency in minor units, e.g. {"USD": 1000}.']
     errors = []

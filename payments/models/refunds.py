@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from marketplace.kernel.currencies import format_amount
+
 
 class Refund(models.Model):
     class Status(models.TextChoices):
@@ -98,7 +100,5 @@ class RefundLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        from marketplace.kernel.currencies import format_amount
-
         amount = format_amount(self.amount_minor, self.refund.currency)
         return f"{amount} of line #{self.order_line_id}"

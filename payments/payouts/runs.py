@@ -63,6 +63,7 @@ from payments.payouts.planning import (
     payouts_preview,
     send_delay,
 )
+from payments.payouts.sending import bank_payouts_retry_for_run
 
 Kind = LedgerAccount.Kind
 Status = Payout.Status
@@ -357,7 +358,6 @@ def payout_sends_enqueue(*, payout_ids: list[int], first_slot: int, since: datet
 def _run_finished(run: PayoutRun, sellers: Sequence[int] | None) -> None:
     """The run's last part: send again the bank payouts that wait for a run (refused
     or failed ones), paced after the run's own sends."""
-    from payments.payouts.sending import bank_payouts_retry_for_run
 
     bank_payouts_retry_for_run(
         seller_ids=None if sellers is None else list(sellers), first_slot=run.sends_scheduled

@@ -63,7 +63,10 @@ from payments.models import (
     PayoutStep,
 )
 from payments.payouts.guard import payout_frozen_reason, payout_guard
+from payments.payouts.planning import send_delay
 from payments.payouts.settlement import (
+    SETTLED,
+    bank_payout_settle,
     payout_notify_later,
     payout_post,
     payout_transfer_refused,
@@ -466,7 +469,6 @@ def _bank_refused(payout: Payout, step: PayoutStep, exc: ProcessorError) -> Payo
 def _bank_sent(payout: Payout, step: PayoutStep, sent: ProcessorPayout, *, adopted: bool) -> Payout:
     """Record the bank payout on the attempt that made it (an adopted one is an earlier
     attempt's, whose answer was lost) and the payout as in transit."""
-    from payments.payouts.settlement import SETTLED, bank_payout_settle
 
     with transaction.atomic():
         locked = payout_lock(payout.pk)
@@ -551,7 +553,6 @@ def bank_payouts_retry_for_run(*, seller_ids: list[int] | None = None, first_slo
     bank payout was refused, failed or returned (their money waits in the seller's
     processor account), as a new round of attempts, paced after the run's own sends
     (from ``first_slot``). Returns how many."""
-    from payments.payouts.planning import send_delay
 
     waiting = Payout.objects.filter(
         method=PayoutMethod.PROCESSOR,

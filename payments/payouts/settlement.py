@@ -28,6 +28,8 @@ from django.utils import timezone
 
 from marketplace.kernel.errors import InvalidState
 from marketplace.kernel.task_queue import enqueue_on_commit
+from payments.integrations.announcements import payout_announce
+from payments.integrations.webhooks import EVENT_NAMES
 from payments.ledger.locks import payout_lock, sellers_money_lock
 from payments.ledger.posting import Posting, ledger_account, ledger_post
 from payments.models import LedgerAccount, LedgerTransaction, Payout, PayoutStep
@@ -419,8 +421,6 @@ def _step_for(
 def payout_notify_later(payout: Payout, event: str) -> None:
     """Email the seller (and operators, for what needs them) and tell integrators, once
     this transaction commits."""
-    from payments.integrations.announcements import payout_announce
-    from payments.integrations.webhooks import EVENT_NAMES
 
     announced = INTEGRATOR_EVENTS.get(event, event)
     if f"payout.{announced}" in EVENT_NAMES:

@@ -54,6 +54,7 @@ from django.utils import timezone
 
 from marketplace.kernel.money import percentage
 from marketplace.kernel.task_queue import enqueue_on_commit
+from payments.models import WebhookEvent
 from payments.models.local import (
     LocalAccount,
     LocalEvent,
@@ -199,7 +200,6 @@ class LocalProcessor:
         """On a replayed request: the object's event, emitted if a crash between writing
         the object and emitting its event lost it, and delivered again if it never
         reached our webhook endpoint (Stripe retries a delivery until it is received)."""
-        from payments.models import WebhookEvent
 
         event = LocalEvent.objects.filter(type=type_, data__id=data["id"]).first()
         if event is None:

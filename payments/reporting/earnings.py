@@ -22,6 +22,7 @@ from payments.models import (
     LedgerEntry,
     LedgerTransaction,
     PayoutEntry,
+    SellerPlanChoice,
 )
 from payments.reporting.periods import day_start
 
@@ -142,7 +143,6 @@ def commission_terms(
     plan's commission when their current plan has one, in every currency (shown as an
     unsaved rule named after the plan, the precedence of ``payments.revenue.commission``), else
     the platform default (the latest first)."""
-    from payments.models import SellerPlanChoice
 
     wanted = sorted(set(currencies))
     now = timezone.now()

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 
 from marketplace.models import Order
-from payments.models import SentNotification
+from payments.models import PaymentAttempt, Payout, Refund, RefundRequest, SentNotification
 
 
 def send_once(key: str, send: Callable[[], int]) -> int:
@@ -76,7 +76,6 @@ def order_payment_failed_notify(*, order_id: int) -> int:
 
 
 def _order_payment_failed_send(order_id: int) -> int:
-    from payments.models import PaymentAttempt
 
     order = Order.objects.select_related("customer").get(pk=order_id)
     if order.status != Order.Status.CANCELLED:
@@ -116,8 +115,6 @@ def payout_notify(*, payout_id: int, event: str) -> int:
 def _payout_send(payout_id: int, event: str) -> int:
     from django.core.mail import mail_admins, send_mail
 
-    from payments.models import Payout
-
     payout = Payout.objects.select_related("seller__user").get(pk=payout_id)
     sent = 0
     if event in PAYOUT_SUBJECTS:
@@ -138,7 +135,6 @@ def refund_succeeded_notify(*, refund_id: int) -> int:
     """Tell the customer what they get back and each seller in the refund what it
     takes from their share, once each (a key per recipient: a retry after a failed
     send sends only what did not go). Returns how many were sent."""
-    from payments.models import Refund
 
     refund = (
         Refund.objects.select_related("order__customer")
@@ -168,7 +164,6 @@ def refund_succeeded_notify(*, refund_id: int) -> int:
 def refund_request_declined_notify(*, request_id: int) -> int:
     """Tell the customer that their refund request was declined and why, and the
     line's seller that it was, once each. Returns how many were sent."""
-    from payments.models import RefundRequest
 
     request = RefundRequest.objects.select_related(
         "order_line__order", "order_line__seller_order__seller__user", "requested_by", "decided_by"

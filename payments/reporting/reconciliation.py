@@ -37,6 +37,7 @@ from payments.models import (
     LedgerTransaction,
     PaymentAttempt,
     Payout,
+    ReconciliationRun,
     Refund,
 )
 from payments.processors import get_processor
@@ -215,7 +216,6 @@ KEPT_DIFFERENCES = 50
 def reconciliation_record(*, since: datetime, until: datetime, via: str) -> Reconciliation:
     """Reconcile the period and keep the result (``ReconciliationRun``), so the console
     shows how the last reconciliation went without asking the processor again."""
-    from payments.models import ReconciliationRun
 
     report = reconcile(since=since, until=until)
     ReconciliationRun.objects.create(

@@ -3,5 +3,6 @@ seller's plan), the customer's service fee, sellers' monthly plan fees and listi
 fees.
 
 May import: ``ledger``, ``payments.models``, ``marketplace.models``, ``accounts`` and
-the shared kernel. Never ``collection``, ``payouts``, ``reporting`` or ``integrations``.
+the shared kernel. Never ``collection``, ``payouts``, ``reporting``, ``integrations``
+or ``processors`` (contract "revenue-below").
 """

@@ -40,6 +40,8 @@ from django.db.models import Exists, F, OuterRef, Q, Sum
 
 from accounts.models import User
 from marketplace.kernel.money import percentage
+from marketplace.models import Order, OrderLine
+from payments.ledger.audit import audited_save
 from payments.models import CommissionRule, SellerPlan, SellerPlanChoice, VolumeTier
 
 if TYPE_CHECKING:
@@ -145,7 +147,6 @@ def tier_for(tiers: Iterable[VolumeTier], sales_minor: int) -> VolumeTier | None
 def trailing_sales(*, seller_ids: Iterable[int], currency: str, at: datetime) -> dict[int, int]:
     """Each seller's trailing 30-day sales in ``currency`` at ``at`` (module docstring),
     from one grouped query; a seller with none is absent (0)."""
-    from marketplace.models import Order, OrderLine
 
     ids = sorted(set(seller_ids))
     if not ids:
@@ -305,8 +306,6 @@ def commission_rule_save(
     tiers measure sales in it) and stays a default or category rule. Orders keep the
     terms they were placed with."""
     from django.core.exceptions import ValidationError
-
-    from payments.ledger.audit import audited_save
 
     if rule.pk is not None and rule.tiers.exists():
         saved_currency, saved_scope = CommissionRule.objects.values_list("currency", "scope").get(

@@ -33,8 +33,10 @@ from django.utils import timezone
 from accounts.models import User
 from marketplace.kernel.currencies import SUPPORTED_CURRENCIES
 from marketplace.kernel.money import is_whole_number, percentage
-from payments.ledger.posting import Posting
-from payments.models import ServiceFee
+from marketplace.models import Order
+from payments.ledger.audit import audited_save
+from payments.ledger.posting import Posting, platform_account
+from payments.models import Dispute, LedgerAccount, Refund, ServiceFee
 
 
 def service_fee_save(
@@ -44,7 +46,6 @@ def service_fee_save(
     from 0 to 100 %, a fixed fee of whole minor units not below zero, at least one of
     them above zero, and an end after the start. Else a ``ValidationError`` naming the
     field, and nothing is saved. Orders keep the fee they were placed with."""
-    from payments.ledger.audit import audited_save
 
     errors: dict[str, str] = {}
     if fee.currency not in SUPPORTED_CURRENCIES:
@@ -162,9 +163,6 @@ def service_fee_back_postings(*, order_id: int, change_minor: int) -> list[Posti
     disputes gave back before the change (the caller holds the order's lock and has not
     yet written the change's status): ``service_fees`` moves by the change less what of
     it is repaid twice, ``losses`` by that part (module docstring)."""
-    from marketplace.models import Order
-    from payments.ledger.posting import platform_account
-    from payments.models import Dispute, LedgerAccount, Refund
 
     if not change_minor:
         return []

@@ -22,6 +22,7 @@ from django.db import transaction
 from accounts.models import User
 from marketplace.kernel.currencies import SUPPORTED_CURRENCIES
 from marketplace.kernel.money import is_whole_number
+from payments.ledger.audit import audit_record
 from payments.models import CommissionRule, VolumeTier
 from payments.models.commission import TierSpec, tier_money, tiers_text
 
@@ -98,7 +99,6 @@ def volume_tiers_save(
     """Replace all the rule's tiers with ``tiers`` (validated as the module docstring
     says, else nothing changes), in one transaction, recorded on the rule's history
     (the tiers before and after, in words and money: ``tiers_text``)."""
-    from payments.ledger.audit import audit_record
 
     rule = CommissionRule.objects.select_for_update().get(pk=rule.pk)
     ordered = volume_tiers_validate(currency=rule.currency, tiers=tiers, scope=rule.scope)
