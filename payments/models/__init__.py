@@ -1,3 +1,7 @@
+"""The tables of the money: the ledger, payments, refunds, disputes, payouts, fees,
+plans, webhooks and the local processor's simulated Stripe. They import only the shared
+kernel and ``payments.webhook_secrets``; every package of ``payments`` builds on them."""
+
 from payments.models.attempts import PaymentAttempt
 from payments.models.audit import AuditRecord
 from payments.models.commission import CommissionRule, VolumeTier
