@@ -524,9 +524,9 @@ def in_process_worker() -> Iterator[Callable[[], None]]:
         # Tasks queue more tasks (an event delivered queues its processing): until none.
         while len(connection.run_on_commit) > first:
             _savepoints, callback, _robust = connection.run_on_commit.pop(first)
-            # enqueue_on_commit queues ``partial(enqueue, task, *args)``.
-            task = callback.args[0] if isinstance(callback, partial) and callback.args else None
-            if not getattr(task, "name", "").endswith(EMAIL_TASK_SUFFIX):
+            # enqueue_on_commit queues ``partial(enqueue, task_name, *args)``.
+            queued = callback.args[0] if isinstance(callback, partial) and callback.args else ""
+            if not str(queued).endswith(EMAIL_TASK_SUFFIX):
                 callback()
 
     eager = app.conf.task_always_eager, app.conf.task_eager_propagates

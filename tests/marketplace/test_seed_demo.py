@@ -183,3 +183,21 @@ def test_seed_demo_twice_changes_nothing(seeded, capsys):
     assert (counts(), Order.objects.count(), LedgerEntry.objects.count()) == before
     assert Product.objects.get(title="Matcha Bowl").stock == 1
     assert "Demo data: 0 rows created." in capsys.readouterr().out
+
+
+def test_the_demo_worker_runs_queued_work_but_not_the_history_s_emails(monkeypatch):
+    """``in_process_worker`` runs what services queued by task name, as a worker would,
+    except the emails about the demo's history (tasks named ``*_notify_task``)."""
+    from marketplace.demo import in_process_worker
+    from marketplace.kernel import task_queue
+
+    ran = []
+    monkeypatch.setattr(
+        task_queue, "_publish", lambda task, args, countdown=None: ran.append(task.name)
+    )
+    with transaction.atomic(), in_process_worker() as work:
+        task_queue.enqueue_on_commit("payments.tasks.order_paid_notify_task", 1)
+        task_queue.enqueue_on_commit("payments.tasks.webhook_event_process_task", 2)
+        work()
+
+    assert ran == ["payments.tasks.webhook_event_process_task"]
