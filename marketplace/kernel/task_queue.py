@@ -85,8 +85,7 @@ def deferred_tasks_send(*, pks: list[int] | None = None, limit: int = SEND_BATCH
     operator's "send now" never publish the same row twice), and deleted in the same
     transaction. Rows naming no registered task are left for an operator to delete.
     Returns how many were sent."""
-    app = current_app
-    waiting = DeferredTask.objects.filter(task__in=list(app.tasks))
+    waiting = DeferredTask.objects.filter(task__in=list(current_app.tasks))
     if pks is not None:
         waiting = waiting.filter(pk__in=pks)
     sent = 0
@@ -96,7 +95,7 @@ def deferred_tasks_send(*, pks: list[int] | None = None, limit: int = SEND_BATCH
             if deferred is None:
                 break
             try:
-                _publish(app.tasks[deferred.task], deferred.args)
+                _publish(current_app.tasks[deferred.task], deferred.args)
             except BROKER_ERRORS as exc:
                 DeferredTask.objects.filter(pk=deferred.pk).update(
                     attempts=deferred.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:500]
@@ -105,7 +104,7 @@ def deferred_tasks_send(*, pks: list[int] | None = None, limit: int = SEND_BATCH
                 break
             deferred.delete()
         sent += 1
-    unknown = DeferredTask.objects.exclude(task__in=list(app.tasks)).count()
+    unknown = DeferredTask.objects.exclude(task__in=list(current_app.tasks)).count()
     if unknown:
         logger.error("%d deferred tasks name no registered task; left for an operator", unknown)
     return sent

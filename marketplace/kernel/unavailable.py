@@ -23,9 +23,8 @@ def database_unavailable(exc: BaseException | None) -> bool:
         return True
     if not isinstance(exc, OperationalError):
         return False
-    cause = exc.__cause__
-    if not hasattr(cause, "sqlstate"):  # not PostgreSQL (SQLite in development)
+    sqlstate = getattr(exc.__cause__, "sqlstate", False)
+    if sqlstate is False:  # not PostgreSQL (SQLite in development)
         return False
     # psycopg gives no SQLSTATE when it cannot connect or the connection is lost.
-    sqlstate: str | None = getattr(cause, "sqlstate", None)
-    return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    return sqlstate is None or str(sqlstate).startswith(UNAVAILABLE_SQLSTATES)
